@@ -1,0 +1,293 @@
+//! The repository's policy file, `<repo>/tally/policy.toml`, and the trust files it names.
+
+use std::path::{Path, PathBuf};
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tally_verify::files::{FilePolicy, FileRules};
+use tally_verify::syntax::Limits;
+use tally_verify::trust::{self, Trust};
+
+/// Directory inside the bare repository that holds tally's files.
+pub const TALLY_DIR: &str = "tally";
+/// The policy file's name inside [`TALLY_DIR`].
+pub const POLICY_FILE: &str = "policy.toml";
+
+/// `[branches]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Branches {
+    /// Branch names (under `refs/heads/`) tally guards; globs such as `release/*` allowed.
+    pub protected: Vec<String>,
+}
+
+/// `[signatures]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signatures {
+    /// git's allowed_signers file, relative to the tally directory.
+    pub allowed_signers: PathBuf,
+    /// Optional list of revoked public keys; when set, the file must exist.
+    #[serde(default)]
+    pub revocation_file: Option<PathBuf>,
+}
+
+/// The whole policy file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// Which branches are guarded.
+    pub branches: Branches,
+    /// Who may sign.
+    pub signatures: Signatures,
+    /// Which files may change.
+    #[serde(default)]
+    pub files: FilePolicy,
+    /// Bounds on syntax validation.
+    #[serde(default)]
+    pub syntax: Limits,
+}
+
+/// Why the policy cannot be used. The hook refuses every protected push while this is so.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The policy file is missing or unreadable.
+    #[error("cannot read policy {path}: {source}; run `tally init` on this repository")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The policy file is not valid TOML for the policy schema.
+    #[error("policy {path} is invalid: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A protected branch pattern does not compile.
+    #[error("policy {path}: [branches] protected pattern {pattern:?} is not a valid glob")]
+    BranchGlob {
+        /// The file.
+        path: PathBuf,
+        /// The pattern.
+        pattern: String,
+    },
+    /// A files pattern does not compile.
+    #[error("policy {path}: {source}")]
+    FileGlob {
+        /// The file.
+        path: PathBuf,
+        /// Which pattern.
+        source: tally_verify::files::GlobError,
+    },
+    /// allowed_signers or the revocation file cannot be used.
+    #[error(transparent)]
+    Trust(#[from] trust::LoadError),
+    /// No protected branch and no signer makes the hook pointless; refuse to guess.
+    #[error("allowed_signers {path} lists no signers; add at least one `principal keytype key` line")]
+    NoSigners {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// A loaded, compiled policy.
+pub struct Config {
+    /// The parsed file.
+    pub policy: PolicyFile,
+    protected: GlobSet,
+    /// Compiled file rules.
+    pub files: FileRules,
+    /// Signers and revocations.
+    pub trust: Trust,
+    /// SHA-256 over the policy file, allowed_signers and the revocation file (each
+    /// length-prefixed), so any change to what is enforced changes the digest.
+    pub digest: [u8; 32],
+}
+
+impl Config {
+    /// Loads `<git_dir>/tally/policy.toml` and the files it names.
+    pub fn load(git_dir: &Path) -> Result<Config, ConfigError> {
+        let dir = git_dir.join(TALLY_DIR);
+        let path = dir.join(POLICY_FILE);
+        let text = std::fs::read(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let policy = parse_policy(&path, &text)?;
+        let protected = branch_globs(&path, &policy.branches.protected)?;
+        let files = FileRules::new(&policy.files, policy.syntax.clone()).map_err(|source| {
+            ConfigError::FileGlob {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        let signers_path = dir.join(&policy.signatures.allowed_signers);
+        let revocation_path = policy.signatures.revocation_file.as_ref().map(|p| dir.join(p));
+        let trust = trust::load(&signers_path, revocation_path.as_deref())?;
+        if trust.signers().is_empty() {
+            return Err(ConfigError::NoSigners { path: signers_path });
+        }
+        let mut hasher = Sha256::new();
+        hasher.update(b"tally policy digest v1\n");
+        for part in [
+            Some(path.as_path()),
+            Some(signers_path.as_path()),
+            revocation_path.as_deref(),
+        ] {
+            let bytes = match part {
+                Some(p) => std::fs::read(p).map_err(|source| ConfigError::Read {
+                    path: p.to_owned(),
+                    source,
+                })?,
+                None => Vec::new(),
+            };
+            hasher.update((bytes.len() as u64).to_be_bytes());
+            hasher.update(&bytes);
+        }
+        Ok(Config {
+            policy,
+            protected,
+            files,
+            trust,
+            digest: hasher.finalize().into(),
+        })
+    }
+
+    /// Whether a full ref name is a protected branch.
+    pub fn is_protected(&self, refname: &str) -> bool {
+        refname
+            .strip_prefix("refs/heads/")
+            .is_some_and(|name| self.protected.is_match(name))
+    }
+
+    /// The policy digest as lowercase hex.
+    pub fn digest_hex(&self) -> String {
+        self.digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Parses policy text, reporting TOML errors with their position.
+pub fn parse_policy(path: &Path, text: &[u8]) -> Result<PolicyFile, ConfigError> {
+    let text = std::str::from_utf8(text).map_err(|_| ConfigError::Parse {
+        path: path.to_owned(),
+        message: "file is not UTF-8".into(),
+    })?;
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string().trim_end().replace('\n', " "),
+    })
+}
+
+fn branch_globs(path: &Path, patterns: &[String]) -> Result<GlobSet, ConfigError> {
+    let mut set = GlobSetBuilder::new();
+    for pattern in patterns {
+        let glob = GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .map_err(|_| ConfigError::BranchGlob {
+                path: path.to_owned(),
+                pattern: pattern.clone(),
+            })?;
+        set.add(glob);
+    }
+    set.build().map_err(|_| ConfigError::BranchGlob {
+        path: path.to_owned(),
+        pattern: patterns.join(","),
+    })
+}
+
+/// The policy file `tally init` writes: every setting, with its default, explained.
+pub fn default_policy_text(branches: &[String]) -> String {
+    let quoted: Vec<String> = branches.iter().map(|b| format!("{b:?}")).collect();
+    let allow: Vec<String> = tally_verify::files::DEFAULT_ALLOW
+        .iter()
+        .map(|p| format!("    {p:?},"))
+        .collect();
+    let limits = Limits::default();
+    format!(
+        r#"# tally policy for this repository, written by `tally init`.
+# Any change to this file, to allowed_signers or to the revocation file changes the policy
+# digest tally records with every verdict.
+#
+# On a protected branch every push must be a fast-forward (no deletion, no force-push), every
+# new commit must have exactly one parent and carry exactly one SSH signature by a key in
+# allowed_signers whose principal matches the committer email and whose validity window holds
+# both at the committer date and at push time, and every added or modified file must pass the
+# [files] rules below. These rules are not optional: to relax them for a branch, do not
+# protect it.
+
+[branches]
+# Branch names under refs/heads/ that tally guards. Globs are allowed ("release/*").
+protected = [{branches}]
+
+[signatures]
+# git's allowed_signers format (ssh-keygen(1), ALLOWED SIGNERS), relative to this directory.
+allowed_signers = "allowed_signers"
+# Optional list of revoked OpenSSH public keys, one per line. If set, the file must exist:
+# a missing revocation file refuses every protected push.
+# revocation_file = "revoked_keys"
+
+[files]
+# Globs every added or modified path must match. A pattern without "/" matches the file
+# name at any depth; a pattern with "/" matches the whole path from the repository root.
+# Executables (mode 100755), symbolic links and submodules are always refused.
+allow = [
+{allow}
+]
+# Largest file accepted, in bytes (1 MiB). Larger blobs are refused without being read.
+max_size = {max_size}
+
+[syntax]
+# YAML (.yaml, .yml), JSON and TOML files must parse within these bounds.
+# Deepest nesting of mappings, sequences, arrays and tables.
+max_depth = {max_depth}
+# Most YAML aliases (*name) in one file.
+max_yaml_aliases = {max_aliases}
+# Most YAML nodes a file may have once every alias is expanded (stops "billion laughs").
+max_yaml_expanded_nodes = {max_expanded}
+# Most YAML documents ("---") in one file.
+max_documents = {max_documents}
+"#,
+        branches = quoted.join(", "),
+        allow = allow.join("\n"),
+        max_size = tally_verify::files::DEFAULT_MAX_SIZE,
+        max_depth = limits.max_depth,
+        max_aliases = limits.max_yaml_aliases,
+        max_expanded = limits.max_yaml_expanded_nodes,
+        max_documents = limits.max_documents,
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_policy_text_parses_back_to_the_defaults() {
+        let text = default_policy_text(&["main".into(), "release/*".into()]);
+        let p = parse_policy(Path::new("policy.toml"), text.as_bytes()).unwrap();
+        assert_eq!(p.branches.protected, vec!["main", "release/*"]);
+        assert_eq!(p.files, FilePolicy::default());
+        assert_eq!(p.syntax, Limits::default());
+        assert_eq!(p.signatures.revocation_file, None);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_position() {
+        let err = parse_policy(
+            Path::new("p.toml"),
+            b"[branches]\nprotected=[\"main\"]\n[signatures]\nallowed_signers=\"a\"\nrevocation=\"x\"\n",
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("revocation"), "{msg}");
+        assert!(msg.contains("line 5"), "{msg}");
+    }
+}

@@ -1,0 +1,295 @@
+//! `tally init`: set up a bare repository so that tally guards it.
+//!
+//! Idempotent: running it again changes nothing that is already right, and says so. It never
+//! overwrites a hook it did not write unless told to (`--force`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use tally_verify::signers::AllowedSigners;
+
+use crate::config::{POLICY_FILE, TALLY_DIR, default_policy_text, parse_policy};
+
+/// The hooks tally installs, and the `tally hook` argument each runs.
+pub const HOOKS: &[(&str, &str)] = &[("pre-receive", "pre-receive")];
+
+/// Marks a hook script as tally's own.
+const MARKER: &str = "# Installed by `tally init`";
+
+/// What to set up.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// The bare repository.
+    pub repo: PathBuf,
+    /// allowed_signers file to copy in.
+    pub allowed_signers: PathBuf,
+    /// Protected branches; empty means `main`.
+    pub branches: Vec<String>,
+    /// Overwrite foreign hooks and an existing policy.
+    pub force: bool,
+    /// The tally binary the hooks run, by absolute path.
+    pub tally_binary: PathBuf,
+}
+
+/// Why `tally init` stopped. Nothing after the failing step was written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InitError {
+    /// Not a bare git repository.
+    #[error("{path} is not a bare git repository ({reason}); create one with `git init --bare {path}`")]
+    NotBare {
+        /// The path given.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The signers file is unusable.
+    #[error("{0}")]
+    Signers(#[from] tally_verify::signers::SignersError),
+    /// The signers file lists nobody.
+    #[error("{path} lists no signers; add at least one `principal keytype key` line")]
+    NoSigners {
+        /// The file.
+        path: String,
+    },
+    /// A hook exists that tally did not write.
+    #[error("{path} exists and was not written by tally; merge it by hand or rerun with --force to replace it")]
+    ForeignHook {
+        /// The hook.
+        path: String,
+    },
+    /// A branch name is not usable.
+    #[error("--branch {name:?} is not a valid branch name or pattern")]
+    BadBranch {
+        /// The name.
+        name: String,
+    },
+    /// The existing policy is invalid.
+    #[error("existing {0}; fix it or rerun with --force to rewrite it")]
+    BadPolicy(crate::config::ConfigError),
+    /// File system error.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `git config` failed.
+    #[error("cannot set git configuration {key} in {repo}: {message}")]
+    GitConfig {
+        /// The key.
+        key: String,
+        /// The repository.
+        repo: String,
+        /// Why.
+        message: String,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + '_ {
+    move |source| InitError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Outcome of writing one file.
+enum Wrote {
+    Created,
+    Updated,
+    Unchanged,
+    Kept,
+}
+
+impl Wrote {
+    fn verb(&self) -> &'static str {
+        match self {
+            Wrote::Created => "created",
+            Wrote::Updated => "updated",
+            Wrote::Unchanged => "unchanged",
+            Wrote::Kept => "kept (exists; --force rewrites it)",
+        }
+    }
+}
+
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename), unless it already
+/// holds exactly that.
+fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<Wrote, InitError> {
+    use std::os::unix::fs::PermissionsExt;
+    let existing = std::fs::read(path).ok();
+    if existing.as_deref() == Some(bytes) {
+        let perms = std::fs::metadata(path).map_err(io(path))?.permissions();
+        if perms.mode() & 0o777 != mode {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io(path))?;
+            return Ok(Wrote::Updated);
+        }
+        return Ok(Wrote::Unchanged);
+    }
+    let tmp = path.with_extension("tally-tmp");
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(bytes).map_err(io(&tmp))?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+    }
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    Ok(if existing.is_some() {
+        Wrote::Updated
+    } else {
+        Wrote::Created
+    })
+}
+
+/// The script installed as a hook: it runs this tally binary by absolute path.
+pub fn hook_script(tally: &Path, hook_arg: &str) -> String {
+    let quoted = tally.display().to_string().replace('\'', r"'\''");
+    format!(
+        "#!/bin/sh\n{MARKER}; `tally init` rewrites this file, do not edit it.\nexec '{quoted}' hook {hook_arg} \"$@\"\n"
+    )
+}
+
+/// Sets up the repository and prints what it did and what to do next.
+pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
+    let repo = gix::open_opts(&opts.repo, gix::open::Options::isolated()).map_err(|e| {
+        InitError::NotBare {
+            path: opts.repo.display().to_string(),
+            reason: e.to_string(),
+        }
+    })?;
+    if !repo.is_bare() {
+        return Err(InitError::NotBare {
+            path: opts.repo.display().to_string(),
+            reason: "it has a working tree".into(),
+        });
+    }
+    let git_dir = repo.git_dir().to_owned();
+    let signers_text = std::fs::read_to_string(&opts.allowed_signers).map_err(|source| {
+        InitError::Signers(tally_verify::signers::SignersError::Io {
+            path: opts.allowed_signers.clone(),
+            source,
+        })
+    })?;
+    let signers = AllowedSigners::parse(&signers_text)?;
+    if signers.is_empty() {
+        return Err(InitError::NoSigners {
+            path: opts.allowed_signers.display().to_string(),
+        });
+    }
+    let branches = if opts.branches.is_empty() {
+        vec!["main".to_owned()]
+    } else {
+        opts.branches.clone()
+    };
+    for b in &branches {
+        let valid = !b.is_empty()
+            && !b.starts_with("refs/")
+            && !b.starts_with('-')
+            && !b.contains("..")
+            && !b.bytes().any(|c| c.is_ascii_control() || c == b' ' || c == b'~' || c == b'^' || c == b':');
+        if !valid {
+            return Err(InitError::BadBranch { name: b.clone() });
+        }
+    }
+
+    // Check everything that can refuse before writing anything.
+    let hooks_dir = git_dir.join("hooks");
+    for (name, _) in HOOKS {
+        let path = hooks_dir.join(name);
+        if let Ok(existing) = std::fs::read_to_string(&path) {
+            if !existing.contains(MARKER) && !opts.force {
+                return Err(InitError::ForeignHook {
+                    path: path.display().to_string(),
+                });
+            }
+        } else if path.exists() && !opts.force {
+            return Err(InitError::ForeignHook {
+                path: path.display().to_string(),
+            });
+        }
+    }
+    let tally_dir = git_dir.join(TALLY_DIR);
+    let policy_path = tally_dir.join(POLICY_FILE);
+    let existing_policy = std::fs::read(&policy_path).ok();
+    if let (Some(text), false) = (&existing_policy, opts.force) {
+        parse_policy(&policy_path, text).map_err(InitError::BadPolicy)?;
+    }
+
+    std::fs::create_dir_all(&tally_dir).map_err(io(&tally_dir))?;
+    std::fs::create_dir_all(&hooks_dir).map_err(io(&hooks_dir))?;
+    let policy_text = default_policy_text(&branches);
+    let policy = match (&existing_policy, opts.force) {
+        (Some(_), false) => Wrote::Kept,
+        _ => write_file(&policy_path, policy_text.as_bytes(), 0o644)?,
+    };
+    let signers_path = tally_dir.join("allowed_signers");
+    let signers_wrote = write_file(&signers_path, signers_text.as_bytes(), 0o644)?;
+    let mut hook_lines = Vec::new();
+    for (name, arg) in HOOKS {
+        let path = hooks_dir.join(name);
+        let wrote = write_file(&path, hook_script(&opts.tally_binary, arg).as_bytes(), 0o755)?;
+        hook_lines.push((path, wrote));
+    }
+    // Defence in depth: git itself checks every pushed object's format.
+    git_config(&git_dir, "receive.fsckObjects", "true")?;
+
+    let p = |path: &Path| path.display().to_string();
+    let _ = writeln!(out, "tally init: {}", p(&git_dir));
+    let _ = writeln!(out, "  policy          {}: {}", p(&policy_path), policy.verb());
+    let _ = writeln!(
+        out,
+        "  allowed signers {}: {} ({} line{})",
+        p(&signers_path),
+        signers_wrote.verb(),
+        signers.entries().len(),
+        if signers.entries().len() == 1 { "" } else { "s" }
+    );
+    for (path, wrote) in &hook_lines {
+        let _ = writeln!(out, "  hook            {}: {}", p(path), wrote.verb());
+    }
+    let _ = writeln!(out, "  git config      receive.fsckObjects=true");
+    if matches!(policy, Wrote::Kept) {
+        let current = existing_policy
+            .as_deref()
+            .and_then(|t| parse_policy(&policy_path, t).ok())
+            .map(|pf| pf.branches.protected.join(", "))
+            .unwrap_or_default();
+        let _ = writeln!(out, "protected branches (from the existing policy): {current}");
+    } else {
+        let _ = writeln!(out, "protected branches: {}", branches.join(", "));
+    }
+    let _ = writeln!(out, "next:");
+    let _ = writeln!(
+        out,
+        "  - review {} (file allow-list, size and syntax limits)",
+        p(&policy_path)
+    );
+    let _ = writeln!(
+        out,
+        "  - signers configure git: git config gpg.format ssh; git config user.signingkey <key.pub>; git config commit.gpgsign true"
+    );
+    let _ = writeln!(
+        out,
+        "  - push signed commits; refused pushes explain what to fix"
+    );
+    Ok(())
+}
+
+fn git_config(git_dir: &Path, key: &str, value: &str) -> Result<(), InitError> {
+    let fail = |message: String| InitError::GitConfig {
+        key: key.to_owned(),
+        repo: git_dir.display().to_string(),
+        message,
+    };
+    let status = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(["config", key, value])
+        .output()
+        .map_err(|e| fail(format!("cannot run git: {e}")))?;
+    if !status.status.success() {
+        return Err(fail(String::from_utf8_lossy(&status.stderr).trim().to_owned()));
+    }
+    Ok(())
+}

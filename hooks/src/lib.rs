@@ -1,0 +1,11 @@
+//! tally's git hooks: the hook protocol, `tally init`, and the policy file.
+//!
+//! This crate is where git meets tally's rules: it reads what git hands a hook, loads the
+//! repository's policy, asks `tally-verify` for a verdict, and tells the pusher what to fix.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod init;
+pub mod output;
+pub mod pre_receive;

@@ -1,0 +1,301 @@
+//! The `pre-receive` hook: judge every protected ref update of a push before git applies it.
+//!
+//! githooks(5): stdin carries one `<old> SP <new> SP <ref> LF` line per ref; a non-zero exit
+//! refuses the whole push; the pushed objects are still in quarantine. Whatever the hook
+//! prints reaches the pusher as `remote:` lines, so every line is plain ASCII.
+
+use std::io::{BufRead, Read, Write};
+use std::path::Path;
+
+use gix::ObjectId;
+use jiff::Timestamp;
+use tally_verify::objects::Objects;
+use tally_verify::revision::{Checker, Update, Verdict, Violation};
+
+use crate::config::Config;
+use crate::output::Reporter;
+
+/// Most violation lines printed for one push; the rest are counted.
+const MAX_LINES: usize = 200;
+/// Longest stdin accepted: git sends one short line per ref.
+const MAX_INPUT: u64 = 64 * 1024 * 1024;
+
+/// Why the hook refuses without judging the push: the administrator's problem, not the
+/// pusher's.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HookError {
+    /// stdin is not what git sends.
+    #[error("malformed hook input line {line}: {reason}")]
+    Input {
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Reading stdin failed.
+    #[error("cannot read hook input: {0}")]
+    Io(#[from] std::io::Error),
+    /// The repository cannot be opened.
+    #[error("cannot open repository {path}: {message}")]
+    Repository {
+        /// The git directory.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// The policy cannot be loaded.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The object store cannot be opened.
+    #[error(transparent)]
+    Objects(#[from] tally_verify::objects::ObjectError),
+}
+
+/// What the hook decided.
+#[derive(Debug)]
+pub enum Decision {
+    /// Every update passed; the verdicts of the protected ones, for the ledger.
+    Accept(Vec<Verdict>),
+    /// At least one update broke a rule.
+    Refuse(Vec<Violation>),
+}
+
+/// Parses git's hook input. Each line must be exactly `<old> <new> <ref>` with full hex ids of
+/// the repository's hash length.
+pub fn parse_input(input: &[u8], hash_len: usize) -> Result<Vec<Update>, HookError> {
+    let text = std::str::from_utf8(input).map_err(|e| HookError::Input {
+        line: input[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1,
+        reason: "not UTF-8".into(),
+    })?;
+    let mut updates = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let bad = |reason: String| HookError::Input { line: i + 1, reason };
+        let mut parts = line.split(' ');
+        let (Some(old), Some(new), Some(refname), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad(format!(
+                "expected \"<old> <new> <ref>\", got {:?}",
+                crate::output::ascii(line)
+            )));
+        };
+        let id = |hex: &str, which: &str| -> Result<Option<ObjectId>, HookError> {
+            if hex.len() != hash_len * 2 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(bad(format!(
+                    "{which} id {:?} is not a {}-digit hex object id",
+                    crate::output::ascii(hex),
+                    hash_len * 2
+                )));
+            }
+            let id = ObjectId::from_hex(hex.as_bytes()).map_err(|e| bad(e.to_string()))?;
+            Ok((!id.is_null()).then_some(id))
+        };
+        let old = id(old, "old")?;
+        let new = id(new, "new")?;
+        if !refname.starts_with("refs/") || refname.bytes().any(|b| b.is_ascii_control()) {
+            return Err(bad(format!(
+                "ref {:?} is not a full ref name",
+                crate::output::ascii(refname)
+            )));
+        }
+        if old.is_none() && new.is_none() {
+            return Err(bad("old and new ids are both zero".into()));
+        }
+        updates.push(Update {
+            refname: refname.to_owned(),
+            old,
+            new,
+        });
+    }
+    Ok(updates)
+}
+
+/// Judges a push. Refs under `refs/tally/` are refused for everyone: they belong to tally.
+pub fn decide(git_dir: &Path, updates: &[Update], now: Timestamp) -> Result<Decision, HookError> {
+    let tally_refs: Vec<Violation> = updates
+        .iter()
+        .filter(|u| u.refname.starts_with("refs/tally/"))
+        .map(|u| Violation {
+            refname: u.refname.clone(),
+            commit: None,
+            path: None,
+            problem: tally_verify::revision::Problem::Reserved,
+        })
+        .collect();
+    let protected: Vec<&Update> = updates
+        .iter()
+        .filter(|u| !u.refname.starts_with("refs/tally/"))
+        .collect();
+    let config = Config::load(git_dir)?;
+    let protected: Vec<&Update> = protected
+        .into_iter()
+        .filter(|u| config.is_protected(&u.refname))
+        .collect();
+    if protected.is_empty() && tally_refs.is_empty() {
+        return Ok(Decision::Accept(Vec::new()));
+    }
+    let repo = open_repo(git_dir)?;
+    let objects = Objects::from_env(git_dir, repo.object_hash())?;
+    let mut checker = Checker::new(&objects, &config.trust, Some(&config.files), now);
+    let mut verdicts = Vec::new();
+    let mut violations = tally_refs;
+    for update in protected {
+        let hidden = if update.old.is_none() {
+            other_protected_tips(&repo, &config, &update.refname)?
+        } else {
+            Vec::new()
+        };
+        match checker.check(update, &hidden).into_verdict() {
+            Ok(v) => verdicts.push(v),
+            Err(v) => violations.extend(v),
+        }
+    }
+    Ok(if violations.is_empty() {
+        Decision::Accept(verdicts)
+    } else {
+        Decision::Refuse(violations)
+    })
+}
+
+fn open_repo(git_dir: &Path) -> Result<gix::Repository, HookError> {
+    gix::open_opts(git_dir, gix::open::Options::isolated()).map_err(|e| HookError::Repository {
+        path: git_dir.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Tips of the protected branches other than `refname`: their history was judged when it
+/// landed, so a new branch started from one of them is checked from there on. Unprotected
+/// branches are not trusted: anyone may have pushed anything to them.
+fn other_protected_tips(
+    repo: &gix::Repository,
+    config: &Config,
+    refname: &str,
+) -> Result<Vec<ObjectId>, HookError> {
+    let err = |e: &dyn std::fmt::Display| HookError::Repository {
+        path: repo.git_dir().display().to_string(),
+        message: format!("cannot list branches: {e}"),
+    };
+    let mut tips = Vec::new();
+    let refs = repo.references().map_err(|e| err(&e))?;
+    for r in refs.prefixed("refs/heads/").map_err(|e| err(&e))? {
+        let mut r = r.map_err(|e| err(&e))?;
+        let name = r.name().as_bstr().to_string();
+        if name == refname || !config.is_protected(&name) {
+            continue;
+        }
+        let id = r.peel_to_id().map_err(|e| err(&e))?;
+        tips.push(id.detach());
+    }
+    Ok(tips)
+}
+
+/// Runs the hook: reads git's input, judges, prints the outcome for the pusher. Returns
+/// whether the push is accepted; any error refuses it.
+pub fn run(git_dir: &Path, input: &mut impl BufRead, out: &mut impl Write, now: Timestamp) -> bool {
+    let mut reporter = Reporter::from_env(out);
+    let outcome = (|| {
+        let mut bytes = Vec::new();
+        input.take(MAX_INPUT).read_to_end(&mut bytes)?;
+        let hash_len = open_repo(git_dir)?.object_hash().len_in_bytes();
+        let updates = parse_input(&bytes, hash_len)?;
+        decide(git_dir, &updates, now)
+    })();
+    match outcome {
+        Ok(Decision::Accept(verdicts)) => {
+            for v in &verdicts {
+                let signers: std::collections::BTreeSet<&str> =
+                    v.commits.iter().map(|c| c.signer.principal.as_str()).collect();
+                reporter.line(&format!(
+                    "accepted {} on {} ({} new commit{}{})",
+                    v.update.new.map(|n| n.to_hex_with_len(10).to_string()).unwrap_or_default(),
+                    v.update.refname,
+                    v.commits.len(),
+                    if v.commits.len() == 1 { "" } else { "s" },
+                    if signers.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", signed by {}", signers.into_iter().collect::<Vec<_>>().join(", "))
+                    }
+                ));
+            }
+            true
+        }
+        Ok(Decision::Refuse(violations)) => {
+            report_violations(&mut reporter, &violations);
+            false
+        }
+        Err(e) => {
+            reporter.error(&format!("push refused: {e}"));
+            reporter.error("this is a server configuration problem; contact the repository administrator");
+            false
+        }
+    }
+}
+
+fn report_violations(reporter: &mut Reporter<impl Write>, violations: &[Violation]) {
+    let mut refs: Vec<&str> = violations.iter().map(|v| v.refname.as_str()).collect();
+    refs.dedup();
+    reporter.error(&format!(
+        "push refused: {} problem{} on {}",
+        violations.len(),
+        if violations.len() == 1 { "" } else { "s" },
+        refs.join(", ")
+    ));
+    for v in violations.iter().take(MAX_LINES) {
+        reporter.error(&format!("{v}; fix: {}", v.fix()));
+    }
+    if violations.len() > MAX_LINES {
+        reporter.error(&format!(
+            "... and {} more problems not shown",
+            violations.len() - MAX_LINES
+        ));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const A: &str = "1111111111111111111111111111111111111111";
+    const B: &str = "2222222222222222222222222222222222222222";
+    const Z: &str = "0000000000000000000000000000000000000000";
+
+    #[test]
+    fn parses_updates_creations_and_deletions() {
+        let input = format!("{A} {B} refs/heads/main\n{Z} {A} refs/heads/new\n{B} {Z} refs/heads/old\n");
+        let u = parse_input(input.as_bytes(), 20).unwrap();
+        assert_eq!(u.len(), 3);
+        assert!(u[0].old.is_some() && u[0].new.is_some());
+        assert!(u[1].old.is_none());
+        assert!(u[2].new.is_none());
+    }
+
+    #[test]
+    fn malformed_lines_name_the_line() {
+        for (input, line) in [
+            (format!("{A} {B}\n"), 1),
+            (format!("{A} {B} refs/heads/main\n{A} xyz refs/heads/main\n"), 2),
+            (format!("{A} {B} main\n"), 1),
+            (format!("{A} {B} refs/heads/main extra\n"), 1),
+            (format!("{Z} {Z} refs/heads/main\n"), 1),
+            (format!("{A}{A} {B} refs/heads/main\n"), 1),
+        ] {
+            match parse_input(input.as_bytes(), 20) {
+                Err(HookError::Input { line: l, .. }) => assert_eq!(l, line, "{input}"),
+                other => panic!("{input}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            parse_input(b"\xff\xfe", 20),
+            Err(HookError::Input { line: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn empty_input_is_no_updates() {
+        assert!(parse_input(b"", 20).unwrap().is_empty());
+    }
+}

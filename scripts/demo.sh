@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# End-to-end demo of tally guarding a GitOps branch, with real git pushes.
+#
+#   scripts/demo.sh        (from the repository root)
+#
+# Builds tally, makes a bare repository guarded by `tally init`, then shows one accepted push
+# and seven pushes that tally must refuse: unsigned, signed by an unknown key, an executable
+# script, a merge commit, a force push, invalid YAML, and a billion-laughs YAML document.
+# Everything happens in a temporary directory (removed at exit) with a hermetic git
+# configuration. Exits 0 only if every step behaves as expected.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+die() {
+	printf 'demo: FAILED: %s\n' "$*" >&2
+	exit 1
+}
+
+# Quotes a word for display only when it needs it.
+quote() {
+	case $1 in
+	'' | *[!A-Za-z0-9_./:=@%+,-]*) printf "'%s'" "${1//\'/\'\\\'\'}" ;;
+	*) printf '%s' "$1" ;;
+	esac
+}
+# Prints a command, then runs it.
+show() {
+	local word line='$'
+	for word in "$@"; do line+=" $(quote "$word")"; done
+	printf '%s\n' "$line"
+	"$@"
+}
+heading() { printf '\n== %s\n' "$*"; }
+# Writes stdin to file $1 and shows it.
+write() {
+	mkdir -p "$(dirname "$1")"
+	cat >"$1"
+	printf '$ cat %s\n' "$(quote "$1")"
+	sed 's/^/    /' "$1"
+}
+# Fixed, strictly increasing commit dates, so every run makes the same commits.
+tick=0
+next_date() {
+	tick=$((tick + 1))
+	export GIT_AUTHOR_DATE="$((1700000000 + tick * 60)) +0000"
+	export GIT_COMMITTER_DATE="$GIT_AUTHOR_DATE"
+}
+commit() {
+	next_date
+	show git -C "$@"
+}
+
+# --- build ------------------------------------------------------------------------------------
+heading "building tally"
+locked=(--locked)
+[ -f "$root/Cargo.lock" ] || locked=()
+(cd "$root" && show cargo build --release "${locked[@]}" -p tally) || die "tally does not build"
+target_dir=$(cd "$root" && cargo metadata --format-version 1 --no-deps |
+	sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+bin_dir=${target_dir:-$root/target}/release
+[ -x "$bin_dir/tally" ] || die "no tally binary at $bin_dir/tally"
+export PATH="$bin_dir:$PATH"
+
+# --- hermetic environment -----------------------------------------------------------------------
+work=$(mktemp -d "${TMPDIR:-/tmp}/tally-demo.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES \
+	GIT_CONFIG GIT_CONFIG_PARAMETERS GIT_CONFIG_COUNT GIT_NAMESPACE SSH_AUTH_SOCK \
+	GIT_AUTHOR_NAME GIT_AUTHOR_EMAIL GIT_COMMITTER_NAME GIT_COMMITTER_EMAIL
+export HOME="$work" GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL="$work/gitconfig" LC_ALL=C TZ=UTC
+: >"$GIT_CONFIG_GLOBAL"
+git config --global init.defaultBranch main
+git config --global advice.detachedHead false
+git config --global gc.auto 0
+cd "$work"
+printf '\n(working in %s, removed at exit)\n' "$work"
+
+failures=()
+
+# Pushes with `git -C <clone> push ...` (the arguments) and checks the outcome: $1 is
+# "accepted" or "refused", $2 the step's name. A refused push must leave the server's main where
+# it was; an accepted one must move it to the pusher's HEAD.
+push_expect() {
+	local want=$1 name=$2 clone=$3 before after rc
+	shift 2
+	before=$(git -C server.git rev-parse -q --verify main) || before="(none)"
+	if show git -C "$@" 2>&1; then rc=0; else rc=$?; fi
+	after=$(show git -C server.git rev-parse -q --verify main) || after="(none)"
+	[ "$after" != "(none)" ] || printf '(no main branch)\n'
+	if [ "$want" = accepted ]; then
+		if [ "$rc" -eq 0 ] && [ "$after" = "$(git -C "$clone" rev-parse HEAD)" ]; then
+			printf -- '-> accepted, as expected: main moved to %s\n' "$after"
+		else
+			printf -- '-> UNEXPECTED: this push should have been accepted (exit %s)\n' "$rc"
+			failures+=("$name: refused, should have been accepted")
+		fi
+	else
+		if [ "$rc" -ne 0 ] && [ "$after" = "$before" ]; then
+			printf -- '-> refused, as expected: main did not move\n'
+		else
+			printf -- '-> UNEXPECTED: this push should have been refused (exit %s, main %s -> %s)\n' \
+				"$rc" "$before" "$after"
+			failures+=("$name: accepted, should have been refused")
+		fi
+		# Drop the refused work from the clone, so the next step starts from the server's state.
+		show git -C "$clone" reset -q --hard origin/main
+	fi
+}
+
+deployment() { # replicas, image tag
+	cat <<EOF
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+spec:
+  replicas: $1
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: web
+          image: "registry.example.com/shop/web:$2"
+EOF
+}
+
+# --- setup --------------------------------------------------------------------------------------
+heading "setup: a bare repository guarded by tally, and two signing keys"
+show git init -q --bare -b main server.git
+show mkdir keys
+show ssh-keygen -q -t ed25519 -N '' -C alice@example.com -f keys/alice
+show ssh-keygen -q -t ed25519 -N '' -C mallory@example.com -f keys/mallory
+printf 'alice@example.com %s\n' "$(cut -d' ' -f1,2 keys/alice.pub)" | write allowed_signers
+show tally init server.git --allowed-signers allowed_signers
+[ -f server.git/tally/policy.toml ] || die "tally init did not write server.git/tally/policy.toml"
+show ls server.git/tally
+
+# Makes clone $1 committing as $1@example.com with key keys/$1, signing every commit.
+make_clone() {
+	show git clone -q server.git "$1"
+	show git -C "$1" config user.name "$1"
+	show git -C "$1" config user.email "$1@example.com"
+	show git -C "$1" config gpg.format ssh
+	show git -C "$1" config user.signingkey "$work/keys/$1"
+	show git -C "$1" config commit.gpgsign true
+}
+make_clone alice 2>&1
+
+# --- (a) ----------------------------------------------------------------------------------------
+heading "(a) alice pushes a signed YAML change  [expect: accepted]"
+deployment 2 1.0.0 | write alice/apps/web/deployment.yaml
+show git -C alice add apps
+commit alice commit -q -S -m "web: deploy 1.0.0"
+push_expect accepted a alice push origin main
+
+# --- (b) ----------------------------------------------------------------------------------------
+heading "(b) an unsigned commit  [expect: refused]"
+deployment 3 1.0.0 | write alice/apps/web/deployment.yaml
+commit alice commit -q --no-gpg-sign -a -m "web: scale to 3 (unsigned)"
+push_expect refused b alice push origin main
+
+# --- (c) ----------------------------------------------------------------------------------------
+heading "(c) mallory signs with her own key, which is not an allowed signer  [expect: refused]"
+make_clone mallory 2>&1
+deployment 2 6.6.6 | write mallory/apps/web/deployment.yaml
+commit mallory commit -q -S -a -m "web: deploy 6.6.6"
+push_expect refused c mallory push origin main
+
+# --- (d) ----------------------------------------------------------------------------------------
+heading "(d) alice's signed commit adds an executable deploy.sh  [expect: refused]"
+printf '#!/bin/sh\nkubectl apply -f apps/\n' | write alice/deploy.sh
+show chmod +x alice/deploy.sh
+show git -C alice add deploy.sh
+commit alice commit -q -S -m "add deploy script"
+push_expect refused d alice push origin main
+
+# --- (e) ----------------------------------------------------------------------------------------
+heading "(e) a merge commit (every commit signed by alice)  [expect: refused]"
+show git -C alice switch -q -c feature
+printf 'apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec:\n  ports: [{port: 80}]\n' |
+	write alice/apps/web/service.yaml
+show git -C alice add apps
+commit alice commit -q -S -m "web: add service"
+show git -C alice switch -q main
+deployment 2 1.0.1 | write alice/apps/web/deployment.yaml
+commit alice commit -q -S -a -m "web: deploy 1.0.1"
+commit alice merge -q --no-ff -S -m "merge feature" feature
+show git -C alice log --oneline --graph
+push_expect refused e alice push origin main
+show git -C alice branch -q -D feature
+
+# --- (f) ----------------------------------------------------------------------------------------
+heading "(f) a force push that rewrites history  [expect: refused]"
+commit alice commit -q --amend -S -m "web: deploy 1.0.0 (rewritten)"
+push_expect refused f alice push --force origin main
+
+# --- (g) ----------------------------------------------------------------------------------------
+heading "(g) a signed commit with invalid YAML  [expect: refused]"
+printf 'apiVersion: apps/v1\nkind: Deployment\nspec:\n  replicas: [2, 3\n  image: "web:1.0.2\n' |
+	write alice/apps/web/deployment.yaml
+commit alice commit -q -S -a -m "web: deploy 1.0.2"
+push_expect refused g alice push origin main
+
+# --- (h) ----------------------------------------------------------------------------------------
+heading "(h) a signed commit with a billion-laughs YAML document  [expect: refused]"
+{
+	printf 'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
+	prev=a
+	for name in b c d e f g h i; do
+		printf '%s: &%s [*%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s]\n' "$name" "$name" \
+			"$prev" "$prev" "$prev" "$prev" "$prev" "$prev" "$prev" "$prev" "$prev"
+		prev=$name
+	done
+} | write alice/apps/lol.yaml
+show git -C alice add apps
+commit alice commit -q -S -m "add config"
+push_expect refused h alice push origin main
+
+heading "the server's main after all of this: only alice's signed change"
+show git -C server.git log --oneline main
+
+# ledger and agent steps go here once those features land
+
+# --- verdict ------------------------------------------------------------------------------------
+if [ "${#failures[@]}" -gt 0 ]; then
+	printf '\ndemo FAILED: %d step(s) did not behave as expected:\n' "${#failures[@]}" >&2
+	printf '  (%s\n' "${failures[@]}" >&2
+	exit 1
+fi
+printf '\ndemo OK: 1 push accepted, 7 refused, as expected\n'

@@ -1,0 +1,61 @@
+//! Argument parsing, dispatch, and the one place where outcomes become exit codes.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands;
+
+/// Keeps a GitOps deployment branch signed, linear and declarative.
+#[derive(Debug, Parser)]
+#[command(name = "tally", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Set up a bare repository: policy, allowed signers and hooks.
+    Init(commands::init::InitArgs),
+    /// Run by git: a server-side hook.
+    Hook(commands::hook::HookArgs),
+}
+
+/// How a command ended; mapped to the exit status in [`main`].
+#[derive(Debug)]
+pub enum Outcome {
+    /// Exit 0.
+    Success,
+    /// Exit 1: a push or check was refused; the reasons were already printed.
+    Refused,
+    /// Exit 2: bad usage or configuration.
+    Config(String),
+}
+
+/// Parses arguments, runs the command, maps the outcome to an exit status: 0 success,
+/// 1 refused, 2 usage or configuration error.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let outcome = match cli.command {
+        Command::Init(args) => commands::init::run(args, &mut out),
+        Command::Hook(args) => commands::hook::run(args),
+    };
+    match outcome {
+        Outcome::Success => ExitCode::SUCCESS,
+        Outcome::Refused => ExitCode::from(1),
+        Outcome::Config(message) => {
+            eprintln!("tally: error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! `tally hook <name>`: the entry points git runs.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use crate::cli::Outcome;
+
+/// Arguments of `tally hook`.
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    #[command(subcommand)]
+    hook: Hook,
+}
+
+#[derive(Debug, Subcommand)]
+enum Hook {
+    /// git's pre-receive hook: judge every protected ref update of a push.
+    PreReceive,
+}
+
+/// The repository a hook runs in: git sets `GIT_DIR` (or runs hooks inside the git
+/// directory of a bare repository).
+fn git_dir() -> PathBuf {
+    std::env::var_os("GIT_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from)
+}
+
+/// Runs a hook. Its messages go to stderr, which git relays to the pusher.
+pub fn run(args: HookArgs) -> Outcome {
+    match args.hook {
+        Hook::PreReceive => {
+            let stdin = std::io::stdin();
+            let stderr = std::io::stderr();
+            let accepted = tally_hooks::pre_receive::run(
+                &git_dir(),
+                &mut stdin.lock(),
+                &mut stderr.lock(),
+                jiff::Timestamp::now(),
+            );
+            if accepted { Outcome::Success } else { Outcome::Refused }
+        }
+    }
+}

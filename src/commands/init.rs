@@ -1,0 +1,44 @@
+//! `tally init`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+use tally_hooks::init::{InitOptions, run as init};
+
+use crate::cli::Outcome;
+
+/// Arguments of `tally init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The bare repository to guard.
+    repo: PathBuf,
+    /// git allowed_signers file listing who may sign (copied into the repository).
+    #[arg(long, value_name = "FILE")]
+    allowed_signers: PathBuf,
+    /// A branch to protect (repeatable; default: main).
+    #[arg(long = "branch", value_name = "NAME")]
+    branches: Vec<String>,
+    /// Replace hooks tally did not write, and rewrite an existing policy.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Runs `tally init`.
+pub fn run(args: InitArgs, out: &mut impl Write) -> Outcome {
+    let tally_binary = match std::env::current_exe().and_then(|p| p.canonicalize()) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Config(format!("cannot find the tally binary's own path: {e}")),
+    };
+    let opts = InitOptions {
+        repo: args.repo,
+        allowed_signers: args.allowed_signers,
+        branches: args.branches,
+        force: args.force,
+        tally_binary,
+    };
+    match init(&opts, out) {
+        Ok(()) => Outcome::Success,
+        Err(e) => Outcome::Config(e.to_string()),
+    }
+}

@@ -1,0 +1,283 @@
+//! The declarative-only file policy: which paths, modes, sizes and syntaxes a commit may add.
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::syntax::{Format, Limits, SyntaxError};
+
+/// The default allow-list: declarative data and the documentation around it.
+pub const DEFAULT_ALLOW: &[&str] = &[
+    "*.yaml",
+    "*.yml",
+    "*.json",
+    "*.toml",
+    "*.tf",
+    "*.tfvars",
+    "*.hcl",
+    "*.cue",
+    "*.nix",
+    "*.md",
+    "*.txt",
+    ".gitignore",
+    ".gitattributes",
+    "CODEOWNERS",
+    "LICENSE",
+];
+
+/// Default per-file size cap: 1 MiB.
+pub const DEFAULT_MAX_SIZE: u64 = 1024 * 1024;
+
+/// The `[files]` table of the policy.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilePolicy {
+    /// Globs a changed path must match. A pattern without `/` matches the file name at any
+    /// depth (`*.yaml`); one with `/` matches the whole path from the root (`clusters/**/*.yaml`).
+    pub allow: Vec<String>,
+    /// Largest blob accepted, in bytes.
+    pub max_size: u64,
+}
+
+impl Default for FilePolicy {
+    fn default() -> Self {
+        FilePolicy {
+            allow: DEFAULT_ALLOW.iter().map(|s| (*s).to_owned()).collect(),
+            max_size: DEFAULT_MAX_SIZE,
+        }
+    }
+}
+
+/// A glob in the policy does not compile.
+#[derive(Debug, thiserror::Error)]
+#[error("[files] allow pattern {pattern:?} is not a valid glob: {reason}")]
+pub struct GlobError {
+    /// The pattern.
+    pub pattern: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// The file policy, compiled for matching.
+#[derive(Debug, Clone)]
+pub struct FileRules {
+    names: GlobSet,
+    paths: GlobSet,
+    /// Largest blob accepted, in bytes.
+    pub max_size: u64,
+    /// Bounds for syntax validation.
+    pub limits: Limits,
+}
+
+/// What is wrong with one changed file.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+#[non_exhaustive]
+pub enum FileProblem {
+    /// Path not on the allow-list.
+    #[error("file type not allowed by the policy")]
+    NotAllowed,
+    /// Executable bit set.
+    #[error("file is executable (mode 100755)")]
+    Executable,
+    /// A symbolic link.
+    #[error("symbolic links are not allowed (mode 120000)")]
+    Symlink,
+    /// A gitlink.
+    #[error("submodules are not allowed (mode 160000)")]
+    Submodule,
+    /// Over the size cap.
+    #[error("file is {size} bytes, over the {max} byte limit")]
+    TooLarge {
+        /// Blob size.
+        size: u64,
+        /// The cap.
+        max: u64,
+    },
+    /// Does not parse, or exceeds the syntax limits.
+    #[error("invalid {format:?}: {error}")]
+    Syntax {
+        /// The syntax checked.
+        format: Format,
+        /// What the validator found.
+        error: String,
+    },
+    /// The blob cannot be read from the object store.
+    #[error("cannot be read: {error}")]
+    Unreadable {
+        /// The store's error.
+        error: String,
+    },
+    /// The path itself is unusable (not UTF-8, control characters).
+    #[error("path {reason}")]
+    BadPath {
+        /// Why.
+        reason: &'static str,
+    },
+}
+
+impl FileProblem {
+    /// What the committer should do about it, in one line.
+    pub fn fix(&self, path: &str) -> String {
+        match self {
+            FileProblem::NotAllowed => format!(
+                "remove it (git rm --cached '{path}') or ask an administrator to add a matching pattern to [files] allow"
+            ),
+            FileProblem::Executable => format!("git update-index --chmod=-x '{path}' and commit"),
+            FileProblem::Symlink => format!("replace the link with a regular file: git rm '{path}'"),
+            FileProblem::Submodule => format!("remove the submodule: git rm '{path}'"),
+            FileProblem::TooLarge { .. } => {
+                "split the file or keep large artifacts outside the repository".into()
+            }
+            FileProblem::Syntax { .. } => "fix the syntax and amend the commit".into(),
+            FileProblem::Unreadable { .. } => {
+                "this is a server-side problem: an administrator should run git fsck".into()
+            }
+            FileProblem::BadPath { .. } => {
+                "rename it to a printable UTF-8 path: git mv".into()
+            }
+        }
+    }
+}
+
+impl FileRules {
+    /// Compiles the policy.
+    pub fn new(policy: &FilePolicy, limits: Limits) -> Result<FileRules, GlobError> {
+        let mut names = GlobSetBuilder::new();
+        let mut paths = GlobSetBuilder::new();
+        for pattern in &policy.allow {
+            let anchored = pattern.trim_start_matches('/');
+            let glob = GlobBuilder::new(anchored)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+                .map_err(|e| GlobError {
+                    pattern: pattern.clone(),
+                    reason: e.kind().to_string(),
+                })?;
+            if pattern.contains('/') {
+                paths.add(glob);
+            } else {
+                names.add(glob);
+            }
+        }
+        let build = |b: GlobSetBuilder| {
+            b.build().map_err(|e| GlobError {
+                pattern: String::new(),
+                reason: e.to_string(),
+            })
+        };
+        Ok(FileRules {
+            names: build(names)?,
+            paths: build(paths)?,
+            max_size: policy.max_size,
+            limits,
+        })
+    }
+
+    /// Whether `path` (slash-separated, from the repository root) is on the allow-list.
+    pub fn allows_path(&self, path: &str) -> bool {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        self.names.is_match(name) || self.paths.is_match(path)
+    }
+
+    /// Checks a path's bytes: UTF-8 without control characters.
+    pub fn check_path(raw: &[u8]) -> Result<&str, FileProblem> {
+        let path = std::str::from_utf8(raw).map_err(|_| FileProblem::BadPath {
+            reason: "is not UTF-8",
+        })?;
+        if path.chars().any(char::is_control) {
+            return Err(FileProblem::BadPath {
+                reason: "contains control characters",
+            });
+        }
+        Ok(path)
+    }
+
+    /// Validates the content of an allowed file whose syntax tally knows.
+    pub fn check_content(&self, path: &str, bytes: &[u8]) -> Result<(), FileProblem> {
+        let Some(format) = Format::for_path(path) else {
+            return Ok(());
+        };
+        crate::syntax::validate(format, bytes, &self.limits).map_err(|e: SyntaxError| {
+            FileProblem::Syntax {
+                format,
+                error: e.to_string(),
+            }
+        })
+    }
+}
+
+/// Escapes a path for a one-line ASCII message (git masks control characters in hook output).
+pub fn printable(raw: &[u8]) -> String {
+    raw.escape_ascii().to_string()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn rules(allow: &[&str]) -> FileRules {
+        FileRules::new(
+            &FilePolicy {
+                allow: allow.iter().map(|s| (*s).to_owned()).collect(),
+                max_size: 10,
+            },
+            Limits::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn name_patterns_match_at_any_depth() {
+        let r = rules(&["*.yaml", "CODEOWNERS"]);
+        assert!(r.allows_path("a.yaml"));
+        assert!(r.allows_path("apps/web/deploy.yaml"));
+        assert!(r.allows_path("docs/CODEOWNERS"));
+        assert!(!r.allows_path("deploy.sh"));
+        assert!(!r.allows_path("deploy.yaml.sh"));
+        assert!(!r.allows_path("yaml"));
+    }
+
+    #[test]
+    fn path_patterns_are_anchored_at_the_root() {
+        let r = rules(&["clusters/**/*.yaml", "/top.json"]);
+        assert!(r.allows_path("clusters/prod/a.yaml"));
+        assert!(r.allows_path("clusters/a.yaml"));
+        assert!(!r.allows_path("other/clusters/a.yaml"));
+        assert!(r.allows_path("top.json"));
+        assert!(!r.allows_path("sub/top.json"));
+    }
+
+    #[test]
+    fn default_policy_allows_declarative_files_only() {
+        let r = FileRules::new(&FilePolicy::default(), Limits::default()).unwrap();
+        for ok in ["a.yml", "b/c.json", "main.tf", "x.tfvars", "LICENSE", ".gitignore"] {
+            assert!(r.allows_path(ok), "{ok}");
+        }
+        for bad in ["deploy.sh", "bin/tool", "Makefile", "x.py", "a.yaml/evil.exe"] {
+            assert!(!r.allows_path(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bad_glob_is_reported_with_the_pattern() {
+        let err = FileRules::new(
+            &FilePolicy {
+                allow: vec!["[".into()],
+                max_size: 1,
+            },
+            Limits::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.pattern, "[");
+    }
+
+    #[test]
+    fn hostile_paths_are_refused() {
+        assert!(FileRules::check_path(b"ok/a.yaml").is_ok());
+        assert!(FileRules::check_path(b"bad\xff.yaml").is_err());
+        assert!(FileRules::check_path(b"esc\x1b[31m.yaml").is_err());
+        assert!(FileRules::check_path(b"new\nline.yaml").is_err());
+        assert_eq!(printable(b"a\x1bb"), "a\\x1bb");
+    }
+}

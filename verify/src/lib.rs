@@ -1,0 +1,17 @@
+//! tally's revision checks, shared by the git server's hook and the deployment agent.
+//!
+//! Everything here reads and nothing writes: the hook runs these checks before it records a
+//! verdict, and an agent runs the same checks against its own trusted signers before it deploys.
+//! The crate has no database and no command line, so what an agent runs can be read in one
+//! sitting.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod signers;
+pub mod syntax;
+pub mod commit;
+pub mod files;
+pub mod objects;
+pub mod revision;
+pub mod sshsig;
+pub mod trust;
