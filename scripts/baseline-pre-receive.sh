@@ -3,7 +3,8 @@
 #
 # This is the hook a competent administrator would write with git's own tools, so it is meant to
 # be fair rather than a strawman: one `git rev-list` per pushed ref, then exactly one
-# `git verify-commit` and one `git diff-tree` per new commit, and nothing else that forks.
+# `git verify-commit` and one `git diff-tree` per new commit, and nothing else that forks (bar one
+# mktemp per push).
 #
 # For the protected branch (refs/heads/$BASELINE_BRANCH, default main) it refuses:
 #   - deletion and non-fast-forward updates;
@@ -21,6 +22,8 @@ set -eu
 
 branch="refs/heads/${BASELINE_BRANCH:-main}"
 violations=()
+paths=$(mktemp)
+trap 'rm -f "$paths"' EXIT
 
 is_zero() {
 	case $1 in
@@ -29,17 +32,28 @@ is_zero() {
 	esac
 }
 
+# Records a violation for $path of $commit (the caller's variables); newlines in the path are
+# shown as \n so that one violation stays on one line.
+refuse_path() {
+	violations+=("$commit: ${path//$'\n'/\\n}: $1")
+}
+
 check_commit() {
 	local commit=$1 nparents=$2 out line meta path newmode status
 	if [ "$nparents" -gt 1 ]; then
 		violations+=("$commit: merge commit with $nparents parents; history must be linear (git rebase)")
 	fi
 	if ! out=$(git verify-commit "$commit" 2>&1); then
-		line=${out%%$'\n'*}
+		line=${out//$'\n'/; }
 		violations+=("$commit: signature not accepted (${line:-no signature}); sign with an allowed key (git commit -S)")
 	fi
 	# -z: paths come out verbatim, so names with spaces, quotes or newlines are judged as they are.
-	# Records are ":<oldmode> <newmode> <oldsha> <newsha> <status>" NUL "<path>" NUL.
+	# Records are ":<oldmode> <newmode> <oldsha> <newsha> <status>" NUL "<path>" NUL. Through a
+	# file rather than a pipe so that a failing diff-tree cannot read as "no changed paths".
+	if ! git diff-tree -z --no-commit-id -r --root "$commit" >"$paths"; then
+		violations+=("$commit: git diff-tree failed; cannot check its paths")
+		return
+	fi
 	while IFS= read -r -d '' meta && IFS= read -r -d '' path; do
 		meta=${meta#:}
 		status=${meta##* }
@@ -49,15 +63,15 @@ check_commit() {
 		D) continue ;;
 		esac
 		case $newmode in
-		100755) violations+=("$commit: $path: executable file (mode 100755) not allowed; chmod -x it") ;;
-		120000) violations+=("$commit: $path: symlink not allowed; commit the file itself") ;;
-		160000) violations+=("$commit: $path: submodule not allowed; vendor the data as files") ;;
+		100755) refuse_path "executable file (mode 100755) not allowed; chmod -x it" ;;
+		120000) refuse_path "symlink not allowed; commit the file itself" ;;
+		160000) refuse_path "submodule not allowed; vendor the data as files" ;;
 		esac
 		case $path in
 		*.yaml | *.yml | *.json | *.toml | *.tf | *.tfvars | *.hcl | *.cue | *.nix | *.md | *.txt) ;;
-		*) violations+=("$commit: $path: file type not on the allow-list (yaml, yml, json, toml, tf, tfvars, hcl, cue, nix, md, txt)") ;;
+		*) refuse_path "file type not on the allow-list (yaml, yml, json, toml, tf, tfvars, hcl, cue, nix, md, txt)" ;;
 		esac
-	done < <(git diff-tree -z --no-commit-id -r --root "$commit")
+	done <"$paths"
 }
 
 while read -r old new ref; do

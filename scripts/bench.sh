@@ -4,17 +4,20 @@
 #   scripts/bench.sh [N]        N signed commits in the big push (default 1000; 10000 for the
 #                               figures in BENCHMARKS.md)
 #
-# Environment: BENCH_K (one-commit pushes, default 20), BENCH_KEEP=1 (keep the work directory).
+# Environment: BENCH_K (one-commit pushes, default 20), BENCH_R (repetitions of the cheap N-commit
+# pushes, default 3), BENCH_KEEP=1 (keep the work directory).
 #
 # What it does, all in a fresh temporary directory with a hermetic git configuration:
 #   1. builds tally (release) and makes an ed25519 signing key plus an allowed_signers file;
 #   2. makes a work repository: a base commit of 300 Kubernetes-like YAML files, then N signed
 #      commits that each modify one file;
-#   3. makes three bare repositories: `tally` (tally init), `baseline` (scripts/
+#   3. makes three kinds of bare repository: `tally` (tally init), `baseline` (scripts/
 #      baseline-pre-receive.sh as hooks/pre-receive) and `nohook`; pushes the base commit to
-#      each, then times the push of the N commits; hook time = push time - nohook push time;
-#   4. measures the peak RSS of tally's hooks during the same N-commit push into a fourth,
-#      identical tally repository whose hooks run under GNU time (so the timed push is unwrapped);
+#      each, then times the push of the N commits (median of R pushes into R fresh repositories
+#      for nohook and tally, a single push for the minutes-long baseline); hook time = push
+#      time - nohook push time;
+#   4. measures the peak RSS of tally's hooks during the same N-commit push into another tally
+#      repository whose hooks run under GNU time (so that the timed pushes are unwrapped);
 #   5. makes K one-commit pushes to all three repositories in turn (rotating the order so that
 #      machine noise hits all alike) and reports median and p90;
 #   6. prints markdown tables for BENCHMARKS.md on stdout (progress goes to stderr).
@@ -23,8 +26,10 @@ set -euo pipefail
 
 N=${1:-1000}
 K=${BENCH_K:-20}
+R=${BENCH_R:-3}
 case $N in '' | *[!0-9]* | 0) echo "usage: scripts/bench.sh [N]   (N >= 1 commits)" >&2 && exit 2 ;; esac
 case $K in '' | *[!0-9]* | 0) echo "bench: BENCH_K must be a positive integer" >&2 && exit 2 ;; esac
+case $R in '' | *[!0-9]* | 0) echo "bench: BENCH_R must be a positive integer" >&2 && exit 2 ;; esac
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -44,6 +49,8 @@ stamp() {
 }
 # Formats microseconds as milliseconds with the given number of decimals (default 1).
 ms() { awk -v u="$1" -v d="${2:-1}" 'BEGIN { printf "%.*f", d, u / 1000 }'; }
+
+load_start=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo unknown)
 
 # --- build ------------------------------------------------------------------------------------
 locked=(--locked)
@@ -207,12 +214,20 @@ git -C "$src" -c gpg.ssh.allowedSignersFile="$signers" verify-commit "$tip" 2>/d
 log "generated $N signed commits in $(ms "$gen_us" 0) ms ($(ms $((gen_us / N)) 2) ms/commit)"
 
 # --- bare repositories -------------------------------------------------------------------------
-for r in tally tally-mem baseline nohook warmup; do
+# nohook and tally get R repositories each (nohook, nohook-2, ...), one per timed N-commit push;
+# the first of each also takes the one-commit pushes.
+nohook_repos=(nohook) tally_repos=(tally)
+for ((rep = 2; rep <= R; rep++)); do
+	nohook_repos+=("nohook-$rep")
+	tally_repos+=("tally-$rep")
+done
+all_repos=(warmup baseline "${nohook_repos[@]}" "${tally_repos[@]}" tally-mem)
+for r in "${all_repos[@]}"; do
 	git init -q --bare -b main "$work/$r.git"
 done
-for r in tally tally-mem; do
-	"$tally" init "$work/$r.git" --allowed-signers "$signers" >&2 ||
-		die "tally init $work/$r.git failed"
+for r in "${tally_repos[@]}" tally-mem; do
+	"$tally" init "$work/$r.git" --allowed-signers "$signers" >"$work/init.log" 2>&1 ||
+		{ cat "$work/init.log" >&2 && die "tally init $work/$r.git failed"; }
 	[ -f "$work/$r.git/tally/policy.toml" ] || die "tally init wrote no $r.git/tally/policy.toml"
 	[ -x "$work/$r.git/hooks/pre-receive" ] || die "tally init installed no hooks/pre-receive"
 done
@@ -248,7 +263,7 @@ push_refused() {
 }
 
 log "pushing the base commit to every repository"
-for r in warmup nohook baseline tally tally-mem; do
+for r in "${all_repos[@]}"; do
 	push_timed "$r" "$base"
 done
 
@@ -264,13 +279,27 @@ log "baseline and tally both refuse an unsigned commit"
 # --- the N-commit push --------------------------------------------------------------------------
 log "warm-up push of $N commits (not reported)"
 push_timed warmup "$tip"
-declare -A big_us
-for r in nohook baseline tally; do
-	log "timing the push of $N commits to $r"
-	push_timed "$r" "$tip"
-	big_us[$r]=$push_us
-	log "  $r: $(ms "$push_us" 0) ms"
+# Prints the median of its integer arguments (the lower middle one for an even count).
+median_int() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+big_nohook=() big_tally=()
+for ((rep = 0; rep < R; rep++)); do
+	for r in "${nohook_repos[rep]}" "${tally_repos[rep]}"; do
+		log "timing the push of $N commits to $r"
+		push_timed "$r" "$tip"
+		log "  $r: $(ms "$push_us" 0) ms"
+		case $r in
+		nohook*) big_nohook+=("$push_us") ;;
+		*) big_tally+=("$push_us") ;;
+		esac
+	done
 done
+log "timing the push of $N commits to baseline"
+push_timed baseline "$tip"
+log "  baseline: $(ms "$push_us" 0) ms"
+declare -A big_us
+big_us[baseline]=$push_us
+big_us[nohook]=$(median_int "${big_nohook[@]}")
+big_us[tally]=$(median_int "${big_tally[@]}")
 
 # Peak RSS: the same push into tally-mem, whose every hook runs under GNU time. The originals
 # keep their names (in another directory) in case tally dispatches on argv[0].
@@ -299,7 +328,8 @@ for name in "${hook_names[@]}"; do
 	mib=$(awk -v k="$kib" 'BEGIN { printf "%.1f", k / 1024 }')
 	runs=$(wc -l <"$work/rss/$name")
 	[ "$name" != pre-receive ] || rss_pre_receive=$mib
-	rss_summary+="${rss_summary:+, }$name $mib MiB (max of $runs run(s))"
+	rss_summary+="${rss_summary:+, }$name $mib MiB"
+	[ "$runs" -eq 1 ] || rss_summary+=" (max of $runs runs)"
 done
 [ -n "$rss_pre_receive" ] || die "no peak RSS recorded for tally's pre-receive"
 log "  peak RSS: $rss_summary"
@@ -346,12 +376,14 @@ stats() {
 		}'
 }
 median() { stats "$@" | cut -d' ' -f1; }
+# Prints its microsecond arguments as a comma-separated list of whole milliseconds.
+list_ms() { printf '%s\n' "$@" | awk '{ printf "%s%.0f", (NR > 1 ? ", " : ""), $1 / 1000 }'; }
 
 # --- report -------------------------------------------------------------------------------------
 hook_baseline=$((big_us[baseline] - big_us[nohook]))
 hook_tally=$((big_us[tally] - big_us[nohook]))
 if [ "$hook_tally" -gt 0 ]; then
-	speedup="$(awk -v b="$hook_baseline" -v t="$hook_tally" 'BEGIN { printf "%.0f", b / t }')x"
+	speedup="$(awk -v b="$hook_baseline" -v t="$hook_tally" 'BEGIN { printf (b / t < 10 ? "%.1f" : "%.0f"), b / t }')x"
 else
 	speedup="n/a (tally's hook time is within the noise of the no-hook push)"
 fi
@@ -370,13 +402,15 @@ cat <<EOF
 
 | repository | push (ms) | hook time (ms) | hook time per commit (ms) |
 |---|---:|---:|---:|
-| no hook | $(ms "${big_us[nohook]}" 0) | - | - |
+| no hook (median of $R) | $(ms "${big_us[nohook]}" 0) | - | - |
 | stock git hook (baseline) | $(ms "${big_us[baseline]}" 0) | $(ms "$hook_baseline" 0) | $(ms $((hook_baseline / N)) 3) |
-| tally | $(ms "${big_us[tally]}" 0) | $(ms "$hook_tally" 0) | $(ms $((hook_tally / N)) 3) |
+| tally (median of $R) | $(ms "${big_us[tally]}" 0) | $(ms "$hook_tally" 0) | $(ms $((hook_tally / N)) 3) |
 
 - tally vs baseline on hook time: **$speedup**
-- tally peak RSS during this push: pre-receive **$rss_pre_receive MiB** ($rss_summary)
-- hook time = push time minus the no-hook push time; one push each, after a warm-up push
+- tally's peak RSS during this push (GNU time, per hook): **$rss_summary**
+- hook time = push time minus the no-hook push time, after a warm-up push; nohook and tally:
+  median of $R pushes (all: nohook $(list_ms "${big_nohook[@]}"); tally $(list_ms "${big_tally[@]}") ms),
+  baseline: one push
 
 ### One-commit pushes (K = $K, interleaved)
 
@@ -394,6 +428,7 @@ cat <<EOF
   one file; ed25519 SSH signatures made by git (ssh-keygen -Y sign)
 - generation of the $N commits: $(ms "$gen_us" 0) ms ($(ms $((gen_us / N)) 2) ms/commit: git
   fast-import for the trees, git commit-tree -S per commit); git commit -S: $(ms $((commit_us / K)) 1) ms/commit
-- machine: $(nproc) CPU(s), ${cpu:-unknown CPU}; $(uname -sr); $(git --version); $(ssh -V 2>&1)
+- machine: $(nproc) CPU(s), ${cpu:-unknown CPU}; $(uname -sr); $(git --version); $(ssh -V 2>&1);
+  load average $load_start at the start, $(cut -d' ' -f1 /proc/loadavg) at the end
 - tally $tally_rev, measured $(date -u '+%Y-%m-%d %H:%M UTC')
 EOF

@@ -46,9 +46,10 @@ next_date() {
 	export GIT_AUTHOR_DATE="$((1700000000 + tick * 60)) +0000"
 	export GIT_COMMITTER_DATE="$GIT_AUTHOR_DATE"
 }
-commit() {
+# Shows and runs a command that makes a commit, at the next fixed date.
+dated() {
 	next_date
-	show git -C "$@"
+	show "$@"
 }
 
 # --- build ------------------------------------------------------------------------------------
@@ -86,14 +87,15 @@ push_expect() {
 	shift 2
 	before=$(git -C server.git rev-parse -q --verify main) || before="(none)"
 	if show git -C "$@" 2>&1; then rc=0; else rc=$?; fi
-	after=$(show git -C server.git rev-parse -q --verify main) || after="(none)"
-	[ "$after" != "(none)" ] || printf '(no main branch)\n'
+	printf '$ git -C server.git rev-parse main\n'
+	after=$(git -C server.git rev-parse -q --verify main) || after="(none)"
+	printf '%s\n' "$after"
 	if [ "$want" = accepted ]; then
 		if [ "$rc" -eq 0 ] && [ "$after" = "$(git -C "$clone" rev-parse HEAD)" ]; then
 			printf -- '-> accepted, as expected: main moved to %s\n' "$after"
 		else
 			printf -- '-> UNEXPECTED: this push should have been accepted (exit %s)\n' "$rc"
-			failures+=("$name: refused, should have been accepted")
+			failures+=("($name) was refused, but should have been accepted")
 		fi
 	else
 		if [ "$rc" -ne 0 ] && [ "$after" = "$before" ]; then
@@ -101,10 +103,12 @@ push_expect() {
 		else
 			printf -- '-> UNEXPECTED: this push should have been refused (exit %s, main %s -> %s)\n' \
 				"$rc" "$before" "$after"
-			failures+=("$name: accepted, should have been refused")
+			failures+=("($name) was accepted, but should have been refused")
 		fi
 		# Drop the refused work from the clone, so the next step starts from the server's state.
-		show git -C "$clone" reset -q --hard origin/main
+		if git -C "$clone" rev-parse -q --verify origin/main >/dev/null; then
+			show git -C "$clone" reset -q --hard origin/main
+		fi
 	fi
 }
 
@@ -136,7 +140,7 @@ show mkdir keys
 show ssh-keygen -q -t ed25519 -N '' -C alice@example.com -f keys/alice
 show ssh-keygen -q -t ed25519 -N '' -C mallory@example.com -f keys/mallory
 printf 'alice@example.com %s\n' "$(cut -d' ' -f1,2 keys/alice.pub)" | write allowed_signers
-show tally init server.git --allowed-signers allowed_signers
+show tally init server.git --allowed-signers allowed_signers || die "tally init failed"
 [ -f server.git/tally/policy.toml ] || die "tally init did not write server.git/tally/policy.toml"
 show ls server.git/tally
 
@@ -155,20 +159,20 @@ make_clone alice 2>&1
 heading "(a) alice pushes a signed YAML change  [expect: accepted]"
 deployment 2 1.0.0 | write alice/apps/web/deployment.yaml
 show git -C alice add apps
-commit alice commit -q -S -m "web: deploy 1.0.0"
+dated git -C alice commit -q -S -m "web: deploy 1.0.0"
 push_expect accepted a alice push origin main
 
 # --- (b) ----------------------------------------------------------------------------------------
 heading "(b) an unsigned commit  [expect: refused]"
 deployment 3 1.0.0 | write alice/apps/web/deployment.yaml
-commit alice commit -q --no-gpg-sign -a -m "web: scale to 3 (unsigned)"
+dated git -C alice commit -q --no-gpg-sign -a -m "web: scale to 3 (unsigned)"
 push_expect refused b alice push origin main
 
 # --- (c) ----------------------------------------------------------------------------------------
 heading "(c) mallory signs with her own key, which is not an allowed signer  [expect: refused]"
 make_clone mallory 2>&1
 deployment 2 6.6.6 | write mallory/apps/web/deployment.yaml
-commit mallory commit -q -S -a -m "web: deploy 6.6.6"
+dated git -C mallory commit -q -S -a -m "web: deploy 6.6.6"
 push_expect refused c mallory push origin main
 
 # --- (d) ----------------------------------------------------------------------------------------
@@ -176,7 +180,7 @@ heading "(d) alice's signed commit adds an executable deploy.sh  [expect: refuse
 printf '#!/bin/sh\nkubectl apply -f apps/\n' | write alice/deploy.sh
 show chmod +x alice/deploy.sh
 show git -C alice add deploy.sh
-commit alice commit -q -S -m "add deploy script"
+dated git -C alice commit -q -S -m "add deploy script"
 push_expect refused d alice push origin main
 
 # --- (e) ----------------------------------------------------------------------------------------
@@ -185,25 +189,25 @@ show git -C alice switch -q -c feature
 printf 'apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec:\n  ports: [{port: 80}]\n' |
 	write alice/apps/web/service.yaml
 show git -C alice add apps
-commit alice commit -q -S -m "web: add service"
+dated git -C alice commit -q -S -m "web: add service"
 show git -C alice switch -q main
 deployment 2 1.0.1 | write alice/apps/web/deployment.yaml
-commit alice commit -q -S -a -m "web: deploy 1.0.1"
-commit alice merge -q --no-ff -S -m "merge feature" feature
+dated git -C alice commit -q -S -a -m "web: deploy 1.0.1"
+dated git -C alice merge -q --no-ff -S -m "merge feature" feature
 show git -C alice log --oneline --graph
 push_expect refused e alice push origin main
 show git -C alice branch -q -D feature
 
 # --- (f) ----------------------------------------------------------------------------------------
 heading "(f) a force push that rewrites history  [expect: refused]"
-commit alice commit -q --amend -S -m "web: deploy 1.0.0 (rewritten)"
+dated git -C alice commit -q --amend -S -m "web: deploy 1.0.0 (rewritten)"
 push_expect refused f alice push --force origin main
 
 # --- (g) ----------------------------------------------------------------------------------------
 heading "(g) a signed commit with invalid YAML  [expect: refused]"
 printf 'apiVersion: apps/v1\nkind: Deployment\nspec:\n  replicas: [2, 3\n  image: "web:1.0.2\n' |
 	write alice/apps/web/deployment.yaml
-commit alice commit -q -S -a -m "web: deploy 1.0.2"
+dated git -C alice commit -q -S -a -m "web: deploy 1.0.2"
 push_expect refused g alice push origin main
 
 # --- (h) ----------------------------------------------------------------------------------------
@@ -218,7 +222,7 @@ heading "(h) a signed commit with a billion-laughs YAML document  [expect: refus
 	done
 } | write alice/apps/lol.yaml
 show git -C alice add apps
-commit alice commit -q -S -m "add config"
+dated git -C alice commit -q -S -m "add config"
 push_expect refused h alice push origin main
 
 heading "the server's main after all of this: only alice's signed change"
@@ -229,7 +233,7 @@ show git -C server.git log --oneline main
 # --- verdict ------------------------------------------------------------------------------------
 if [ "${#failures[@]}" -gt 0 ]; then
 	printf '\ndemo FAILED: %d step(s) did not behave as expected:\n' "${#failures[@]}" >&2
-	printf '  (%s\n' "${failures[@]}" >&2
+	printf '  %s\n' "${failures[@]}" >&2
 	exit 1
 fi
 printf '\ndemo OK: 1 push accepted, 7 refused, as expected\n'

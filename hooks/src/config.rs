@@ -6,8 +6,9 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tally_verify::files::{FilePolicy, FileRules};
+use tally_verify::signers::{AllowedSigners, SignersError};
 use tally_verify::syntax::Limits;
-use tally_verify::trust::{self, Trust};
+use tally_verify::trust::{Revoked, RevokedError, Trust};
 
 /// Directory inside the bare repository that holds tally's files.
 pub const TALLY_DIR: &str = "tally";
@@ -85,11 +86,16 @@ pub enum ConfigError {
         /// Which pattern.
         source: tally_verify::files::GlobError,
     },
-    /// allowed_signers or the revocation file cannot be used.
+    /// allowed_signers cannot be read or parsed; the error names the file and line.
     #[error(transparent)]
-    Trust(#[from] trust::LoadError),
+    Signers(#[from] SignersError),
+    /// The revocation file is missing or malformed.
+    #[error(transparent)]
+    Revoked(#[from] RevokedError),
     /// No protected branch and no signer makes the hook pointless; refuse to guess.
-    #[error("allowed_signers {path} lists no signers; add at least one `principal keytype key` line")]
+    #[error(
+        "allowed_signers {path} lists no signers; add at least one `principal keytype key` line"
+    )]
     NoSigners {
         /// The file.
         path: PathBuf,
@@ -128,27 +134,48 @@ impl Config {
             }
         })?;
         let signers_path = dir.join(&policy.signatures.allowed_signers);
-        let revocation_path = policy.signatures.revocation_file.as_ref().map(|p| dir.join(p));
-        let trust = trust::load(&signers_path, revocation_path.as_deref())?;
-        if trust.signers().is_empty() {
+        let revocation_path = policy
+            .signatures
+            .revocation_file
+            .as_ref()
+            .map(|p| dir.join(p));
+        let signers_text = std::fs::read(&signers_path).map_err(|source| SignersError::Io {
+            path: signers_path.clone(),
+            source,
+        })?;
+        let in_file = |error| SignersError::InFile {
+            path: signers_path.clone(),
+            error: Box::new(error),
+        };
+        let signers = match std::str::from_utf8(&signers_text) {
+            Ok(text) => AllowedSigners::parse(text).map_err(in_file)?,
+            Err(e) => {
+                let line = 1 + signers_text[..e.valid_up_to()]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count();
+                return Err(in_file(SignersError::NotUtf8 { line }).into());
+            }
+        };
+        if signers.is_empty() {
             return Err(ConfigError::NoSigners { path: signers_path });
         }
+        let (revoked, revoked_text) = match &revocation_path {
+            Some(p) => {
+                let bytes = std::fs::read(p).map_err(|source| RevokedError::Io {
+                    path: p.clone(),
+                    source,
+                })?;
+                (Revoked::from_bytes(p, &bytes)?, bytes)
+            }
+            None => (Revoked::default(), Vec::new()),
+        };
+        let trust = Trust::new(signers, revoked);
         let mut hasher = Sha256::new();
         hasher.update(b"tally policy digest v1\n");
-        for part in [
-            Some(path.as_path()),
-            Some(signers_path.as_path()),
-            revocation_path.as_deref(),
-        ] {
-            let bytes = match part {
-                Some(p) => std::fs::read(p).map_err(|source| ConfigError::Read {
-                    path: p.to_owned(),
-                    source,
-                })?,
-                None => Vec::new(),
-            };
+        for bytes in [&text, &signers_text, &revoked_text] {
             hasher.update((bytes.len() as u64).to_be_bytes());
-            hasher.update(&bytes);
+            hasher.update(bytes);
         }
         Ok(Config {
             policy,

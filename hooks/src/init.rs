@@ -36,7 +36,9 @@ pub struct InitOptions {
 #[non_exhaustive]
 pub enum InitError {
     /// Not a bare git repository.
-    #[error("{path} is not a bare git repository ({reason}); create one with `git init --bare {path}`")]
+    #[error(
+        "{path} is not a bare git repository ({reason}); create one with `git init --bare {path}`"
+    )]
     NotBare {
         /// The path given.
         path: String,
@@ -53,10 +55,24 @@ pub enum InitError {
         path: String,
     },
     /// A hook exists that tally did not write.
-    #[error("{path} exists and was not written by tally; merge it by hand or rerun with --force to replace it")]
+    #[error(
+        "{path} exists and was not written by tally; merge it by hand or rerun with --force to replace it"
+    )]
     ForeignHook {
         /// The hook.
         path: String,
+    },
+    /// git is told to look for hooks elsewhere, so hooks/ would never run.
+    #[error(
+        "core.hooksPath is set to {value:?} for {repo}: git runs hooks from there, not from its hooks/ directory, so tally would never run. Unset it (git --git-dir {repo} config --unset core.hooksPath) or install this as pre-receive there: {script}"
+    )]
+    HooksPath {
+        /// The repository.
+        repo: String,
+        /// The configured value.
+        value: String,
+        /// The hook script to install by hand.
+        script: String,
     },
     /// A branch name is not usable.
     #[error("--branch {name:?} is not a valid branch name or pattern")]
@@ -121,7 +137,8 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<Wrote, InitError> 
     if existing.as_deref() == Some(bytes) {
         let perms = std::fs::metadata(path).map_err(io(path))?.permissions();
         if perms.mode() & 0o777 != mode {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io(path))?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .map_err(io(path))?;
             return Ok(Wrote::Updated);
         }
         return Ok(Wrote::Unchanged);
@@ -187,13 +204,22 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
             && !b.starts_with("refs/")
             && !b.starts_with('-')
             && !b.contains("..")
-            && !b.bytes().any(|c| c.is_ascii_control() || c == b' ' || c == b'~' || c == b'^' || c == b':');
+            && !b
+                .bytes()
+                .any(|c| c.is_ascii_control() || c == b' ' || c == b'~' || c == b'^' || c == b':');
         if !valid {
             return Err(InitError::BadBranch { name: b.clone() });
         }
     }
 
     // Check everything that can refuse before writing anything.
+    if let Some(value) = git_config_get(&git_dir, "core.hooksPath") {
+        return Err(InitError::HooksPath {
+            repo: git_dir.display().to_string(),
+            value,
+            script: hook_script(&opts.tally_binary, "pre-receive").replace('\n', " \\n "),
+        });
+    }
     let hooks_dir = git_dir.join("hooks");
     for (name, _) in HOOKS {
         let path = hooks_dir.join(name);
@@ -228,7 +254,11 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
     let mut hook_lines = Vec::new();
     for (name, arg) in HOOKS {
         let path = hooks_dir.join(name);
-        let wrote = write_file(&path, hook_script(&opts.tally_binary, arg).as_bytes(), 0o755)?;
+        let wrote = write_file(
+            &path,
+            hook_script(&opts.tally_binary, arg).as_bytes(),
+            0o755,
+        )?;
         hook_lines.push((path, wrote));
     }
     // Defence in depth: git itself checks every pushed object's format.
@@ -236,14 +266,23 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
 
     let p = |path: &Path| path.display().to_string();
     let _ = writeln!(out, "tally init: {}", p(&git_dir));
-    let _ = writeln!(out, "  policy          {}: {}", p(&policy_path), policy.verb());
+    let _ = writeln!(
+        out,
+        "  policy          {}: {}",
+        p(&policy_path),
+        policy.verb()
+    );
     let _ = writeln!(
         out,
         "  allowed signers {}: {} ({} line{})",
         p(&signers_path),
         signers_wrote.verb(),
         signers.entries().len(),
-        if signers.entries().len() == 1 { "" } else { "s" }
+        if signers.entries().len() == 1 {
+            ""
+        } else {
+            "s"
+        }
     );
     for (path, wrote) in &hook_lines {
         let _ = writeln!(out, "  hook            {}: {}", p(path), wrote.verb());
@@ -255,7 +294,10 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
             .and_then(|t| parse_policy(&policy_path, t).ok())
             .map(|pf| pf.branches.protected.join(", "))
             .unwrap_or_default();
-        let _ = writeln!(out, "protected branches (from the existing policy): {current}");
+        let _ = writeln!(
+            out,
+            "protected branches (from the existing policy): {current}"
+        );
     } else {
         let _ = writeln!(out, "protected branches: {}", branches.join(", "));
     }
@@ -276,6 +318,18 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
     Ok(())
 }
 
+/// Reads a configuration value as git would see it in this repository (all scopes).
+fn git_config_get(git_dir: &Path, key: &str) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(["config", "--get", key])
+        .output()
+        .ok()?;
+    let value = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (out.status.success() && !value.is_empty()).then_some(value)
+}
+
 fn git_config(git_dir: &Path, key: &str, value: &str) -> Result<(), InitError> {
     let fail = |message: String| InitError::GitConfig {
         key: key.to_owned(),
@@ -289,7 +343,9 @@ fn git_config(git_dir: &Path, key: &str, value: &str) -> Result<(), InitError> {
         .output()
         .map_err(|e| fail(format!("cannot run git: {e}")))?;
     if !status.status.success() {
-        return Err(fail(String::from_utf8_lossy(&status.stderr).trim().to_owned()));
+        return Err(fail(
+            String::from_utf8_lossy(&status.stderr).trim().to_owned(),
+        ));
     }
     Ok(())
 }

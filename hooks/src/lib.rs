@@ -9,3 +9,4 @@ pub mod config;
 pub mod init;
 pub mod output;
 pub mod pre_receive;
+pub mod pusher;

@@ -15,7 +15,8 @@ pub struct Reporter<W: Write> {
 impl<W: Write> Reporter<W> {
     /// A reporter that marks errors for GitLab when `GL_ID` or `GL_USERNAME` is set.
     pub fn from_env(out: W) -> Reporter<W> {
-        let gitlab = std::env::var_os("GL_ID").is_some() || std::env::var_os("GL_USERNAME").is_some();
+        let gitlab =
+            std::env::var_os("GL_ID").is_some() || std::env::var_os("GL_USERNAME").is_some();
         Reporter { out, gitlab }
     }
 

@@ -65,12 +65,19 @@ pub enum Decision {
 /// the repository's hash length.
 pub fn parse_input(input: &[u8], hash_len: usize) -> Result<Vec<Update>, HookError> {
     let text = std::str::from_utf8(input).map_err(|e| HookError::Input {
-        line: input[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1,
+        line: input[..e.valid_up_to()]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1,
         reason: "not UTF-8".into(),
     })?;
     let mut updates = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        let bad = |reason: String| HookError::Input { line: i + 1, reason };
+        let bad = |reason: String| HookError::Input {
+            line: i + 1,
+            reason,
+        };
         let mut parts = line.split(' ');
         let (Some(old), Some(new), Some(refname), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -112,7 +119,12 @@ pub fn parse_input(input: &[u8], hash_len: usize) -> Result<Vec<Update>, HookErr
 }
 
 /// Judges a push. Refs under `refs/tally/` are refused for everyone: they belong to tally.
-pub fn decide(git_dir: &Path, updates: &[Update], now: Timestamp) -> Result<Decision, HookError> {
+pub fn decide(
+    repo: &gix::Repository,
+    updates: &[Update],
+    now: Timestamp,
+) -> Result<Decision, HookError> {
+    let git_dir = repo.git_dir();
     let tally_refs: Vec<Violation> = updates
         .iter()
         .filter(|u| u.refname.starts_with("refs/tally/"))
@@ -135,14 +147,13 @@ pub fn decide(git_dir: &Path, updates: &[Update], now: Timestamp) -> Result<Deci
     if protected.is_empty() && tally_refs.is_empty() {
         return Ok(Decision::Accept(Vec::new()));
     }
-    let repo = open_repo(git_dir)?;
     let objects = Objects::from_env(git_dir, repo.object_hash())?;
     let mut checker = Checker::new(&objects, &config.trust, Some(&config.files), now);
     let mut verdicts = Vec::new();
     let mut violations = tally_refs;
     for update in protected {
         let hidden = if update.old.is_none() {
-            other_protected_tips(&repo, &config, &update.refname)?
+            other_protected_tips(repo, &config, &update.refname)?
         } else {
             Vec::new()
         };
@@ -158,7 +169,8 @@ pub fn decide(git_dir: &Path, updates: &[Update], now: Timestamp) -> Result<Deci
     })
 }
 
-fn open_repo(git_dir: &Path) -> Result<gix::Repository, HookError> {
+/// Opens the repository a hook runs in, ignoring the environment's git configuration.
+pub fn open_repo(git_dir: &Path) -> Result<gix::Repository, HookError> {
     gix::open_opts(git_dir, gix::open::Options::isolated()).map_err(|e| HookError::Repository {
         path: git_dir.display().to_string(),
         message: e.to_string(),
@@ -198,25 +210,34 @@ pub fn run(git_dir: &Path, input: &mut impl BufRead, out: &mut impl Write, now: 
     let outcome = (|| {
         let mut bytes = Vec::new();
         input.take(MAX_INPUT).read_to_end(&mut bytes)?;
-        let hash_len = open_repo(git_dir)?.object_hash().len_in_bytes();
-        let updates = parse_input(&bytes, hash_len)?;
-        decide(git_dir, &updates, now)
+        let repo = open_repo(git_dir)?;
+        let updates = parse_input(&bytes, repo.object_hash().len_in_bytes())?;
+        decide(&repo, &updates, now)
     })();
     match outcome {
         Ok(Decision::Accept(verdicts)) => {
             for v in &verdicts {
-                let signers: std::collections::BTreeSet<&str> =
-                    v.commits.iter().map(|c| c.signer.principal.as_str()).collect();
+                let signers: std::collections::BTreeSet<&str> = v
+                    .commits
+                    .iter()
+                    .map(|c| c.signer.principal.as_str())
+                    .collect();
                 reporter.line(&format!(
                     "accepted {} on {} ({} new commit{}{})",
-                    v.update.new.map(|n| n.to_hex_with_len(10).to_string()).unwrap_or_default(),
+                    v.update
+                        .new
+                        .map(|n| n.to_hex_with_len(10).to_string())
+                        .unwrap_or_default(),
                     v.update.refname,
                     v.commits.len(),
                     if v.commits.len() == 1 { "" } else { "s" },
                     if signers.is_empty() {
                         String::new()
                     } else {
-                        format!(", signed by {}", signers.into_iter().collect::<Vec<_>>().join(", "))
+                        format!(
+                            ", signed by {}",
+                            signers.into_iter().collect::<Vec<_>>().join(", ")
+                        )
                     }
                 ));
             }
@@ -228,7 +249,9 @@ pub fn run(git_dir: &Path, input: &mut impl BufRead, out: &mut impl Write, now: 
         }
         Err(e) => {
             reporter.error(&format!("push refused: {e}"));
-            reporter.error("this is a server configuration problem; contact the repository administrator");
+            reporter.error(
+                "this is a server configuration problem; contact the repository administrator",
+            );
             false
         }
     }
@@ -265,7 +288,8 @@ mod tests {
 
     #[test]
     fn parses_updates_creations_and_deletions() {
-        let input = format!("{A} {B} refs/heads/main\n{Z} {A} refs/heads/new\n{B} {Z} refs/heads/old\n");
+        let input =
+            format!("{A} {B} refs/heads/main\n{Z} {A} refs/heads/new\n{B} {Z} refs/heads/old\n");
         let u = parse_input(input.as_bytes(), 20).unwrap();
         assert_eq!(u.len(), 3);
         assert!(u[0].old.is_some() && u[0].new.is_some());
@@ -277,7 +301,10 @@ mod tests {
     fn malformed_lines_name_the_line() {
         for (input, line) in [
             (format!("{A} {B}\n"), 1),
-            (format!("{A} {B} refs/heads/main\n{A} xyz refs/heads/main\n"), 2),
+            (
+                format!("{A} {B} refs/heads/main\n{A} xyz refs/heads/main\n"),
+                2,
+            ),
             (format!("{A} {B} main\n"), 1),
             (format!("{A} {B} refs/heads/main extra\n"), 1),
             (format!("{Z} {Z} refs/heads/main\n"), 1),

@@ -22,7 +22,9 @@ enum Hook {
 /// The repository a hook runs in: git sets `GIT_DIR` (or runs hooks inside the git
 /// directory of a bare repository).
 fn git_dir() -> PathBuf {
-    std::env::var_os("GIT_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from)
+    let dir = std::env::var_os("GIT_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    // Absolute, so that messages name the repository rather than "./tally/policy.toml".
+    dir.canonicalize().unwrap_or(dir)
 }
 
 /// Runs a hook. Its messages go to stderr, which git relays to the pusher.
@@ -37,7 +39,11 @@ pub fn run(args: HookArgs) -> Outcome {
                 &mut stderr.lock(),
                 jiff::Timestamp::now(),
             );
-            if accepted { Outcome::Success } else { Outcome::Refused }
+            if accepted {
+                Outcome::Success
+            } else {
+                Outcome::Refused
+            }
         }
     }
 }

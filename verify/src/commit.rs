@@ -120,11 +120,9 @@ impl Commit {
             let content = line.strip_suffix(b"\n").unwrap_or(line);
             if content.first() == Some(&b' ') {
                 // A continuation line belongs to the header above it.
-                if in_sig {
-                    if let Some((_, sig_end, text)) = own_sig.as_mut() {
-                        text.extend_from_slice(&line[1..]);
-                        *sig_end = end;
-                    }
+                if let (true, Some((_, sig_end, text))) = (in_sig, own_sig.as_mut()) {
+                    text.extend_from_slice(&line[1..]);
+                    *sig_end = end;
                 }
                 pos = end;
                 continue;
@@ -308,7 +306,8 @@ subject line\n\nbody gpgsig not a header\n";
 
     #[test]
     fn unsigned_commit_has_no_signature() {
-        let raw = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\ncommitter x <x@y> 1 +0000\n\nmsg\n";
+        let raw =
+            b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\ncommitter x <x@y> 1 +0000\n\nmsg\n";
         let c = Commit::parse(id(), raw, false).unwrap();
         assert_eq!(c.signature, SignatureHeader::Unsigned);
         assert!(c.parents.is_empty());

@@ -122,7 +122,9 @@ impl FileProblem {
                 "remove it (git rm --cached '{path}') or ask an administrator to add a matching pattern to [files] allow"
             ),
             FileProblem::Executable => format!("git update-index --chmod=-x '{path}' and commit"),
-            FileProblem::Symlink => format!("replace the link with a regular file: git rm '{path}'"),
+            FileProblem::Symlink => {
+                format!("replace the link with a regular file: git rm '{path}'")
+            }
             FileProblem::Submodule => format!("remove the submodule: git rm '{path}'"),
             FileProblem::TooLarge { .. } => {
                 "split the file or keep large artifacts outside the repository".into()
@@ -131,9 +133,7 @@ impl FileProblem {
             FileProblem::Unreadable { .. } => {
                 "this is a server-side problem: an administrator should run git fsck".into()
             }
-            FileProblem::BadPath { .. } => {
-                "rename it to a printable UTF-8 path: git mv".into()
-            }
+            FileProblem::BadPath { .. } => "rename it to a printable UTF-8 path: git mv".into(),
         }
     }
 }
@@ -251,10 +251,23 @@ mod tests {
     #[test]
     fn default_policy_allows_declarative_files_only() {
         let r = FileRules::new(&FilePolicy::default(), Limits::default()).unwrap();
-        for ok in ["a.yml", "b/c.json", "main.tf", "x.tfvars", "LICENSE", ".gitignore"] {
+        for ok in [
+            "a.yml",
+            "b/c.json",
+            "main.tf",
+            "x.tfvars",
+            "LICENSE",
+            ".gitignore",
+        ] {
             assert!(r.allows_path(ok), "{ok}");
         }
-        for bad in ["deploy.sh", "bin/tool", "Makefile", "x.py", "a.yaml/evil.exe"] {
+        for bad in [
+            "deploy.sh",
+            "bin/tool",
+            "Makefile",
+            "x.py",
+            "a.yaml/evil.exe",
+        ] {
             assert!(!r.allows_path(bad), "{bad}");
         }
     }

@@ -7,11 +7,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod signers;
-pub mod syntax;
+pub mod certificate;
 pub mod commit;
 pub mod files;
 pub mod objects;
 pub mod revision;
+pub mod signers;
 pub mod sshsig;
+pub mod syntax;
 pub mod trust;

@@ -15,6 +15,7 @@ use jiff::Timestamp;
 use crate::commit::Commit;
 use crate::files::{FileProblem, FileRules, printable};
 use crate::objects::{ObjectError, Objects};
+use crate::syntax::Format;
 use crate::trust::{SignatureProblem, Signer, Trust};
 
 /// One ref update as git reports it; `None` stands for the all-zero id.
@@ -104,8 +105,14 @@ impl std::fmt::Display for Violation {
                 "update of {} is not a fast-forward (history would be rewritten)",
                 self.refname
             ),
-            Problem::Merge { parents } => write!(f, "merge commit ({parents} parents); history must be linear"),
-            Problem::RootCommit => write!(f, "new root commit on an existing branch; history must be linear"),
+            Problem::Merge { parents } => write!(
+                f,
+                "merge commit ({parents} parents); history must be linear"
+            ),
+            Problem::RootCommit => write!(
+                f,
+                "new root commit on an existing branch; history must be linear"
+            ),
             Problem::Signature(p) => write!(f, "{p}"),
             Problem::File(p) => write!(f, "{p}"),
             Problem::Unreadable(e) => write!(f, "cannot be checked: {e}"),
@@ -168,7 +175,9 @@ pub struct Checker<'a> {
     files: Option<&'a FileRules>,
     now: Timestamp,
     sha256: bool,
-    good_blobs: HashSet<ObjectId>,
+    /// Blobs already found acceptable, with the syntax they were checked against: the same
+    /// bytes under another extension must be checked again.
+    good_blobs: HashSet<(ObjectId, Option<Format>)>,
     buf: Vec<u8>,
     buf2: Vec<u8>,
 }
@@ -216,7 +225,9 @@ impl<'a> Checker<'a> {
             problem,
         };
         let Some(new) = update.new else {
-            report.violations.push(violation(None, None, Problem::Deletion));
+            report
+                .violations
+                .push(violation(None, None, Problem::Deletion));
             return report;
         };
         let walk = match self.new_commits(update.old, new, hidden) {
@@ -240,9 +251,11 @@ impl<'a> Checker<'a> {
         }
         match self.read_commit(new) {
             Ok(c) => report.new_tree = Some(c.tree),
-            Err(e) => report
-                .violations
-                .push(violation(Some(new), None, Problem::Unreadable(e.to_string()))),
+            Err(e) => report.violations.push(violation(
+                Some(new),
+                None,
+                Problem::Unreadable(e.to_string()),
+            )),
         }
         report
     }
@@ -257,9 +270,11 @@ impl<'a> Checker<'a> {
 
     fn parents(&mut self, id: ObjectId) -> Result<Vec<ObjectId>, ObjectError> {
         let raw = self.objects.read(&id, Kind::Commit, &mut self.buf)?;
-        Ok(gix::objs::CommitRefIter::from_bytes(raw, self.objects.hash_kind())
-            .parent_ids()
-            .collect())
+        Ok(
+            gix::objs::CommitRefIter::from_bytes(raw, self.objects.hash_kind())
+                .parent_ids()
+                .collect(),
+        )
     }
 
     /// Checks one new commit; pushes file and signature problems into the report itself
@@ -320,7 +335,11 @@ impl<'a> Checker<'a> {
         Ok(())
     }
 
-    fn check_file(&mut self, files: &FileRules, change: &Change) -> Result<(), (String, FileProblem)> {
+    fn check_file(
+        &mut self,
+        files: &FileRules,
+        change: &Change,
+    ) -> Result<(), (String, FileProblem)> {
         use gix::objs::tree::EntryKind;
         let path = FileRules::check_path(&change.path)
             .map_err(|p| (printable(&change.path), p))?
@@ -337,7 +356,8 @@ impl<'a> Checker<'a> {
         if change.mode == EntryKind::BlobExecutable {
             return Err(fail(FileProblem::Executable));
         }
-        if self.good_blobs.contains(&change.id) {
+        let format = Format::for_path(&path);
+        if self.good_blobs.contains(&(change.id, format)) {
             return Ok(());
         }
         let (_, size) = self.objects.header(&change.id).map_err(|e| {
@@ -351,7 +371,7 @@ impl<'a> Checker<'a> {
                 max: files.max_size,
             }));
         }
-        if crate::syntax::Format::for_path(&path).is_some() {
+        if format.is_some() {
             let bytes = self
                 .objects
                 .read(&change.id, Kind::Blob, &mut self.buf2)
@@ -362,7 +382,7 @@ impl<'a> Checker<'a> {
                 })?;
             files.check_content(&path, bytes).map_err(fail)?;
         }
-        self.good_blobs.insert(change.id);
+        self.good_blobs.insert((change.id, format));
         Ok(())
     }
 

@@ -9,7 +9,9 @@
 
 use base64ct::{Base64, Encoding};
 use sha2::{Digest, Sha256, Sha512};
-use ssh_key::{Algorithm, Certificate, Signature, public::KeyData};
+use ssh_key::{Algorithm, Signature, public::KeyData};
+
+use crate::certificate::{UserCertificate, is_certificate};
 use signature::Verifier;
 
 /// The armor git puts around SSH signatures.
@@ -26,7 +28,7 @@ pub enum SigningKey {
     /// A plain public key, looked up in allowed_signers directly.
     Plain(KeyData),
     /// A user certificate, trusted through a `cert-authority` line for its CA.
-    Certificate(Box<Certificate>),
+    Certificate(Box<UserCertificate>),
 }
 
 impl SigningKey {
@@ -34,7 +36,7 @@ impl SigningKey {
     pub fn key_data(&self) -> &KeyData {
         match self {
             SigningKey::Plain(k) => k,
-            SigningKey::Certificate(c) => c.public_key(),
+            SigningKey::Certificate(c) => &c.key,
         }
     }
 }
@@ -91,6 +93,9 @@ pub enum SigError {
     /// Key blob unreadable or of an unsupported type.
     #[error("unsupported or malformed public key in signature: {0}")]
     Key(String),
+    /// The certificate in the signature cannot be decoded.
+    #[error("unusable OpenSSH certificate in the signature: {0}")]
+    Certificate(String),
     /// Signature blob unreadable or of an unsupported algorithm.
     #[error("unsupported or malformed signature: {0}")]
     Signature(String),
@@ -114,7 +119,9 @@ pub enum SigError {
         found: String,
     },
     /// The cryptographic check failed.
-    #[error("signature does not verify: the commit was changed after signing, or the signature is forged")]
+    #[error(
+        "signature does not verify: the commit was changed after signing, or the signature is forged"
+    )]
     BadSignature,
     /// A FIDO signature made without the user touching the key.
     #[error("security key signature lacks the user-presence flag")]
@@ -257,10 +264,11 @@ impl SshSig {
 }
 
 fn parse_key(blob: &[u8]) -> Result<SigningKey, SigError> {
-    let alg = Reader(blob).string("public key algorithm")?;
-    if alg.ends_with(b"-cert-v01@openssh.com") {
-        let cert = Certificate::from_bytes(blob).map_err(|e| SigError::Key(e.to_string()))?;
-        return Ok(SigningKey::Certificate(Box::new(cert)));
+    Reader(blob).string("public key algorithm")?;
+    if is_certificate(blob) {
+        return Ok(SigningKey::Certificate(Box::new(UserCertificate::parse(
+            blob,
+        )?)));
     }
     let key = ssh_key::PublicKey::from_bytes(blob).map_err(|e| SigError::Key(e.to_string()))?;
     let data = key.key_data().clone();
@@ -288,8 +296,10 @@ mod tests {
     #[test]
     fn rejects_text_without_armor() {
         assert_eq!(
-            SshSig::from_armored(b"-----BEGIN PGP SIGNATURE-----\nabc\n-----END PGP SIGNATURE-----\n")
-                .unwrap_err(),
+            SshSig::from_armored(
+                b"-----BEGIN PGP SIGNATURE-----\nabc\n-----END PGP SIGNATURE-----\n"
+            )
+            .unwrap_err(),
             SigError::NotArmored
         );
     }

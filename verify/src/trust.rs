@@ -10,9 +10,9 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
-use ssh_key::certificate::CertType;
 use ssh_key::{HashAlg, public::KeyData};
 
+use crate::certificate::UserCertificate;
 use crate::commit::{Commit, SignatureHeader};
 use crate::signers::{AllowedSigners, SignerEntry, SignersError, Validity};
 use crate::sshsig::{SigError, SigningKey, SshSig};
@@ -31,7 +31,9 @@ pub struct Revoked {
 #[non_exhaustive]
 pub enum RevokedError {
     /// Configured but absent or unreadable; failing closed.
-    #[error("revocation file {path} cannot be read ({source}); restore it or remove revocation_file from the policy")]
+    #[error(
+        "revocation file {path} cannot be read ({source}); restore it or remove revocation_file from the policy"
+    )]
     Io {
         /// The file.
         path: PathBuf,
@@ -39,7 +41,9 @@ pub enum RevokedError {
         source: std::io::Error,
     },
     /// A line is not an OpenSSH public key.
-    #[error("revocation file {path} line {line}: not an OpenSSH public key ({reason}); write one public key per line, as in a .pub file")]
+    #[error(
+        "revocation file {path} line {line}: not an OpenSSH public key ({reason}); write one public key per line, as in a .pub file"
+    )]
     BadLine {
         /// The file.
         path: PathBuf,
@@ -54,16 +58,21 @@ impl Revoked {
     /// Reads a plain list of OpenSSH public keys, one per line; `#` comments and blank lines
     /// are skipped.
     pub fn load(path: &Path) -> Result<Revoked, RevokedError> {
-        let text = std::fs::read(path).map_err(|source| RevokedError::Io {
+        let bytes = std::fs::read(path).map_err(|source| RevokedError::Io {
             path: path.to_owned(),
             source,
         })?;
-        let text = String::from_utf8(text).map_err(|_| RevokedError::BadLine {
+        Revoked::from_bytes(path, &bytes)
+    }
+
+    /// Parses the bytes of the revocation file at `path` (named in errors).
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Revoked, RevokedError> {
+        let text = std::str::from_utf8(bytes).map_err(|_| RevokedError::BadLine {
             path: path.to_owned(),
             line: 0,
             reason: "file is not UTF-8 text (binary KRLs are not supported)".into(),
         })?;
-        Revoked::parse(&text).map_err(|(line, reason)| RevokedError::BadLine {
+        Revoked::parse(text).map_err(|(line, reason)| RevokedError::BadLine {
             path: path.to_owned(),
             line,
             reason,
@@ -169,7 +178,9 @@ pub enum SignatureProblem {
         fingerprint: String,
     },
     /// The key is listed, but not for the committer's email.
-    #[error("signing key {fingerprint} is allowed for {principals:?}, not for the committer {committer}")]
+    #[error(
+        "signing key {fingerprint} is allowed for {principals:?}, not for the committer {committer}"
+    )]
     PrincipalMismatch {
         /// Key fingerprint.
         fingerprint: String,
@@ -179,7 +190,9 @@ pub enum SignatureProblem {
         committer: String,
     },
     /// The allowed_signers line restricts namespaces and excludes `git`.
-    #[error("signing key {fingerprint} is not allowed to sign in namespace \"git\" (allowed_signers line {line})")]
+    #[error(
+        "signing key {fingerprint} is not allowed to sign in namespace \"git\" (allowed_signers line {line})"
+    )]
     Namespace {
         /// Key fingerprint.
         fingerprint: String,
@@ -203,7 +216,9 @@ pub enum SignatureProblem {
         fingerprint: String,
     },
     /// The certificate's CA is not a cert-authority in allowed_signers.
-    #[error("certificate for key {fingerprint} is issued by {ca}, which is not a cert-authority in allowed_signers")]
+    #[error(
+        "certificate for key {fingerprint} is issued by {ca}, which is not a cert-authority in allowed_signers"
+    )]
     UntrustedAuthority {
         /// Key fingerprint.
         fingerprint: String,
@@ -230,6 +245,9 @@ impl SignatureProblem {
             SignatureProblem::NotSsh { .. } => {
                 "switch to SSH signing: git config gpg.format ssh; git config user.signingkey ~/.ssh/id_ed25519.pub; git config commit.gpgsign true; then re-sign with git commit --amend --no-edit -S"
             }
+            SignatureProblem::Signature(SigError::Certificate(_)) => {
+                "issue the certificate with a validity period (ssh-keygen -s <ca-key> -I <id> -n <email> -V +52w <key.pub>) and re-sign: git commit --amend --no-edit -S"
+            }
             SignatureProblem::MultipleHeaders { .. } | SignatureProblem::Signature(_) => {
                 "re-sign the commit: git commit --amend --no-edit -S"
             }
@@ -245,7 +263,8 @@ impl SignatureProblem {
             SignatureProblem::OutsideValidity { .. } | SignatureProblem::Revoked { .. } => {
                 "re-sign with a current key: git commit --amend --no-edit -S (an administrator updates allowed_signers for new keys)"
             }
-            SignatureProblem::UntrustedAuthority { .. } | SignatureProblem::BadCertificate { .. } => {
+            SignatureProblem::UntrustedAuthority { .. }
+            | SignatureProblem::BadCertificate { .. } => {
                 "sign with a valid certificate from a cert-authority listed in allowed_signers, or with a plain listed key"
             }
         }
@@ -336,60 +355,62 @@ impl Trust {
 
     fn judge_certificate(
         &self,
-        cert: &ssh_key::Certificate,
+        cert: &UserCertificate,
         email: &str,
         commit_time: Timestamp,
         now: Timestamp,
     ) -> Result<Signer, SignatureProblem> {
-        let fingerprint = cert.public_key().fingerprint(HashAlg::Sha256).to_string();
-        let ca = cert.signature_key();
-        let ca_fingerprint = ca.fingerprint(HashAlg::Sha256);
+        let fingerprint = cert.key.fingerprint(HashAlg::Sha256).to_string();
+        let ca_fingerprint = cert.ca.fingerprint(HashAlg::Sha256).to_string();
         let bad = |reason: String| SignatureProblem::BadCertificate {
             fingerprint: fingerprint.clone(),
             reason,
         };
-        if self.revoked.contains(cert.public_key()) || self.revoked.contains(ca) {
+        if self.revoked.contains(&cert.key) || self.revoked.contains(&cert.ca) {
             return Err(SignatureProblem::Revoked { fingerprint });
         }
-        let entries: Vec<&SignerEntry> = self.signers.authorities_for_key(ca).collect();
+        let entries: Vec<&SignerEntry> = self.signers.authorities_for_key(&cert.ca).collect();
         if entries.is_empty() {
             return Err(SignatureProblem::UntrustedAuthority {
                 fingerprint,
-                ca: ca_fingerprint.to_string(),
+                ca: ca_fingerprint,
             });
         }
-        if cert.cert_type() != CertType::User {
-            return Err(bad("it is a host certificate, not a user certificate".into()));
+        cert.verify_ca_signature().map_err(|e| bad(e.to_string()))?;
+        if cert.cert_type != crate::certificate::USER {
+            return Err(bad(
+                "it is a host certificate, not a user certificate".into()
+            ));
         }
-        if let Some((name, _)) = cert.critical_options().iter().next() {
-            // OpenSSH defines no critical option that applies to signatures; an unknown one
-            // must make the certificate unusable (PROTOCOL.certkeys).
+        if let Some(name) = cert.critical_options.first() {
+            // No critical option applies to signatures; an unknown one must make the
+            // certificate unusable (PROTOCOL.certkeys).
             return Err(bad(format!("it carries the critical option {name:?}")));
         }
         // OpenSSH (sshsig.c, check_allowed_keys_line) requires the principal to be listed in
         // the certificate.
-        if !cert.valid_principals().iter().any(|p| p == email) {
+        if !cert.principals.iter().any(|p| p == email) {
             return Err(bad(format!(
                 "its principals {:?} do not include the committer {email}",
-                cert.valid_principals()
+                cert.principals
             )));
         }
         for (when, t) in [(When::CommitDate, commit_time), (When::Now, now)] {
             let secs = u64::try_from(t.as_second()).unwrap_or(0);
-            cert.validate_at(secs, [&ca_fingerprint]).map_err(|_| {
-                bad(format!(
-                    "its signature or validity period ({} to {}) does not hold {when}",
-                    fmt_unix(cert.valid_after()),
-                    fmt_unix(cert.valid_before())
-                ))
-            })?;
+            if !cert.valid_at(secs) {
+                return Err(bad(format!(
+                    "its validity period ({} to {}) does not hold {when}",
+                    fmt_unix(cert.valid_after),
+                    fmt_unix(cert.valid_before)
+                )));
+            }
         }
         judge_entries(&entries, &fingerprint, email, commit_time, now)?;
         Ok(Signer {
             principal: email.to_owned(),
             fingerprint,
-            key_type: cert.algorithm().to_string(),
-            certificate_authority: Some(ca_fingerprint.to_string()),
+            key_type: format!("{}-cert", cert.key.algorithm()),
+            certificate_authority: Some(ca_fingerprint),
         })
     }
 }
@@ -451,10 +472,7 @@ fn judge_entries(
 }
 
 /// Loads allowed signers and an optional revocation file, failing closed.
-pub fn load(
-    allowed_signers: &Path,
-    revocation: Option<&Path>,
-) -> Result<Trust, LoadError> {
+pub fn load(allowed_signers: &Path, revocation: Option<&Path>) -> Result<Trust, LoadError> {
     let signers = AllowedSigners::load(allowed_signers)?;
     let revoked = match revocation {
         Some(path) => Revoked::load(path)?,

@@ -1,0 +1,25 @@
+//! Feeds arbitrary bytes to the JSON syntax check, under the default limits and under tight ones.
+//!
+//! Whatever the file holds, nothing may panic or overflow the stack, and refusals are expected.
+//! The tight limits reach the depth limit with small inputs. Every check is monotone in the
+//! limits, so a file that passes the tight limits must pass the default ones too.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tally_verify::syntax::{Format, Limits, validate};
+
+const TIGHT: Limits = Limits {
+    max_depth: 6,
+    max_yaml_aliases: 8,
+    max_yaml_expanded_nodes: 64,
+    max_documents: 3,
+};
+
+fuzz_target!(|data: &[u8]| {
+    let default = validate(Format::Json, data, &Limits::default());
+    let tight = validate(Format::Json, data, &TIGHT);
+    assert!(
+        !(tight.is_ok() && default.is_err()),
+        "passes the tight limits but not the default ones: {default:?}"
+    );
+});
