@@ -20,6 +20,10 @@ enum Command {
     Init(commands::init::InitArgs),
     /// Run by git: a server-side hook.
     Hook(commands::hook::HookArgs),
+    /// Ledger entries, newest first.
+    Log(commands::log::LogArgs),
+    /// Inspect and maintain the ledger.
+    Ledger(commands::ledger::LedgerArgs),
 }
 
 /// How a command ended; mapped to the exit status in [`main`].
@@ -49,6 +53,8 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Init(args) => commands::init::run(args, &mut out),
         Command::Hook(args) => commands::hook::run(args),
+        Command::Log(args) => commands::log::run(args, &mut out),
+        Command::Ledger(args) => commands::ledger::run(args, &mut out),
     };
     match outcome {
         Outcome::Success => ExitCode::SUCCESS,

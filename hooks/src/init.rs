@@ -6,12 +6,16 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
 use tally_verify::signers::AllowedSigners;
 
 use crate::config::{POLICY_FILE, TALLY_DIR, default_policy_text, parse_policy};
 
 /// The hooks tally installs, and the `tally hook` argument each runs.
-pub const HOOKS: &[(&str, &str)] = &[("pre-receive", "pre-receive")];
+pub const HOOKS: &[(&str, &str)] = &[
+    ("pre-receive", "pre-receive"),
+    ("reference-transaction", "reference-transaction"),
+];
 
 /// Marks a hook script as tally's own.
 const MARKER: &str = "# Installed by `tally init`";
@@ -91,6 +95,12 @@ pub enum InitError {
         /// Why.
         source: std::io::Error,
     },
+    /// The policy written cannot be loaded back (a bug, or files changed underneath).
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    /// The ledger or its key cannot be created or opened.
+    #[error("ledger: {0}")]
+    Ledger(String),
     /// `git config` failed.
     #[error("cannot set git configuration {key} in {repo}: {message}")]
     GitConfig {
@@ -263,6 +273,7 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
     }
     // Defence in depth: git itself checks every pushed object's format.
     git_config(&git_dir, "receive.fsckObjects", "true")?;
+    let ledger = set_up_ledger(&repo, &git_dir)?;
 
     let p = |path: &Path| path.display().to_string();
     let _ = writeln!(out, "tally init: {}", p(&git_dir));
@@ -288,6 +299,9 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
         let _ = writeln!(out, "  hook            {}: {}", p(path), wrote.verb());
     }
     let _ = writeln!(out, "  git config      receive.fsckObjects=true");
+    for line in &ledger {
+        let _ = writeln!(out, "  {line}");
+    }
     if matches!(policy, Wrote::Kept) {
         let current = existing_policy
             .as_deref()
@@ -316,6 +330,129 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
         "  - push signed commits; refused pushes explain what to fix"
     );
     Ok(())
+}
+
+/// Creates the ledger key and the ledger on first run (recording the policy and the tips of
+/// protected branches that existed before tally), and leaves both alone afterwards.
+fn set_up_ledger(repo: &gix::Repository, git_dir: &Path) -> Result<Vec<String>, InitError> {
+    use crate::record::Paths;
+    use tally_ledger::{Kind, NewEntry, Store};
+    let ledger_err = |e: &dyn std::fmt::Display| InitError::Ledger(e.to_string());
+    let paths = Paths::new(git_dir);
+    let mut lines = Vec::new();
+    let key = if paths.key().exists() {
+        lines.push(format!(
+            "ledger key      {}: unchanged",
+            paths.key().display()
+        ));
+        tally_ledger::key::load_signing(&paths.key()).map_err(|e| ledger_err(&e))?
+    } else {
+        let key = tally_ledger::key::generate(&paths.key(), "tally ledger key")
+            .map_err(|e| ledger_err(&e))?;
+        lines.push(format!(
+            "ledger key      {}: created (public key: {})",
+            paths.key().display(),
+            paths.public_key().display()
+        ));
+        key
+    };
+    if paths.ledger().exists() {
+        let store = Store::open(&paths.ledger()).map_err(|e| ledger_err(&e))?;
+        let head = store.head().map_err(|e| ledger_err(&e))?;
+        lines.push(format!(
+            "ledger          {}: unchanged ({} entries)",
+            paths.ledger().display(),
+            head.size
+        ));
+        return Ok(lines);
+    }
+    let config = crate::config::Config::load(git_dir)?;
+    let public = key.verifying_key().to_bytes();
+    let id: String = Sha256::digest(public)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let name: String = git_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let origin = format!("tally/{name}/{id}");
+    let now = jiff::Timestamp::now();
+    let mut store = Store::create(
+        &paths.ledger(),
+        &origin,
+        &id,
+        now,
+        &key,
+        &tally_ledger::Options::default(),
+    )
+    .map_err(|e| ledger_err(&e))?;
+    let pusher = crate::pusher::Pusher::from_env().to_string();
+    let mut entries = vec![NewEntry {
+        kind: Kind::PolicyChange,
+        refname: String::new(),
+        old: None,
+        new: None,
+        new_tree: None,
+        commits: Vec::new(),
+        pusher: pusher.clone(),
+        policy_digest: config.digest,
+        reasons: vec!["tally init".into()],
+        aborts: None,
+    }];
+    // Branches that already exist are the baseline: their history predates tally.
+    let refs = repo.references().map_err(|e| ledger_err(&e))?;
+    for r in refs.prefixed("refs/heads/").map_err(|e| ledger_err(&e))? {
+        let mut r = r.map_err(|e| ledger_err(&e))?;
+        let name = r.name().as_bstr().to_string();
+        if !config.is_protected(&name) {
+            continue;
+        }
+        let id = r.peel_to_id().map_err(|e| ledger_err(&e))?.detach();
+        let tree = repo
+            .find_commit(id)
+            .and_then(|c| c.tree_id())
+            .map(|t| t.detach().as_bytes().to_vec())
+            .ok();
+        entries.push(NewEntry {
+            kind: Kind::PolicyChange,
+            refname: name.clone(),
+            old: None,
+            new: Some(id.as_bytes().to_vec()),
+            new_tree: tree,
+            commits: Vec::new(),
+            pusher: pusher.clone(),
+            policy_digest: config.digest,
+            reasons: vec![format!(
+                "baseline at tally init: {name} already pointed here; earlier history was not checked by tally"
+            )],
+            aborts: None,
+        });
+    }
+    let outcome = store
+        .append(entries, now, &key)
+        .map_err(|e| ledger_err(&e))?;
+    lines.push(format!(
+        "ledger          {}: created (origin {origin}, {} entries)",
+        paths.ledger().display(),
+        outcome.size
+    ));
+    if let Err(e) = crate::publish::publish(git_dir, &store, now) {
+        lines.push(format!("warning: {e}"));
+    } else {
+        lines.push(format!("published       {}", crate::publish::LEDGER_REF));
+    }
+    Ok(lines)
 }
 
 /// Reads a configuration value as git would see it in this repository (all scopes).

@@ -5,8 +5,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod config;
 pub mod init;
 pub mod output;
 pub mod pre_receive;
+pub mod publish;
 pub mod pusher;
+pub mod record;
+pub mod transaction;

@@ -14,6 +14,8 @@ use tally_verify::revision::{Checker, Update, Verdict, Violation};
 
 use crate::config::Config;
 use crate::output::Reporter;
+use crate::pusher::Pusher;
+use crate::record::{self, Paths};
 
 /// Most violation lines printed for one push; the rest are counted.
 const MAX_LINES: usize = 200;
@@ -121,6 +123,7 @@ pub fn parse_input(input: &[u8], hash_len: usize) -> Result<Vec<Update>, HookErr
 /// Judges a push. Refs under `refs/tally/` are refused for everyone: they belong to tally.
 pub fn decide(
     repo: &gix::Repository,
+    config: &Config,
     updates: &[Update],
     now: Timestamp,
 ) -> Result<Decision, HookError> {
@@ -139,7 +142,6 @@ pub fn decide(
         .iter()
         .filter(|u| !u.refname.starts_with("refs/tally/"))
         .collect();
-    let config = Config::load(git_dir)?;
     let protected: Vec<&Update> = protected
         .into_iter()
         .filter(|u| config.is_protected(&u.refname))
@@ -153,7 +155,7 @@ pub fn decide(
     let mut violations = tally_refs;
     for update in protected {
         let hidden = if update.old.is_none() {
-            other_protected_tips(repo, &config, &update.refname)?
+            other_protected_tips(repo, config, &update.refname)?
         } else {
             Vec::new()
         };
@@ -203,19 +205,34 @@ fn other_protected_tips(
     Ok(tips)
 }
 
-/// Runs the hook: reads git's input, judges, prints the outcome for the pusher. Returns
-/// whether the push is accepted; any error refuses it.
+/// Runs the hook: reads git's input, judges, leaves the verdicts for the ref transaction or
+/// records the refusal, and prints the outcome for the pusher. Returns whether the push is
+/// accepted; any error refuses it.
 pub fn run(git_dir: &Path, input: &mut impl BufRead, out: &mut impl Write, now: Timestamp) -> bool {
     let mut reporter = Reporter::from_env(out);
+    let mut updates = Vec::new();
+    let mut config = None;
     let outcome = (|| {
         let mut bytes = Vec::new();
         input.take(MAX_INPUT).read_to_end(&mut bytes)?;
         let repo = open_repo(git_dir)?;
-        let updates = parse_input(&bytes, repo.object_hash().len_in_bytes())?;
-        decide(&repo, &updates, now)
+        updates = parse_input(&bytes, repo.object_hash().len_in_bytes())?;
+        let loaded = config.insert(Config::load(git_dir)?);
+        decide(&repo, loaded, &updates, now)
     })();
+    let paths = Paths::new(git_dir);
+    let pusher = Pusher::from_env();
     match outcome {
         Ok(Decision::Accept(verdicts)) => {
+            if let (false, Some(config)) = (verdicts.is_empty(), &config)
+                && let Err(e) = record::leave_verdicts(&paths, &verdicts, &pusher, config, now)
+            {
+                reporter.error(&format!("push refused: cannot record the verdict: {e}"));
+                reporter.error(
+                    "this is a server configuration problem; contact the repository administrator",
+                );
+                return false;
+            }
             for v in &verdicts {
                 let signers: std::collections::BTreeSet<&str> = v
                     .commits
@@ -245,6 +262,17 @@ pub fn run(git_dir: &Path, input: &mut impl BufRead, out: &mut impl Write, now: 
         }
         Ok(Decision::Refuse(violations)) => {
             report_violations(&mut reporter, &violations);
+            if let Some(config) = &config {
+                record_refusal(
+                    git_dir,
+                    config,
+                    &pusher,
+                    &updates,
+                    &violations,
+                    now,
+                    &mut reporter,
+                );
+            }
             false
         }
         Err(e) => {
@@ -254,6 +282,45 @@ pub fn run(git_dir: &Path, input: &mut impl BufRead, out: &mut impl Write, now: 
             );
             false
         }
+    }
+}
+
+/// Appends one `rejected` entry per refused ref, with every reason, then publishes. A failure
+/// here cannot make the push pass; it is reported for the administrator.
+fn record_refusal(
+    git_dir: &Path,
+    config: &Config,
+    pusher: &Pusher,
+    updates: &[Update],
+    violations: &[Violation],
+    now: Timestamp,
+    reporter: &mut Reporter<impl Write>,
+) {
+    let mut refused: Vec<(Update, Vec<String>)> = Vec::new();
+    for v in violations {
+        let reason = v.to_string();
+        match refused.iter_mut().find(|(u, _)| u.refname == v.refname) {
+            Some((_, reasons)) => reasons.push(reason),
+            None => {
+                let update = updates
+                    .iter()
+                    .find(|u| u.refname == v.refname)
+                    .cloned()
+                    .unwrap_or_else(|| Update {
+                        refname: v.refname.clone(),
+                        old: None,
+                        new: None,
+                    });
+                refused.push((update, vec![reason]));
+            }
+        }
+    }
+    let paths = Paths::new(git_dir);
+    match record::append_rejected(&paths, config, pusher, &refused, now) {
+        Ok(_) => crate::transaction::publish(git_dir, &paths, now, reporter),
+        Err(e) => reporter.error(&format!(
+            "warning: the refusal could not be recorded in the ledger: {e}"
+        )),
     }
 }
 

@@ -44,9 +44,29 @@ impl Pusher {
         }
         Pusher {
             source: "unix",
-            name: some("LOGNAME").unwrap_or_else(|| "unknown".into()),
+            name: some("LOGNAME")
+                .unwrap_or_else(|| unix_user().unwrap_or_else(|| "unknown".into())),
         }
     }
+}
+
+/// The name of the process's user from `/etc/passwd`, or `uid <n>`, when the environment
+/// names nobody (hooks run by daemons often have no `USER`).
+fn unix_user() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_owned();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let name = passwd.lines().find_map(|line| {
+        let mut f = line.split(':');
+        let name = f.next()?;
+        (f.nth(1)? == uid).then(|| name.to_owned())
+    });
+    Some(name.unwrap_or_else(|| format!("uid {uid}")))
 }
 
 #[cfg(test)]
@@ -88,6 +108,10 @@ mod tests {
             with(&[("USER", ""), ("LOGNAME", "op")]).to_string(),
             "unix:op"
         );
-        assert_eq!(with(&[]).to_string(), "unix:unknown");
+        let unnamed = with(&[]).to_string();
+        assert!(
+            unnamed.starts_with("unix:") && unnamed.len() > 5,
+            "{unnamed}"
+        );
     }
 }

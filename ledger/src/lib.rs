@@ -1,8 +1,43 @@
-//! The tally ledger.
+//! The tally ledger: a hash-chained, RFC 6962 Merkle-rooted, ed25519-signed record of every
+//! revision a protected branch accepted and every push it refused.
 //!
-//! Not built yet: the hash chain, the RFC 6962 Merkle tree, signed checkpoints and the SQLite
-//! store arrive with the ledger issue. This crate exists so that the dependency graph of the
-//! workspace (`hooks` -> {`ledger`, `verify`}) is in place; it exports nothing that pretends to
-//! record anything.
+//! The pieces, each a module:
+//!
+//! - [`entry`]: one ledger entry and its byte encoding (versioned, length-prefixed,
+//!   domain-separated). The encoded bytes are what is stored and what is hashed; nothing is ever
+//!   re-serialised to be verified.
+//! - [`chain`]: the hash chain (each entry carries the previous entry's leaf hash) and the rules
+//!   that hold between entries (sequence numbers, aborts).
+//! - [`merkle`]: the RFC 6962 Merkle tree over the entries: roots, inclusion and consistency
+//!   proofs and their verification, and the incremental [`merkle::Frontier`].
+//! - [`checkpoint`]: C2SP `tlog-checkpoint` notes signed as C2SP `signed-note`s, with a
+//!   `cosignature/v1` timestamp from the same key for freshness.
+//! - [`key`]: the ledger key, an OpenSSH ed25519 key file.
+//! - [`store`]: the SQLite store: appends in one transaction with a compare-and-swap head, every
+//!   checkpoint ever signed, and whole-ledger verification.
+//!
+//! The byte-exact formats are documented in `docs/ledger-format.md`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod chain;
+pub mod checkpoint;
+pub mod entry;
+pub mod key;
+pub mod merkle;
+pub mod store;
+
+mod hex;
+
+pub use chain::{ChainError, ChainVerifier, GENESIS};
+pub use checkpoint::{
+    Checkpoint, CheckpointError, SignedCheckpoint, VerifiedCheckpoint, VerifierKey,
+};
+pub use ed25519_dalek::{SigningKey, VerifyingKey};
+pub use entry::{CommitSigner, Entry, EntryError, EntryView, Kind};
+pub use key::KeyError;
+pub use merkle::{Frontier, Hash, ProofError};
+pub use store::{
+    AppendOutcome, Filter, Head, NewEntry, Options, Record, Store, StoreError, VerifyError,
+    VerifyReport,
+};

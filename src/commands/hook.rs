@@ -17,6 +17,11 @@ pub struct HookArgs {
 enum Hook {
     /// git's pre-receive hook: judge every protected ref update of a push.
     PreReceive,
+    /// git's reference-transaction hook: record accepted moves, refuse all others.
+    ReferenceTransaction {
+        /// The transaction state git passes: preparing, prepared, committed or aborted.
+        state: String,
+    },
 }
 
 /// The repository a hook runs in: git sets `GIT_DIR` (or runs hooks inside the git
@@ -40,6 +45,27 @@ pub fn run(args: HookArgs) -> Outcome {
                 jiff::Timestamp::now(),
             );
             if accepted {
+                Outcome::Success
+            } else {
+                Outcome::Refused
+            }
+        }
+        Hook::ReferenceTransaction { state } => {
+            let Some(state) = tally_hooks::transaction::State::parse(&state) else {
+                return Outcome::Config(format!(
+                    "unknown reference-transaction state {state:?}; expected preparing, prepared, committed or aborted"
+                ));
+            };
+            let stdin = std::io::stdin();
+            let stderr = std::io::stderr();
+            let ok = tally_hooks::transaction::run(
+                &git_dir(),
+                state,
+                &mut stdin.lock(),
+                &mut stderr.lock(),
+                jiff::Timestamp::now(),
+            );
+            if ok {
                 Outcome::Success
             } else {
                 Outcome::Refused

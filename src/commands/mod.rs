@@ -1,3 +1,5 @@
 //! One module per subcommand, each with its arguments and a `run`.
 pub mod hook;
 pub mod init;
+pub mod ledger;
+pub mod log;

@@ -333,6 +333,31 @@ pub fn alice_and_bob() -> AllowedSigners {
 // ---------------------------------------------------------------------------------------------
 // The environment
 
+/// The variables of a test's hermetic environment, `Send` so that threads can run commands.
+#[derive(Debug, Clone)]
+pub struct Hermetic {
+    vars: Vec<(&'static str, std::ffi::OsString)>,
+}
+
+impl Hermetic {
+    /// Applies the environment to a command: nothing inherited but these variables.
+    pub fn apply(&self, cmd: &mut Command) {
+        cmd.env_clear();
+        for (name, value) in &self.vars {
+            cmd.env(name, value);
+        }
+        cmd.stdin(Stdio::null());
+    }
+
+    /// `git` in `cwd`.
+    pub fn git(&self, cwd: &Path) -> Command {
+        let mut cmd = Command::new("git");
+        self.apply(&mut cmd);
+        cmd.current_dir(cwd);
+        cmd
+    }
+}
+
 /// One test's world: a temporary directory, a hermetic environment, a commit clock.
 pub struct TestEnv {
     dir: tempfile::TempDir,
@@ -386,16 +411,24 @@ impl TestEnv {
 
     /// Applies the hermetic environment to a command: nothing inherited but `PATH`.
     pub fn hermetic(&self, cmd: &mut Command) {
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.home())
-            .env("TMPDIR", std::env::temp_dir())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", self.gitconfig())
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("LC_ALL", "C")
-            .env("TZ", "UTC")
-            .stdin(Stdio::null());
+        self.hermetic_env().apply(cmd);
+    }
+
+    /// The hermetic environment as plain data that can cross threads (a [`TestEnv`] cannot:
+    /// its commit clock is a `Cell`).
+    pub fn hermetic_env(&self) -> Hermetic {
+        Hermetic {
+            vars: vec![
+                ("PATH", std::env::var_os("PATH").unwrap_or_default()),
+                ("HOME", self.home().into()),
+                ("TMPDIR", std::env::temp_dir().into()),
+                ("GIT_CONFIG_NOSYSTEM", "1".into()),
+                ("GIT_CONFIG_GLOBAL", self.gitconfig().into()),
+                ("GIT_TERMINAL_PROMPT", "0".into()),
+                ("LC_ALL", "C".into()),
+                ("TZ", "UTC".into()),
+            ],
+        }
     }
 
     /// `git` in `cwd`.
@@ -587,6 +620,65 @@ impl Server<'_> {
             .env("GIT_DIR", &self.path)
             .current_dir(&self.path);
         run_with_stdin(&mut cmd, input)
+    }
+
+    /// Runs `tally hook reference-transaction <state>` by hand, as git would.
+    pub fn run_reference_transaction(&self, state: &str, input: &[u8]) -> Output {
+        let mut cmd = self.env.tally();
+        cmd.args(["hook", "reference-transaction", state])
+            .env("GIT_DIR", &self.path)
+            .current_dir(&self.path);
+        run_with_stdin(&mut cmd, input)
+    }
+
+    /// `git` run inside the bare repository, hooks active (as an administrator with a shell
+    /// on the server would run it).
+    pub fn git(&self) -> Command {
+        self.env.git(&self.path)
+    }
+
+    /// `tally <args> --repo <this repository>`; returns the output whatever the status.
+    pub fn tally(&self, args: &[&str]) -> Output {
+        self.env
+            .tally()
+            .args(args)
+            .arg("--repo")
+            .arg(&self.path)
+            .output()
+            .unwrap()
+    }
+
+    /// `tally log --json <args>`: the entries, newest first.
+    pub fn log(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        let mut all = vec!["log", "--json"];
+        all.extend_from_slice(args);
+        let out = self.tally(&all);
+        assert!(
+            out.status.success(),
+            "tally {all:?} failed with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        match serde_json::from_slice(&out.stdout) {
+            Ok(serde_json::Value::Array(entries)) => entries,
+            other => panic!(
+                "tally log --json printed no JSON array ({other:?}):\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            ),
+        }
+    }
+
+    /// `tally ledger verify`, asserting that it finds the ledger intact; returns stdout.
+    pub fn assert_ledger_intact(&self) -> String {
+        let out = self.tally(&["ledger", "verify"]);
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            out.status.success() && stdout.starts_with("ledger intact: "),
+            "tally ledger verify exited with {}\nstdout:\n{stdout}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
     }
 }
 

@@ -93,7 +93,7 @@ pub enum FileProblem {
         max: u64,
     },
     /// Does not parse, or exceeds the syntax limits.
-    #[error("invalid {format:?}: {error}")]
+    #[error("invalid {}: {error}", format_name(*format))]
     Syntax {
         /// The syntax checked.
         format: Format,
@@ -203,6 +203,14 @@ impl FileRules {
                 error: e.to_string(),
             }
         })
+    }
+}
+
+fn format_name(format: Format) -> &'static str {
+    match format {
+        Format::Yaml => "YAML",
+        Format::Json => "JSON",
+        Format::Toml => "TOML",
     }
 }
 

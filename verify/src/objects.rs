@@ -12,7 +12,9 @@ use gix::ObjectId;
 use gix::hash::Kind as HashKind;
 use gix::objs::{Find, FindHeader, Kind};
 
-/// The object directories of one repository, searched in order.
+/// The object directories of one repository, searched in order. Cloning is cheap and gives
+/// a handle with its own caches, for another thread.
+#[derive(Clone)]
 pub struct Objects {
     stores: Vec<gix::odb::Handle>,
     hash: HashKind,
@@ -91,10 +93,24 @@ impl Objects {
             if seen.contains(&canonical) {
                 continue;
             }
-            let handle = gix::odb::at(&canonical, hash).map_err(|source| ObjectError::Open {
-                path: dir.clone(),
-                source,
-            })?;
+            let mut handle =
+                gix::odb::at(&canonical, hash).map_err(|source| ObjectError::Open {
+                    path: dir.clone(),
+                    source,
+                })?;
+            // Consecutive commits share most of their trees, stored as deltas of each other
+            // in the pushed pack: caching delta bases and recent objects saves re-inflating
+            // the same chains for every commit.
+            handle.set_pack_cache(|| {
+                Box::new(gix::odb::pack::cache::lru::MemoryCappedHashmap::new(
+                    16 * 1024 * 1024,
+                ))
+            });
+            handle.set_object_cache(|| {
+                Box::new(gix::odb::pack::cache::object::MemoryCappedHashmap::new(
+                    8 * 1024 * 1024,
+                ))
+            });
             seen.push(canonical);
             stores.push(handle);
         }

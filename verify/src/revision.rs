@@ -244,11 +244,7 @@ impl<'a> Checker<'a> {
                 .violations
                 .push(violation(None, None, Problem::NonFastForward));
         }
-        for id in walk.commits {
-            if let Err(problem) = self.check_commit(id, update, &mut report) {
-                report.violations.push(violation(Some(id), None, problem));
-            }
-        }
+        self.check_commits(&walk.commits, update, &mut report);
         match self.read_commit(new) {
             Ok(c) => report.new_tree = Some(c.tree),
             Err(e) => report.violations.push(violation(
@@ -258,6 +254,77 @@ impl<'a> Checker<'a> {
             )),
         }
         report
+    }
+
+    /// Checks the new commits, on several threads when there are many: each commit's checks
+    /// are independent, and a big push is exactly when the pusher waits.
+    fn check_commits(&mut self, ids: &[ObjectId], update: &Update, report: &mut Report) {
+        const MIN_PER_THREAD: usize = 256;
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8)
+            .min(ids.len() / MIN_PER_THREAD)
+            .max(1);
+        if workers == 1 {
+            for id in ids {
+                self.check_one(*id, update, report);
+            }
+            return;
+        }
+        let chunk = ids.len().div_ceil(workers);
+        let (trust, files, now) = (self.trust, self.files, self.now);
+        let parts: Vec<Result<Report, ()>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = ids
+                .chunks(chunk)
+                .map(|part| {
+                    let objects = self.objects.clone();
+                    scope.spawn(move || {
+                        let mut checker = Checker::new(&objects, trust, files, now);
+                        let mut r = Report {
+                            update: update.clone(),
+                            new_tree: None,
+                            commits: Vec::new(),
+                            violations: Vec::new(),
+                        };
+                        for id in part {
+                            checker.check_one(*id, update, &mut r);
+                        }
+                        r
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().map_err(|_| ()))
+                .collect()
+        });
+        for part in parts {
+            match part {
+                Ok(r) => {
+                    report.commits.extend(r.commits);
+                    report.violations.extend(r.violations);
+                }
+                Err(()) => report.violations.push(Violation {
+                    refname: update.refname.clone(),
+                    commit: None,
+                    path: None,
+                    problem: Problem::Unreadable(
+                        "internal error: a checking thread panicked".into(),
+                    ),
+                }),
+            }
+        }
+    }
+
+    fn check_one(&mut self, id: ObjectId, update: &Update, report: &mut Report) {
+        if let Err(problem) = self.check_commit(id, update, report) {
+            report.violations.push(Violation {
+                refname: update.refname.clone(),
+                commit: Some(id),
+                path: None,
+                problem,
+            });
+        }
     }
 
     fn read_commit(&mut self, id: ObjectId) -> Result<Commit, ObjectError> {

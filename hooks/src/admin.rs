@@ -1,0 +1,428 @@
+//! The server-side ledger commands: `tally log`, `tally ledger verify|key|checkpoint`.
+
+use std::collections::HashSet;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use gix::ObjectId;
+use jiff::Timestamp;
+use tally_ledger::{Filter, Kind, Record, Store, VerifierKey};
+
+use crate::config::Config;
+use crate::publish::{self, LEDGER_REF, Range};
+use crate::record::Paths;
+
+/// Why a ledger command could not run (exit 2), as opposed to finding a problem (exit 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct AdminError(pub String);
+
+fn fail(e: impl std::fmt::Display) -> AdminError {
+    AdminError(e.to_string())
+}
+
+/// The repository a command works on: `--repo`, else the one git says we are in.
+pub fn find_repo(arg: Option<&Path>) -> Result<PathBuf, AdminError> {
+    let start = arg.unwrap_or(Path::new("."));
+    let repo = gix::discover(start).map_err(|e| {
+        AdminError(format!(
+            "{} is not in a git repository ({e}); pass --repo <REPO>",
+            start.display()
+        ))
+    })?;
+    let dir = repo.git_dir().to_owned();
+    Ok(dir.canonicalize().unwrap_or(dir))
+}
+
+fn open_store(git_dir: &Path) -> Result<Store, AdminError> {
+    let path = Paths::new(git_dir).ledger();
+    let options = tally_ledger::Options {
+        read_only: true,
+        ..Default::default()
+    };
+    Store::open_with(&path, &options).map_err(fail)
+}
+
+fn hex(bytes: &Option<Vec<u8>>) -> String {
+    bytes
+        .as_ref()
+        .map(|b| b.iter().map(|x| format!("{x:02x}")).collect())
+        .unwrap_or_default()
+}
+
+fn short(bytes: &Option<Vec<u8>>) -> String {
+    let h = hex(bytes);
+    if h.is_empty() {
+        "0".repeat(10)
+    } else {
+        h[..10.min(h.len())].to_owned()
+    }
+}
+
+/// Options of `tally log`.
+#[derive(Debug, Default, Clone)]
+pub struct LogOptions {
+    /// Only this branch (short or full name).
+    pub branch: Option<String>,
+    /// Only this kind.
+    pub kind: Option<Kind>,
+    /// At most this many.
+    pub limit: Option<usize>,
+    /// JSON lines instead of text.
+    pub json: bool,
+}
+
+/// Prints ledger entries, newest first.
+pub fn log(git_dir: &Path, opts: &LogOptions, out: &mut impl Write) -> Result<(), AdminError> {
+    let store = open_store(git_dir)?;
+    let filter = Filter {
+        refname: opts.branch.as_ref().map(|b| {
+            if b.starts_with("refs/") {
+                b.clone()
+            } else {
+                format!("refs/heads/{b}")
+            }
+        }),
+        kind: opts.kind,
+        before: None,
+        limit: opts.limit,
+    };
+    let mut result = Ok(());
+    if opts.json {
+        let _ = write!(out, "[");
+    }
+    let mut first = true;
+    store
+        .log_each(&filter, |record| {
+            let written = if opts.json {
+                let sep = if first { "" } else { "," };
+                serde_json::to_string(&record)
+                    .map_err(std::io::Error::other)
+                    .and_then(|j| write!(out, "{sep}\n{j}"))
+            } else {
+                write_entry(out, &record)
+            };
+            first = false;
+            match written {
+                Ok(()) => true,
+                // A closed pipe (`tally log | head`) is not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => false,
+                Err(e) => {
+                    result = Err(fail(e));
+                    false
+                }
+            }
+        })
+        .map_err(fail)?;
+    if opts.json {
+        let _ = writeln!(out, "\n]");
+    }
+    result
+}
+
+fn write_entry(out: &mut impl Write, r: &Record) -> std::io::Result<()> {
+    let e = &r.entry;
+    let what = match e.kind {
+        Kind::Accepted | Kind::Rejected | Kind::Aborted => {
+            format!("{} {}..{}", e.refname, short(&e.old), short(&e.new))
+        }
+        Kind::PolicyChange if !e.refname.is_empty() => {
+            format!("{} baseline {}", e.refname, short(&e.new))
+        }
+        _ => format!("policy {}", &hex(&Some(e.policy_digest.to_vec()))[..12]),
+    };
+    writeln!(
+        out,
+        "#{:<6} {:<13} {} {} by {}",
+        e.seq,
+        e.kind.as_str(),
+        e.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        what,
+        e.pusher
+    )?;
+    for c in &e.commits {
+        writeln!(
+            out,
+            "          commit {} signed by {} ({})",
+            short(&Some(c.commit.clone())),
+            c.principal,
+            c.fingerprint
+        )?;
+    }
+    if let Some(seq) = e.aborts {
+        writeln!(out, "          cancels #{seq}")?;
+    }
+    for reason in &e.reasons {
+        writeln!(out, "          {reason}")?;
+    }
+    Ok(())
+}
+
+/// Reads the ledger's verifier key: `--ledger-key` if given, else `tally/ledger_key.pub`.
+fn verifier(
+    git_dir: &Path,
+    store: &Store,
+    pinned: Option<&Path>,
+) -> Result<VerifierKey, AdminError> {
+    let path = pinned.map_or_else(|| Paths::new(git_dir).public_key(), Path::to_path_buf);
+    let key = tally_ledger::key::load_public(&path).map_err(fail)?;
+    VerifierKey::new(store.origin(), key).map_err(fail)
+}
+
+/// Prints the ledger's public key as one OpenSSH line.
+pub fn key(git_dir: &Path, out: &mut impl Write) -> Result<(), AdminError> {
+    let path = Paths::new(git_dir).public_key();
+    let key = tally_ledger::key::load_public(&path).map_err(fail)?;
+    let store = open_store(git_dir)?;
+    if store.public_key() != key.to_bytes() {
+        return Err(AdminError(format!(
+            "{} does not match the key the ledger was created with; restore it from a backup",
+            path.display()
+        )));
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        tally_ledger::key::public_line(&key, store.origin())
+    );
+    Ok(())
+}
+
+/// Signs a fresh checkpoint of the current head and publishes it: the freshness heartbeat.
+pub fn checkpoint(git_dir: &Path, out: &mut impl Write) -> Result<(), AdminError> {
+    let paths = Paths::new(git_dir);
+    let (mut store, key) = crate::record::open(&paths).map_err(fail)?;
+    let now = Timestamp::now();
+    let note = store.checkpoint(now, &key).map_err(fail)?;
+    publish::publish(git_dir, &store, now).map_err(fail)?;
+    let _ = write!(out, "{}", note.text());
+    Ok(())
+}
+
+/// What `tally ledger verify` found.
+#[derive(Debug, serde::Serialize)]
+pub struct VerifyOutcome {
+    /// Whether everything holds.
+    pub ok: bool,
+    /// Entries verified.
+    pub size: u64,
+    /// Root, hex.
+    pub root: String,
+    /// Checkpoints verified.
+    pub checkpoints: u64,
+    /// Problems found, each naming what is wrong.
+    pub problems: Vec<String>,
+    /// Remarks that are not failures (publication lagging, say).
+    pub notes: Vec<String>,
+}
+
+/// Verifies the whole ledger, that each protected branch is where its latest accepted entry
+/// says, and that `refs/tally/ledger` publishes exactly the store's entries.
+pub fn verify(
+    git_dir: &Path,
+    pinned_key: Option<&Path>,
+    err: &mut impl Write,
+) -> Result<VerifyOutcome, AdminError> {
+    let store = open_store(git_dir)?;
+    let key = verifier(git_dir, &store, pinned_key)?;
+    let mut outcome = VerifyOutcome {
+        ok: true,
+        size: 0,
+        root: String::new(),
+        checkpoints: 0,
+        problems: Vec::new(),
+        notes: Vec::new(),
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let report = store.verify(&key, |done, total| {
+        if terminal {
+            let _ = write!(err, "\rverifying the ledger: {done}/{total} entries");
+        }
+    });
+    if terminal {
+        let _ = writeln!(err);
+    }
+    match report {
+        Ok(r) => {
+            outcome.size = r.size;
+            outcome.root = hex(&Some(r.root.to_vec()));
+            outcome.checkpoints = r.checkpoints;
+        }
+        Err(e) => {
+            outcome.problems.push(e.to_string());
+            outcome.ok = false;
+            return Ok(outcome);
+        }
+    }
+    check_branches(git_dir, &store, &mut outcome)?;
+    check_publication(git_dir, &store, &mut outcome)?;
+    outcome.ok = outcome.problems.is_empty();
+    Ok(outcome)
+}
+
+/// Each protected branch must point where the newest entry that set it (accepted, or the
+/// baseline of `tally init`) says, ignoring entries that were aborted.
+fn check_branches(
+    git_dir: &Path,
+    store: &Store,
+    outcome: &mut VerifyOutcome,
+) -> Result<(), AdminError> {
+    let config = Config::load(git_dir).map_err(fail)?;
+    let repo = gix::open_opts(git_dir, gix::open::Options::isolated()).map_err(fail)?;
+    let refs = repo.references().map_err(fail)?;
+    let mut branches = Vec::new();
+    for r in refs.prefixed("refs/heads/").map_err(fail)? {
+        let mut r = r.map_err(fail)?;
+        let name = r.name().as_bstr().to_string();
+        if config.is_protected(&name) {
+            branches.push((name, r.peel_to_id().map_err(fail)?.detach()));
+        }
+    }
+    for (name, tip) in branches {
+        let mut aborted = HashSet::new();
+        let mut expected: Option<Option<Vec<u8>>> = None;
+        store
+            .log_each(
+                &Filter {
+                    refname: Some(name.clone()),
+                    ..Default::default()
+                },
+                |r| {
+                    let e = r.entry;
+                    match e.kind {
+                        Kind::Aborted => {
+                            aborted.extend(e.aborts);
+                            true
+                        }
+                        Kind::Accepted | Kind::PolicyChange if !aborted.contains(&e.seq) => {
+                            expected = Some(e.new);
+                            false
+                        }
+                        _ => true,
+                    }
+                },
+            )
+            .map_err(fail)?;
+        match expected {
+            Some(Some(id)) if id == tip.as_bytes() => {}
+            Some(Some(id)) => outcome.problems.push(format!(
+                "{name} points to {} but its latest accepted entry records {}: the branch was moved outside tally",
+                tip,
+                ObjectId::try_from(id.as_slice()).map_or_else(|_| "?".into(), |i| i.to_string())
+            )),
+            _ => outcome.problems.push(format!(
+                "{name} points to {tip} but no accepted entry records it: the branch was created outside tally"
+            )),
+        }
+    }
+    Ok(())
+}
+
+/// Walks the publication commits and compares every published entry with the store's bytes
+/// and every published checkpoint with a stored one.
+fn check_publication(
+    git_dir: &Path,
+    store: &Store,
+    outcome: &mut VerifyOutcome,
+) -> Result<(), AdminError> {
+    let repo = gix::open_opts(git_dir, gix::open::Options::isolated()).map_err(fail)?;
+    let Some((tip, tip_range)) = publish::current(&repo).map_err(fail)? else {
+        outcome
+            .notes
+            .push(format!("{LEDGER_REF} does not exist yet; the next push or `tally ledger checkpoint` publishes it"));
+        return Ok(());
+    };
+    let mut stored_notes = HashSet::new();
+    store
+        .for_each_checkpoint(|c| {
+            stored_notes.insert(c.note.text().to_owned());
+            Ok(())
+        })
+        .map_err(fail)?;
+    let mut cursor = Some(tip);
+    let mut expect_size = tip_range.size;
+    while let Some(id) = cursor {
+        let commit = repo.find_commit(id).map_err(fail)?;
+        let tree = commit.tree().map_err(fail)?;
+        let read = |name: &str| -> Result<Vec<u8>, AdminError> {
+            let entry = tree
+                .find_entry(name)
+                .ok_or_else(|| AdminError(format!("publication {id} lacks {name}")))?;
+            Ok(entry.object().map_err(fail)?.data.clone())
+        };
+        let range = Range::parse(&read("range")?)
+            .ok_or_else(|| AdminError(format!("publication {id} has a malformed range")))?;
+        if range.size != expect_size {
+            outcome.problems.push(format!(
+                "{LEDGER_REF}: publication {id} ends at {} but the next one starts at {expect_size}",
+                range.size
+            ));
+            return Ok(());
+        }
+        let note = String::from_utf8(read("checkpoint")?).unwrap_or_default();
+        if !stored_notes.contains(&note) {
+            outcome.problems.push(format!(
+                "{LEDGER_REF}: publication {id} carries a checkpoint the store never signed"
+            ));
+        }
+        let blob = read("entries")?;
+        let mut published = Vec::new();
+        let mut rest = blob.as_slice();
+        while !rest.is_empty() {
+            let Some((len, tail)) = rest.split_first_chunk::<4>() else {
+                outcome.problems.push(format!(
+                    "{LEDGER_REF}: publication {id} has a truncated entries file"
+                ));
+                return Ok(());
+            };
+            let len = u32::from_be_bytes(*len) as usize;
+            if tail.len() < len {
+                outcome.problems.push(format!(
+                    "{LEDGER_REF}: publication {id} has a truncated entries file"
+                ));
+                return Ok(());
+            }
+            published.push(&tail[..len]);
+            rest = &tail[len..];
+        }
+        if published.len() as u64 != range.size - range.first {
+            outcome.problems.push(format!(
+                "{LEDGER_REF}: publication {id} holds {} entries but its range says {}..{}",
+                published.len(),
+                range.first,
+                range.size
+            ));
+            return Ok(());
+        }
+        let mut mismatch = None;
+        store
+            .raw_entries(range.first..range.size, |seq, bytes| {
+                let i = (seq - range.first) as usize;
+                if mismatch.is_none() && published.get(i).is_none_or(|p| *p != bytes) {
+                    mismatch = Some(seq);
+                }
+            })
+            .map_err(fail)?;
+        if let Some(seq) = mismatch {
+            outcome.problems.push(format!(
+                "{LEDGER_REF}: entry #{seq} as published in {id} differs from the store"
+            ));
+        }
+        expect_size = range.first;
+        cursor = commit.parent_ids().next().map(|p| p.detach());
+        if cursor.is_none() && range.first != 0 {
+            outcome.problems.push(format!(
+                "{LEDGER_REF}: the first publication starts at entry {} instead of 0",
+                range.first
+            ));
+        }
+    }
+    let head = store.head().map_err(fail)?;
+    if tip_range.size < head.size {
+        outcome.notes.push(format!(
+            "{LEDGER_REF} publishes {} of {} entries; the next push or `tally ledger checkpoint` catches up",
+            tip_range.size, head.size
+        ));
+    }
+    Ok(())
+}

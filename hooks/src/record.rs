@@ -1,0 +1,453 @@
+//! Where the hooks meet the ledger: the files under `<repo>/tally/`, verdicts handed from
+//! `pre-receive` to `reference-transaction`, and the entries each step appends.
+//!
+//! Git runs `pre-receive` before the ref transaction and in parallel for concurrent pushes,
+//! and a ref update can still fail after `pre-receive` accepted it. So `pre-receive` only
+//! leaves its verdict in `pending/`; the append happens in `reference-transaction prepared`,
+//! where git holds the ref locks (so the ledger's order is the branch's order), and only for
+//! updates that match a verdict. `aborted` appends an `aborted` entry for what `prepared`
+//! appended, so no entry claims a move that never happened.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use gix::ObjectId;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tally_ledger::{CommitSigner, Kind, NewEntry, SigningKey, Store, StoreError};
+use tally_verify::revision::{Update, Verdict};
+
+use crate::config::{Config, TALLY_DIR};
+use crate::pusher::Pusher;
+
+/// A verdict older than this is not honoured: the ref update follows its pre-receive within
+/// seconds.
+pub const PENDING_TTL_SECONDS: i64 = 600;
+
+/// The paths of tally's files in one repository.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// `<git_dir>/tally`.
+    pub dir: PathBuf,
+}
+
+impl Paths {
+    /// Paths for the repository at `git_dir`.
+    pub fn new(git_dir: &Path) -> Paths {
+        Paths {
+            dir: git_dir.join(TALLY_DIR),
+        }
+    }
+    /// The SQLite ledger.
+    pub fn ledger(&self) -> PathBuf {
+        self.dir.join("ledger.sqlite")
+    }
+    /// The ledger's private key (OpenSSH format, mode 0600); the public key is beside it.
+    pub fn key(&self) -> PathBuf {
+        self.dir.join("ledger_key")
+    }
+    /// The public half of the ledger key.
+    pub fn public_key(&self) -> PathBuf {
+        tally_ledger::key::public_path(&self.key())
+    }
+    fn pending(&self) -> PathBuf {
+        self.dir.join("pending")
+    }
+    fn inflight(&self) -> PathBuf {
+        self.dir.join("inflight")
+    }
+}
+
+/// Why the ledger side of a hook failed; the hook refuses.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The ledger key cannot be used.
+    #[error("ledger key: {0}")]
+    Key(#[from] tally_ledger::KeyError),
+    /// A verdict or in-flight file cannot be written or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A verdict file does not parse.
+    #[error("{path}: corrupt verdict file ({message})")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RecordError + '_ {
+    move |source| RecordError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The verdict pre-receive leaves for the ref transaction.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct Pending {
+    refname: String,
+    old: Option<String>,
+    new: Option<String>,
+    new_tree: Option<String>,
+    commits: Vec<PendingCommit>,
+    pusher: String,
+    policy_digest: String,
+    created: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct PendingCommit {
+    commit: String,
+    principal: String,
+    fingerprint: String,
+}
+
+/// The file name for an update: the same update always maps to the same name.
+fn update_key(refname: &str, old: Option<ObjectId>, new: Option<ObjectId>) -> String {
+    let mut h = Sha256::new();
+    h.update(refname.as_bytes());
+    h.update([0]);
+    h.update(old.map(|o| o.to_string()).unwrap_or_default());
+    h.update([0]);
+    h.update(new.map(|o| o.to_string()).unwrap_or_default());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn raw(id: Option<ObjectId>) -> Option<Vec<u8>> {
+    id.map(|i| i.as_bytes().to_vec())
+}
+
+fn from_hex(s: &Option<String>, path: &Path) -> Result<Option<Vec<u8>>, RecordError> {
+    s.as_ref()
+        .map(|h| {
+            ObjectId::from_hex(h.as_bytes())
+                .map(|i| i.as_bytes().to_vec())
+                .map_err(|e| RecordError::Corrupt {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })
+        })
+        .transpose()
+}
+
+/// Writes a file atomically: temporary name, fsync, rename.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RecordError> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(bytes).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+    }
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+/// Leaves accepted verdicts for `reference-transaction prepared`.
+pub fn leave_verdicts(
+    paths: &Paths,
+    verdicts: &[Verdict],
+    pusher: &Pusher,
+    config: &Config,
+    now: Timestamp,
+) -> Result<(), RecordError> {
+    let dir = paths.pending();
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    for v in verdicts {
+        let u = &v.update;
+        let pending = Pending {
+            refname: u.refname.clone(),
+            old: u.old.map(|o| o.to_string()),
+            new: u.new.map(|o| o.to_string()),
+            new_tree: v.new_tree.map(|t| t.to_string()),
+            commits: v
+                .commits
+                .iter()
+                .map(|c| PendingCommit {
+                    commit: c.id.to_string(),
+                    principal: c.signer.principal.clone(),
+                    fingerprint: c.signer.fingerprint.clone(),
+                })
+                .collect(),
+            pusher: pusher.to_string(),
+            policy_digest: config.digest_hex(),
+            created: now.as_second(),
+        };
+        let bytes = serde_json::to_vec(&pending).map_err(|e| RecordError::Corrupt {
+            path: dir.display().to_string(),
+            message: e.to_string(),
+        })?;
+        write_atomic(&dir.join(update_key(&u.refname, u.old, u.new)), &bytes)?;
+    }
+    Ok(())
+}
+
+/// Takes the verdict for an update, if pre-receive left one that is still fresh.
+fn take_verdict(
+    paths: &Paths,
+    update: &Update,
+    now: Timestamp,
+) -> Result<Option<Pending>, RecordError> {
+    let path = paths
+        .pending()
+        .join(update_key(&update.refname, update.old, update.new));
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(&path)(e)),
+    };
+    let pending: Pending = serde_json::from_slice(&bytes).map_err(|e| RecordError::Corrupt {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let matches = pending.refname == update.refname
+        && pending.old == update.old.map(|o| o.to_string())
+        && pending.new == update.new.map(|o| o.to_string());
+    let fresh = now.as_second() - pending.created <= PENDING_TTL_SECONDS
+        && pending.created <= now.as_second() + 60;
+    Ok((matches && fresh).then_some(pending))
+}
+
+fn remove_verdict(paths: &Paths, update: &Update) {
+    let path = paths
+        .pending()
+        .join(update_key(&update.refname, update.old, update.new));
+    let _ = std::fs::remove_file(path);
+}
+
+/// Opens the ledger and its key for appending.
+pub fn open(paths: &Paths) -> Result<(Store, SigningKey), RecordError> {
+    let key = tally_ledger::key::load_signing(&paths.key())?;
+    let store = Store::open(&paths.ledger())?;
+    Ok((store, key))
+}
+
+/// A `policy change` entry when the policy differs from the one the last entry recorded.
+fn policy_change(
+    store: &Store,
+    config: &Config,
+    pusher: &Pusher,
+) -> Result<Option<NewEntry>, RecordError> {
+    let last = store.log(&tally_ledger::Filter {
+        limit: Some(1),
+        ..Default::default()
+    })?;
+    let changed = last
+        .first()
+        .is_none_or(|r| r.entry.policy_digest != config.digest);
+    Ok(changed.then(|| NewEntry {
+        kind: Kind::PolicyChange,
+        refname: String::new(),
+        old: None,
+        new: None,
+        new_tree: None,
+        commits: Vec::new(),
+        pusher: pusher.to_string(),
+        policy_digest: config.digest,
+        reasons: vec!["policy.toml, allowed_signers or the revocation file changed".into()],
+        aborts: None,
+    }))
+}
+
+/// Appends one `rejected` entry per refused update.
+pub fn append_rejected(
+    paths: &Paths,
+    config: &Config,
+    pusher: &Pusher,
+    refused: &[(Update, Vec<String>)],
+    now: Timestamp,
+) -> Result<u64, RecordError> {
+    let (mut store, key) = open(paths)?;
+    let mut entries: Vec<NewEntry> = policy_change(&store, config, pusher)?.into_iter().collect();
+    for (u, reasons) in refused {
+        entries.push(NewEntry {
+            kind: Kind::Rejected,
+            refname: u.refname.clone(),
+            old: raw(u.old),
+            new: raw(u.new),
+            new_tree: None,
+            commits: Vec::new(),
+            pusher: pusher.to_string(),
+            policy_digest: config.digest,
+            reasons: reasons.clone(),
+            aborts: None,
+        });
+    }
+    let outcome = store.append(entries, now, &key)?;
+    Ok(outcome.size)
+}
+
+/// The outcome of `prepared`.
+pub enum Prepared {
+    /// Every protected update matched a verdict; their entries are appended.
+    Recorded,
+    /// Some update did not come through an accepted push; reasons per update.
+    Refused(Vec<(Update, String)>),
+}
+
+/// `reference-transaction prepared`: refuses protected ref moves without a verdict, and
+/// appends the accepted entries (plus a policy change if any) in one transaction.
+pub fn prepared(
+    paths: &Paths,
+    config: &Config,
+    pusher: &Pusher,
+    updates: &[Update],
+    now: Timestamp,
+) -> Result<Prepared, RecordError> {
+    let mut accepted = Vec::new();
+    let mut refused = Vec::new();
+    for u in updates {
+        if u.refname.starts_with("refs/tally/") {
+            refused.push((u.clone(), format!("{} is written only by tally", u.refname)));
+            continue;
+        }
+        match take_verdict(paths, u, now)? {
+            Some(p) => accepted.push((u.clone(), p)),
+            None => refused.push((
+                u.clone(),
+                format!(
+                    "{} moved outside an accepted push (no pre-receive verdict for {} -> {})",
+                    u.refname,
+                    u.old.map_or_else(
+                        || "(no expected old value)".to_owned(),
+                        |o| o.to_hex_with_len(10).to_string()
+                    ),
+                    short(u.new)
+                ),
+            )),
+        }
+    }
+    if !refused.is_empty() {
+        let rejected: Vec<(Update, Vec<String>)> = refused
+            .iter()
+            .map(|(u, r)| (u.clone(), vec![r.clone()]))
+            .collect();
+        append_rejected(paths, config, pusher, &rejected, now)?;
+        return Ok(Prepared::Refused(refused));
+    }
+    if accepted.is_empty() {
+        return Ok(Prepared::Recorded);
+    }
+    let (mut store, key) = open(paths)?;
+    let mut entries: Vec<NewEntry> = policy_change(&store, config, pusher)?.into_iter().collect();
+    let offset = entries.len() as u64;
+    for (u, p) in &accepted {
+        let pending_path = paths.pending();
+        let mut commits = Vec::with_capacity(p.commits.len());
+        for c in &p.commits {
+            commits.push(CommitSigner {
+                commit: from_hex(&Some(c.commit.clone()), &pending_path)?.unwrap_or_default(),
+                principal: c.principal.clone(),
+                fingerprint: c.fingerprint.clone(),
+            });
+        }
+        let digest = decode_digest(&p.policy_digest).ok_or_else(|| RecordError::Corrupt {
+            path: pending_path.display().to_string(),
+            message: "bad policy digest".into(),
+        })?;
+        entries.push(NewEntry {
+            kind: Kind::Accepted,
+            refname: u.refname.clone(),
+            old: raw(u.old),
+            new: raw(u.new),
+            new_tree: from_hex(&p.new_tree, &pending_path)?,
+            commits,
+            pusher: p.pusher.clone(),
+            policy_digest: digest,
+            reasons: Vec::new(),
+            aborts: None,
+        });
+    }
+    let outcome = store.append(entries, now, &key)?;
+    let dir = paths.inflight();
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    for (i, (u, _)) in accepted.iter().enumerate() {
+        let seq = outcome.first_seq + offset + i as u64;
+        write_atomic(
+            &dir.join(update_key(&u.refname, u.old, u.new)),
+            seq.to_string().as_bytes(),
+        )?;
+        remove_verdict(paths, u);
+    }
+    Ok(Prepared::Recorded)
+}
+
+/// `committed`: the moves happened; forget what was in flight.
+pub fn committed(paths: &Paths, updates: &[Update]) {
+    for u in updates {
+        let _ = std::fs::remove_file(paths.inflight().join(update_key(&u.refname, u.old, u.new)));
+    }
+}
+
+/// `aborted`: append an `aborted` entry for each entry `prepared` appended for these updates.
+pub fn aborted(
+    paths: &Paths,
+    config: &Config,
+    pusher: &Pusher,
+    updates: &[Update],
+    now: Timestamp,
+) -> Result<(), RecordError> {
+    let mut entries = Vec::new();
+    let mut files = Vec::new();
+    for u in updates {
+        // A verdict whose update never reached `prepared` (lost a race for the ref lock) is
+        // void too.
+        remove_verdict(paths, u);
+        let path = paths.inflight().join(update_key(&u.refname, u.old, u.new));
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let seq: u64 = text.trim().parse().map_err(|_| RecordError::Corrupt {
+            path: path.display().to_string(),
+            message: "not a sequence number".into(),
+        })?;
+        entries.push(NewEntry {
+            kind: Kind::Aborted,
+            refname: u.refname.clone(),
+            old: raw(u.old),
+            new: raw(u.new),
+            new_tree: None,
+            commits: Vec::new(),
+            pusher: pusher.to_string(),
+            policy_digest: config.digest,
+            reasons: vec!["git aborted the ref transaction after the entry was recorded".into()],
+            aborts: Some(seq),
+        });
+        files.push(path);
+    }
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let (mut store, key) = open(paths)?;
+    store.append(entries, now, &key)?;
+    for f in files {
+        let _ = std::fs::remove_file(f);
+    }
+    Ok(())
+}
+
+fn short(id: Option<ObjectId>) -> String {
+    id.map_or_else(|| "(none)".into(), |i| i.to_hex_with_len(10).to_string())
+}
+
+fn decode_digest(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, chunk) in hex.as_bytes().chunks(2).enumerate() {
+        let s = std::str::from_utf8(chunk).ok()?;
+        out[i] = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(out)
+}

@@ -1,0 +1,184 @@
+//! The `reference-transaction` hook: every ref update in the repository passes through it,
+//! whatever command makes it (githooks(5)).
+//!
+//! `prepared` (refs locked; a non-zero exit aborts the transaction): protected moves must
+//! match a verdict left by `pre-receive`, otherwise they are refused and recorded as
+//! `rejected`; matching ones are appended to the ledger. `committed`: the moves happened;
+//! publish the ledger. `aborted`: record that the appended moves did not happen.
+
+use std::io::{BufRead, Read, Write};
+use std::path::Path;
+
+use gix::ObjectId;
+use jiff::Timestamp;
+use tally_verify::revision::Update;
+
+use crate::config::Config;
+use crate::output::Reporter;
+use crate::pusher::Pusher;
+use crate::record::{self, Paths, Prepared};
+
+/// The transaction states git reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Git 2.54's `preparing`: refs not locked yet; nothing to do.
+    Preparing,
+    /// Refs locked; a non-zero exit aborts.
+    Prepared,
+    /// The updates happened.
+    Committed,
+    /// The updates did not happen.
+    Aborted,
+}
+
+impl State {
+    /// Parses the hook's argument.
+    pub fn parse(arg: &str) -> Option<State> {
+        Some(match arg {
+            "preparing" => State::Preparing,
+            "prepared" => State::Prepared,
+            "committed" => State::Committed,
+            "aborted" => State::Aborted,
+            _ => return None,
+        })
+    }
+}
+
+/// Reads the updates tally cares about: protected branches and `refs/tally/*`, with the
+/// no-op updates (old = new) dropped. Other lines, whatever their form (symbolic ref
+/// values, other refs), pass untouched.
+fn relevant(input: &[u8], config: &Config, hash_len: usize) -> Result<Vec<Update>, String> {
+    let text = std::str::from_utf8(input).map_err(|_| "hook input is not UTF-8".to_owned())?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let mut parts = line.splitn(3, ' ');
+        let (Some(old), Some(new), Some(refname)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(format!("malformed hook input line {}", i + 1));
+        };
+        if !(config.is_protected(refname) || refname.starts_with("refs/tally/")) {
+            continue;
+        }
+        let id = |hex: &str| -> Result<Option<ObjectId>, String> {
+            if hex.len() != hash_len * 2 {
+                return Err(format!(
+                    "hook input line {}: {refname} value {:?} is not an object id (symbolic refs cannot point a protected branch elsewhere)",
+                    i + 1,
+                    crate::output::ascii(hex)
+                ));
+            }
+            let id = ObjectId::from_hex(hex.as_bytes()).map_err(|e| e.to_string())?;
+            Ok((!id.is_null()).then_some(id))
+        };
+        let (old, new) = (id(old)?, id(new)?);
+        if old == new {
+            continue;
+        }
+        out.push(Update {
+            refname: refname.to_owned(),
+            old,
+            new,
+        });
+    }
+    Ok(out)
+}
+
+/// Runs the hook for `state`. Returns false to abort a `prepared` transaction (git ignores
+/// the exit status of the other states).
+pub fn run(
+    git_dir: &Path,
+    state: State,
+    input: &mut impl BufRead,
+    out: &mut impl Write,
+    now: Timestamp,
+) -> bool {
+    let mut reporter = Reporter::from_env(out);
+    let mut bytes = Vec::new();
+    if let Err(e) = input.take(64 * 1024 * 1024).read_to_end(&mut bytes) {
+        reporter.error(&format!("ref update refused: cannot read hook input: {e}"));
+        return false;
+    }
+    if state == State::Preparing {
+        return true;
+    }
+    let config = match Config::load(git_dir) {
+        Ok(c) => c,
+        Err(e) => {
+            // Without a policy nothing can be judged: refuse protected-looking moves only
+            // when the state can still stop them.
+            if state == State::Prepared {
+                reporter.error(&format!("ref update refused: {e}"));
+                return false;
+            }
+            return true;
+        }
+    };
+    let hash_len = match crate::pre_receive::open_repo(git_dir) {
+        Ok(r) => r.object_hash().len_in_bytes(),
+        Err(e) => {
+            reporter.error(&format!("ref update refused: {e}"));
+            return state != State::Prepared;
+        }
+    };
+    let updates = match relevant(&bytes, &config, hash_len) {
+        Ok(u) => u,
+        Err(e) => {
+            reporter.error(&format!("ref update refused: {e}"));
+            return state != State::Prepared;
+        }
+    };
+    let paths = Paths::new(git_dir);
+    let pusher = Pusher::from_env();
+    match state {
+        State::Preparing => true,
+        State::Prepared => {
+            if updates.is_empty() {
+                return true;
+            }
+            match record::prepared(&paths, &config, &pusher, &updates, now) {
+                Ok(Prepared::Recorded) => true,
+                Ok(Prepared::Refused(reasons)) => {
+                    for (_, reason) in &reasons {
+                        reporter.error(&format!("ref update refused: {reason}"));
+                    }
+                    reporter.error("protected branches move only through a push that tally accepted; the attempt is recorded in the ledger");
+                    publish(git_dir, &paths, now, &mut reporter);
+                    false
+                }
+                Err(e) => {
+                    reporter.error(&format!(
+                        "ref update refused: cannot record it in the ledger: {e}"
+                    ));
+                    false
+                }
+            }
+        }
+        State::Committed => {
+            record::committed(&paths, &updates);
+            if !updates.is_empty() {
+                publish(git_dir, &paths, now, &mut reporter);
+            }
+            true
+        }
+        State::Aborted => {
+            if let Err(e) = record::aborted(&paths, &config, &pusher, &updates, now) {
+                reporter.error(&format!(
+                    "cannot record the aborted ref update in the ledger: {e}; run `tally ledger verify`"
+                ));
+            }
+            publish(git_dir, &paths, now, &mut reporter);
+            true
+        }
+    }
+}
+
+/// Publishes the ledger; failure is reported but changes no outcome (the store is the record,
+/// and the next publication catches up).
+pub fn publish(git_dir: &Path, paths: &Paths, now: Timestamp, reporter: &mut Reporter<impl Write>) {
+    let result = tally_ledger::Store::open(&paths.ledger())
+        .map_err(|e| e.to_string())
+        .and_then(|store| crate::publish::publish(git_dir, &store, now).map_err(|e| e.to_string()));
+    if let Err(e) = result {
+        reporter.error(&format!("warning: {e}"));
+    }
+}

@@ -1,0 +1,1207 @@
+//! Ledger entries and their byte encoding.
+//!
+//! An entry records one event on a protected ref: an accepted move, a refused push, the abort
+//! of an accepted move whose ref transaction then failed, or a policy change. Its encoding
+//! (version 1) is, in this order, with every integer big-endian:
+//!
+//! | field           | encoding                                                        |
+//! |-----------------|-----------------------------------------------------------------|
+//! | label           | the 19 bytes `tally/ledger/entry\0`                             |
+//! | version         | `u8`, 1                                                         |
+//! | seq             | `u64`                                                           |
+//! | kind            | `u8`: 1 accepted, 2 rejected, 3 aborted, 4 policy-change        |
+//! | time            | `i64` unix seconds, then `u32` nanoseconds (< 10^9)             |
+//! | repository      | string                                                          |
+//! | refname         | string                                                          |
+//! | old, new, new_tree | optional object id each                                      |
+//! | commits         | `u32` count, then per commit: object id, principal, fingerprint |
+//! | pusher          | string                                                          |
+//! | policy_digest   | 32 bytes                                                        |
+//! | reasons         | `u32` count, then each a string                                 |
+//! | aborts          | `u8` 0, or `u8` 1 then `u64` seq of the cancelled entry         |
+//! | prev_hash       | 32 bytes                                                        |
+//!
+//! A string is a `u32` byte length then that many bytes of UTF-8; an object id is a `u32`
+//! length (20 for SHA-1, 32 for SHA-256 repositories) then the raw id; an optional object id
+//! is `u8` 0, or `u8` 1 then an object id. Decoding is strict: one encoding per entry, so an
+//! entry decodes only from exactly the bytes [`Entry::encode`] produces for it. The encoded
+//! bytes are what the ledger stores and hashes (see [`crate::merkle::leaf_hash`]); a verifier
+//! never re-serialises an entry.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+use serde::ser::{SerializeStruct, Serializer};
+
+use crate::hex;
+use crate::merkle::Hash;
+
+/// The domain-separation label every encoded entry starts with.
+pub const LABEL: &[u8; 19] = b"tally/ledger/entry\0";
+
+/// The encoding version this crate writes, and the only one it reads.
+pub const VERSION: u8 = 1;
+
+/// The largest encoded entry accepted, in bytes (64 MiB): a bound on what one row can make a
+/// reader allocate, far above any real push (10,000 signed commits encode to about 1.2 MB).
+pub const MAX_ENCODED_LEN: usize = 64 << 20;
+
+const SHA1_LEN: usize = 20;
+const SHA256_LEN: usize = 32;
+const NANOS_PER_SECOND: u32 = 1_000_000_000;
+/// Smallest possible encoding of one commit: three lengths and a 20-byte id.
+const MIN_COMMIT_LEN: usize = 4 + SHA1_LEN + 4 + 4;
+/// Smallest possible encoding of one reason: its length.
+const MIN_REASON_LEN: usize = 4;
+
+/// What an entry records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A move of a protected ref that passed the policy and was committed to the ledger under
+    /// git's ref lock.
+    Accepted,
+    /// A push the policy refused, with its reasons.
+    Rejected,
+    /// The cancellation of an earlier accepted entry whose ref transaction aborted, so that no
+    /// entry claims a move that never happened.
+    Aborted,
+    /// A change of the policy itself.
+    PolicyChange,
+}
+
+impl Kind {
+    /// Every kind, in code order.
+    pub const ALL: [Kind; 4] = [
+        Kind::Accepted,
+        Kind::Rejected,
+        Kind::Aborted,
+        Kind::PolicyChange,
+    ];
+
+    /// Returns the byte that encodes this kind.
+    pub fn code(self) -> u8 {
+        match self {
+            Kind::Accepted => 1,
+            Kind::Rejected => 2,
+            Kind::Aborted => 3,
+            Kind::PolicyChange => 4,
+        }
+    }
+
+    /// Returns the kind a byte encodes, if any.
+    pub fn from_code(code: u8) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|kind| kind.code() == code)
+    }
+
+    /// Returns the kind's name as `tally log` shows it and `--kind` accepts it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Accepted => "accepted",
+            Kind::Rejected => "rejected",
+            Kind::Aborted => "aborted",
+            Kind::PolicyChange => "policy-change",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Kind {
+    type Err = EntryError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Kind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| EntryError::UnknownKindName { name: s.to_owned() })
+    }
+}
+
+impl Serialize for Kind {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// A new commit of a move and who signed it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CommitSigner {
+    /// The raw commit id (20 or 32 bytes).
+    pub commit: Vec<u8>,
+    /// The allowed_signers principal that matched the signature (empty if there was none).
+    pub principal: String,
+    /// The signing key's fingerprint, as `ssh-keygen -l` prints it (empty if unsigned).
+    pub fingerprint: String,
+}
+
+/// One ledger entry.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Entry {
+    /// The entry's position in the ledger, from 0; also its leaf index in the Merkle tree.
+    pub seq: u64,
+    /// What the entry records.
+    pub kind: Kind,
+    /// When the ledger appended the entry.
+    pub time: jiff::Timestamp,
+    /// The id of the repository whose ledger this is.
+    pub repository: String,
+    /// The full ref name (`refs/heads/main`); empty where no ref is concerned.
+    pub refname: String,
+    /// The ref's commit before the move; `None` when the ref was created.
+    pub old: Option<Vec<u8>>,
+    /// The ref's commit after the move.
+    pub new: Option<Vec<u8>>,
+    /// The tree of `new`.
+    pub new_tree: Option<Vec<u8>>,
+    /// Every new commit of the move, oldest first, with its signer.
+    pub commits: Vec<CommitSigner>,
+    /// Who pushed, as the hosting platform or the transport identified them.
+    pub pusher: String,
+    /// SHA-256 of the policy in force.
+    pub policy_digest: Hash,
+    /// Why the push was refused (empty unless rejected).
+    pub reasons: Vec<String>,
+    /// For an aborted entry, the seq of the entry it cancels; `None` for every other kind.
+    pub aborts: Option<u64>,
+    /// The leaf hash of the previous entry; 32 zero bytes for the first.
+    pub prev_hash: Hash,
+}
+
+/// Why an entry could not be encoded or decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EntryError {
+    /// The bytes do not start with the entry label, so they are not a tally ledger entry.
+    #[error("not a tally ledger entry: the domain-separation label is missing")]
+    BadLabel,
+    /// The encoding version is not one this crate reads.
+    #[error("unsupported entry encoding version {found} (this build reads version {VERSION})")]
+    UnsupportedVersion {
+        /// The version byte found.
+        found: u8,
+    },
+    /// The bytes end before a field does.
+    #[error("entry truncated in {field}: {needed} more bytes needed, {remaining} left")]
+    Truncated {
+        /// The field being read.
+        field: &'static str,
+        /// How many bytes the field needs.
+        needed: usize,
+        /// How many bytes were left.
+        remaining: usize,
+    },
+    /// Bytes follow the last field.
+    #[error("{count} trailing bytes after the entry")]
+    TrailingBytes {
+        /// How many bytes follow.
+        count: usize,
+    },
+    /// The entry is larger than [`MAX_ENCODED_LEN`].
+    #[error("entry of {len} bytes exceeds the limit of {MAX_ENCODED_LEN} bytes")]
+    TooLarge {
+        /// The (would-be) encoded length.
+        len: usize,
+    },
+    /// A list claims more items than the remaining bytes could hold.
+    #[error("{field} claims {count} items but only {remaining} bytes are left")]
+    CountTooLarge {
+        /// The list.
+        field: &'static str,
+        /// The claimed count.
+        count: u32,
+        /// The bytes left.
+        remaining: usize,
+    },
+    /// A string field is not valid UTF-8.
+    #[error("{field} is not valid UTF-8")]
+    InvalidUtf8 {
+        /// The field.
+        field: &'static str,
+    },
+    /// The kind byte is not a known kind.
+    #[error("unknown entry kind {found}")]
+    UnknownKind {
+        /// The kind byte found.
+        found: u8,
+    },
+    /// A kind name is not one of `accepted`, `rejected`, `aborted`, `policy-change`.
+    #[error("unknown entry kind {name:?} (expected accepted, rejected, aborted or policy-change)")]
+    UnknownKindName {
+        /// The name given.
+        name: String,
+    },
+    /// An optional field's presence byte is neither 0 nor 1.
+    #[error("{field} has presence byte {tag} (expected 0 or 1)")]
+    BadPresence {
+        /// The field.
+        field: &'static str,
+        /// The byte found.
+        tag: u8,
+    },
+    /// An object id is neither 20 (SHA-1) nor 32 (SHA-256) bytes long.
+    #[error("{field} is {len} bytes long; an object id is 20 (SHA-1) or 32 (SHA-256) bytes")]
+    BadObjectId {
+        /// The field.
+        field: &'static str,
+        /// Its length.
+        len: usize,
+    },
+    /// The nanoseconds of the time are not below one second.
+    #[error("time has {nanos} nanoseconds (must be below 1000000000)")]
+    BadNanos {
+        /// The nanoseconds found.
+        nanos: u32,
+    },
+    /// The time is outside the range of years -9999 to 9999.
+    #[error("time {seconds} is out of range")]
+    TimeOutOfRange {
+        /// The unix seconds found.
+        seconds: i64,
+    },
+    /// An aborted entry does not name the entry it cancels, or another kind names one.
+    #[error("a {kind} entry {} name the entry it aborts", if *.kind == Kind::Aborted { "must" } else { "must not" })]
+    AbortsMismatch {
+        /// The entry's kind.
+        kind: Kind,
+    },
+    /// An aborted entry names itself or a later entry.
+    #[error("entry {seq} aborts entry {target}, which is not an earlier entry")]
+    AbortsNotEarlier {
+        /// The aborting entry.
+        seq: u64,
+        /// The entry it names.
+        target: u64,
+    },
+}
+
+/// A borrowed, fully validated view of an encoded entry, for reading without copying.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryView<'a> {
+    /// See [`Entry::seq`].
+    pub seq: u64,
+    /// See [`Entry::kind`].
+    pub kind: Kind,
+    /// See [`Entry::time`].
+    pub time: jiff::Timestamp,
+    /// See [`Entry::repository`].
+    pub repository: &'a str,
+    /// See [`Entry::refname`].
+    pub refname: &'a str,
+    /// See [`Entry::old`].
+    pub old: Option<&'a [u8]>,
+    /// See [`Entry::new`].
+    pub new: Option<&'a [u8]>,
+    /// See [`Entry::new_tree`].
+    pub new_tree: Option<&'a [u8]>,
+    /// See [`Entry::commits`]: (commit, principal, fingerprint).
+    pub commits: Vec<(&'a [u8], &'a str, &'a str)>,
+    /// See [`Entry::pusher`].
+    pub pusher: &'a str,
+    /// See [`Entry::policy_digest`].
+    pub policy_digest: Hash,
+    /// See [`Entry::reasons`].
+    pub reasons: Vec<&'a str>,
+    /// See [`Entry::aborts`].
+    pub aborts: Option<u64>,
+    /// See [`Entry::prev_hash`].
+    pub prev_hash: Hash,
+}
+
+impl Entry {
+    /// Encodes the entry (version 1), checking the same rules [`Entry::decode`] enforces.
+    pub fn encode(&self) -> Result<Vec<u8>, EntryError> {
+        check_aborts(self.seq, self.kind, self.aborts)?;
+        for (field, id) in [
+            ("old", &self.old),
+            ("new", &self.new),
+            ("new_tree", &self.new_tree),
+        ] {
+            if let Some(id) = id {
+                check_object_id(field, id)?;
+            }
+        }
+        for commit in &self.commits {
+            check_object_id("commit", &commit.commit)?;
+        }
+        let len = self
+            .encoded_len()
+            .ok_or(EntryError::TooLarge { len: usize::MAX })?;
+        if len > MAX_ENCODED_LEN {
+            return Err(EntryError::TooLarge { len });
+        }
+        let (seconds, nanos) = split_time(self.time)?;
+
+        let mut out = Vec::with_capacity(len);
+        out.extend_from_slice(LABEL);
+        out.push(VERSION);
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.push(self.kind.code());
+        out.extend_from_slice(&seconds.to_be_bytes());
+        out.extend_from_slice(&nanos.to_be_bytes());
+        put_bytes(&mut out, self.repository.as_bytes());
+        put_bytes(&mut out, self.refname.as_bytes());
+        for id in [&self.old, &self.new, &self.new_tree] {
+            match id {
+                None => out.push(0),
+                Some(id) => {
+                    out.push(1);
+                    put_bytes(&mut out, id);
+                }
+            }
+        }
+        put_count(&mut out, self.commits.len());
+        for commit in &self.commits {
+            put_bytes(&mut out, &commit.commit);
+            put_bytes(&mut out, commit.principal.as_bytes());
+            put_bytes(&mut out, commit.fingerprint.as_bytes());
+        }
+        put_bytes(&mut out, self.pusher.as_bytes());
+        out.extend_from_slice(&self.policy_digest);
+        put_count(&mut out, self.reasons.len());
+        for reason in &self.reasons {
+            put_bytes(&mut out, reason.as_bytes());
+        }
+        match self.aborts {
+            None => out.push(0),
+            Some(target) => {
+                out.push(1);
+                out.extend_from_slice(&target.to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&self.prev_hash);
+        debug_assert_eq!(out.len(), len);
+        Ok(out)
+    }
+
+    /// Decodes an entry strictly: exactly the bytes [`Entry::encode`] produces, nothing more.
+    pub fn decode(bytes: &[u8]) -> Result<Entry, EntryError> {
+        EntryView::parse(bytes).map(|view| view.to_entry())
+    }
+
+    /// The exact encoded length, or `None` on overflow.
+    fn encoded_len(&self) -> Option<usize> {
+        let string = |s: &str| s.len().checked_add(4);
+        let optional =
+            |id: &Option<Vec<u8>>| id.as_ref().map_or(Some(1), |id| id.len().checked_add(5));
+        let mut len: usize = LABEL.len() + 1 + 8 + 1 + 8 + 4;
+        len = len.checked_add(string(&self.repository)?)?;
+        len = len.checked_add(string(&self.refname)?)?;
+        for id in [&self.old, &self.new, &self.new_tree] {
+            len = len.checked_add(optional(id)?)?;
+        }
+        len = len.checked_add(4)?;
+        for commit in &self.commits {
+            len = len.checked_add(commit.commit.len().checked_add(4)?)?;
+            len = len.checked_add(string(&commit.principal)?)?;
+            len = len.checked_add(string(&commit.fingerprint)?)?;
+        }
+        len = len.checked_add(string(&self.pusher)?)?;
+        len = len.checked_add(32 + 4)?;
+        for reason in &self.reasons {
+            len = len.checked_add(string(reason)?)?;
+        }
+        len = len.checked_add(if self.aborts.is_some() { 9 } else { 1 })?;
+        len.checked_add(32)
+    }
+}
+
+impl<'a> EntryView<'a> {
+    /// Parses and validates an encoded entry without copying its strings and ids.
+    pub fn parse(bytes: &'a [u8]) -> Result<EntryView<'a>, EntryError> {
+        if bytes.len() > MAX_ENCODED_LEN {
+            return Err(EntryError::TooLarge { len: bytes.len() });
+        }
+        let mut r = Reader { rest: bytes };
+        if r.take("label", LABEL.len())? != LABEL {
+            return Err(EntryError::BadLabel);
+        }
+        let version = r.u8("version")?;
+        if version != VERSION {
+            return Err(EntryError::UnsupportedVersion { found: version });
+        }
+        let seq = r.u64("seq")?;
+        let code = r.u8("kind")?;
+        let kind = Kind::from_code(code).ok_or(EntryError::UnknownKind { found: code })?;
+        let seconds = i64::from_be_bytes(r.array("time")?);
+        let nanos = r.u32("time")?;
+        let time = join_time(seconds, nanos)?;
+        let repository = r.string("repository")?;
+        let refname = r.string("refname")?;
+        let old = r.optional_object_id("old")?;
+        let new = r.optional_object_id("new")?;
+        let new_tree = r.optional_object_id("new_tree")?;
+        let count = r.count("commits", MIN_COMMIT_LEN)?;
+        let mut commits = Vec::with_capacity(count);
+        for _ in 0..count {
+            let commit = r.object_id("commit")?;
+            let principal = r.string("principal")?;
+            let fingerprint = r.string("fingerprint")?;
+            commits.push((commit, principal, fingerprint));
+        }
+        let pusher = r.string("pusher")?;
+        let policy_digest = r.array("policy_digest")?;
+        let count = r.count("reasons", MIN_REASON_LEN)?;
+        let mut reasons = Vec::with_capacity(count);
+        for _ in 0..count {
+            reasons.push(r.string("reason")?);
+        }
+        let aborts = match r.u8("aborts")? {
+            0 => None,
+            1 => Some(r.u64("aborts")?),
+            tag => {
+                return Err(EntryError::BadPresence {
+                    field: "aborts",
+                    tag,
+                });
+            }
+        };
+        let prev_hash = r.array("prev_hash")?;
+        if !r.rest.is_empty() {
+            return Err(EntryError::TrailingBytes {
+                count: r.rest.len(),
+            });
+        }
+        check_aborts(seq, kind, aborts)?;
+        Ok(EntryView {
+            seq,
+            kind,
+            time,
+            repository,
+            refname,
+            old,
+            new,
+            new_tree,
+            commits,
+            pusher,
+            policy_digest,
+            reasons,
+            aborts,
+            prev_hash,
+        })
+    }
+
+    /// Copies the view into an owned [`Entry`].
+    pub fn to_entry(&self) -> Entry {
+        Entry {
+            seq: self.seq,
+            kind: self.kind,
+            time: self.time,
+            repository: self.repository.to_owned(),
+            refname: self.refname.to_owned(),
+            old: self.old.map(<[u8]>::to_vec),
+            new: self.new.map(<[u8]>::to_vec),
+            new_tree: self.new_tree.map(<[u8]>::to_vec),
+            commits: self
+                .commits
+                .iter()
+                .map(|(commit, principal, fingerprint)| CommitSigner {
+                    commit: commit.to_vec(),
+                    principal: (*principal).to_owned(),
+                    fingerprint: (*fingerprint).to_owned(),
+                })
+                .collect(),
+            pusher: self.pusher.to_owned(),
+            policy_digest: self.policy_digest,
+            reasons: self.reasons.iter().map(|r| (*r).to_owned()).collect(),
+            aborts: self.aborts,
+            prev_hash: self.prev_hash,
+        }
+    }
+}
+
+/// Serialises an entry for `tally log --json`: ids and hashes in lowercase hex, the time in
+/// RFC 3339 (UTC), absent ids as `null`.
+impl Serialize for Entry {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Commit<'a> {
+            commit: String,
+            principal: &'a str,
+            fingerprint: &'a str,
+        }
+        let id = |id: &Option<Vec<u8>>| id.as_deref().map(hex::encode);
+        let commits: Vec<Commit<'_>> = self
+            .commits
+            .iter()
+            .map(|c| Commit {
+                commit: hex::encode(&c.commit),
+                principal: &c.principal,
+                fingerprint: &c.fingerprint,
+            })
+            .collect();
+        let mut s = serializer.serialize_struct("Entry", 14)?;
+        s.serialize_field("seq", &self.seq)?;
+        s.serialize_field("kind", &self.kind)?;
+        s.serialize_field("time", &self.time.to_string())?;
+        s.serialize_field("repository", &self.repository)?;
+        s.serialize_field("ref", &self.refname)?;
+        s.serialize_field("old", &id(&self.old))?;
+        s.serialize_field("new", &id(&self.new))?;
+        s.serialize_field("new_tree", &id(&self.new_tree))?;
+        s.serialize_field("commits", &commits)?;
+        s.serialize_field("pusher", &self.pusher)?;
+        s.serialize_field("policy_digest", &hex::encode(&self.policy_digest))?;
+        s.serialize_field("reasons", &self.reasons)?;
+        s.serialize_field("aborts", &self.aborts)?;
+        s.serialize_field("prev_hash", &hex::encode(&self.prev_hash))?;
+        s.end()
+    }
+}
+
+fn check_aborts(seq: u64, kind: Kind, aborts: Option<u64>) -> Result<(), EntryError> {
+    match (kind, aborts) {
+        (Kind::Aborted, Some(target)) if target >= seq => {
+            Err(EntryError::AbortsNotEarlier { seq, target })
+        }
+        (Kind::Aborted, Some(_)) => Ok(()),
+        (_, None) if kind != Kind::Aborted => Ok(()),
+        _ => Err(EntryError::AbortsMismatch { kind }),
+    }
+}
+
+fn check_object_id(field: &'static str, id: &[u8]) -> Result<(), EntryError> {
+    match id.len() {
+        SHA1_LEN | SHA256_LEN => Ok(()),
+        len => Err(EntryError::BadObjectId { field, len }),
+    }
+}
+
+/// Splits a time into unix seconds (floored) and the nanoseconds past them.
+fn split_time(time: jiff::Timestamp) -> Result<(i64, u32), EntryError> {
+    let total = time.as_nanosecond();
+    let per = i128::from(NANOS_PER_SECOND);
+    let seconds = i64::try_from(total.div_euclid(per)).map_err(|_| EntryError::TimeOutOfRange {
+        seconds: time.as_second(),
+    })?;
+    let nanos = u32::try_from(total.rem_euclid(per)).map_err(|_| EntryError::TimeOutOfRange {
+        seconds: time.as_second(),
+    })?;
+    Ok((seconds, nanos))
+}
+
+fn join_time(seconds: i64, nanos: u32) -> Result<jiff::Timestamp, EntryError> {
+    if nanos >= NANOS_PER_SECOND {
+        return Err(EntryError::BadNanos { nanos });
+    }
+    let total = i128::from(seconds) * i128::from(NANOS_PER_SECOND) + i128::from(nanos);
+    jiff::Timestamp::from_nanosecond(total).map_err(|_| EntryError::TimeOutOfRange { seconds })
+}
+
+fn put_count(out: &mut Vec<u8>, count: usize) {
+    // The caller checked the total length against MAX_ENCODED_LEN, which is below u32::MAX.
+    let count = u32::try_from(count).unwrap_or(u32::MAX);
+    out.extend_from_slice(&count.to_be_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_count(out, bytes.len());
+    out.extend_from_slice(bytes);
+}
+
+/// A cursor over untrusted bytes; every read is bounds-checked and names its field.
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, field: &'static str, needed: usize) -> Result<&'a [u8], EntryError> {
+        if self.rest.len() < needed {
+            return Err(EntryError::Truncated {
+                field,
+                needed,
+                remaining: self.rest.len(),
+            });
+        }
+        let (head, tail) = self.rest.split_at(needed);
+        self.rest = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], EntryError> {
+        let bytes = self.take(field, N)?;
+        let mut out = [0u8; N];
+        out.copy_from_slice(bytes);
+        Ok(out)
+    }
+
+    fn u8(&mut self, field: &'static str) -> Result<u8, EntryError> {
+        Ok(self.array::<1>(field)?[0])
+    }
+
+    fn u32(&mut self, field: &'static str) -> Result<u32, EntryError> {
+        Ok(u32::from_be_bytes(self.array(field)?))
+    }
+
+    fn u64(&mut self, field: &'static str) -> Result<u64, EntryError> {
+        Ok(u64::from_be_bytes(self.array(field)?))
+    }
+
+    fn bytes(&mut self, field: &'static str) -> Result<&'a [u8], EntryError> {
+        let len = self.u32(field)?;
+        // A u32 always fits in usize on the 32- and 64-bit targets tally supports; if it did
+        // not, the length could not be satisfied anyway.
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        self.take(field, len)
+    }
+
+    fn string(&mut self, field: &'static str) -> Result<&'a str, EntryError> {
+        std::str::from_utf8(self.bytes(field)?).map_err(|_| EntryError::InvalidUtf8 { field })
+    }
+
+    fn object_id(&mut self, field: &'static str) -> Result<&'a [u8], EntryError> {
+        let id = self.bytes(field)?;
+        check_object_id(field, id)?;
+        Ok(id)
+    }
+
+    fn optional_object_id(&mut self, field: &'static str) -> Result<Option<&'a [u8]>, EntryError> {
+        match self.u8(field)? {
+            0 => Ok(None),
+            1 => self.object_id(field).map(Some),
+            tag => Err(EntryError::BadPresence { field, tag }),
+        }
+    }
+
+    /// Reads a list count, refusing counts the remaining bytes cannot hold, so that a forged
+    /// count never makes the reader allocate more than the input's size.
+    fn count(&mut self, field: &'static str, min_item_len: usize) -> Result<usize, EntryError> {
+        let count = self.u32(field)?;
+        let remaining = self.rest.len();
+        let fits = usize::try_from(count)
+            .ok()
+            .and_then(|n| n.checked_mul(min_item_len))
+            .is_some_and(|needed| needed <= remaining);
+        if !fits {
+            return Err(EntryError::CountTooLarge {
+                field,
+                count,
+                remaining,
+            });
+        }
+        Ok(usize::try_from(count).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::merkle::leaf_hash;
+    use proptest::prelude::*;
+    use sha2::{Digest, Sha256};
+
+    /// A fully populated accepted entry with fixed contents (used by the golden tests).
+    pub(crate) fn sample_accepted() -> Entry {
+        Entry {
+            seq: 7,
+            kind: Kind::Accepted,
+            time: jiff::Timestamp::new(1_767_225_600, 123_456_789).unwrap(),
+            repository: "0f6c2f4e-example".to_owned(),
+            refname: "refs/heads/main".to_owned(),
+            old: Some(vec![0x11; 20]),
+            new: Some(vec![0x22; 20]),
+            new_tree: Some(vec![0x33; 20]),
+            commits: vec![
+                CommitSigner {
+                    commit: vec![0x44; 20],
+                    principal: "alice@example.com".to_owned(),
+                    fingerprint: "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU".to_owned(),
+                },
+                CommitSigner {
+                    commit: vec![0x22; 20],
+                    principal: "bob@example.com".to_owned(),
+                    fingerprint: "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s".to_owned(),
+                },
+            ],
+            pusher: "alice".to_owned(),
+            policy_digest: [0x55; 32],
+            reasons: vec![],
+            aborts: None,
+            prev_hash: [0x66; 32],
+        }
+    }
+
+    fn sample_rejected() -> Entry {
+        Entry {
+            seq: 0,
+            kind: Kind::Rejected,
+            time: jiff::Timestamp::new(0, 0).unwrap(),
+            repository: "r".to_owned(),
+            refname: "refs/heads/main".to_owned(),
+            old: Some(vec![0xaa; 32]),
+            new: Some(vec![0xbb; 32]),
+            new_tree: None,
+            commits: vec![CommitSigner {
+                commit: vec![0xbb; 32],
+                principal: String::new(),
+                fingerprint: String::new(),
+            }],
+            pusher: "mallory".to_owned(),
+            policy_digest: [0; 32],
+            reasons: vec![
+                "commit bbbb: not signed (fix: git commit -S)".to_owned(),
+                "deploy.sh: not an allowed file".to_owned(),
+            ],
+            aborts: None,
+            prev_hash: [0; 32],
+        }
+    }
+
+    fn sample_aborted() -> Entry {
+        Entry {
+            seq: 8,
+            kind: Kind::Aborted,
+            time: jiff::Timestamp::new(1_767_225_601, 0).unwrap(),
+            repository: "0f6c2f4e-example".to_owned(),
+            refname: "refs/heads/main".to_owned(),
+            old: None,
+            new: None,
+            new_tree: None,
+            commits: vec![],
+            pusher: String::new(),
+            policy_digest: [0x55; 32],
+            reasons: vec![],
+            aborts: Some(7),
+            prev_hash: [0x77; 32],
+        }
+    }
+
+    fn hexs(bytes: &[u8]) -> String {
+        hex::encode(bytes)
+    }
+
+    // Golden hashes: computed once from this encoding and frozen. If one of these changes, the
+    // encoding changed, and every existing ledger would stop verifying: bump VERSION instead.
+    #[test]
+    fn golden_accepted() {
+        let bytes = sample_accepted().encode().unwrap();
+        assert_eq!(bytes.len(), 433);
+        assert_eq!(
+            hexs(&Sha256::digest(&bytes)),
+            "7255d1e5c7285de61f5e275cbc55977d924e3c7d7b8c376486106dbf17a7a358"
+        );
+        assert_eq!(
+            hexs(&leaf_hash(&bytes)),
+            "2252231893b6ffcec113f4ccf3462645d5263669f679c026670778f8ea5ec91c"
+        );
+    }
+
+    #[test]
+    fn golden_rejected() {
+        let bytes = sample_rejected().encode().unwrap();
+        assert_eq!(
+            hexs(&Sha256::digest(&bytes)),
+            "f259c06fde059b45c2926f81e89174f8346733cee6dde91d6bf68800ae7d574c"
+        );
+        assert_eq!(
+            hexs(&leaf_hash(&bytes)),
+            "41b0a0916d1a78b4a386e39b55c0f41567ef281e320ed2010f28812e44392b37"
+        );
+    }
+
+    #[test]
+    fn golden_aborted() {
+        let bytes = sample_aborted().encode().unwrap();
+        assert_eq!(bytes.len(), 168);
+        assert_eq!(
+            hexs(&Sha256::digest(&bytes)),
+            "fd9c956aab527959eacd3e7759853278457f81c8359fee9a767d3152bed43666"
+        );
+        assert_eq!(
+            hexs(&leaf_hash(&bytes)),
+            "13432126eb62aeb0b3feac4eab838ac7561a0d3c46d86216d4b8ac83bb72ecfa"
+        );
+    }
+
+    #[test]
+    fn golden_prefix_is_the_documented_layout() {
+        let bytes = sample_aborted().encode().unwrap();
+        let mut expected = Vec::new();
+        expected.extend_from_slice(b"tally/ledger/entry\0");
+        expected.push(1); // version
+        expected.extend_from_slice(&8u64.to_be_bytes()); // seq
+        expected.push(3); // kind: aborted
+        expected.extend_from_slice(&1_767_225_601i64.to_be_bytes());
+        expected.extend_from_slice(&0u32.to_be_bytes());
+        expected.extend_from_slice(&16u32.to_be_bytes());
+        expected.extend_from_slice(b"0f6c2f4e-example");
+        expected.extend_from_slice(&15u32.to_be_bytes());
+        expected.extend_from_slice(b"refs/heads/main");
+        expected.extend_from_slice(&[0, 0, 0]); // old, new, new_tree absent
+        expected.extend_from_slice(&0u32.to_be_bytes()); // no commits
+        expected.extend_from_slice(&0u32.to_be_bytes()); // empty pusher
+        expected.extend_from_slice(&[0x55; 32]);
+        expected.extend_from_slice(&0u32.to_be_bytes()); // no reasons
+        expected.push(1);
+        expected.extend_from_slice(&7u64.to_be_bytes());
+        expected.extend_from_slice(&[0x77; 32]);
+        assert_eq!(bytes, expected);
+    }
+
+    #[test]
+    fn round_trips_samples() {
+        for entry in [sample_accepted(), sample_rejected(), sample_aborted()] {
+            let bytes = entry.encode().unwrap();
+            assert_eq!(Entry::decode(&bytes).unwrap(), entry);
+        }
+    }
+
+    #[test]
+    fn negative_time_round_trips() {
+        let mut entry = sample_rejected();
+        entry.time = jiff::Timestamp::new(-5, -1).unwrap();
+        let bytes = entry.encode().unwrap();
+        assert_eq!(
+            &bytes[29..41],
+            &[
+                0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfa, 0x3b, 0x9a, 0xc9, 0xff
+            ]
+        );
+        assert_eq!(Entry::decode(&bytes).unwrap(), entry);
+    }
+
+    #[test]
+    fn rejects_a_foreign_label() {
+        let mut bytes = sample_accepted().encode().unwrap();
+        bytes[0] = b'T';
+        assert_eq!(Entry::decode(&bytes), Err(EntryError::BadLabel));
+    }
+
+    #[test]
+    fn rejects_an_unknown_version() {
+        let mut bytes = sample_accepted().encode().unwrap();
+        bytes[19] = 2;
+        assert_eq!(
+            Entry::decode(&bytes),
+            Err(EntryError::UnsupportedVersion { found: 2 })
+        );
+    }
+
+    #[test]
+    fn rejects_trailing_bytes() {
+        let mut bytes = sample_accepted().encode().unwrap();
+        bytes.push(0);
+        assert_eq!(
+            Entry::decode(&bytes),
+            Err(EntryError::TrailingBytes { count: 1 })
+        );
+    }
+
+    #[test]
+    fn rejects_every_truncation() {
+        let bytes = sample_accepted().encode().unwrap();
+        for len in 0..bytes.len() {
+            assert!(
+                matches!(
+                    Entry::decode(&bytes[..len]),
+                    Err(EntryError::Truncated { .. }
+                        | EntryError::BadLabel
+                        | EntryError::CountTooLarge { .. })
+                ),
+                "truncated to {len}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_an_unknown_kind() {
+        let mut bytes = sample_accepted().encode().unwrap();
+        bytes[28] = 9;
+        assert_eq!(
+            Entry::decode(&bytes),
+            Err(EntryError::UnknownKind { found: 9 })
+        );
+    }
+
+    #[test]
+    fn rejects_nanos_of_a_second_or_more() {
+        let mut bytes = sample_accepted().encode().unwrap();
+        bytes[37..41].copy_from_slice(&1_000_000_000u32.to_be_bytes());
+        assert_eq!(
+            Entry::decode(&bytes),
+            Err(EntryError::BadNanos {
+                nanos: 1_000_000_000
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_a_time_out_of_range() {
+        let mut bytes = sample_accepted().encode().unwrap();
+        bytes[29..37].copy_from_slice(&i64::MAX.to_be_bytes());
+        assert_eq!(
+            Entry::decode(&bytes),
+            Err(EntryError::TimeOutOfRange { seconds: i64::MAX })
+        );
+    }
+
+    #[test]
+    fn rejects_an_over_long_length() {
+        let mut bytes = sample_accepted().encode().unwrap();
+        // The repository's length prefix sits right after the time.
+        bytes[41..45].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(
+            Entry::decode(&bytes),
+            Err(EntryError::Truncated { field: "repository", needed, .. }) if needed == u32::MAX as usize
+        ));
+    }
+
+    #[test]
+    fn rejects_invalid_utf8() {
+        let mut bytes = sample_accepted().encode().unwrap();
+        bytes[45] = 0xff;
+        assert_eq!(
+            Entry::decode(&bytes),
+            Err(EntryError::InvalidUtf8 {
+                field: "repository"
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_a_count_larger_than_the_input_without_allocating() {
+        let entry = Entry {
+            commits: vec![],
+            ..sample_accepted()
+        };
+        let mut bytes = entry.encode().unwrap();
+        let at = 45 + 16 + 4 + 15 + 3 * 25;
+        assert_eq!(&bytes[at..at + 4], &[0, 0, 0, 0]);
+        bytes[at..at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(
+            Entry::decode(&bytes),
+            Err(EntryError::CountTooLarge {
+                field: "commits",
+                count: u32::MAX,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn rejects_a_bad_presence_byte() {
+        let entry = sample_accepted();
+        let mut bytes = entry.encode().unwrap();
+        let at = 45 + 16 + 4 + 15;
+        assert_eq!(bytes[at], 1);
+        bytes[at] = 2;
+        assert_eq!(
+            Entry::decode(&bytes),
+            Err(EntryError::BadPresence {
+                field: "old",
+                tag: 2
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_object_ids_of_the_wrong_length() {
+        let mut entry = sample_accepted();
+        entry.new = Some(vec![1; 21]);
+        assert_eq!(
+            entry.encode(),
+            Err(EntryError::BadObjectId {
+                field: "new",
+                len: 21
+            })
+        );
+        let mut entry = sample_accepted();
+        entry.commits[0].commit = vec![];
+        assert_eq!(
+            entry.encode(),
+            Err(EntryError::BadObjectId {
+                field: "commit",
+                len: 0
+            })
+        );
+    }
+
+    #[test]
+    fn enforces_the_aborts_rules_both_ways() {
+        let mut entry = sample_accepted();
+        entry.aborts = Some(1);
+        assert_eq!(
+            entry.encode(),
+            Err(EntryError::AbortsMismatch {
+                kind: Kind::Accepted
+            })
+        );
+        let mut entry = sample_aborted();
+        entry.aborts = None;
+        assert_eq!(
+            entry.encode(),
+            Err(EntryError::AbortsMismatch {
+                kind: Kind::Aborted
+            })
+        );
+        let mut entry = sample_aborted();
+        entry.aborts = Some(8);
+        assert_eq!(
+            entry.encode(),
+            Err(EntryError::AbortsNotEarlier { seq: 8, target: 8 })
+        );
+
+        // And a decoder does not take the encoder's word for it.
+        let mut bytes = sample_accepted().encode().unwrap();
+        let at = bytes.len() - 33;
+        assert_eq!(bytes[at], 0);
+        bytes[at] = 1;
+        bytes.splice(at + 1..at + 1, 3u64.to_be_bytes());
+        assert_eq!(
+            Entry::decode(&bytes),
+            Err(EntryError::AbortsMismatch {
+                kind: Kind::Accepted
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_oversized_input_up_front() {
+        let bytes = vec![0u8; MAX_ENCODED_LEN + 1];
+        assert_eq!(
+            Entry::decode(&bytes),
+            Err(EntryError::TooLarge {
+                len: MAX_ENCODED_LEN + 1
+            })
+        );
+        let mut entry = sample_accepted();
+        entry.reasons = vec!["x".repeat(MAX_ENCODED_LEN)];
+        assert!(matches!(entry.encode(), Err(EntryError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn kind_names_round_trip() {
+        for kind in Kind::ALL {
+            assert_eq!(kind.as_str().parse::<Kind>().unwrap(), kind);
+            assert_eq!(Kind::from_code(kind.code()), Some(kind));
+        }
+        assert!("Accepted".parse::<Kind>().is_err());
+        assert_eq!(Kind::from_code(0), None);
+    }
+
+    #[test]
+    fn serialises_to_json_with_hex_ids() {
+        let json = serde_json::to_value(sample_aborted()).unwrap();
+        assert_eq!(json["kind"], "aborted");
+        assert_eq!(json["ref"], "refs/heads/main");
+        assert_eq!(json["old"], serde_json::Value::Null);
+        assert_eq!(json["aborts"], 7);
+        assert_eq!(json["time"], "2026-01-01T00:00:01Z");
+        assert_eq!(json["prev_hash"], "77".repeat(32));
+        let json = serde_json::to_value(sample_accepted()).unwrap();
+        assert_eq!(json["commits"][0]["commit"], "44".repeat(20));
+        assert_eq!(json["commits"][0]["principal"], "alice@example.com");
+        assert_eq!(json["time"], "2026-01-01T00:00:00.123456789Z");
+    }
+
+    pub(crate) fn arb_object_id() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 20),
+            proptest::collection::vec(any::<u8>(), 32)
+        ]
+    }
+
+    pub(crate) fn arb_entry() -> impl Strategy<Value = Entry> {
+        let commit =
+            (arb_object_id(), ".{0,12}", ".{0,12}").prop_map(|(commit, principal, fingerprint)| {
+                CommitSigner {
+                    commit,
+                    principal,
+                    fingerprint,
+                }
+            });
+        (
+            (
+                0u64..1 << 40,
+                prop_oneof![
+                    Just(Kind::Accepted),
+                    Just(Kind::Rejected),
+                    Just(Kind::Aborted),
+                    Just(Kind::PolicyChange)
+                ],
+            ),
+            (-100_000_000_000i64..100_000_000_000, 0u32..1_000_000_000),
+            (".{0,12}", ".{0,24}"),
+            (
+                proptest::option::of(arb_object_id()),
+                proptest::option::of(arb_object_id()),
+                proptest::option::of(arb_object_id()),
+            ),
+            proptest::collection::vec(commit, 0..4),
+            ".{0,12}",
+            any::<[u8; 32]>(),
+            proptest::collection::vec(".{0,20}", 0..3),
+            any::<[u8; 32]>(),
+            any::<u64>(),
+        )
+            .prop_map(
+                |(
+                    (seq, kind),
+                    (seconds, nanos),
+                    (repository, refname),
+                    (old, new, new_tree),
+                    commits,
+                    pusher,
+                    policy_digest,
+                    reasons,
+                    prev_hash,
+                    target,
+                )| {
+                    let aborts =
+                        (kind == Kind::Aborted).then(|| if seq == 0 { 0 } else { target % seq });
+                    let seq = if kind == Kind::Aborted && seq == 0 {
+                        1
+                    } else {
+                        seq
+                    };
+                    Entry {
+                        seq,
+                        kind,
+                        time: join_time(seconds, nanos).unwrap(),
+                        repository,
+                        refname,
+                        old,
+                        new,
+                        new_tree,
+                        commits,
+                        pusher,
+                        policy_digest,
+                        reasons,
+                        aborts,
+                        prev_hash,
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn encode_decode_round_trips(entry in arb_entry()) {
+            let bytes = entry.encode().unwrap();
+            prop_assert_eq!(Entry::decode(&bytes).unwrap(), entry.clone());
+            // The encoding is canonical: decoding then encoding gives back the same bytes.
+            prop_assert_eq!(Entry::decode(&bytes).unwrap().encode().unwrap(), bytes);
+        }
+
+        #[test]
+        fn decode_never_panics_on_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Entry::decode(&bytes);
+        }
+
+        #[test]
+        fn decode_never_panics_on_mutations(entry in arb_entry(), at in any::<prop::sample::Index>(), byte in any::<u8>()) {
+            let mut bytes = entry.encode().unwrap();
+            let i = at.index(bytes.len());
+            bytes[i] = byte;
+            if let Ok(decoded) = Entry::decode(&bytes) {
+                // Whatever decodes re-encodes to exactly the bytes it came from.
+                prop_assert_eq!(decoded.encode().unwrap(), bytes);
+            }
+        }
+    }
+}

@@ -1,0 +1,1248 @@
+//! The SQLite store of a ledger.
+//!
+//! One SQLite file per repository, opened in WAL mode with `synchronous=FULL`, so a committed
+//! append survives power loss and readers never block the writer. An append runs in one
+//! `BEGIN IMMEDIATE` transaction: it inserts the entries (with their leaf hashes and the Merkle
+//! nodes they complete), signs and inserts a checkpoint of the new head, and moves the head
+//! with a compare-and-swap (`UPDATE head ... WHERE size = ? AND root = ?`, exactly one row). A
+//! crash at any instant therefore leaves either the old ledger or the new one, both verifying.
+//!
+//! The schema (version 1, in `PRAGMA user_version`; `PRAGMA application_id` marks the file as
+//! a tally ledger) is documented in `docs/ledger-format.md`. Rows are read as untrusted: a
+//! value of the wrong type, a NULL or a blob of the wrong length is reported as
+//! [`Corruption`], never a panic; every entry read back is checked against its leaf hash.
+
+mod verify;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use serde::Serialize;
+
+use crate::checkpoint::{Checkpoint, CheckpointError, SignedCheckpoint};
+use crate::entry::{CommitSigner, Entry, EntryError, EntryView, Kind};
+use crate::hex::{self, Hex};
+use crate::merkle::{self, EMPTY_ROOT, Frontier, Hash, ProofError, leaf_hash};
+use crate::{GENESIS, SigningKey};
+
+pub use verify::{VerifyError, VerifyReport};
+
+/// The schema version this crate writes and reads (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// `PRAGMA application_id` of a tally ledger: "taly" in ASCII.
+pub const APPLICATION_ID: i64 = 0x7461_6c79;
+
+/// The default time to wait for another process's write lock.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+const SCHEMA: &str = "
+CREATE TABLE meta (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    origin     TEXT NOT NULL,
+    repository TEXT NOT NULL,
+    public_key BLOB NOT NULL CHECK (length(public_key) = 32)
+) STRICT;
+CREATE TABLE entries (
+    seq       INTEGER PRIMARY KEY CHECK (seq >= 0),
+    bytes     BLOB NOT NULL,
+    leaf_hash BLOB NOT NULL CHECK (length(leaf_hash) = 32),
+    nodes     BLOB NOT NULL,
+    kind      INTEGER NOT NULL,
+    refname   TEXT NOT NULL,
+    aborts    INTEGER
+) STRICT;
+CREATE INDEX entries_by_ref ON entries (refname, seq);
+CREATE INDEX entries_by_kind ON entries (kind, seq);
+CREATE UNIQUE INDEX entries_by_aborts ON entries (aborts) WHERE aborts IS NOT NULL;
+CREATE TABLE checkpoints (
+    id   INTEGER PRIMARY KEY,
+    size INTEGER NOT NULL CHECK (size >= 0),
+    root BLOB NOT NULL CHECK (length(root) = 32),
+    time INTEGER NOT NULL CHECK (time >= 0),
+    note TEXT NOT NULL
+) STRICT;
+CREATE INDEX checkpoints_by_size ON checkpoints (size, id);
+CREATE TABLE head (
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
+    size      INTEGER NOT NULL CHECK (size >= 0),
+    root      BLOB NOT NULL CHECK (length(root) = 32),
+    last_leaf BLOB NOT NULL CHECK (length(last_leaf) = 32),
+    frontier  BLOB NOT NULL
+) STRICT;
+";
+
+/// How to open a store.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// How long to wait for another process's lock before failing with [`StoreError::Busy`].
+    pub busy_timeout: Duration,
+    /// Open read-only (for `tally log` and `tally ledger verify`).
+    pub read_only: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
+            read_only: false,
+        }
+    }
+}
+
+/// A value in the database that is not what the schema says it must be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("corrupt ledger database: {table} row {row}, column {column}: {problem}")]
+pub struct Corruption {
+    /// The table.
+    pub table: &'static str,
+    /// The row's key (seq, checkpoint id, or 1 for single-row tables).
+    pub row: i64,
+    /// The column.
+    pub column: &'static str,
+    /// What is wrong with it.
+    pub problem: &'static str,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite reported an error.
+    #[error("ledger database error: {0}")]
+    Database(#[source] rusqlite::Error),
+    /// Another process held the ledger's lock for longer than the busy timeout.
+    #[error(
+        "the ledger database is locked by another process (waited {timeout:?}); retry, or look for a stuck tally process"
+    )]
+    Busy {
+        /// The busy timeout that elapsed.
+        timeout: Duration,
+    },
+    /// The ledger file does not exist.
+    #[error("{}: no ledger here (run `tally init` first)", path.display())]
+    NotFound {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A ledger already exists where one was to be created.
+    #[error("{}: a ledger already exists; refusing to overwrite it", path.display())]
+    AlreadyExists {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The file is an SQLite database but not a tally ledger.
+    #[error("{}: not a tally ledger (application_id {found:#x})", path.display())]
+    NotALedger {
+        /// The path.
+        path: PathBuf,
+        /// The application id found.
+        found: i64,
+    },
+    /// The ledger's schema version is not the one this build reads.
+    #[error(
+        "ledger schema version {found} is not supported (this build reads version {SCHEMA_VERSION})"
+    )]
+    UnsupportedSchema {
+        /// The version found.
+        found: i64,
+    },
+    /// A row holds a value the schema does not allow.
+    #[error(transparent)]
+    Corrupt(#[from] Corruption),
+    /// A stored entry does not match its leaf hash or its row.
+    #[error("entry {seq} is damaged: {problem}; run `tally ledger verify`")]
+    DamagedEntry {
+        /// The row's seq.
+        seq: u64,
+        /// What is wrong.
+        problem: &'static str,
+    },
+    /// A stored entry does not decode.
+    #[error("entry {seq} does not decode: {source}")]
+    BadEntry {
+        /// The row's seq.
+        seq: u64,
+        /// Why.
+        source: EntryError,
+    },
+    /// A new entry could not be encoded.
+    #[error("cannot record entry {seq}: {source}")]
+    Encode {
+        /// The seq it would have had.
+        seq: u64,
+        /// Why.
+        source: EntryError,
+    },
+    /// A checkpoint could not be signed or read.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// The signing key is not the ledger's key.
+    #[error("the signing key {given} is not this ledger's key {ledger}")]
+    WrongKey {
+        /// The ledger's public key, hex.
+        ledger: String,
+        /// The given key's public key, hex.
+        given: String,
+    },
+    /// The head moved between reading and updating it (the compare-and-swap failed).
+    #[error(
+        "the ledger head changed during the append (expected size {expected_size}); nothing was written"
+    )]
+    HeadMoved {
+        /// The size the append started from.
+        expected_size: u64,
+    },
+    /// The stored frontier does not agree with the head.
+    #[error("the ledger head is inconsistent with its Merkle frontier; run `tally ledger verify`")]
+    HeadInconsistent,
+    /// An append of no entries.
+    #[error("nothing to append")]
+    NothingToAppend,
+    /// A time before 1970 was given for a checkpoint.
+    #[error("time {time} is before 1970")]
+    TimeBeforeEpoch {
+        /// The time.
+        time: jiff::Timestamp,
+    },
+    /// An aborted entry names an entry that cannot be aborted.
+    #[error("entry {target} cannot be aborted: {problem}")]
+    BadAbort {
+        /// The named entry.
+        target: u64,
+        /// Why.
+        problem: &'static str,
+    },
+    /// A size or seq beyond the ledger's head was asked for.
+    #[error("{what} {value} is beyond the ledger's size {size}")]
+    OutOfRange {
+        /// What was asked for.
+        what: &'static str,
+        /// Its value.
+        value: u64,
+        /// The ledger's size.
+        size: u64,
+    },
+    /// A proof could not be produced.
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+    /// The directory of the ledger file could not be prepared.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Database(e)
+    }
+}
+
+/// Whether an SQLite error is a lock timeout.
+pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// The ledger's head: what the latest checkpoint signs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Head {
+    /// The number of entries.
+    pub size: u64,
+    /// Their Merkle root.
+    pub root: Hash,
+    /// The last entry's leaf hash ([`GENESIS`] when empty): the next entry's `prev_hash`.
+    pub last_leaf: Hash,
+}
+
+/// An entry to append: everything but what the store assigns (seq, time, repository,
+/// `prev_hash`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEntry {
+    /// See [`Entry::kind`].
+    pub kind: Kind,
+    /// See [`Entry::refname`].
+    pub refname: String,
+    /// See [`Entry::old`].
+    pub old: Option<Vec<u8>>,
+    /// See [`Entry::new`].
+    pub new: Option<Vec<u8>>,
+    /// See [`Entry::new_tree`].
+    pub new_tree: Option<Vec<u8>>,
+    /// See [`Entry::commits`].
+    pub commits: Vec<CommitSigner>,
+    /// See [`Entry::pusher`].
+    pub pusher: String,
+    /// See [`Entry::policy_digest`].
+    pub policy_digest: Hash,
+    /// See [`Entry::reasons`].
+    pub reasons: Vec<String>,
+    /// See [`Entry::aborts`].
+    pub aborts: Option<u64>,
+}
+
+/// What an append did.
+#[derive(Clone, Debug)]
+pub struct AppendOutcome {
+    /// The seq of the first entry appended.
+    pub first_seq: u64,
+    /// The ledger's new size.
+    pub size: u64,
+    /// The ledger's new root.
+    pub root: Hash,
+    /// The checkpoint signed for the new head.
+    pub checkpoint: SignedCheckpoint,
+}
+
+/// An entry as stored, checked against its leaf hash when read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Record {
+    /// The entry.
+    #[serde(flatten)]
+    pub entry: Entry,
+    /// The leaf hash of its stored bytes.
+    #[serde(serialize_with = "serialize_hex")]
+    pub leaf_hash: Hash,
+}
+
+fn serialize_hex<S: serde::Serializer>(hash: &Hash, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(hash))
+}
+
+/// A checkpoint as stored (its note not yet verified).
+#[derive(Clone, Debug)]
+pub struct StoredCheckpoint {
+    /// Its row id; ids increase with signing order.
+    pub id: i64,
+    /// The size column.
+    pub size: u64,
+    /// The root column.
+    pub root: Hash,
+    /// The time column (unix seconds).
+    pub time: u64,
+    /// The signed note.
+    pub note: SignedCheckpoint,
+}
+
+/// Which entries [`Store::log`] returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only entries of this full ref name.
+    pub refname: Option<String>,
+    /// Only entries of this kind.
+    pub kind: Option<Kind>,
+    /// Only entries with a seq below this (for paging backwards).
+    pub before: Option<u64>,
+    /// At most this many entries.
+    pub limit: Option<usize>,
+}
+
+/// An open ledger.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    origin: String,
+    repository: String,
+    public_key: [u8; 32],
+    busy_timeout: Duration,
+}
+
+fn to_sql(value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::OutOfRange {
+        what: "value",
+        value,
+        size: i64::MAX as u64,
+    })
+}
+
+/// Reads column `index` of a row as a blob of exactly `N` bytes.
+pub(crate) fn column_array<const N: usize>(
+    row: &rusqlite::Row<'_>,
+    index: usize,
+    at: (&'static str, i64, &'static str),
+) -> Result<[u8; N], Corruption> {
+    let (table, key, column) = at;
+    let corrupt = |problem| Corruption {
+        table,
+        row: key,
+        column,
+        problem,
+    };
+    match row.get_ref(index) {
+        Ok(ValueRef::Blob(b)) => b
+            .try_into()
+            .map_err(|_| corrupt("blob of the wrong length")),
+        Ok(ValueRef::Null) => Err(corrupt("NULL")),
+        Ok(_) => Err(corrupt("not a blob")),
+        Err(_) => Err(corrupt("unreadable")),
+    }
+}
+
+/// Reads column `index` of a row as a blob.
+pub(crate) fn column_blob<'r>(
+    row: &'r rusqlite::Row<'_>,
+    index: usize,
+    at: (&'static str, i64, &'static str),
+) -> Result<&'r [u8], Corruption> {
+    let (table, key, column) = at;
+    let corrupt = |problem| Corruption {
+        table,
+        row: key,
+        column,
+        problem,
+    };
+    match row.get_ref(index) {
+        Ok(ValueRef::Blob(b)) => Ok(b),
+        Ok(ValueRef::Null) => Err(corrupt("NULL")),
+        Ok(_) => Err(corrupt("not a blob")),
+        Err(_) => Err(corrupt("unreadable")),
+    }
+}
+
+/// Reads column `index` of a row as UTF-8 text.
+pub(crate) fn column_text<'r>(
+    row: &'r rusqlite::Row<'_>,
+    index: usize,
+    at: (&'static str, i64, &'static str),
+) -> Result<&'r str, Corruption> {
+    let (table, key, column) = at;
+    let corrupt = |problem| Corruption {
+        table,
+        row: key,
+        column,
+        problem,
+    };
+    match row.get_ref(index) {
+        Ok(ValueRef::Text(t)) => std::str::from_utf8(t).map_err(|_| corrupt("not UTF-8")),
+        Ok(ValueRef::Null) => Err(corrupt("NULL")),
+        Ok(_) => Err(corrupt("not text")),
+        Err(_) => Err(corrupt("unreadable")),
+    }
+}
+
+/// Reads column `index` of a row as a non-negative integer.
+pub(crate) fn column_u64(
+    row: &rusqlite::Row<'_>,
+    index: usize,
+    at: (&'static str, i64, &'static str),
+) -> Result<u64, Corruption> {
+    let (table, key, column) = at;
+    let corrupt = |problem| Corruption {
+        table,
+        row: key,
+        column,
+        problem,
+    };
+    match row.get_ref(index) {
+        Ok(ValueRef::Integer(i)) => u64::try_from(i).map_err(|_| corrupt("negative")),
+        Ok(ValueRef::Null) => Err(corrupt("NULL")),
+        Ok(_) => Err(corrupt("not an integer")),
+        Err(_) => Err(corrupt("unreadable")),
+    }
+}
+
+/// Reads column `index` of a row as an optional non-negative integer.
+pub(crate) fn column_opt_u64(
+    row: &rusqlite::Row<'_>,
+    index: usize,
+    at: (&'static str, i64, &'static str),
+) -> Result<Option<u64>, Corruption> {
+    match row.get_ref(index) {
+        Ok(ValueRef::Null) => Ok(None),
+        _ => column_u64(row, index, at).map(Some),
+    }
+}
+
+/// Reads column `index` of a row as any integer (row keys).
+pub(crate) fn column_i64(
+    row: &rusqlite::Row<'_>,
+    index: usize,
+    at: (&'static str, i64, &'static str),
+) -> Result<i64, Corruption> {
+    let (table, key, column) = at;
+    let corrupt = |problem| Corruption {
+        table,
+        row: key,
+        column,
+        problem,
+    };
+    match row.get_ref(index) {
+        Ok(ValueRef::Integer(i)) => Ok(i),
+        Ok(ValueRef::Null) => Err(corrupt("NULL")),
+        Ok(_) => Err(corrupt("not an integer")),
+        Err(_) => Err(corrupt("unreadable")),
+    }
+}
+
+/// The stored head, with its frontier.
+pub(crate) struct StoredHead {
+    pub(crate) head: Head,
+    pub(crate) frontier: Frontier,
+}
+
+pub(crate) fn read_head(conn: &Connection) -> Result<StoredHead, StoreError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT size, root, last_leaf, frontier FROM head WHERE id = 1")?;
+    let mut rows = stmt.query([])?;
+    let Some(row) = rows.next()? else {
+        return Err(Corruption {
+            table: "head",
+            row: 1,
+            column: "*",
+            problem: "missing",
+        }
+        .into());
+    };
+    let size = column_u64(row, 0, ("head", 1, "size"))?;
+    let root = column_array(row, 1, ("head", 1, "root"))?;
+    let last_leaf = column_array(row, 2, ("head", 1, "last_leaf"))?;
+    let frontier =
+        Frontier::from_bytes(column_blob(row, 3, ("head", 1, "frontier"))?).map_err(|_| {
+            Corruption {
+                table: "head",
+                row: 1,
+                column: "frontier",
+                problem: "malformed",
+            }
+        })?;
+    Ok(StoredHead {
+        head: Head {
+            size,
+            root,
+            last_leaf,
+        },
+        frontier,
+    })
+}
+
+struct Meta {
+    origin: String,
+    repository: String,
+    public_key: [u8; 32],
+}
+
+fn read_meta(conn: &Connection) -> Result<Meta, StoreError> {
+    let mut stmt = conn.prepare("SELECT origin, repository, public_key FROM meta WHERE id = 1")?;
+    let mut rows = stmt.query([])?;
+    let Some(row) = rows.next()? else {
+        return Err(Corruption {
+            table: "meta",
+            row: 1,
+            column: "*",
+            problem: "missing",
+        }
+        .into());
+    };
+    Ok(Meta {
+        origin: column_text(row, 0, ("meta", 1, "origin"))?.to_owned(),
+        repository: column_text(row, 1, ("meta", 1, "repository"))?.to_owned(),
+        public_key: column_array(row, 2, ("meta", 1, "public_key"))?,
+    })
+}
+
+fn configure(conn: &Connection, options: &Options) -> Result<(), StoreError> {
+    conn.busy_timeout(options.busy_timeout)?;
+    // Durable commits: with WAL, FULL syncs the log on every commit.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    // A tampered file could carry triggers or views; never run their functions.
+    conn.pragma_update(None, "trusted_schema", "OFF")?;
+    // Detect some kinds of page corruption as errors instead of reading garbage.
+    conn.pragma_update(None, "cell_size_check", "ON")?;
+    Ok(())
+}
+
+impl Store {
+    /// Creates a new ledger at `path` for the repository `repository`, under the checkpoint
+    /// origin `origin` (conventionally `tally/<repository id>`), and signs its first
+    /// checkpoint (size 0) with the ledger key, which the ledger then requires for every
+    /// append.
+    pub fn create(
+        path: &Path,
+        origin: &str,
+        repository: &str,
+        now: jiff::Timestamp,
+        key: &SigningKey,
+        options: &Options,
+    ) -> Result<Store, StoreError> {
+        if path.exists() {
+            return Err(StoreError::AlreadyExists {
+                path: path.to_owned(),
+            });
+        }
+        let time = unix_seconds(now)?;
+        let checkpoint = Checkpoint {
+            origin: origin.to_owned(),
+            size: 0,
+            root: EMPTY_ROOT,
+        }
+        .sign(time, key)?;
+        let conn =
+            match Store::initialise(path, origin, repository, time, &checkpoint, key, options) {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Leave nothing behind that a retry would mistake for an existing ledger.
+                    if !matches!(e, StoreError::AlreadyExists { .. }) {
+                        for suffix in ["", "-wal", "-shm", "-journal"] {
+                            let mut name = path.as_os_str().to_owned();
+                            name.push(suffix);
+                            let _ = std::fs::remove_file(PathBuf::from(name));
+                        }
+                    }
+                    return Err(e);
+                }
+            };
+        Ok(Store {
+            conn,
+            path: path.to_owned(),
+            origin: origin.to_owned(),
+            repository: repository.to_owned(),
+            public_key: key.verifying_key().to_bytes(),
+            busy_timeout: options.busy_timeout,
+        })
+    }
+
+    /// Creates the schema and the first checkpoint in a new database file.
+    fn initialise(
+        path: &Path,
+        origin: &str,
+        repository: &str,
+        time: u64,
+        checkpoint: &SignedCheckpoint,
+        key: &SigningKey,
+        options: &Options,
+    ) -> Result<Connection, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(path, flags)?;
+        configure(&conn, options)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Database(rusqlite::Error::InvalidQuery));
+        }
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Exclusive)
+            .map_err(|e| busy(e, options))?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        let tables: i64 =
+            tx.query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))?;
+        if version != 0 || tables != 0 {
+            return Err(StoreError::AlreadyExists {
+                path: path.to_owned(),
+            });
+        }
+        tx.execute_batch(SCHEMA)?;
+        tx.execute(
+            "INSERT INTO meta (id, origin, repository, public_key) VALUES (1, ?1, ?2, ?3)",
+            params![
+                origin,
+                repository,
+                key.verifying_key().as_bytes().as_slice()
+            ],
+        )?;
+        tx.execute(
+            "INSERT INTO head (id, size, root, last_leaf, frontier) VALUES (1, 0, ?1, ?2, ?3)",
+            params![
+                EMPTY_ROOT.as_slice(),
+                GENESIS.as_slice(),
+                Frontier::new().to_bytes()
+            ],
+        )?;
+        tx.execute(
+            "INSERT INTO checkpoints (size, root, time, note) VALUES (0, ?1, ?2, ?3)",
+            params![EMPTY_ROOT.as_slice(), to_sql(time)?, checkpoint.text()],
+        )?;
+        tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
+        Ok(conn)
+    }
+
+    /// Opens an existing ledger with default options (read-write, 10 s busy timeout).
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with(path, &Options::default())
+    }
+
+    /// Opens an existing ledger.
+    pub fn open_with(path: &Path, options: &Options) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::NotFound {
+                path: path.to_owned(),
+            });
+        }
+        let flags = if options.read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        };
+        let conn = Connection::open_with_flags(path, flags)?;
+        configure(&conn, options)?;
+        let app: i64 = conn
+            .query_row("PRAGMA application_id", [], |row| row.get(0))
+            .map_err(|e| busy(e, options))?;
+        if app != APPLICATION_ID {
+            return Err(StoreError::NotALedger {
+                path: path.to_owned(),
+                found: app,
+            });
+        }
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        if version != SCHEMA_VERSION {
+            return Err(StoreError::UnsupportedSchema { found: version });
+        }
+        let meta = read_meta(&conn)?;
+        Ok(Store {
+            conn,
+            path: path.to_owned(),
+            origin: meta.origin,
+            repository: meta.repository,
+            public_key: meta.public_key,
+            busy_timeout: options.busy_timeout,
+        })
+    }
+
+    /// The ledger file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The checkpoint origin (and ledger key name).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The repository id every entry carries.
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
+    /// The ledger key's public key as recorded at creation (not a trust anchor: verifiers
+    /// pin their own copy).
+    pub fn public_key(&self) -> [u8; 32] {
+        self.public_key
+    }
+
+    fn busy(&self, e: rusqlite::Error) -> StoreError {
+        if is_busy(&e) {
+            StoreError::Busy {
+                timeout: self.busy_timeout,
+            }
+        } else {
+            StoreError::Database(e)
+        }
+    }
+
+    fn check_key(&self, key: &SigningKey) -> Result<(), StoreError> {
+        let given = key.verifying_key().to_bytes();
+        if given != self.public_key {
+            return Err(StoreError::WrongKey {
+                ledger: hex::encode(&self.public_key),
+                given: hex::encode(&given),
+            });
+        }
+        Ok(())
+    }
+
+    /// Appends entries and signs a checkpoint of the new head, all in one transaction.
+    ///
+    /// The store assigns each entry its seq, the time `now`, the ledger's repository id and the
+    /// previous entry's leaf hash. On any error nothing is written.
+    pub fn append(
+        &mut self,
+        entries: Vec<NewEntry>,
+        now: jiff::Timestamp,
+        key: &SigningKey,
+    ) -> Result<AppendOutcome, StoreError> {
+        if entries.is_empty() {
+            return Err(StoreError::NothingToAppend);
+        }
+        self.check_key(key)?;
+        let time = unix_seconds(now)?;
+        let timeout = self.busy_timeout;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| {
+                if is_busy(&e) {
+                    StoreError::Busy { timeout }
+                } else {
+                    StoreError::Database(e)
+                }
+            })?;
+        let StoredHead { head, mut frontier } = read_head(&tx)?;
+        if frontier.size() != head.size || frontier.root() != head.root {
+            return Err(StoreError::HeadInconsistent);
+        }
+        let first_seq = head.size;
+        let mut prev = head.last_leaf;
+        let mut nodes = Vec::with_capacity(64 * 32);
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO entries (seq, bytes, leaf_hash, nodes, kind, refname, aborts)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            let mut target_kind = tx.prepare_cached("SELECT kind FROM entries WHERE seq = ?1")?;
+            let mut aborted = tx.prepare_cached("SELECT 1 FROM entries WHERE aborts = ?1")?;
+            for new in entries {
+                let seq = frontier.size();
+                let entry = Entry {
+                    seq,
+                    kind: new.kind,
+                    time: now,
+                    repository: self.repository.clone(),
+                    refname: new.refname,
+                    old: new.old,
+                    new: new.new,
+                    new_tree: new.new_tree,
+                    commits: new.commits,
+                    pusher: new.pusher,
+                    policy_digest: new.policy_digest,
+                    reasons: new.reasons,
+                    aborts: new.aborts,
+                    prev_hash: prev,
+                };
+                let bytes = entry
+                    .encode()
+                    .map_err(|source| StoreError::Encode { seq, source })?;
+                if let Some(target) = entry.aborts {
+                    let kind: Option<i64> = target_kind
+                        .query_row([to_sql(target)?], |row| row.get(0))
+                        .optional()?;
+                    let cancellable =
+                        [Kind::Accepted.code(), Kind::PolicyChange.code()].map(i64::from);
+                    match kind {
+                        None => {
+                            return Err(StoreError::BadAbort {
+                                target,
+                                problem: "no such entry",
+                            });
+                        }
+                        Some(k) if !cancellable.contains(&k) => {
+                            return Err(StoreError::BadAbort {
+                                target,
+                                problem: "only accepted and policy-change entries can be aborted",
+                            });
+                        }
+                        Some(_) => {}
+                    }
+                    if aborted.exists([to_sql(target)?])? {
+                        return Err(StoreError::BadAbort {
+                            target,
+                            problem: "it is already aborted",
+                        });
+                    }
+                }
+                let leaf = leaf_hash(&bytes);
+                nodes.clear();
+                frontier.append_collecting(&leaf, |node| nodes.extend_from_slice(node));
+                insert.execute(params![
+                    to_sql(seq)?,
+                    bytes,
+                    leaf.as_slice(),
+                    nodes.as_slice(),
+                    i64::from(entry.kind.code()),
+                    entry.refname,
+                    entry.aborts.map(to_sql).transpose()?,
+                ])?;
+                prev = leaf;
+            }
+        }
+        let size = frontier.size();
+        let root = frontier.root();
+        let checkpoint = Checkpoint {
+            origin: self.origin.clone(),
+            size,
+            root,
+        }
+        .sign(time, key)?;
+        tx.execute(
+            "INSERT INTO checkpoints (size, root, time, note) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                to_sql(size)?,
+                root.as_slice(),
+                to_sql(time)?,
+                checkpoint.text()
+            ],
+        )?;
+        let moved = tx.execute(
+            "UPDATE head SET size = ?1, root = ?2, last_leaf = ?3, frontier = ?4
+             WHERE id = 1 AND size = ?5 AND root = ?6",
+            params![
+                to_sql(size)?,
+                root.as_slice(),
+                prev.as_slice(),
+                frontier.to_bytes(),
+                to_sql(head.size)?,
+                head.root.as_slice()
+            ],
+        )?;
+        if moved != 1 {
+            return Err(StoreError::HeadMoved {
+                expected_size: head.size,
+            });
+        }
+        tx.commit().map_err(|e| self_busy(e, timeout))?;
+        Ok(AppendOutcome {
+            first_seq,
+            size,
+            root,
+            checkpoint,
+        })
+    }
+
+    /// Signs a fresh checkpoint of the current head (the freshness heartbeat) and keeps it.
+    pub fn checkpoint(
+        &mut self,
+        now: jiff::Timestamp,
+        key: &SigningKey,
+    ) -> Result<SignedCheckpoint, StoreError> {
+        self.check_key(key)?;
+        let time = unix_seconds(now)?;
+        let timeout = self.busy_timeout;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self_busy(e, timeout))?;
+        let StoredHead { head, frontier } = read_head(&tx)?;
+        if frontier.size() != head.size || frontier.root() != head.root {
+            return Err(StoreError::HeadInconsistent);
+        }
+        let checkpoint = Checkpoint {
+            origin: self.origin.clone(),
+            size: head.size,
+            root: head.root,
+        }
+        .sign(time, key)?;
+        tx.execute(
+            "INSERT INTO checkpoints (size, root, time, note) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                to_sql(head.size)?,
+                head.root.as_slice(),
+                to_sql(time)?,
+                checkpoint.text()
+            ],
+        )?;
+        tx.commit().map_err(|e| self_busy(e, timeout))?;
+        Ok(checkpoint)
+    }
+
+    /// The current head.
+    pub fn head(&self) -> Result<Head, StoreError> {
+        read_head(&self.conn)
+            .map(|h| h.head)
+            .map_err(|e| self.rebusy(e))
+    }
+
+    fn rebusy(&self, e: StoreError) -> StoreError {
+        match e {
+            StoreError::Database(e) => self.busy(e),
+            other => other,
+        }
+    }
+
+    /// The most recently signed checkpoint.
+    pub fn latest_checkpoint(&self) -> Result<StoredCheckpoint, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, size, root, time, note FROM checkpoints ORDER BY id DESC LIMIT 1",
+        )?;
+        let mut rows = stmt.query([]).map_err(|e| self.busy(e))?;
+        let Some(row) = rows.next()? else {
+            return Err(Corruption {
+                table: "checkpoints",
+                row: 0,
+                column: "*",
+                problem: "no checkpoint",
+            }
+            .into());
+        };
+        read_checkpoint(row)
+    }
+
+    /// Calls `f` with every stored checkpoint, oldest first; stops at the first error `f`
+    /// returns.
+    pub fn for_each_checkpoint(
+        &self,
+        mut f: impl FnMut(StoredCheckpoint) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, size, root, time, note FROM checkpoints ORDER BY id")?;
+        let mut rows = stmt.query([]).map_err(|e| self.busy(e))?;
+        while let Some(row) = rows.next()? {
+            f(read_checkpoint(row)?)?;
+        }
+        Ok(())
+    }
+
+    /// The entry with this seq, if any.
+    pub fn entry(&self, seq: u64) -> Result<Option<Record>, StoreError> {
+        Ok(self.entries(seq..seq.saturating_add(1))?.pop())
+    }
+
+    /// The entries with seqs in `range`, oldest first.
+    pub fn entries(&self, range: Range<u64>) -> Result<Vec<Record>, StoreError> {
+        let end = range.end.min(i64::MAX as u64);
+        let start = range.start.min(end);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, bytes, leaf_hash FROM entries WHERE seq >= ?1 AND seq < ?2 ORDER BY seq",
+        )?;
+        let mut rows = stmt
+            .query(params![to_sql(start)?, to_sql(end)?])
+            .map_err(|e| self.busy(e))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(read_record(row)?);
+        }
+        Ok(out)
+    }
+
+    /// Calls `f(seq, stored bytes)` for each entry in `range`, oldest first: the exact bytes
+    /// that were hashed, for publication. Each row's bytes are checked against its stored
+    /// leaf hash first, so corrupt rows are an error rather than published.
+    pub fn raw_entries(
+        &self,
+        range: Range<u64>,
+        mut f: impl FnMut(u64, &[u8]),
+    ) -> Result<(), StoreError> {
+        let end = range.end.min(i64::MAX as u64);
+        let start = range.start.min(end);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, bytes, leaf_hash FROM entries WHERE seq >= ?1 AND seq < ?2 ORDER BY seq",
+        )?;
+        let mut rows = stmt
+            .query(params![to_sql(start)?, to_sql(end)?])
+            .map_err(|e| self.busy(e))?;
+        while let Some(row) = rows.next()? {
+            let record = read_record(row)?;
+            let bytes: Vec<u8> = row.get(1)?;
+            f(record.entry.seq, &bytes);
+        }
+        Ok(())
+    }
+
+    /// Entries newest first, filtered, as `tally log` lists them.
+    pub fn log(&self, filter: &Filter) -> Result<Vec<Record>, StoreError> {
+        let mut out = Vec::new();
+        self.log_each(filter, |record| {
+            out.push(record);
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f` with each entry [`Store::log`] would return, newest first, until `f` returns
+    /// `false`; for listing a large ledger without holding it in memory.
+    pub fn log_each(
+        &self,
+        filter: &Filter,
+        mut f: impl FnMut(Record) -> bool,
+    ) -> Result<(), StoreError> {
+        let mut sql = String::from("SELECT seq, bytes, leaf_hash FROM entries WHERE 1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(refname) = &filter.refname {
+            args.push(refname.clone().into());
+            sql.push_str(&format!(" AND refname = ?{}", args.len()));
+        }
+        if let Some(kind) = filter.kind {
+            args.push(i64::from(kind.code()).into());
+            sql.push_str(&format!(" AND kind = ?{}", args.len()));
+        }
+        if let Some(before) = filter.before {
+            args.push(to_sql(before.min(i64::MAX as u64))?.into());
+            sql.push_str(&format!(" AND seq < ?{}", args.len()));
+        }
+        let limit = filter
+            .limit
+            .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        args.push(limit.into());
+        sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", args.len()));
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(args))
+            .map_err(|e| self.busy(e))?;
+        while let Some(row) = rows.next()? {
+            let record = read_record(row)?;
+            // The filter columns are copies; the entry itself is what counts.
+            let matches = filter
+                .refname
+                .as_deref()
+                .is_none_or(|r| r == record.entry.refname)
+                && filter.kind.is_none_or(|k| k == record.entry.kind);
+            if !matches {
+                return Err(StoreError::DamagedEntry {
+                    seq: record.entry.seq,
+                    problem: "its index columns do not match its bytes",
+                });
+            }
+            if !f(record) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The hash of the complete subtree of `2^level` leaves starting at leaf `index << level`,
+    /// from the stored leaf hashes and nodes.
+    fn node(&self, level: u32, index: u64) -> Result<Hash, StoreError> {
+        if level == 0 {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT leaf_hash FROM entries WHERE seq = ?1")?;
+            let key = to_sql(index)?;
+            let mut rows = stmt.query([key])?;
+            let Some(row) = rows.next()? else {
+                return Err(Corruption {
+                    table: "entries",
+                    row: key,
+                    column: "*",
+                    problem: "missing",
+                }
+                .into());
+            };
+            return Ok(column_array(row, 0, ("entries", key, "leaf_hash"))?);
+        }
+        // The node is completed by its last leaf, and stored in that leaf's row, after the
+        // nodes of the levels below it (see Frontier::append_collecting).
+        let last = index
+            .checked_add(1)
+            .and_then(|i| i.checked_mul(1u64 << level))
+            .and_then(|i| i.checked_sub(1))
+            .ok_or(ProofError::SizeTooLarge { size: u64::MAX })?;
+        let key = to_sql(last)?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT nodes FROM entries WHERE seq = ?1")?;
+        let mut rows = stmt.query([key])?;
+        let Some(row) = rows.next()? else {
+            return Err(Corruption {
+                table: "entries",
+                row: key,
+                column: "*",
+                problem: "missing",
+            }
+            .into());
+        };
+        let nodes = column_blob(row, 0, ("entries", key, "nodes"))?;
+        let at = (level as usize - 1) * 32;
+        if nodes.len() != 32 * last.trailing_ones() as usize {
+            return Err(Corruption {
+                table: "entries",
+                row: key,
+                column: "nodes",
+                problem: "blob of the wrong length",
+            }
+            .into());
+        }
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(&nodes[at..at + 32]);
+        Ok(hash)
+    }
+
+    fn check_size(&self, what: &'static str, value: u64) -> Result<u64, StoreError> {
+        let size = self.head()?.size;
+        if value > size {
+            return Err(StoreError::OutOfRange { what, value, size });
+        }
+        Ok(size)
+    }
+
+    /// The Merkle root of the first `size` entries.
+    pub fn root_at(&self, size: u64) -> Result<Hash, StoreError> {
+        self.check_size("size", size)?;
+        merkle::root_with(size, |level, index| self.node(level, index))
+    }
+
+    /// The inclusion proof of entry `seq` in the tree of the first `size` entries.
+    pub fn inclusion_proof(&self, seq: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
+        self.check_size("size", size)?;
+        merkle::inclusion_proof_with(seq, size, |level, index| self.node(level, index))
+    }
+
+    /// The consistency proof from the first `first` entries to the first `second`.
+    pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash>, StoreError> {
+        self.check_size("size", second)?;
+        merkle::consistency_proof_with(first, second, |level, index| self.node(level, index))
+    }
+
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+fn self_busy(e: rusqlite::Error, timeout: Duration) -> StoreError {
+    if is_busy(&e) {
+        StoreError::Busy { timeout }
+    } else {
+        StoreError::Database(e)
+    }
+}
+
+fn busy(e: rusqlite::Error, options: &Options) -> StoreError {
+    self_busy(e, options.busy_timeout)
+}
+
+fn unix_seconds(now: jiff::Timestamp) -> Result<u64, StoreError> {
+    u64::try_from(now.as_second()).map_err(|_| StoreError::TimeBeforeEpoch { time: now })
+}
+
+fn read_checkpoint(row: &rusqlite::Row<'_>) -> Result<StoredCheckpoint, StoreError> {
+    let id = column_i64(row, 0, ("checkpoints", 0, "id"))?;
+    let at = |column| ("checkpoints", id, column);
+    Ok(StoredCheckpoint {
+        id,
+        size: column_u64(row, 1, at("size"))?,
+        root: column_array(row, 2, at("root"))?,
+        time: column_u64(row, 3, at("time"))?,
+        note: SignedCheckpoint::parse(column_text(row, 4, at("note"))?)?,
+    })
+}
+
+fn read_record(row: &rusqlite::Row<'_>) -> Result<Record, StoreError> {
+    let key = column_i64(row, 0, ("entries", 0, "seq"))?;
+    let seq = u64::try_from(key).map_err(|_| Corruption {
+        table: "entries",
+        row: key,
+        column: "seq",
+        problem: "negative",
+    })?;
+    let bytes = column_blob(row, 1, ("entries", key, "bytes"))?;
+    let stored: Hash = column_array(row, 2, ("entries", key, "leaf_hash"))?;
+    let computed = leaf_hash(bytes);
+    if computed != stored {
+        return Err(StoreError::DamagedEntry {
+            seq,
+            problem: "its bytes do not match its leaf hash",
+        });
+    }
+    let view = EntryView::parse(bytes).map_err(|source| StoreError::BadEntry { seq, source })?;
+    if view.seq != seq {
+        return Err(StoreError::DamagedEntry {
+            seq,
+            problem: "it is stored under another entry's seq",
+        });
+    }
+    Ok(Record {
+        entry: view.to_entry(),
+        leaf_hash: computed,
+    })
+}
+
+impl std::fmt::Display for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "size {} root {}", self.size, Hex(&self.root))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;

@@ -1,0 +1,699 @@
+//! Whole-ledger verification.
+//!
+//! One pass over the entries, in seq order, inside one read transaction (one snapshot):
+//! each entry's leaf hash is recomputed from its stored bytes and compared with the stored
+//! one; the bytes are decoded strictly; the row's seq, the chain rules
+//! ([`crate::chain::ChainVerifier`]), the index columns and the Merkle nodes stored with the
+//! entry are checked; the frontier grows leaf by leaf, so the root at every size is at hand
+//! when the checkpoints of that size come by (they are read in size order alongside). At the
+//! end the head (size, root, last leaf, frontier) must equal what was recomputed, and the
+//! latest checkpoint must sign the head.
+//!
+//! The work runs as a three-stage pipeline, because reading SQLite and hashing cost about the
+//! same: the caller's thread reads rows (it owns the connection) and hands them over in
+//! batches, in ledger order; a second thread does every check above; a third verifies the
+//! checkpoint signatures. Errors keep their ledger order: what was read before a failing row
+//! is still checked, so the first fault is the one reported (a bad checkpoint signature
+//! first of all).
+//!
+//! What a local verify cannot see: a ledger rolled back *consistently* to an earlier signed
+//! state (an old backup). Agents pin the size and root they saw, which is what detects that.
+
+use std::ops::Range;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rusqlite::Connection;
+use rusqlite::types::ValueRef;
+
+use super::{
+    Corruption, Head, StoreError, column_array, column_blob, column_i64, column_opt_u64,
+    column_text, column_u64, is_busy, read_head,
+};
+use crate::chain::{ChainError, ChainVerifier};
+use crate::checkpoint::{CheckpointError, SignedCheckpoint, VerifiedCheckpoint, VerifierKey};
+use crate::entry::{EntryError, EntryView};
+use crate::hex::Hex;
+use crate::merkle::{Frontier, Hash, leaf_hash};
+
+/// How often, in entries, `verify` reports progress.
+const PROGRESS_EVERY: u64 = 1 << 16;
+
+/// What was wrong with a ledger, naming the first entry or checkpoint at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The ledger could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A row holds a value the schema does not allow.
+    #[error(transparent)]
+    Corrupt(#[from] Corruption),
+    /// The verifier key is for another ledger.
+    #[error("the verifier key is named {key_name:?}, but this ledger's origin is {origin:?}")]
+    WrongVerifierKey {
+        /// The ledger's origin.
+        origin: String,
+        /// The key's name.
+        key_name: String,
+    },
+    /// An entry's stored bytes do not hash to its stored leaf hash: the bytes were changed.
+    #[error("entry {seq}: its bytes hash to {}, but its stored leaf hash is {}", Hex(.computed), Hex(.stored))]
+    LeafHashMismatch {
+        /// The row's seq.
+        seq: u64,
+        /// The leaf hash column.
+        stored: Hash,
+        /// The hash of the bytes.
+        computed: Hash,
+    },
+    /// An entry's bytes do not decode.
+    #[error("entry {seq} does not decode: {source}")]
+    Undecodable {
+        /// The row's seq.
+        seq: u64,
+        /// Why.
+        source: EntryError,
+    },
+    /// A row holds the entry of another seq (rows swapped or moved).
+    #[error("row {row} holds entry {encoded}")]
+    RowSeqMismatch {
+        /// The row's seq.
+        row: u64,
+        /// The seq encoded in its bytes.
+        encoded: u64,
+    },
+    /// The chain is broken (see [`ChainError`]).
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// An index column (kind, refname, aborts) disagrees with the entry's bytes, which would
+    /// hide or misfile the entry in `tally log`.
+    #[error("entry {seq}: the {column} column does not match the entry")]
+    IndexMismatch {
+        /// The entry.
+        seq: u64,
+        /// The column.
+        column: &'static str,
+    },
+    /// The Merkle nodes stored with an entry are not the ones its leaf completes.
+    #[error("entry {seq}: its stored Merkle nodes are wrong")]
+    NodeMismatch {
+        /// The entry.
+        seq: u64,
+    },
+    /// The head claims more entries than there are.
+    #[error("entries {found} to {} are missing (the head says the ledger has {head_size})", .head_size - 1)]
+    MissingEntries {
+        /// The head's size.
+        head_size: u64,
+        /// How many entries there are.
+        found: u64,
+    },
+    /// There are entries beyond the head.
+    #[error("entry {seq} is beyond the head (size {head_size})")]
+    EntryBeyondHead {
+        /// The first entry beyond the head.
+        seq: u64,
+        /// The head's size.
+        head_size: u64,
+    },
+    /// The head's root is not the root of the entries.
+    #[error("the head's root {} is not the root of the {size} entries, {}", Hex(.head), Hex(.computed))]
+    HeadRootMismatch {
+        /// The head's size.
+        size: u64,
+        /// The head's root.
+        head: Hash,
+        /// The recomputed root.
+        computed: Hash,
+    },
+    /// The head's last leaf hash is not the last entry's.
+    #[error("the head's last leaf hash is not entry {}'s", .size.wrapping_sub(1))]
+    HeadLastLeafMismatch {
+        /// The head's size.
+        size: u64,
+    },
+    /// The head's stored frontier is not the recomputed one.
+    #[error("the head's Merkle frontier does not match the entries")]
+    FrontierMismatch,
+    /// A checkpoint is for more entries than the ledger has.
+    #[error(
+        "checkpoint {id} is for size {size}, beyond the ledger's {head_size} entries (entries were removed)"
+    )]
+    CheckpointBeyondHead {
+        /// The checkpoint's row id.
+        id: i64,
+        /// Its size.
+        size: u64,
+        /// The ledger's size.
+        head_size: u64,
+    },
+    /// A checkpoint's root column is not the root of the entries at its size.
+    #[error("checkpoint {id} says the root at size {size} is {}, but the entries give {}", Hex(.stored), Hex(.computed))]
+    CheckpointRootMismatch {
+        /// The checkpoint's row id.
+        id: i64,
+        /// Its size.
+        size: u64,
+        /// Its root column.
+        stored: Hash,
+        /// The recomputed root.
+        computed: Hash,
+    },
+    /// A checkpoint's note does not parse or does not verify with the ledger key.
+    #[error("checkpoint {id}: {source}")]
+    CheckpointSignature {
+        /// The checkpoint's row id.
+        id: i64,
+        /// Why.
+        source: CheckpointError,
+    },
+    /// A checkpoint's size, root or time column is not what its signed note says.
+    #[error("checkpoint {id}: the {column} column does not match the signed note")]
+    CheckpointColumnMismatch {
+        /// The checkpoint's row id.
+        id: i64,
+        /// The column.
+        column: &'static str,
+    },
+    /// A later checkpoint is for fewer entries than an earlier one (ids out of size order).
+    #[error(
+        "checkpoint {id} (size {size}) was signed after checkpoint {earlier_id} (size {earlier_size}), for fewer entries"
+    )]
+    CheckpointOutOfOrder {
+        /// The checkpoint.
+        id: i64,
+        /// Its size.
+        size: u64,
+        /// The earlier-signed checkpoint for more entries.
+        earlier_id: i64,
+        /// Its size.
+        earlier_size: u64,
+    },
+    /// The latest checkpoint does not sign the head.
+    #[error("the latest checkpoint (id {id}, size {size}) does not sign the head ({head})")]
+    HeadNotCheckpointed {
+        /// The latest checkpoint's id.
+        id: i64,
+        /// Its size.
+        size: u64,
+        /// The head.
+        head: Head,
+    },
+    /// There is no checkpoint at all.
+    #[error("the ledger has no checkpoint")]
+    NoCheckpoint,
+    /// A verification thread stopped without a result (a bug: please report it).
+    #[error("internal error: a verification thread stopped unexpectedly")]
+    ThreadFailed,
+}
+
+impl From<rusqlite::Error> for VerifyError {
+    fn from(e: rusqlite::Error) -> VerifyError {
+        VerifyError::Store(StoreError::Database(e))
+    }
+}
+
+/// What a successful verification established.
+#[derive(Clone, Debug)]
+pub struct VerifyReport {
+    /// The number of entries verified.
+    pub size: u64,
+    /// Their root.
+    pub root: Hash,
+    /// The number of checkpoints verified.
+    pub checkpoints: u64,
+    /// The latest checkpoint, verified; it signs exactly `size` and `root`.
+    pub latest: VerifiedCheckpoint,
+}
+
+/// A checkpoint handed to the signature thread.
+struct Job {
+    id: i64,
+    size: u64,
+    root: Hash,
+    time: u64,
+    note: String,
+}
+
+/// What the signature thread found: the first error, or the count and the latest checkpoint.
+type SignatureOutcome = Result<(u64, Option<(i64, VerifiedCheckpoint)>), VerifyError>;
+
+fn check_signatures(jobs: mpsc::Receiver<Job>, key: &VerifierKey) -> SignatureOutcome {
+    let mut count = 0u64;
+    let mut latest: Option<(i64, VerifiedCheckpoint)> = None;
+    for job in jobs {
+        let verified = SignedCheckpoint::parse(&job.note)
+            .and_then(|note| note.verify(key))
+            .map_err(|source| VerifyError::CheckpointSignature { id: job.id, source })?;
+        for (column, ok) in [
+            ("size", verified.size() == job.size),
+            ("root", *verified.root() == job.root),
+            ("time", verified.time() == job.time),
+        ] {
+            if !ok {
+                return Err(VerifyError::CheckpointColumnMismatch { id: job.id, column });
+            }
+        }
+        count += 1;
+        if latest.as_ref().is_none_or(|(id, _)| job.id > *id) {
+            latest = Some((job.id, verified));
+        }
+    }
+    Ok((count, latest))
+}
+
+pub(super) fn verify(
+    conn: &Connection,
+    origin: &str,
+    repository: &str,
+    key: &VerifierKey,
+    busy_timeout: Duration,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<VerifyReport, VerifyError> {
+    if key.name() != origin {
+        return Err(VerifyError::WrongVerifierKey {
+            origin: origin.to_owned(),
+            key_name: key.name().to_owned(),
+        });
+    }
+    // One read transaction: every row below comes from the same snapshot.
+    let tx = conn
+        .unchecked_transaction()
+        .map_err(|e| busy(e, busy_timeout))?;
+    let stored = read_head(&tx).map_err(|e| match e {
+        StoreError::Database(e) => VerifyError::Store(busy(e, busy_timeout)),
+        other => VerifyError::Store(other),
+    })?;
+    let head = stored.head;
+    let (jobs, queue) = mpsc::sync_channel::<Job>(256);
+    let (batches, inbox) = mpsc::sync_channel::<Message>(4);
+    let (spare_out, spare) = mpsc::channel::<Batch>();
+
+    std::thread::scope(|scope| {
+        // Three stages: this thread reads SQLite (the connection cannot leave it), one
+        // recomputes hashes, chain and tree, one checks checkpoint signatures.
+        let signatures = scope.spawn(move || check_signatures(queue, key));
+        let (head_ref, frontier) = (&head, &stored.frontier);
+        let checker =
+            scope.spawn(move || check(repository, head_ref, frontier, inbox, spare_out, jobs));
+        if let Err(e) = read(&tx, head.size, &batches, &spare, progress) {
+            let _ = batches.send(Message::Failed(e));
+        }
+        drop(batches);
+        let checked = checker
+            .join()
+            .unwrap_or_else(|_| Err(VerifyError::NoCheckpoint));
+        let signed = signatures
+            .join()
+            .unwrap_or_else(|_| Err(VerifyError::NoCheckpoint));
+        // A bad signature is reported first: it is about what was signed, and the set of
+        // checkpoints the thread saw is fixed by where the check stopped.
+        let (count, latest) = signed?;
+        let (size, root) = checked?;
+        progress(size, head.size);
+        let (latest_id, latest) = latest.ok_or(VerifyError::NoCheckpoint)?;
+        let newest: i64 = tx.query_row("SELECT max(id) FROM checkpoints", [], |row| row.get(0))?;
+        if newest != latest_id || latest.size() != head.size || *latest.root() != head.root {
+            return Err(VerifyError::HeadNotCheckpointed {
+                id: newest,
+                size: latest.size(),
+                head: head.clone(),
+            });
+        }
+        Ok(VerifyReport {
+            size,
+            root,
+            checkpoints: count,
+            latest,
+        })
+    })
+}
+
+fn busy(e: rusqlite::Error, timeout: Duration) -> StoreError {
+    if is_busy(&e) {
+        StoreError::Busy { timeout }
+    } else {
+        StoreError::Database(e)
+    }
+}
+
+/// Rows per batch handed from the reading thread to the checking thread.
+const BATCH_ROWS: usize = 2048;
+
+/// One entry row, its variable-length columns as ranges into the batch's arena.
+struct EntryRow {
+    seq: u64,
+    bytes: Range<usize>,
+    leaf_hash: Hash,
+    nodes: Range<usize>,
+    kind: u64,
+    refname: Range<usize>,
+    aborts: Option<u64>,
+}
+
+/// What the reading thread hands the checking thread, in ledger order: the checkpoints of
+/// size `s` come right before entry `s`, the checkpoints beyond the last entry at the end.
+enum Item {
+    Entry(EntryRow),
+    Checkpoint(Job),
+}
+
+#[derive(Default)]
+struct Batch {
+    arena: Vec<u8>,
+    items: Vec<Item>,
+}
+
+enum Message {
+    Batch(Batch),
+    /// The reader stopped at a row it could not read; nothing follows.
+    Failed(VerifyError),
+}
+
+/// Reads one entry row into the batch.
+fn read_entry(row: &rusqlite::Row<'_>, batch: &mut Batch) -> Result<(), VerifyError> {
+    let key = column_i64(row, 0, ("entries", 0, "seq"))?;
+    let seq = u64::try_from(key).map_err(|_| Corruption {
+        table: "entries",
+        row: key,
+        column: "seq",
+        problem: "negative",
+    })?;
+    let arena = &mut batch.arena;
+    let mut push = |bytes: &[u8]| {
+        let start = arena.len();
+        arena.extend_from_slice(bytes);
+        start..arena.len()
+    };
+    let bytes = push(column_blob(row, 1, ("entries", key, "bytes"))?);
+    let leaf_hash = column_array(row, 2, ("entries", key, "leaf_hash"))?;
+    let nodes = push(column_blob(row, 3, ("entries", key, "nodes"))?);
+    let kind = column_u64(row, 4, ("entries", key, "kind"))?;
+    // Compared byte for byte with the entry's refname, which the entry decoder validates.
+    let refname = match row.get_ref(5) {
+        Ok(ValueRef::Text(t)) => push(t),
+        Ok(ValueRef::Null) => {
+            return Err(Corruption {
+                table: "entries",
+                row: key,
+                column: "refname",
+                problem: "NULL",
+            }
+            .into());
+        }
+        _ => {
+            return Err(Corruption {
+                table: "entries",
+                row: key,
+                column: "refname",
+                problem: "not text",
+            }
+            .into());
+        }
+    };
+    let aborts = column_opt_u64(row, 6, ("entries", key, "aborts"))?;
+    batch.items.push(Item::Entry(EntryRow {
+        seq,
+        bytes,
+        leaf_hash,
+        nodes,
+        kind,
+        refname,
+        aborts,
+    }));
+    Ok(())
+}
+
+fn read_job(row: &rusqlite::Row<'_>) -> Result<Job, VerifyError> {
+    let id = column_i64(row, 0, ("checkpoints", 0, "id"))?;
+    let at = |column| ("checkpoints", id, column);
+    Ok(Job {
+        id,
+        size: column_u64(row, 1, at("size"))?,
+        root: column_array(row, 2, at("root"))?,
+        time: column_u64(row, 3, at("time"))?,
+        note: column_text(row, 4, at("note"))?.to_owned(),
+    })
+}
+
+/// The reading side: streams entries and checkpoints out of SQLite, in ledger order, in
+/// batches. Runs on the caller's thread, which owns the connection. On an error, what was
+/// read before it is still handed over, so that an earlier fault is reported first.
+fn read(
+    conn: &Connection,
+    head_size: u64,
+    out: &mpsc::SyncSender<Message>,
+    spare: &mpsc::Receiver<Batch>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(), VerifyError> {
+    // Hands a full batch over and takes a recycled one back; false once the checker has
+    // stopped (it found an error, which the caller reports).
+    let send = |batch: &mut Batch| {
+        let mut next = spare.try_recv().unwrap_or_default();
+        next.arena.clear();
+        next.items.clear();
+        out.send(Message::Batch(std::mem::replace(batch, next)))
+            .is_ok()
+    };
+    let mut batch = Batch::default();
+    let result = read_into(conn, head_size, &mut batch, &send, progress);
+    send(&mut batch);
+    result
+}
+
+fn read_into(
+    conn: &Connection,
+    head_size: u64,
+    batch: &mut Batch,
+    send: &dyn Fn(&mut Batch) -> bool,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(), VerifyError> {
+    let mut checkpoint_stmt =
+        conn.prepare("SELECT id, size, root, time, note FROM checkpoints ORDER BY size, id")?;
+    let mut checkpoints = checkpoint_stmt.query([])?;
+    let mut next_checkpoint = match checkpoints.next()? {
+        Some(row) => Some(read_job(row)?),
+        None => None,
+    };
+    let mut stmt = conn.prepare(
+        "SELECT seq, bytes, leaf_hash, nodes, kind, refname, aborts FROM entries ORDER BY seq",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut position = 0u64;
+    progress(0, head_size);
+    loop {
+        let row = rows.next()?;
+        // The checkpoints of this size first; after the last entry, every one left.
+        while let Some(job) = next_checkpoint.take_if(|job| row.is_none() || job.size <= position) {
+            batch.items.push(Item::Checkpoint(job));
+            next_checkpoint = match checkpoints.next()? {
+                Some(row) => Some(read_job(row)?),
+                None => None,
+            };
+        }
+        let Some(row) = row else { return Ok(()) };
+        read_entry(row, batch)?;
+        position += 1;
+        if batch.items.len() >= BATCH_ROWS {
+            if !send(batch) {
+                return Ok(());
+            }
+            if position % PROGRESS_EVERY < BATCH_ROWS as u64 {
+                progress(position.min(head_size), head_size);
+            }
+        }
+    }
+}
+
+/// The checking side: recomputes leaves, chain and tree from what the reader hands over.
+struct Checker<'a> {
+    head: &'a Head,
+    chain: ChainVerifier,
+    frontier: Frontier,
+    nodes: Vec<u8>,
+    last_checkpoint: Option<(i64, u64)>,
+    /// Set once the entries are over (a checkpoint beyond them arrived).
+    ended: bool,
+    jobs: mpsc::SyncSender<Job>,
+}
+
+impl Checker<'_> {
+    fn entry(&mut self, row: &EntryRow, arena: &[u8]) -> Result<(), VerifyError> {
+        let seq = row.seq;
+        if self.ended || self.frontier.size() >= self.head.size {
+            return Err(VerifyError::EntryBeyondHead {
+                seq,
+                head_size: self.head.size,
+            });
+        }
+        let bytes = &arena[row.bytes.clone()];
+        let computed = leaf_hash(bytes);
+        if computed != row.leaf_hash {
+            return Err(VerifyError::LeafHashMismatch {
+                seq,
+                stored: row.leaf_hash,
+                computed,
+            });
+        }
+        let view =
+            EntryView::parse(bytes).map_err(|source| VerifyError::Undecodable { seq, source })?;
+        if view.seq != seq {
+            return Err(VerifyError::RowSeqMismatch {
+                row: seq,
+                encoded: view.seq,
+            });
+        }
+        self.chain.check(&view, &computed)?;
+        if row.kind != u64::from(view.kind.code()) {
+            return Err(VerifyError::IndexMismatch {
+                seq,
+                column: "kind",
+            });
+        }
+        if &arena[row.refname.clone()] != view.refname.as_bytes() {
+            return Err(VerifyError::IndexMismatch {
+                seq,
+                column: "refname",
+            });
+        }
+        if row.aborts != view.aborts {
+            return Err(VerifyError::IndexMismatch {
+                seq,
+                column: "aborts",
+            });
+        }
+        let nodes = &mut self.nodes;
+        nodes.clear();
+        self.frontier
+            .append_collecting(&computed, |node| nodes.extend_from_slice(node));
+        if arena[row.nodes.clone()] != self.nodes[..] {
+            return Err(VerifyError::NodeMismatch { seq });
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&mut self, job: Job) -> Result<(), VerifyError> {
+        if job.size != self.frontier.size() {
+            // Only checkpoints beyond the last entry arrive out of step with the entries.
+            self.end()?;
+            return Err(VerifyError::CheckpointBeyondHead {
+                id: job.id,
+                size: job.size,
+                head_size: self.frontier.size(),
+            });
+        }
+        let computed = self.frontier.root();
+        if job.root != computed {
+            return Err(VerifyError::CheckpointRootMismatch {
+                id: job.id,
+                size: job.size,
+                stored: job.root,
+                computed,
+            });
+        }
+        if let Some((earlier_id, earlier_size)) = self.last_checkpoint
+            && job.id < earlier_id
+        {
+            return Err(VerifyError::CheckpointOutOfOrder {
+                id: job.id,
+                size: job.size,
+                earlier_id,
+                earlier_size,
+            });
+        }
+        self.last_checkpoint = Some((job.id, job.size));
+        // If the signature thread has stopped, it found an error, reported after the join.
+        let _ = self.jobs.send(job);
+        Ok(())
+    }
+
+    /// The check that holds once every entry has been seen.
+    fn end(&mut self) -> Result<(), VerifyError> {
+        self.ended = true;
+        let size = self.frontier.size();
+        if size < self.head.size {
+            return Err(VerifyError::MissingEntries {
+                head_size: self.head.size,
+                found: size,
+            });
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, stored_frontier: &Frontier) -> Result<(u64, Hash), VerifyError> {
+        self.end()?;
+        let size = self.frontier.size();
+        let root = self.frontier.root();
+        if root != self.head.root {
+            return Err(VerifyError::HeadRootMismatch {
+                size,
+                head: self.head.root,
+                computed: root,
+            });
+        }
+        if self.chain.last_hash() != self.head.last_leaf {
+            return Err(VerifyError::HeadLastLeafMismatch { size });
+        }
+        if self.frontier != *stored_frontier {
+            return Err(VerifyError::FrontierMismatch);
+        }
+        Ok((size, root))
+    }
+}
+
+fn check(
+    repository: &str,
+    head: &Head,
+    stored_frontier: &Frontier,
+    batches: mpsc::Receiver<Message>,
+    spare: mpsc::Sender<Batch>,
+    jobs: mpsc::SyncSender<Job>,
+) -> Result<(u64, Hash), VerifyError> {
+    let mut checker = Checker {
+        head,
+        chain: ChainVerifier::new(repository),
+        frontier: Frontier::new(),
+        nodes: Vec::with_capacity(64 * 32),
+        last_checkpoint: None,
+        ended: false,
+        jobs,
+    };
+    for message in batches {
+        let mut batch = match message {
+            Message::Batch(batch) => batch,
+            Message::Failed(e) => return Err(e),
+        };
+        for item in batch.items.drain(..) {
+            match item {
+                Item::Entry(row) => checker.entry(&row, &batch.arena)?,
+                Item::Checkpoint(job) => checker.checkpoint(job)?,
+            }
+        }
+        let _ = spare.send(batch);
+    }
+    checker.finish(stored_frontier)
+}
+
+impl super::Store {
+    /// Verifies the whole ledger against the ledger's verifier key: every leaf recomputed from
+    /// its stored bytes, the chain, seq continuity, the Merkle root against the head and
+    /// against every stored checkpoint at its size, and every checkpoint's signature and
+    /// timestamp. `progress(done, total)` is called now and then with the entries checked.
+    ///
+    /// The error names the first entry or checkpoint that is wrong and what is wrong with it.
+    pub fn verify(
+        &self,
+        key: &VerifierKey,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<VerifyReport, VerifyError> {
+        verify(
+            self.connection(),
+            self.origin(),
+            self.repository(),
+            key,
+            self.busy_timeout,
+            &mut progress,
+        )
+    }
+}

@@ -1,0 +1,90 @@
+//! `tally ledger verify | key | checkpoint`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use tally_hooks::admin;
+
+use crate::cli::Outcome;
+
+/// Arguments of `tally ledger`.
+#[derive(Debug, Args)]
+pub struct LedgerArgs {
+    #[command(subcommand)]
+    command: LedgerCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum LedgerCommand {
+    /// Check every entry, the chain, the Merkle root, every checkpoint signature, the
+    /// protected branches and the published ref.
+    Verify {
+        /// The repository (default: the one the current directory is in).
+        #[arg(long, value_name = "REPO")]
+        repo: Option<PathBuf>,
+        /// Verify against this public key instead of the repository's own ledger_key.pub.
+        #[arg(long, value_name = "FILE")]
+        ledger_key: Option<PathBuf>,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the ledger's public key as one OpenSSH line (pin it on agents).
+    Key {
+        /// The repository (default: the one the current directory is in).
+        #[arg(long, value_name = "REPO")]
+        repo: Option<PathBuf>,
+    },
+    /// Sign a fresh checkpoint of the current head and publish it (the freshness heartbeat).
+    Checkpoint {
+        /// The repository (default: the one the current directory is in).
+        #[arg(long, value_name = "REPO")]
+        repo: Option<PathBuf>,
+    },
+}
+
+/// Runs `tally ledger ...`.
+pub fn run(args: LedgerArgs, out: &mut impl Write) -> Outcome {
+    let result = match args.command {
+        LedgerCommand::Verify {
+            repo,
+            ledger_key,
+            json,
+        } => admin::find_repo(repo.as_deref()).and_then(|repo| {
+            let stderr = std::io::stderr();
+            let outcome = admin::verify(&repo, ledger_key.as_deref(), &mut stderr.lock())?;
+            if json {
+                let text = serde_json::to_string_pretty(&outcome)
+                    .map_err(|e| admin::AdminError(e.to_string()))?;
+                let _ = writeln!(out, "{text}");
+            } else if outcome.ok {
+                let _ = writeln!(
+                    out,
+                    "ledger intact: {} entries, {} checkpoints, root {}",
+                    outcome.size, outcome.checkpoints, outcome.root
+                );
+            }
+            if !json {
+                for p in &outcome.problems {
+                    eprintln!("tally: ledger verify: {p}");
+                }
+                for n in &outcome.notes {
+                    let _ = writeln!(out, "note: {n}");
+                }
+            }
+            Ok(outcome.ok)
+        }),
+        LedgerCommand::Key { repo } => admin::find_repo(repo.as_deref())
+            .and_then(|repo| admin::key(&repo, out))
+            .map(|()| true),
+        LedgerCommand::Checkpoint { repo } => admin::find_repo(repo.as_deref())
+            .and_then(|repo| admin::checkpoint(&repo, out))
+            .map(|()| true),
+    };
+    match result {
+        Ok(true) => Outcome::Success,
+        Ok(false) => Outcome::Refused,
+        Err(e) => Outcome::Config(e.to_string()),
+    }
+}
