@@ -102,39 +102,37 @@ pub enum ConfigError {
     },
 }
 
-/// A loaded, compiled policy.
-pub struct Config {
+/// The policy file and the digest of everything it enforces, without compiling the rules:
+/// enough for the ref-transaction hooks, which only need to know which refs are protected
+/// and which policy was in force.
+pub struct Policy {
     /// The parsed file.
-    pub policy: PolicyFile,
+    pub file: PolicyFile,
     protected: GlobSet,
-    /// Compiled file rules.
-    pub files: FileRules,
-    /// Signers and revocations.
-    pub trust: Trust,
     /// SHA-256 over the policy file, allowed_signers and the revocation file (each
     /// length-prefixed), so any change to what is enforced changes the digest.
     pub digest: [u8; 32],
+    path: PathBuf,
+    signers_path: PathBuf,
+    signers_text: Vec<u8>,
+    revocation_path: Option<PathBuf>,
+    revoked_text: Vec<u8>,
 }
 
-impl Config {
-    /// Loads `<git_dir>/tally/policy.toml` and the files it names.
-    pub fn load(git_dir: &Path) -> Result<Config, ConfigError> {
+impl Policy {
+    /// Reads `<git_dir>/tally/policy.toml` and the files it names (a configured revocation
+    /// file must exist).
+    pub fn load(git_dir: &Path) -> Result<Policy, ConfigError> {
         let dir = git_dir.join(TALLY_DIR);
         let path = dir.join(POLICY_FILE);
         let text = std::fs::read(&path).map_err(|source| ConfigError::Read {
             path: path.clone(),
             source,
         })?;
-        let policy = parse_policy(&path, &text)?;
-        let protected = branch_globs(&path, &policy.branches.protected)?;
-        let files = FileRules::new(&policy.files, policy.syntax.clone()).map_err(|source| {
-            ConfigError::FileGlob {
-                path: path.clone(),
-                source,
-            }
-        })?;
-        let signers_path = dir.join(&policy.signatures.allowed_signers);
-        let revocation_path = policy
+        let file = parse_policy(&path, &text)?;
+        let protected = branch_globs(&path, &file.branches.protected)?;
+        let signers_path = dir.join(&file.signatures.allowed_signers);
+        let revocation_path = file
             .signatures
             .revocation_file
             .as_ref()
@@ -143,46 +141,28 @@ impl Config {
             path: signers_path.clone(),
             source,
         })?;
-        let in_file = |error| SignersError::InFile {
-            path: signers_path.clone(),
-            error: Box::new(error),
+        let revoked_text = match &revocation_path {
+            Some(p) => std::fs::read(p).map_err(|source| RevokedError::Io {
+                path: p.clone(),
+                source,
+            })?,
+            None => Vec::new(),
         };
-        let signers = match std::str::from_utf8(&signers_text) {
-            Ok(text) => AllowedSigners::parse(text).map_err(in_file)?,
-            Err(e) => {
-                let line = 1 + signers_text[..e.valid_up_to()]
-                    .iter()
-                    .filter(|b| **b == b'\n')
-                    .count();
-                return Err(in_file(SignersError::NotUtf8 { line }).into());
-            }
-        };
-        if signers.is_empty() {
-            return Err(ConfigError::NoSigners { path: signers_path });
-        }
-        let (revoked, revoked_text) = match &revocation_path {
-            Some(p) => {
-                let bytes = std::fs::read(p).map_err(|source| RevokedError::Io {
-                    path: p.clone(),
-                    source,
-                })?;
-                (Revoked::from_bytes(p, &bytes)?, bytes)
-            }
-            None => (Revoked::default(), Vec::new()),
-        };
-        let trust = Trust::new(signers, revoked);
         let mut hasher = Sha256::new();
         hasher.update(b"tally policy digest v1\n");
         for bytes in [&text, &signers_text, &revoked_text] {
             hasher.update((bytes.len() as u64).to_be_bytes());
             hasher.update(bytes);
         }
-        Ok(Config {
-            policy,
+        Ok(Policy {
+            file,
             protected,
-            files,
-            trust,
             digest: hasher.finalize().into(),
+            path,
+            signers_path,
+            signers_text,
+            revocation_path,
+            revoked_text,
         })
     }
 
@@ -196,6 +176,70 @@ impl Config {
     /// The policy digest as lowercase hex.
     pub fn digest_hex(&self) -> String {
         self.digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Parses the signers and revocations and compiles the file rules.
+    pub fn compile(self) -> Result<Config, ConfigError> {
+        let files =
+            FileRules::new(&self.file.files, self.file.syntax.clone()).map_err(|source| {
+                ConfigError::FileGlob {
+                    path: self.path.clone(),
+                    source,
+                }
+            })?;
+        let in_file = |error| SignersError::InFile {
+            path: self.signers_path.clone(),
+            error: Box::new(error),
+        };
+        let signers = match std::str::from_utf8(&self.signers_text) {
+            Ok(text) => AllowedSigners::parse(text).map_err(in_file)?,
+            Err(e) => {
+                let line = 1 + self.signers_text[..e.valid_up_to()]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count();
+                return Err(in_file(SignersError::NotUtf8 { line }).into());
+            }
+        };
+        if signers.is_empty() {
+            return Err(ConfigError::NoSigners {
+                path: self.signers_path.clone(),
+            });
+        }
+        let revoked = match &self.revocation_path {
+            Some(p) => Revoked::from_bytes(p, &self.revoked_text)?,
+            None => Revoked::default(),
+        };
+        Ok(Config {
+            trust: Trust::new(signers, revoked),
+            files,
+            policy: self,
+        })
+    }
+}
+
+/// A loaded, compiled policy: what pre-receive judges with.
+pub struct Config {
+    /// The policy file and its digest.
+    pub policy: Policy,
+    /// Compiled file rules.
+    pub files: FileRules,
+    /// Signers and revocations.
+    pub trust: Trust,
+}
+
+impl Config {
+    /// Loads `<git_dir>/tally/policy.toml` and the files it names, and compiles them.
+    pub fn load(git_dir: &Path) -> Result<Config, ConfigError> {
+        Policy::load(git_dir)?.compile()
+    }
+}
+
+/// A compiled policy answers everything the uncompiled one does.
+impl std::ops::Deref for Config {
+    type Target = Policy;
+    fn deref(&self) -> &Policy {
+        &self.policy
     }
 }
 

@@ -156,7 +156,18 @@ pub fn publish(git_dir: &Path, store: &Store, now: Timestamp) -> Result<(), Publ
             name: LEDGER_REF.try_into().map_err(err)?,
             deref: false,
         };
-        match repo.edit_reference(edit) {
+        // The reflog identity is given, so gix need not work out the local time zone.
+        let time = gix::date::Time {
+            seconds: now.as_second(),
+            offset: 0,
+        };
+        let mut time_buf = gix::date::parse::TimeBuf::default();
+        let committer = gix::actor::SignatureRef {
+            name: "tally".into(),
+            email: "tally@localhost".into(),
+            time: time.to_str(&mut time_buf),
+        };
+        match repo.edit_references_as(Some(edit), Some(committer)) {
             Ok(_) => return Ok(()),
             // Another publisher moved the ref first: read it again and retry.
             Err(_) => continue,

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use tally_ledger::{CommitSigner, Kind, NewEntry, SigningKey, Store, StoreError};
 use tally_verify::revision::{Update, Verdict};
 
-use crate::config::{Config, TALLY_DIR};
+use crate::config::{Policy, TALLY_DIR};
 use crate::pusher::Pusher;
 
 /// A verdict older than this is not honoured: the ref update follows its pre-receive within
@@ -142,13 +142,16 @@ fn from_hex(s: &Option<String>, path: &Path) -> Result<Option<Vec<u8>>, RecordEr
         .transpose()
 }
 
-/// Writes a file atomically: temporary name, fsync, rename.
+/// Writes a file atomically: temporary name, then rename, so a reader sees all or nothing.
+///
+/// Not fsynced: these files only carry a verdict a few milliseconds from one hook to the
+/// next. Losing one to a power cut fails closed (the move is refused, or verify reports the
+/// missing `aborted` entry); the ledger itself is what is made durable.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RecordError> {
-    let tmp = path.with_extension("tmp");
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     {
         let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
         f.write_all(bytes).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
     }
     std::fs::rename(&tmp, path).map_err(io(path))
 }
@@ -158,7 +161,7 @@ pub fn leave_verdicts(
     paths: &Paths,
     verdicts: &[Verdict],
     pusher: &Pusher,
-    config: &Config,
+    config: &Policy,
     now: Timestamp,
 ) -> Result<(), RecordError> {
     let dir = paths.pending();
@@ -235,7 +238,7 @@ pub fn open(paths: &Paths) -> Result<(Store, SigningKey), RecordError> {
 /// A `policy change` entry when the policy differs from the one the last entry recorded.
 fn policy_change(
     store: &Store,
-    config: &Config,
+    config: &Policy,
     pusher: &Pusher,
 ) -> Result<Option<NewEntry>, RecordError> {
     let last = store.log(&tally_ledger::Filter {
@@ -262,7 +265,7 @@ fn policy_change(
 /// Appends one `rejected` entry per refused update.
 pub fn append_rejected(
     paths: &Paths,
-    config: &Config,
+    config: &Policy,
     pusher: &Pusher,
     refused: &[(Update, Vec<String>)],
     now: Timestamp,
@@ -299,7 +302,7 @@ pub enum Prepared {
 /// appends the accepted entries (plus a policy change if any) in one transaction.
 pub fn prepared(
     paths: &Paths,
-    config: &Config,
+    config: &Policy,
     pusher: &Pusher,
     updates: &[Update],
     now: Timestamp,
@@ -382,17 +385,21 @@ pub fn prepared(
     Ok(Prepared::Recorded)
 }
 
-/// `committed`: the moves happened; forget what was in flight.
-pub fn committed(paths: &Paths, updates: &[Update]) {
+/// `committed`: the moves happened; forget what was in flight. Returns whether any of these
+/// updates had appended entries (then the ledger needs publishing).
+pub fn committed(paths: &Paths, updates: &[Update]) -> bool {
+    let mut any = false;
     for u in updates {
-        let _ = std::fs::remove_file(paths.inflight().join(update_key(&u.refname, u.old, u.new)));
+        any |= std::fs::remove_file(paths.inflight().join(update_key(&u.refname, u.old, u.new)))
+            .is_ok();
     }
+    any
 }
 
 /// `aborted`: append an `aborted` entry for each entry `prepared` appended for these updates.
 pub fn aborted(
     paths: &Paths,
-    config: &Config,
+    config: &Policy,
     pusher: &Pusher,
     updates: &[Update],
     now: Timestamp,

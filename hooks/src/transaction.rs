@@ -13,7 +13,7 @@ use gix::ObjectId;
 use jiff::Timestamp;
 use tally_verify::revision::Update;
 
-use crate::config::Config;
+use crate::config::Policy;
 use crate::output::Reporter;
 use crate::pusher::Pusher;
 use crate::record::{self, Paths, Prepared};
@@ -47,7 +47,7 @@ impl State {
 /// Reads the updates tally cares about: protected branches and `refs/tally/*`, with the
 /// no-op updates (old = new) dropped. Other lines, whatever their form (symbolic ref
 /// values, other refs), pass untouched.
-fn relevant(input: &[u8], config: &Config, hash_len: usize) -> Result<Vec<Update>, String> {
+fn relevant(input: &[u8], config: &Policy, hash_len: usize) -> Result<Vec<Update>, String> {
     let text = std::str::from_utf8(input).map_err(|_| "hook input is not UTF-8".to_owned())?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -83,6 +83,27 @@ fn relevant(input: &[u8], config: &Config, hash_len: usize) -> Result<Vec<Update
     Ok(out)
 }
 
+/// Every well-formed update line, whatever its ref (for matching in-flight records).
+fn any_updates(input: &[u8]) -> Vec<Update> {
+    let text = String::from_utf8_lossy(input);
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, ' ');
+            let (old, new, refname) = (parts.next()?, parts.next()?, parts.next()?);
+            let id = |hex: &str| {
+                ObjectId::from_hex(hex.as_bytes())
+                    .ok()
+                    .map(|i| (!i.is_null()).then_some(i))
+            };
+            Some(Update {
+                refname: refname.to_owned(),
+                old: id(old)?,
+                new: id(new)?,
+            })
+        })
+        .collect()
+}
+
 /// Runs the hook for `state`. Returns false to abort a `prepared` transaction (git ignores
 /// the exit status of the other states).
 pub fn run(
@@ -101,7 +122,16 @@ pub fn run(
     if state == State::Preparing {
         return true;
     }
-    let config = match Config::load(git_dir) {
+    if state == State::Committed {
+        // Only what `prepared` appended matters here, and it left a file per update: no
+        // policy to load, which keeps the last step of every push cheap.
+        let paths = Paths::new(git_dir);
+        if record::committed(&paths, &any_updates(&bytes)) {
+            publish(git_dir, &paths, now, &mut reporter);
+        }
+        return true;
+    }
+    let config = match Policy::load(git_dir) {
         Ok(c) => c,
         Err(e) => {
             // Without a policy nothing can be judged: refuse protected-looking moves only
@@ -153,13 +183,7 @@ pub fn run(
                 }
             }
         }
-        State::Committed => {
-            record::committed(&paths, &updates);
-            if !updates.is_empty() {
-                publish(git_dir, &paths, now, &mut reporter);
-            }
-            true
-        }
+        State::Committed => true,
         State::Aborted => {
             if let Err(e) = record::aborted(&paths, &config, &pusher, &updates, now) {
                 reporter.error(&format!(

@@ -558,6 +558,13 @@ fn configure(conn: &Connection, options: &Options) -> Result<(), StoreError> {
     conn.pragma_update(None, "trusted_schema", "OFF")?;
     // Detect some kinds of page corruption as errors instead of reading garbage.
     conn.pragma_update(None, "cell_size_check", "ON")?;
+    // Every hook run is a short-lived process; checkpointing the WAL into the database each
+    // time the last connection closes would cost several fsyncs per push. SQLite's automatic
+    // checkpoint (every 1000 WAL pages) still runs, inside commits, so the WAL stays bounded.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )?;
     Ok(())
 }
 

@@ -48,7 +48,16 @@ impl AllowedSigners {
     /// Times without `Z` are read in the system's local time zone, as `ssh-keygen` reads them
     /// (in standard time; see [`AllowedSigners::parse_in`]).
     pub fn parse(text: &str) -> Result<Self, SignersError> {
-        Self::parse_in(text, &TimeZone::system())
+        // Finding the system zone can mean scanning the zoneinfo tree (when /etc/localtime
+        // is a copy, not a link), milliseconds that every hook run would pay; only a
+        // validity option can need it.
+        let lower = text.to_ascii_lowercase();
+        let tz = if lower.contains("valid-after") || lower.contains("valid-before") {
+            TimeZone::system()
+        } else {
+            TimeZone::UTC
+        };
+        Self::parse_in(text, &tz)
     }
 
     /// Parses the text of an `allowed_signers` file, reading times without `Z` in `tz`.
