@@ -338,14 +338,28 @@ pub fn prepared(
         append_rejected(paths, config, pusher, &rejected, now)?;
         return Ok(Prepared::Refused(refused));
     }
-    if accepted.is_empty() {
-        return Ok(Prepared::Recorded);
+    if !accepted.is_empty() {
+        append_accepted(paths, config, pusher, &accepted, now, true)?;
     }
+    Ok(Prepared::Recorded)
+}
+
+/// Appends `accepted` entries for updates with their verdicts (plus a policy change if the
+/// policy differs from the last entry's), in one transaction. With `in_flight`, leaves a
+/// record per update so that `aborted` can cancel it.
+fn append_accepted(
+    paths: &Paths,
+    config: &Policy,
+    pusher: &Pusher,
+    accepted: &[(Update, Pending)],
+    now: Timestamp,
+    in_flight: bool,
+) -> Result<(), RecordError> {
     let (mut store, key) = open(paths)?;
     let mut entries: Vec<NewEntry> = policy_change(&store, config, pusher)?.into_iter().collect();
     let offset = entries.len() as u64;
-    for (u, p) in &accepted {
-        let pending_path = paths.pending();
+    let pending_path = paths.pending();
+    for (u, p) in accepted {
         let mut commits = Vec::with_capacity(p.commits.len());
         for c in &p.commits {
             commits.push(CommitSigner {
@@ -373,16 +387,72 @@ pub fn prepared(
     }
     let outcome = store.append(entries, now, &key)?;
     let dir = paths.inflight();
-    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    if in_flight {
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    }
     for (i, (u, _)) in accepted.iter().enumerate() {
-        let seq = outcome.first_seq + offset + i as u64;
-        write_atomic(
-            &dir.join(update_key(&u.refname, u.old, u.new)),
-            seq.to_string().as_bytes(),
-        )?;
+        if in_flight {
+            let seq = outcome.first_seq + offset + i as u64;
+            write_atomic(
+                &dir.join(update_key(&u.refname, u.old, u.new)),
+                seq.to_string().as_bytes(),
+            )?;
+        }
         remove_verdict(paths, u);
     }
-    Ok(Prepared::Recorded)
+    Ok(())
+}
+
+/// `post-receive`, the fallback for hosting platforms that run no `reference-transaction`
+/// hook: the moves already happened, so nothing can be refused; each protected move is
+/// recorded as `accepted` if pre-receive left a verdict for it, else as `rejected` (it landed
+/// without one). Where `reference-transaction` runs, it has consumed the verdicts and this
+/// finds nothing to do.
+pub fn post_receive(
+    paths: &Paths,
+    config: &Policy,
+    pusher: &Pusher,
+    updates: &[Update],
+    now: Timestamp,
+) -> Result<bool, RecordError> {
+    let mut accepted = Vec::new();
+    let mut landed_without = Vec::new();
+    for u in updates {
+        match take_verdict(paths, u, now)? {
+            Some(p) => accepted.push((u.clone(), p)),
+            None if ledger_has_move(paths, u)? => {}
+            None => landed_without.push((
+                u.clone(),
+                vec![format!(
+                    "{} moved to {} without a pre-receive verdict (recorded after the fact by post-receive)",
+                    u.refname,
+                    short(u.new)
+                )],
+            )),
+        }
+    }
+    if !accepted.is_empty() {
+        append_accepted(paths, config, pusher, &accepted, now, false)?;
+    }
+    if !landed_without.is_empty() {
+        append_rejected(paths, config, pusher, &landed_without, now)?;
+    }
+    Ok(!accepted.is_empty() || !landed_without.is_empty())
+}
+
+/// Whether the newest entry of the ref already records this exact move (appended by
+/// `reference-transaction` before post-receive ran).
+fn ledger_has_move(paths: &Paths, u: &Update) -> Result<bool, RecordError> {
+    let store = Store::open(&paths.ledger())?;
+    let newest = store.log(&tally_ledger::Filter {
+        refname: Some(u.refname.clone()),
+        kind: Some(Kind::Accepted),
+        limit: Some(1),
+        ..Default::default()
+    })?;
+    Ok(newest
+        .first()
+        .is_some_and(|r| r.entry.old == raw(u.old) && r.entry.new == raw(u.new)))
 }
 
 /// `committed`: the moves happened; forget what was in flight. Returns whether any of these

@@ -196,6 +196,50 @@ pub fn run(
     }
 }
 
+/// `post-receive` (installed only on platforms without `reference-transaction`): records the
+/// protected moves that landed. Its exit status is ignored by git; problems are printed.
+pub fn post_receive(
+    git_dir: &Path,
+    input: &mut impl BufRead,
+    out: &mut impl Write,
+    now: Timestamp,
+) {
+    let mut reporter = Reporter::from_env(out);
+    let mut bytes = Vec::new();
+    if input
+        .take(64 * 1024 * 1024)
+        .read_to_end(&mut bytes)
+        .is_err()
+    {
+        return;
+    }
+    let result = Policy::load(git_dir)
+        .map_err(|e| e.to_string())
+        .and_then(|policy| {
+            let hash_len = crate::pre_receive::open_repo(git_dir)
+                .map_err(|e| e.to_string())?
+                .object_hash()
+                .len_in_bytes();
+            let updates: Vec<Update> = relevant(&bytes, &policy, hash_len)?
+                .into_iter()
+                .filter(|u| !u.refname.starts_with("refs/tally/"))
+                .collect();
+            let paths = Paths::new(git_dir);
+            let appended =
+                record::post_receive(&paths, &policy, &Pusher::from_env(), &updates, now)
+                    .map_err(|e| e.to_string())?;
+            if appended {
+                publish(git_dir, &paths, now, &mut reporter);
+            }
+            Ok(())
+        });
+    if let Err(e) = result {
+        reporter.error(&format!(
+            "warning: the push landed but could not be recorded in the ledger: {e}; run `tally ledger verify`"
+        ));
+    }
+}
+
 /// Publishes the ledger; failure is reported but changes no outcome (the store is the record,
 /// and the next publication catches up).
 pub fn publish(git_dir: &Path, paths: &Paths, now: Timestamp, reporter: &mut Reporter<impl Write>) {

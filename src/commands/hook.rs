@@ -17,6 +17,9 @@ pub struct HookArgs {
 enum Hook {
     /// git's pre-receive hook: judge every protected ref update of a push.
     PreReceive,
+    /// git's post-receive hook, for platforms that run no reference-transaction hook:
+    /// record the protected moves that landed.
+    PostReceive,
     /// git's reference-transaction hook: record accepted moves, refuse all others.
     ReferenceTransaction {
         /// The transaction state git passes: preparing, prepared, committed or aborted.
@@ -49,6 +52,17 @@ pub fn run(args: HookArgs) -> Outcome {
             } else {
                 Outcome::Refused
             }
+        }
+        Hook::PostReceive => {
+            let stdin = std::io::stdin();
+            let stderr = std::io::stderr();
+            tally_hooks::transaction::post_receive(
+                &git_dir(),
+                &mut stdin.lock(),
+                &mut stderr.lock(),
+                jiff::Timestamp::now(),
+            );
+            Outcome::Success
         }
         Hook::ReferenceTransaction { state } => {
             let Some(state) = tally_hooks::transaction::State::parse(&state) else {

@@ -1,0 +1,101 @@
+//! The post-receive fallback for hosting platforms that run no reference-transaction hook
+//! (GitLab server hooks, Gitea's pre-receive.d): checks still refuse, and what landed is still
+//! recorded.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+
+/// Turns a `tally init` repository into what such a platform runs: pre-receive and
+/// post-receive, no reference-transaction.
+fn platform_without_reference_transaction(server: &Server<'_>) {
+    let hooks = server.path.join("hooks");
+    std::fs::remove_file(hooks.join("reference-transaction")).unwrap();
+    let pre = std::fs::read_to_string(hooks.join("pre-receive")).unwrap();
+    let post = pre.replace("hook pre-receive", "hook post-receive");
+    assert_ne!(pre, post);
+    std::fs::write(hooks.join("post-receive"), post).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        hooks.join("post-receive"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+}
+
+#[test]
+fn post_receive_records_accepted_pushes_where_reference_transaction_does_not_run() {
+    let env = TestEnv::new();
+    let server = env.server(&alice_and_bob(), &[]);
+    platform_without_reference_transaction(&server);
+    let work = env.clone_as(&server, "work", &alice());
+    let first = work.commit("one").file("a.yaml", "a: 1\n").create();
+    work.push(&["origin", "main"]).assert_accepted();
+    let second = work.commit("two").file("b.yaml", "b: 2\n").create();
+    work.push(&["origin", "main"]).assert_accepted();
+    assert_eq!(server.branch("main").as_deref(), Some(second.as_str()));
+
+    let accepted = server.log(&["--kind", "accepted"]);
+    let news: Vec<&str> = accepted
+        .iter()
+        .map(|e| e["new"].as_str().unwrap())
+        .collect();
+    assert_eq!(news, vec![second.as_str(), first.as_str()]);
+    assert_eq!(
+        accepted[0]["commits"][0]["principal"].as_str(),
+        Some("alice@example.com")
+    );
+    server.assert_ledger_intact();
+}
+
+#[test]
+fn post_receive_fallback_still_refuses_and_records_bad_pushes() {
+    let env = TestEnv::new();
+    let server = env.server(&alice_and_bob(), &[]);
+    platform_without_reference_transaction(&server);
+    let work = env.clone_as(&server, "work", &alice());
+    let base = work.commit("one").file("a.yaml", "a: 1\n").create();
+    work.push(&["origin", "main"]).assert_accepted();
+    work.commit("bad")
+        .file("deploy.sh", "echo\n")
+        .unsigned()
+        .create();
+    let push = work.push(&["origin", "main"]);
+    push.assert_refused();
+    assert_eq!(server.branch("main").as_deref(), Some(base.as_str()));
+    let rejected = server.log(&["--kind", "rejected"]);
+    assert_eq!(rejected.len(), 1);
+    let reasons = rejected[0]["reasons"].to_string();
+    assert!(reasons.contains("deploy.sh"), "{reasons}");
+    assert!(reasons.contains("not signed"), "{reasons}");
+    server.assert_ledger_intact();
+}
+
+/// Where both hooks run, post-receive finds the move already recorded and adds nothing.
+#[test]
+fn post_receive_next_to_reference_transaction_records_each_move_once() {
+    let env = TestEnv::new();
+    let server = env.server(&alice_and_bob(), &[]);
+    let hooks = server.path.join("hooks");
+    let pre = std::fs::read_to_string(hooks.join("pre-receive")).unwrap();
+    std::fs::write(
+        hooks.join("post-receive"),
+        pre.replace("hook pre-receive", "hook post-receive"),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        hooks.join("post-receive"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let work = env.clone_as(&server, "work", &alice());
+    let tip = work.commit("one").file("a.yaml", "a: 1\n").create();
+    work.push(&["origin", "main"]).assert_accepted();
+    let accepted = server.log(&["--kind", "accepted"]);
+    assert_eq!(accepted.len(), 1, "{accepted:?}");
+    assert_eq!(accepted[0]["new"].as_str(), Some(tip.as_str()));
+    assert!(server.log(&["--kind", "rejected"]).is_empty());
+    server.assert_ledger_intact();
+}
