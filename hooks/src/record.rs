@@ -166,6 +166,7 @@ pub fn leave_verdicts(
 ) -> Result<(), RecordError> {
     let dir = paths.pending();
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    sweep_stale(&dir);
     for v in verdicts {
         let u = &v.update;
         let pending = Pending {
@@ -193,6 +194,27 @@ pub fn leave_verdicts(
         write_atomic(&dir.join(update_key(&u.refname, u.old, u.new)), &bytes)?;
     }
     Ok(())
+}
+
+/// Removes verdicts older than their time to live: a push whose ref update failed before
+/// `prepared` (another push won the ref lock) leaves its verdict behind, and nothing else
+/// would ever remove it.
+fn sweep_stale(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let ttl = std::time::Duration::from_secs(PENDING_TTL_SECONDS.unsigned_abs());
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > ttl);
+        if old {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Takes the verdict for an update, if pre-receive left one that is still fresh.
