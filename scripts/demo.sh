@@ -6,8 +6,10 @@
 # Builds tally, makes a bare repository guarded by `tally init`, then shows one accepted push
 # and seven pushes that tally must refuse: unsigned, signed by an unknown key, an executable
 # script, a merge commit, a force push, invalid YAML, and a billion-laughs YAML document.
-# Everything happens in a temporary directory (removed at exit) with a hermetic git
-# configuration. Exits 0 only if every step behaves as expected.
+# Then the ledger: `tally log` lists all eight, `tally ledger verify` checks it, a hand-made
+# `git update-ref` of main on the server is refused and recorded, and refs/tally/ledger
+# publishes it all. Everything happens in a temporary directory (removed at exit) with a
+# hermetic git configuration. Exits 0 only if every step behaves as expected.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -228,6 +230,64 @@ push_expect refused h alice push origin main
 heading "the server's main after all of this: only alice's signed change"
 show git -C server.git log --oneline main
 
+# --- the ledger ---------------------------------------------------------------------------------
+heading "the ledger: every accepted push and every refusal, newest first"
+show tally log --repo server.git || die "tally log failed"
+# One entry per line in the JSON array, so counting lines counts entries.
+count_kind() {
+	tally log --repo server.git --kind "$1" --json | grep -c "\"kind\":\"$1\"" || true
+}
+accepted=$(count_kind accepted)
+rejected=$(count_kind rejected)
+printf -- '-> %s accepted, %s rejected\n' "$accepted" "$rejected"
+if [ "$accepted" -ne 1 ] || [ "$rejected" -ne 7 ]; then
+	failures+=("(ledger) tally log shows $accepted accepted and $rejected rejected entries, expected 1 and 7")
+fi
+newest=$(tally log --repo server.git --branch main --kind accepted --limit 1 --json |
+	sed -n 's/.*"new":"\([0-9a-f]*\)".*/\1/p')
+if [ "$newest" != "$(git -C server.git rev-parse main)" ]; then
+	failures+=("(ledger) the newest accepted entry records ${newest:-nothing}, but main is elsewhere")
+fi
+
+heading "tally ledger verify: every entry, the hash chain, the Merkle root, every signed checkpoint"
+if show tally ledger verify --repo server.git; then
+	printf -- '-> intact, as expected\n'
+else
+	failures+=("(ledger) tally ledger verify found a problem in an untouched ledger")
+fi
+
+heading "someone with a shell on the server moves main by hand  [expect: refused and recorded]"
+before=$(git -C server.git rev-parse main)
+admin=(-c user.name=admin -c user.email=admin@example.com)
+# shellcheck disable=SC2016 # the command is displayed, not run, here
+printf '$ hotfix=$(git -C server.git commit-tree -p main -m %s %s)\n' \
+	"$(quote "hotfix (unreviewed)")" "$(quote "main^{tree}")"
+hotfix=$(git -C server.git "${admin[@]}" commit-tree -p main -m "hotfix (unreviewed)" "main^{tree}") ||
+	die "cannot make a commit in server.git"
+if show git -C server.git update-ref refs/heads/main "$hotfix" 2>&1; then rc=0; else rc=$?; fi
+after=$(git -C server.git rev-parse main)
+if [ "$rc" -ne 0 ] && [ "$after" = "$before" ]; then
+	printf -- '-> refused, as expected: main did not move\n'
+else
+	printf -- '-> UNEXPECTED: git update-ref exited %s, main %s -> %s\n' "$rc" "$before" "$after"
+	failures+=("(update-ref) a hand-made move of main was not refused")
+fi
+show tally log --repo server.git --limit 1 || die "tally log failed"
+newest=$(tally log --repo server.git --kind rejected --limit 1) || die "tally log failed"
+if [[ $newest != *"refs/heads/main moved outside an accepted push"* ]]; then
+	failures+=("(update-ref) the refused move is not recorded as rejected in the ledger")
+fi
+if ! tally ledger verify --repo server.git >/dev/null; then
+	failures+=("(update-ref) tally ledger verify fails after the refused move")
+fi
+
+heading "refs/tally/ledger: the ledger published in the repository itself, for agents to fetch"
+git -C server.git rev-parse -q --verify refs/tally/ledger >/dev/null ||
+	die "server.git has no refs/tally/ledger"
+printf '$ git -C server.git log --oneline refs/tally/ledger | head -3\n'
+# head may close the pipe before git has written everything: that is not a failure.
+git -C server.git log --oneline refs/tally/ledger | head -3 || :
+
 # ledger and agent steps go here once those features land
 
 # --- verdict ------------------------------------------------------------------------------------
@@ -236,4 +296,4 @@ if [ "${#failures[@]}" -gt 0 ]; then
 	printf '  %s\n' "${failures[@]}" >&2
 	exit 1
 fi
-printf '\ndemo OK: 1 push accepted, 7 refused, as expected\n'
+printf '\ndemo OK: 1 push accepted, 7 refused, a hand-made move refused, all in a ledger that verifies\n'

@@ -8,7 +8,6 @@ use gix::ObjectId;
 use jiff::Timestamp;
 use tally_ledger::{Filter, Kind, Record, Store, VerifierKey};
 
-use crate::config::Config;
 use crate::publish::{self, LEDGER_REF, Range};
 use crate::record::Paths;
 
@@ -261,58 +260,65 @@ pub fn verify(
 }
 
 /// Each protected branch must point where the newest entry that set it (accepted, or the
-/// baseline of `tally init`) says, ignoring entries that were aborted.
+/// baseline of `tally init`) says, ignoring entries that were aborted; a protected branch the
+/// ledger knows must still exist.
 fn check_branches(
     git_dir: &Path,
     store: &Store,
     outcome: &mut VerifyOutcome,
 ) -> Result<(), AdminError> {
-    let config = Config::load(git_dir).map_err(fail)?;
+    let config = crate::config::Policy::load(git_dir).map_err(fail)?;
     let repo = gix::open_opts(git_dir, gix::open::Options::isolated()).map_err(fail)?;
-    let refs = repo.references().map_err(fail)?;
-    let mut branches = Vec::new();
-    for r in refs.prefixed("refs/heads/").map_err(fail)? {
+    let mut actual = std::collections::BTreeMap::new();
+    for r in repo
+        .references()
+        .map_err(fail)?
+        .prefixed("refs/heads/")
+        .map_err(fail)?
+    {
         let mut r = r.map_err(fail)?;
         let name = r.name().as_bstr().to_string();
         if config.is_protected(&name) {
-            branches.push((name, r.peel_to_id().map_err(fail)?.detach()));
+            actual.insert(name, r.peel_to_id().map_err(fail)?.detach());
         }
     }
-    for (name, tip) in branches {
-        let mut aborted = HashSet::new();
-        let mut expected: Option<Option<Vec<u8>>> = None;
-        store
-            .log_each(
-                &Filter {
-                    refname: Some(name.clone()),
-                    ..Default::default()
-                },
-                |r| {
-                    let e = r.entry;
-                    match e.kind {
-                        Kind::Aborted => {
-                            aborted.extend(e.aborts);
-                            true
-                        }
-                        Kind::Accepted | Kind::PolicyChange if !aborted.contains(&e.seq) => {
-                            expected = Some(e.new);
-                            false
-                        }
-                        _ => true,
-                    }
-                },
-            )
-            .map_err(fail)?;
-        match expected {
-            Some(Some(id)) if id == tip.as_bytes() => {}
+    // Newest first: an `aborted` entry comes before the entry it cancels.
+    let mut aborted = HashSet::new();
+    let mut expected: std::collections::BTreeMap<String, Option<Vec<u8>>> = Default::default();
+    store
+        .log_each(&Filter::default(), |r| {
+            let e = r.entry;
+            match e.kind {
+                Kind::Aborted => {
+                    aborted.extend(e.aborts);
+                }
+                Kind::Accepted | Kind::PolicyChange
+                    if !e.refname.is_empty() && !aborted.contains(&e.seq) =>
+                {
+                    expected.entry(e.refname).or_insert(e.new);
+                }
+                _ => {}
+            }
+            true
+        })
+        .map_err(fail)?;
+    for (name, tip) in &actual {
+        match expected.get(name) {
+            Some(Some(id)) if id.as_slice() == tip.as_bytes() => {}
             Some(Some(id)) => outcome.problems.push(format!(
-                "{name} points to {} but its latest accepted entry records {}: the branch was moved outside tally",
-                tip,
+                "{name} points to {tip} but its latest accepted entry records {}: the branch was moved outside tally",
                 ObjectId::try_from(id.as_slice()).map_or_else(|_| "?".into(), |i| i.to_string())
             )),
             _ => outcome.problems.push(format!(
                 "{name} points to {tip} but no accepted entry records it: the branch was created outside tally"
             )),
+        }
+    }
+    for (name, id) in &expected {
+        if config.is_protected(name) && id.is_some() && !actual.contains_key(name) {
+            outcome.problems.push(format!(
+                "{name} is recorded in the ledger but no longer exists: the branch was deleted outside tally"
+            ));
         }
     }
     Ok(())

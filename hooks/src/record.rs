@@ -379,7 +379,6 @@ fn append_accepted(
 ) -> Result<(), RecordError> {
     let (mut store, key) = open(paths)?;
     let mut entries: Vec<NewEntry> = policy_change(&store, config, pusher)?.into_iter().collect();
-    let offset = entries.len() as u64;
     let pending_path = paths.pending();
     for (u, p) in accepted {
         let mut commits = Vec::with_capacity(p.commits.len());
@@ -407,22 +406,52 @@ fn append_accepted(
             aborts: None,
         });
     }
-    let outcome = store.append(entries, now, &key)?;
-    let dir = paths.inflight();
+    // The in-flight markers go down before the append, so that a crash at any instant after
+    // it leaves a marker for `aborted` (or the next `prepared`) to act on; a marker without
+    // an entry is harmless.
     if in_flight {
+        let dir = paths.inflight();
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    }
-    for (i, (u, _)) in accepted.iter().enumerate() {
-        if in_flight {
-            let seq = outcome.first_seq + offset + i as u64;
-            write_atomic(
-                &dir.join(update_key(&u.refname, u.old, u.new)),
-                seq.to_string().as_bytes(),
-            )?;
+        for (u, _) in accepted {
+            write_atomic(&marker_path(paths, u), marker_text(u, now).as_bytes())?;
         }
+    }
+    store.append(entries, now, &key)?;
+    for (u, _) in accepted {
         remove_verdict(paths, u);
     }
     Ok(())
+}
+
+fn marker_path(paths: &Paths, u: &Update) -> PathBuf {
+    paths.inflight().join(update_key(&u.refname, u.old, u.new))
+}
+
+fn marker_text(u: &Update, now: Timestamp) -> String {
+    let hex = |id: Option<ObjectId>| id.map(|i| i.to_string()).unwrap_or_default();
+    format!(
+        "{}\n{}\n{}\n{}\n",
+        u.refname,
+        hex(u.old),
+        hex(u.new),
+        now.as_second()
+    )
+}
+
+fn parse_marker(text: &str) -> Option<(Update, i64)> {
+    let mut lines = text.lines();
+    let refname = lines.next()?.to_owned();
+    let id = |s: &str| -> Option<Option<ObjectId>> {
+        if s.is_empty() {
+            Some(None)
+        } else {
+            ObjectId::from_hex(s.as_bytes()).ok().map(Some)
+        }
+    };
+    let old = id(lines.next()?)?;
+    let new = id(lines.next()?)?;
+    let created = lines.next()?.parse().ok()?;
+    Some((Update { refname, old, new }, created))
 }
 
 /// `post-receive`, the fallback for hosting platforms that run no `reference-transaction`
@@ -482,13 +511,13 @@ fn ledger_has_move(paths: &Paths, u: &Update) -> Result<bool, RecordError> {
 pub fn committed(paths: &Paths, updates: &[Update]) -> bool {
     let mut any = false;
     for u in updates {
-        any |= std::fs::remove_file(paths.inflight().join(update_key(&u.refname, u.old, u.new)))
-            .is_ok();
+        any |= std::fs::remove_file(marker_path(paths, u)).is_ok();
     }
     any
 }
 
-/// `aborted`: append an `aborted` entry for each entry `prepared` appended for these updates.
+/// `aborted`: appends an `aborted` entry for each accepted entry `prepared` appended for
+/// these updates (found by the in-flight marker, then by ref, old and new in the ledger).
 pub fn aborted(
     paths: &Paths,
     config: &Policy,
@@ -496,43 +525,136 @@ pub fn aborted(
     updates: &[Update],
     now: Timestamp,
 ) -> Result<(), RecordError> {
-    let mut entries = Vec::new();
-    let mut files = Vec::new();
+    let mut marked = Vec::new();
     for u in updates {
-        // A verdict whose update never reached `prepared` (lost a race for the ref lock) is
-        // void too.
+        // A verdict whose update never reached `prepared` (it lost the race for the ref
+        // lock) is void too.
         remove_verdict(paths, u);
-        let path = paths.inflight().join(update_key(&u.refname, u.old, u.new));
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        let seq: u64 = text.trim().parse().map_err(|_| RecordError::Corrupt {
-            path: path.display().to_string(),
-            message: "not a sequence number".into(),
-        })?;
-        entries.push(NewEntry {
-            kind: Kind::Aborted,
-            refname: u.refname.clone(),
-            old: raw(u.old),
-            new: raw(u.new),
-            new_tree: None,
-            commits: Vec::new(),
-            pusher: pusher.to_string(),
-            policy_digest: config.digest,
-            reasons: vec!["git aborted the ref transaction after the entry was recorded".into()],
-            aborts: Some(seq),
-        });
-        files.push(path);
+        if marker_path(paths, u).exists() {
+            marked.push(u.clone());
+        }
     }
-    if entries.is_empty() {
+    cancel(
+        paths,
+        config,
+        pusher,
+        &marked,
+        "git aborted the ref transaction after the entry was recorded",
+        now,
+    )
+}
+
+/// Cancels the newest accepted entry of each update, if it records exactly that move and is
+/// not cancelled yet, then removes the markers.
+fn cancel(
+    paths: &Paths,
+    config: &Policy,
+    pusher: &Pusher,
+    updates: &[Update],
+    reason: &str,
+    now: Timestamp,
+) -> Result<(), RecordError> {
+    if updates.is_empty() {
         return Ok(());
     }
     let (mut store, key) = open(paths)?;
-    store.append(entries, now, &key)?;
-    for f in files {
-        let _ = std::fs::remove_file(f);
+    let mut entries = Vec::new();
+    for u in updates {
+        if let Some(seq) = uncancelled_entry(&store, u)? {
+            entries.push(NewEntry {
+                kind: Kind::Aborted,
+                refname: u.refname.clone(),
+                old: raw(u.old),
+                new: raw(u.new),
+                new_tree: None,
+                commits: Vec::new(),
+                pusher: pusher.to_string(),
+                policy_digest: config.digest,
+                reasons: vec![reason.to_owned()],
+                aborts: Some(seq),
+            });
+        }
+    }
+    if !entries.is_empty() {
+        store.append(entries, now, &key)?;
+    }
+    for u in updates {
+        let _ = std::fs::remove_file(marker_path(paths, u));
     }
     Ok(())
+}
+
+/// The seq of the newest accepted entry of `u.refname` if it records exactly this move and
+/// no `aborted` entry cancels it.
+fn uncancelled_entry(store: &Store, u: &Update) -> Result<Option<u64>, RecordError> {
+    let newest = |kind| {
+        store.log(&tally_ledger::Filter {
+            refname: Some(u.refname.clone()),
+            kind: Some(kind),
+            limit: Some(1),
+            ..Default::default()
+        })
+    };
+    let Some(accepted) = newest(Kind::Accepted)?.pop() else {
+        return Ok(None);
+    };
+    let e = &accepted.entry;
+    if e.old != raw(u.old) || e.new != raw(u.new) {
+        return Ok(None);
+    }
+    let cancelled = newest(Kind::Aborted)?
+        .pop()
+        .is_some_and(|a| a.entry.aborts == Some(e.seq));
+    Ok((!cancelled).then_some(e.seq))
+}
+
+/// Markers older than this belong to a transaction whose git process died between
+/// `prepared` and `committed`/`aborted` (a live one finishes within milliseconds).
+const STALE_MARKER_SECONDS: i64 = 60;
+
+/// Settles the in-flight markers of transactions that died with git: if the ref holds the
+/// move's new value the move happened (the marker is dropped), otherwise the entry is
+/// cancelled with an `aborted` entry. `current` reads a ref's value. Returns whether
+/// anything was appended.
+pub fn reconcile(
+    paths: &Paths,
+    config: &Policy,
+    pusher: &Pusher,
+    now: Timestamp,
+    current: impl Fn(&str) -> Option<ObjectId>,
+) -> Result<bool, RecordError> {
+    let Ok(dir) = std::fs::read_dir(paths.inflight()) else {
+        return Ok(false);
+    };
+    let mut dead = Vec::new();
+    for entry in dir.flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        let Some((u, created)) = parse_marker(&text) else {
+            // Unreadable marker: nothing to act on safely; verify reports any mismatch.
+            let _ = std::fs::remove_file(entry.path());
+            continue;
+        };
+        if now.as_second() - created < STALE_MARKER_SECONDS {
+            continue;
+        }
+        if current(&u.refname) == u.new {
+            let _ = std::fs::remove_file(entry.path());
+        } else {
+            dead.push(u);
+        }
+    }
+    let any = !dead.is_empty();
+    cancel(
+        paths,
+        config,
+        pusher,
+        &dead,
+        "the ref transaction never completed (git stopped between prepared and committed)",
+        now,
+    )?;
+    Ok(any)
 }
 
 fn short(id: Option<ObjectId>) -> String {

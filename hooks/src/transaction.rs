@@ -71,7 +71,10 @@ fn relevant(input: &[u8], config: &Policy, hash_len: usize) -> Result<Vec<Update
             Ok((!id.is_null()).then_some(id))
         };
         let (old, new) = (id(old)?, id(new)?);
-        if old == new {
+        // The same id on both sides is a no-op (git's own housekeeping). Zero on both sides
+        // is not: it is a deletion whose caller gave no expected old value
+        // (`git update-ref -d <ref>`).
+        if old.is_some() && old == new {
             continue;
         }
         out.push(Update {
@@ -165,6 +168,35 @@ pub fn run(
             if updates.is_empty() {
                 return true;
             }
+            let repo = match crate::pre_receive::open_repo(git_dir) {
+                Ok(r) => r,
+                Err(e) => {
+                    reporter.error(&format!("ref update refused: {e}"));
+                    return false;
+                }
+            };
+            let current = |name: &str| -> Option<ObjectId> {
+                let mut r = repo.try_find_reference(name).ok()??;
+                r.peel_to_id().ok().map(|id| id.detach())
+            };
+            // Transactions whose git died between prepared and committed are settled first.
+            if let Err(e) = record::reconcile(&paths, &config, &pusher, now, current) {
+                reporter.error(&format!(
+                    "ref update refused: cannot settle earlier transactions: {e}"
+                ));
+                return false;
+            }
+            // A caller that gave no expected old value (`git update-ref <ref> <new>`) moves the
+            // ref from wherever it is: record where that was.
+            let updates: Vec<Update> = updates
+                .into_iter()
+                .map(|mut u| {
+                    if u.old.is_none() {
+                        u.old = current(&u.refname);
+                    }
+                    u
+                })
+                .collect();
             match record::prepared(&paths, &config, &pusher, &updates, now) {
                 Ok(Prepared::Recorded) => true,
                 Ok(Prepared::Refused(reasons)) => {
@@ -172,7 +204,8 @@ pub fn run(
                         reporter.error(&format!("ref update refused: {reason}"));
                     }
                     reporter.error("protected branches move only through a push that tally accepted; the attempt is recorded in the ledger");
-                    publish(git_dir, &paths, now, &mut reporter);
+                    // Published by the `aborted` step that follows: while this transaction
+                    // holds its locks, publishing could collide with them.
                     false
                 }
                 Err(e) => {
