@@ -172,8 +172,18 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<Wrote, InitError> 
 /// The script installed as a hook: it runs this tally binary by absolute path.
 pub fn hook_script(tally: &Path, hook_arg: &str) -> String {
     let quoted = tally.display().to_string().replace('\'', r"'\''");
+    // The ref-transaction states tally has nothing to do in end in the shell: git runs the
+    // hook for every state of every ref update, and starting tally costs milliseconds.
+    // `prepared` appends and publishes; `aborted` cancels; `preparing` (git 2.54) and
+    // `committed` need nothing (stale in-flight markers are settled by the next `prepared`).
+    // The input is read to its end so that git never writes into a closed pipe.
+    let skip = if hook_arg == "reference-transaction" {
+        "case \"$1\" in preparing|committed) while read -r _; do :; done; exit 0 ;; esac\n"
+    } else {
+        ""
+    };
     format!(
-        "#!/bin/sh\n{MARKER}; `tally init` rewrites this file, do not edit it.\nexec '{quoted}' hook {hook_arg} \"$@\"\n"
+        "#!/bin/sh\n{MARKER}; `tally init` rewrites this file, do not edit it.\n{skip}exec '{quoted}' hook {hook_arg} \"$@\"\n"
     )
 }
 

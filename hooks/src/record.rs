@@ -612,10 +612,11 @@ fn uncancelled_entry(store: &Store, u: &Update) -> Result<Option<u64>, RecordErr
 /// `prepared` and `committed`/`aborted` (a live one finishes within milliseconds).
 const STALE_MARKER_SECONDS: i64 = 60;
 
-/// Settles the in-flight markers of transactions that died with git: if the ref holds the
-/// move's new value the move happened (the marker is dropped), otherwise the entry is
-/// cancelled with an `aborted` entry. `current` reads a ref's value. Returns whether
-/// anything was appended.
+/// Settles stale in-flight markers. A marker whose ref still holds the move's old value
+/// belongs to a transaction that never completed (git died between `prepared` and
+/// `committed`): its entry is cancelled with an `aborted` entry. Any other value means the
+/// move happened (and the branch may have moved on since): the marker is dropped. `current`
+/// reads a ref's value. Returns whether anything was appended.
 pub fn reconcile(
     paths: &Paths,
     config: &Policy,
@@ -639,10 +640,10 @@ pub fn reconcile(
         if now.as_second() - created < STALE_MARKER_SECONDS {
             continue;
         }
-        if current(&u.refname) == u.new {
-            let _ = std::fs::remove_file(entry.path());
-        } else {
+        if current(&u.refname) == u.old {
             dead.push(u);
+        } else {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
     let any = !dead.is_empty();

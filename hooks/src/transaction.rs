@@ -198,7 +198,14 @@ pub fn run(
                 })
                 .collect();
             match record::prepared(&paths, &config, &pusher, &updates, now) {
-                Ok(Prepared::Recorded) => true,
+                Ok(Prepared::Recorded) => {
+                    // Published now rather than in `committed`: the entries are durable, and
+                    // the hook script spares `committed` a process. An agent that fetches in
+                    // the instant before git moves the ref sees an entry whose commit is not on
+                    // the branch yet, and stays where it was until its next run.
+                    publish(git_dir, &paths, now, &mut reporter);
+                    true
+                }
                 Ok(Prepared::Refused(reasons)) => {
                     for (_, reason) in &reasons {
                         reporter.error(&format!("ref update refused: {reason}"));
