@@ -24,6 +24,12 @@ enum Command {
     Log(commands::log::LogArgs),
     /// Inspect and maintain the ledger.
     Ledger(commands::ledger::LedgerArgs),
+    /// Audit bundle of the ledger for offline verification; `export verify` checks one.
+    Export(commands::export::ExportArgs),
+    /// Deployment agent: verify the ledger and the branch in a clone; print the approved commit.
+    Verify(commands::verify::VerifyArgs),
+    /// Deployment agent: fetch, verify, then fast-forward the work tree to the approved commit.
+    Pull(commands::pull::PullArgs),
 }
 
 /// How a command ended; mapped to the exit status in [`main`].
@@ -55,6 +61,9 @@ pub fn main() -> ExitCode {
         Command::Hook(args) => commands::hook::run(args),
         Command::Log(args) => commands::log::run(args, &mut out),
         Command::Ledger(args) => commands::ledger::run(args, &mut out),
+        Command::Export(args) => commands::export::run(args, &mut out),
+        Command::Verify(args) => commands::verify::run(args, &mut out),
+        Command::Pull(args) => commands::pull::run(args, &mut out),
     };
     match outcome {
         Outcome::Success => ExitCode::SUCCESS,

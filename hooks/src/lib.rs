@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod export;
 pub mod init;
 pub mod output;
 pub mod pre_receive;

@@ -13,8 +13,9 @@
 //! - [`checkpoint`]: C2SP `tlog-checkpoint` notes signed as C2SP `signed-note`s, with a
 //!   `cosignature/v1` timestamp from the same key for freshness.
 //! - [`key`]: the ledger key, an OpenSSH ed25519 key file.
-//! - [`store`]: the SQLite store: appends in one transaction with a compare-and-swap head, every
-//!   checkpoint ever signed, and whole-ledger verification.
+//! - `store` (cargo feature `store`, on by default): the SQLite store: appends in one
+//!   transaction with a compare-and-swap head, every checkpoint ever signed, and whole-ledger
+//!   verification. Agents read the published ledger and build without it (no SQLite).
 //!
 //! The byte-exact formats are documented in `docs/ledger-format.md`.
 #![forbid(unsafe_code)]
@@ -23,8 +24,10 @@
 pub mod chain;
 pub mod checkpoint;
 pub mod entry;
+pub mod export;
 pub mod key;
 pub mod merkle;
+#[cfg(feature = "store")]
 pub mod store;
 
 mod hex;
@@ -37,6 +40,7 @@ pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use entry::{CommitSigner, Entry, EntryError, EntryView, Kind};
 pub use key::KeyError;
 pub use merkle::{Frontier, Hash, ProofError};
+#[cfg(feature = "store")]
 pub use store::{
     AppendOutcome, Filter, Head, NewEntry, Options, Record, Store, StoreError, VerifyError,
     VerifyReport,

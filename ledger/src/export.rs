@@ -1,0 +1,2259 @@
+//! Audit export bundles: a self-contained directory that an auditor verifies offline, with
+//! nothing but the ledger's public key.
+//!
+//! A bundle holds, for one signed checkpoint of the ledger:
+//!
+//! | file             | what it is |
+//! |------------------|------------|
+//! | `entries.csv`    | the exported rows (the entries the range selects), RFC 4180 CSV, columns [`CSV_COLUMNS`] |
+//! | `entries.jsonl`  | the same rows, one JSON object per line |
+//! | `ledger.bin`     | the raw bytes of *every* entry up to the checkpoint, each a `u32` big-endian length then the bytes |
+//! | `checkpoint`     | the signed checkpoint (C2SP signed note) those entries hash to |
+//! | `ledger_key.pub` | the ledger's public key (OpenSSH line), for information only |
+//! | `policy.toml`, `allowed_signers`, `revoked_keys` | the policy files in force at export time (the last only if configured) |
+//! | `export.json`    | what was exported: the range, the counts, the policy digest ([`Description`]) |
+//! | `README`         | plain words for the auditor |
+//! | `MANIFEST`       | `sha256sum` lines for every file above |
+//! | `MANIFEST.sig`   | an SSHSIG (`ssh-keygen -Y sign -n tally-export`) over `MANIFEST` by the ledger key |
+//!
+//! The rows are derived from the raw entries and nothing else, so [`verify_bundle`] can check
+//! them exactly: it re-derives every row from `ledger.bin` with the same range and compares
+//! bytes. The raw entries are the whole ledger, not only the range, so the verifier recomputes
+//! every leaf hash, the hash chain and the RFC 6962 root, which proves the inclusion of every
+//! exported row in the signed checkpoint and that no entry of the range was left out.
+//!
+//! This module has no SQLite in it: [`BundleWriter`] takes the raw entries from whoever holds
+//! the ledger (the store, in `tally-hooks`), and [`verify_bundle`] reads only the bundle
+//! directory. The byte-exact layout is documented in `docs/export.md`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, BufRead, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+
+use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use ssh_key::{HashAlg, LineEnding, SshSig};
+
+use crate::chain::ChainVerifier;
+use crate::checkpoint::{CheckpointError, SignedCheckpoint, VerifiedCheckpoint, VerifierKey};
+use crate::entry::{EntryView, MAX_ENCODED_LEN};
+use crate::hex::{self, Hex};
+use crate::merkle::{Frontier, Hash, leaf_hash};
+
+/// The `format` value of `export.json` this crate writes and reads.
+pub const FORMAT: &str = "tally-export/1";
+/// The SSHSIG namespace of `MANIFEST.sig` (`ssh-keygen -Y sign -n tally-export`).
+pub const SIGNATURE_NAMESPACE: &str = "tally-export";
+
+/// `README`: plain words for the auditor.
+pub const README: &str = "README";
+/// `export.json`: what was exported ([`Description`]).
+pub const DESCRIPTION: &str = "export.json";
+/// `entries.jsonl`: the rows as JSON lines.
+pub const ENTRIES_JSONL: &str = "entries.jsonl";
+/// `entries.csv`: the rows as RFC 4180 CSV.
+pub const ENTRIES_CSV: &str = "entries.csv";
+/// `ledger.bin`: every raw entry up to the checkpoint, length-prefixed.
+pub const LEDGER_BIN: &str = "ledger.bin";
+/// `checkpoint`: the signed checkpoint note.
+pub const CHECKPOINT: &str = "checkpoint";
+/// `ledger_key.pub`: the ledger's public key as the exporter had it.
+pub const LEDGER_KEY: &str = "ledger_key.pub";
+/// `policy.toml`: the policy file in force.
+pub const POLICY: &str = "policy.toml";
+/// `allowed_signers`: the allowed signers in force.
+pub const ALLOWED_SIGNERS: &str = "allowed_signers";
+/// `revoked_keys`: the revocation file in force, when one is configured (whatever its name
+/// in the repository).
+pub const REVOKED_KEYS: &str = "revoked_keys";
+/// `MANIFEST`: the SHA-256 of every other file.
+pub const MANIFEST: &str = "MANIFEST";
+/// `MANIFEST.sig`: the ledger key's SSHSIG over `MANIFEST`.
+pub const MANIFEST_SIG: &str = "MANIFEST.sig";
+
+/// The files every bundle has, besides the policy files.
+const REQUIRED: [&str; 9] = [
+    README,
+    DESCRIPTION,
+    ENTRIES_JSONL,
+    ENTRIES_CSV,
+    LEDGER_BIN,
+    CHECKPOINT,
+    LEDGER_KEY,
+    MANIFEST,
+    MANIFEST_SIG,
+];
+
+/// The columns of `entries.csv`, in order. List-valued columns (`commits`, `principals`,
+/// `fingerprints`, `reasons`) hold one item per line, joined by a line feed; `principals` and
+/// `fingerprints` line up with `commits`.
+pub const CSV_COLUMNS: [&str; 17] = [
+    "seq",
+    "time",
+    "kind",
+    "ref",
+    "old",
+    "new",
+    "new_tree",
+    "commits",
+    "principals",
+    "fingerprints",
+    "pusher",
+    "policy_digest",
+    "reasons",
+    "aborts",
+    "repository",
+    "prev_hash",
+    "leaf_hash",
+];
+
+/// The fields of an `entries.jsonl` object, in order (those of `tally log --json`).
+pub const JSON_FIELDS: [&str; 15] = [
+    "seq",
+    "kind",
+    "time",
+    "repository",
+    "ref",
+    "old",
+    "new",
+    "new_tree",
+    "commits",
+    "pusher",
+    "policy_digest",
+    "reasons",
+    "aborts",
+    "prev_hash",
+    "leaf_hash",
+];
+
+/// The largest small file (everything but the three row and entry files) the verifier reads.
+const MAX_SMALL_FILE: u64 = 16 << 20;
+/// After this many problems in the rows, the verifier stops listing more.
+const MAX_ROW_PROBLEMS: usize = 20;
+
+// =============================================================================================
+// The range
+
+/// Which entries become rows: a branch and a time window. The raw entries are always the whole
+/// ledger up to the checkpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Range {
+    /// Only entries of this full ref name (`refs/heads/main`), plus the ledger-wide entries
+    /// (empty ref, such as the policy change `tally init` records), which apply to every branch.
+    pub branch: Option<String>,
+    /// Only entries appended at or after this time.
+    pub since: Option<jiff::Timestamp>,
+    /// Only entries appended before this time (exclusive, so consecutive periods do not
+    /// overlap).
+    pub until: Option<jiff::Timestamp>,
+}
+
+impl Range {
+    /// Whether the range selects this entry.
+    pub fn contains(&self, entry: &EntryView<'_>) -> bool {
+        self.branch
+            .as_deref()
+            .is_none_or(|b| entry.refname == b || entry.refname.is_empty())
+            && self.since.is_none_or(|t| entry.time >= t)
+            && self.until.is_none_or(|t| entry.time < t)
+    }
+}
+
+/// `export.json`: what a bundle says it holds. Every field is checked by [`verify_bundle`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Description {
+    /// [`FORMAT`].
+    pub format: String,
+    /// The ledger's checkpoint origin.
+    pub origin: String,
+    /// The repository id every entry carries.
+    pub repository: String,
+    /// The number of entries in `ledger.bin`: the checkpoint's size.
+    pub size: u64,
+    /// The checkpoint's Merkle root, lowercase hex.
+    pub root: String,
+    /// The range's branch (full ref name), or `null` for every branch.
+    pub branch: Option<String>,
+    /// The range's start (RFC 3339, inclusive), or `null`.
+    pub since: Option<String>,
+    /// The range's end (RFC 3339, exclusive), or `null`.
+    pub until: Option<String>,
+    /// The number of rows in `entries.csv` and `entries.jsonl`.
+    pub rows: u64,
+    /// The seq of the first row, `null` when there is none.
+    pub first_seq: Option<u64>,
+    /// The seq of the last row, `null` when there is none.
+    pub last_seq: Option<u64>,
+    /// The policy files in the bundle, by their bundle names.
+    pub policy_files: Vec<String>,
+    /// [`policy_digest`] of those files, lowercase hex: compare it with the entries'
+    /// `policy_digest` to see since when that policy was in force.
+    pub policy_digest: String,
+    /// When the bundle was written (RFC 3339).
+    pub exported_at: String,
+    /// What wrote it (`tally <version>`).
+    pub exported_by: String,
+}
+
+impl Description {
+    /// The range the rows were selected with.
+    pub fn range(&self) -> Result<Range, String> {
+        let time = |field: &str, value: &Option<String>| {
+            value
+                .as_deref()
+                .map(|v| {
+                    v.parse::<jiff::Timestamp>()
+                        .map_err(|e| format!("{field} {v:?} is not an RFC 3339 time: {e}"))
+                })
+                .transpose()
+        };
+        if let Some(branch) = &self.branch
+            && !branch.starts_with("refs/")
+        {
+            return Err(format!("branch {branch:?} is not a full ref name"));
+        }
+        Ok(Range {
+            branch: self.branch.clone(),
+            since: time("since", &self.since)?,
+            until: time("until", &self.until)?,
+        })
+    }
+}
+
+/// The policy digest the hooks record in every entry: SHA-256 over the label
+/// `tally policy digest v1\n`, then the policy file, allowed_signers and the revocation file
+/// (empty when none is configured), each preceded by its length as a `u64` big-endian.
+pub fn policy_digest(policy: &[u8], allowed_signers: &[u8], revoked_keys: &[u8]) -> Hash {
+    let mut h = Sha256::new();
+    h.update(b"tally policy digest v1\n");
+    for bytes in [policy, allowed_signers, revoked_keys] {
+        h.update((bytes.len() as u64).to_be_bytes());
+        h.update(bytes);
+    }
+    h.finalize().into()
+}
+
+// =============================================================================================
+// Rows
+
+/// Appends an entry's `entries.jsonl` line (with its line feed) to `out`.
+///
+/// The object has the fields of `tally log --json`, in this order: `seq`, `kind`, `time`,
+/// `repository`, `ref`, `old`, `new`, `new_tree`, `commits` (objects `{commit, principal,
+/// fingerprint}`), `pusher`, `policy_digest`, `reasons`, `aborts`, `prev_hash`, `leaf_hash`.
+/// Ids and hashes are lowercase hex, absent ones `null`; the time is RFC 3339 UTC.
+pub fn json_row(entry: &EntryView<'_>, leaf: &Hash, out: &mut Vec<u8>) {
+    fn string(out: &mut Vec<u8>, s: &str) {
+        // Writing a str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+    fn hex_string(out: &mut Vec<u8>, bytes: &[u8]) {
+        out.push(b'"');
+        push_hex(out, bytes);
+        out.push(b'"');
+    }
+    fn id(out: &mut Vec<u8>, id: Option<&[u8]>) {
+        match id {
+            Some(id) => hex_string(out, id),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+    out.extend_from_slice(b"{\"seq\":");
+    out.extend_from_slice(entry.seq.to_string().as_bytes());
+    out.extend_from_slice(b",\"kind\":");
+    string(out, entry.kind.as_str());
+    out.extend_from_slice(b",\"time\":");
+    string(out, &entry.time.to_string());
+    out.extend_from_slice(b",\"repository\":");
+    string(out, entry.repository);
+    out.extend_from_slice(b",\"ref\":");
+    string(out, entry.refname);
+    out.extend_from_slice(b",\"old\":");
+    id(out, entry.old);
+    out.extend_from_slice(b",\"new\":");
+    id(out, entry.new);
+    out.extend_from_slice(b",\"new_tree\":");
+    id(out, entry.new_tree);
+    out.extend_from_slice(b",\"commits\":[");
+    for (i, (commit, principal, fingerprint)) in entry.commits.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"commit\":");
+        hex_string(out, commit);
+        out.extend_from_slice(b",\"principal\":");
+        string(out, principal);
+        out.extend_from_slice(b",\"fingerprint\":");
+        string(out, fingerprint);
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"],\"pusher\":");
+    string(out, entry.pusher);
+    out.extend_from_slice(b",\"policy_digest\":");
+    hex_string(out, &entry.policy_digest);
+    out.extend_from_slice(b",\"reasons\":[");
+    for (i, reason) in entry.reasons.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, reason);
+    }
+    out.extend_from_slice(b"],\"aborts\":");
+    match entry.aborts {
+        Some(seq) => out.extend_from_slice(seq.to_string().as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"prev_hash\":");
+    hex_string(out, &entry.prev_hash);
+    out.extend_from_slice(b",\"leaf_hash\":");
+    hex_string(out, leaf);
+    out.extend_from_slice(b"}\n");
+}
+
+/// Appends the `entries.csv` header record (with its CRLF) to `out`.
+pub fn csv_header(out: &mut Vec<u8>) {
+    for (i, column) in CSV_COLUMNS.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        csv_field(out, column.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends an entry's `entries.csv` record (with its CRLF) to `out`: the columns of
+/// [`CSV_COLUMNS`], formatted as in [`json_row`], with absent values empty and list items
+/// joined by a line feed.
+pub fn csv_row(entry: &EntryView<'_>, leaf: &Hash, out: &mut Vec<u8>) {
+    let mut scratch = Vec::new();
+    out.extend_from_slice(entry.seq.to_string().as_bytes());
+    out.push(b',');
+    out.extend_from_slice(entry.time.to_string().as_bytes());
+    out.push(b',');
+    out.extend_from_slice(entry.kind.as_str().as_bytes());
+    out.push(b',');
+    csv_field(out, entry.refname.as_bytes());
+    for id in [entry.old, entry.new, entry.new_tree] {
+        out.push(b',');
+        if let Some(id) = id {
+            push_hex(out, id);
+        }
+    }
+    out.push(b',');
+    for (i, (commit, _, _)) in entry.commits.iter().enumerate() {
+        if i > 0 {
+            scratch.push(b'\n');
+        }
+        push_hex(&mut scratch, commit);
+    }
+    csv_field(out, &scratch);
+    let mut joined = |out: &mut Vec<u8>, items: &mut dyn Iterator<Item = &str>| {
+        scratch.clear();
+        for (i, item) in items.enumerate() {
+            if i > 0 {
+                scratch.push(b'\n');
+            }
+            scratch.extend_from_slice(item.as_bytes());
+        }
+        out.push(b',');
+        csv_field(out, &scratch);
+    };
+    joined(out, &mut entry.commits.iter().map(|c| c.1));
+    joined(out, &mut entry.commits.iter().map(|c| c.2));
+    out.push(b',');
+    csv_field(out, entry.pusher.as_bytes());
+    out.push(b',');
+    push_hex(out, &entry.policy_digest);
+    joined(out, &mut entry.reasons.iter().copied());
+    out.push(b',');
+    if let Some(seq) = entry.aborts {
+        out.extend_from_slice(seq.to_string().as_bytes());
+    }
+    out.push(b',');
+    csv_field(out, entry.repository.as_bytes());
+    out.push(b',');
+    push_hex(out, &entry.prev_hash);
+    out.push(b',');
+    push_hex(out, leaf);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends one CSV field: verbatim, or, when it contains a comma, a double quote, CR or LF,
+/// between double quotes with every double quote doubled (RFC 4180, section 2).
+fn csv_field(out: &mut Vec<u8>, value: &[u8]) {
+    if value
+        .iter()
+        .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
+    {
+        out.push(b'"');
+        for &b in value {
+            if b == b'"' {
+                out.push(b'"');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(value);
+    }
+}
+
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let start = out.len();
+    out.resize(start + 2 * bytes.len(), 0);
+    for (pair, b) in out[start..].chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
+    }
+}
+
+/// Splits one CSV record into its fields (RFC 4180; the record's line break is optional).
+fn parse_csv_record(raw: &[u8]) -> Result<Vec<String>, &'static str> {
+    let raw = raw
+        .strip_suffix(b"\r\n")
+        .or_else(|| raw.strip_suffix(b"\n"))
+        .unwrap_or(raw);
+    let mut fields = Vec::new();
+    let mut field = Vec::new();
+    let mut i = 0;
+    loop {
+        field.clear();
+        if raw.get(i) == Some(&b'"') {
+            i += 1;
+            loop {
+                match raw.get(i) {
+                    None => return Err("a quoted field is not closed"),
+                    Some(b'"') if raw.get(i + 1) == Some(&b'"') => {
+                        field.push(b'"');
+                        i += 2;
+                    }
+                    Some(b'"') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(&b) => {
+                        field.push(b);
+                        i += 1;
+                    }
+                }
+            }
+            match raw.get(i) {
+                None | Some(b',') => {}
+                Some(_) => return Err("a closing double quote is not followed by a comma"),
+            }
+        } else {
+            while let Some(&b) = raw.get(i) {
+                match b {
+                    b',' => break,
+                    b'"' => return Err("a double quote inside an unquoted field"),
+                    b'\r' | b'\n' => return Err("a line break inside an unquoted field"),
+                    _ => field.push(b),
+                }
+                i += 1;
+            }
+        }
+        fields.push(String::from_utf8(field.clone()).map_err(|_| "a field is not UTF-8")?);
+        if raw.get(i) == Some(&b',') {
+            i += 1;
+        } else {
+            return Ok(fields);
+        }
+    }
+}
+
+// =============================================================================================
+// Hashing I/O, on threads
+
+/// The size of the chunks the I/O threads pass around.
+const CHUNK: usize = 1 << 20;
+
+/// Indexes of the three streamed files.
+const BIN: usize = 0;
+const JSONL: usize = 1;
+const CSV: usize = 2;
+const STREAMED: [&str; 3] = [LEDGER_BIN, ENTRIES_JSONL, ENTRIES_CSV];
+
+/// The three streamed files of a bundle being written. The caller renders into one buffer per
+/// file; full buffers go to a writer thread that hashes and writes them, so that hashing the
+/// output (a SHA-256 of every byte, for `MANIFEST`) overlaps with reading and rendering.
+struct StreamWriter {
+    bufs: [Vec<u8>; 3],
+    tx: Option<mpsc::SyncSender<(usize, Vec<u8>)>>,
+    recycled: mpsc::Receiver<Vec<u8>>,
+    worker: Option<thread::JoinHandle<StreamResult>>,
+}
+
+/// The hashes of the three streamed files, or which one failed and why.
+type StreamResult = Result<[Hash; 3], (usize, io::Error)>;
+
+impl StreamWriter {
+    fn new(files: [File; 3]) -> StreamWriter {
+        let (tx, rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(4);
+        let (back, recycled) = mpsc::sync_channel::<Vec<u8>>(8);
+        let worker = thread::spawn(move || {
+            let mut files = files;
+            let mut hashes = [Sha256::new(), Sha256::new(), Sha256::new()];
+            for (i, mut chunk) in rx {
+                hashes[i].update(&chunk);
+                files[i].write_all(&chunk).map_err(|e| (i, e))?;
+                chunk.clear();
+                let _ = back.try_send(chunk);
+            }
+            for (i, file) in files.iter_mut().enumerate() {
+                file.sync_all().map_err(|e| (i, e))?;
+            }
+            Ok(hashes.map(|h| h.finalize().into()))
+        });
+        StreamWriter {
+            bufs: [(); 3].map(|()| Vec::with_capacity(CHUNK + CHUNK / 4)),
+            tx: Some(tx),
+            recycled,
+            worker: Some(worker),
+        }
+    }
+
+    /// Hands stream `i`'s buffer to the writer thread once it holds a chunk.
+    fn ship_if_full(&mut self, i: usize) -> Result<(), (usize, io::Error)> {
+        if self.bufs[i].len() >= CHUNK {
+            self.ship(i)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn ship(&mut self, i: usize) -> Result<(), (usize, io::Error)> {
+        let fresh = self
+            .recycled
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK + CHUNK / 4));
+        let full = std::mem::replace(&mut self.bufs[i], fresh);
+        match self.tx.as_ref().map(|tx| tx.send((i, full))) {
+            Some(Ok(())) => Ok(()),
+            // The writer thread stopped: it failed, and says why when joined.
+            _ => Err(self.join().err().unwrap_or((
+                i,
+                io::Error::other("the writer thread stopped without an error"),
+            ))),
+        }
+    }
+
+    /// Writes what is left, syncs the files, and returns their hashes.
+    fn finish(&mut self) -> StreamResult {
+        for i in 0..3 {
+            if !self.bufs[i].is_empty() {
+                self.ship(i)?;
+            }
+        }
+        self.join()
+    }
+
+    fn join(&mut self) -> StreamResult {
+        self.tx = None;
+        match self.worker.take().map(thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err((0, io::Error::other("the writer thread panicked"))),
+            None => Err((0, io::Error::other("the files were already closed"))),
+        }
+    }
+}
+
+impl Drop for StreamWriter {
+    fn drop(&mut self) {
+        let _ = self.join();
+    }
+}
+
+/// A file read on its own thread, which hashes every byte and passes the bytes on in chunks:
+/// the hash covers exactly the bytes that are checked, and hashing overlaps with checking.
+struct ChunkReader {
+    rx: Option<mpsc::Receiver<io::Result<Vec<u8>>>>,
+    back: mpsc::SyncSender<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
+    worker: Option<thread::JoinHandle<io::Result<Hash>>>,
+}
+
+impl ChunkReader {
+    fn open(file: File) -> ChunkReader {
+        let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(4);
+        let (back, recycled) = mpsc::sync_channel::<Vec<u8>>(8);
+        let worker = thread::spawn(move || {
+            let mut file = file;
+            let mut hash = Sha256::new();
+            let mut listening = true;
+            loop {
+                let mut chunk = recycled.try_recv().unwrap_or_default();
+                chunk.resize(CHUNK, 0);
+                let n = match read_full(&mut file, &mut chunk) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        if listening {
+                            let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+                        }
+                        return Err(e);
+                    }
+                };
+                if n == 0 {
+                    return Ok(hash.finalize().into());
+                }
+                chunk.truncate(n);
+                hash.update(&chunk);
+                // Once the checker stops listening, keep reading for the hash alone.
+                if listening && tx.send(Ok(chunk)).is_err() {
+                    listening = false;
+                }
+            }
+        });
+        ChunkReader {
+            rx: Some(rx),
+            back,
+            chunk: Vec::new(),
+            pos: 0,
+            worker: Some(worker),
+        }
+    }
+
+    /// Stops handing out bytes and returns the SHA-256 of the whole file.
+    fn finish(mut self) -> io::Result<Hash> {
+        self.rx = None;
+        match self.worker.take().map(thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            _ => Err(io::Error::other("the reader thread panicked")),
+        }
+    }
+}
+
+impl Drop for ChunkReader {
+    fn drop(&mut self) {
+        self.rx = None;
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for ChunkReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        while self.pos == self.chunk.len() {
+            let Some(rx) = &self.rx else { break };
+            match rx.recv() {
+                Ok(Ok(next)) => {
+                    let used = std::mem::replace(&mut self.chunk, next);
+                    let _ = self.back.try_send(used);
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => {
+                    self.rx = None;
+                    return Err(e);
+                }
+                Err(_) => self.rx = None,
+            }
+        }
+        Ok(&self.chunk[self.pos..])
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.pos = (self.pos + amount).min(self.chunk.len());
+    }
+}
+
+/// Reads until `buf` is full or the file ends; returns the bytes read.
+fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+// =============================================================================================
+// Writing
+
+/// Why a bundle could not be written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// Reading or writing a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The output directory exists and is not empty.
+    #[error(
+        "{}: exists and is not empty; export writes a new bundle only into a new or empty directory",
+        path.display()
+    )]
+    NotEmpty {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The output path has no directory name (`/`, `..`).
+    #[error("{}: not a usable directory name for the bundle", path.display())]
+    BadOutput {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The ledger being exported does not verify; nothing was written.
+    #[error("the ledger does not verify at entry {seq}: {problem}; run `tally ledger verify`")]
+    Damaged {
+        /// The first entry at fault.
+        seq: u64,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The checkpoint does not verify with the ledger key, or does not sign the entries.
+    #[error("the checkpoint cannot be exported: {0}")]
+    Checkpoint(String),
+    /// Signing the manifest failed.
+    #[error("signing MANIFEST failed: {0}")]
+    Sign(#[source] ssh_key::Error),
+}
+
+impl ExportError {
+    /// Whether the error means the ledger itself failed verification (exit 1), as opposed to a
+    /// problem with the output or the configuration (exit 2).
+    pub fn is_verification_failure(&self) -> bool {
+        matches!(
+            self,
+            ExportError::Damaged { .. } | ExportError::Checkpoint(_)
+        )
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ExportError + '_ {
+    move |source| ExportError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// What [`BundleWriter::finish`] needs besides the entries: the checkpoint they hash to, the
+/// key that signs the manifest, and the files to ship with them.
+pub struct Seal<'a> {
+    /// The checkpoint of exactly the entries pushed; it must verify with `key`.
+    pub checkpoint: &'a SignedCheckpoint,
+    /// The ledger key; it signs `MANIFEST`.
+    pub key: &'a SigningKey,
+    /// The policy file in force.
+    pub policy: &'a [u8],
+    /// The allowed_signers file in force.
+    pub allowed_signers: &'a [u8],
+    /// The revocation file, if one is configured.
+    pub revoked_keys: Option<&'a [u8]>,
+    /// The export time, recorded in `export.json`.
+    pub exported_at: jiff::Timestamp,
+    /// What wrote the bundle (`tally 0.1.0`).
+    pub exported_by: &'a str,
+}
+
+/// What a finished export holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// The bundle directory.
+    pub path: PathBuf,
+    /// `export.json` as written.
+    pub description: Description,
+}
+
+/// Writes a bundle: create it, [`push`](BundleWriter::push) every raw entry from seq 0 up to
+/// the checkpoint's size in order, then [`finish`](BundleWriter::finish).
+///
+/// Everything is written into a temporary directory beside the output, which is renamed into
+/// place only when complete, so the output never holds a partial bundle; dropping the writer
+/// before `finish` removes the temporary directory. The entries are checked as they stream
+/// (strict decoding, the hash chain, the Merkle root against the checkpoint): a damaged
+/// ledger is never exported as if it were intact.
+pub struct BundleWriter {
+    out: PathBuf,
+    staging: PathBuf,
+    finished: bool,
+    range: Range,
+    streams: StreamWriter,
+    chain: Option<ChainVerifier>,
+    repository: String,
+    frontier: Frontier,
+    rows: u64,
+    first_seq: Option<u64>,
+    last_seq: Option<u64>,
+}
+
+impl BundleWriter {
+    /// Starts a bundle for the ledger of `repository` that will land at `out`, which must not
+    /// exist or be an empty directory (its parent must exist).
+    pub fn create(out: &Path, repository: &str, range: Range) -> Result<BundleWriter, ExportError> {
+        check_target(out)?;
+        let name = out
+            .file_name()
+            .filter(|n| *n != "." && *n != "..")
+            .ok_or_else(|| ExportError::BadOutput {
+                path: out.to_owned(),
+            })?;
+        let parent = out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let staging = parent.join(format!(
+            ".{}.tally-export-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        fs::create_dir(&staging).map_err(io_err(&staging))?;
+        let create = |name: &str| -> Result<File, ExportError> {
+            let path = staging.join(name);
+            File::create(&path).map_err(io_err(&path))
+        };
+        let opened = create(LEDGER_BIN)
+            .and_then(|bin| Ok([bin, create(ENTRIES_JSONL)?, create(ENTRIES_CSV)?]));
+        let files = match opened {
+            Ok(files) => files,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&staging);
+                return Err(e);
+            }
+        };
+        let mut streams = StreamWriter::new(files);
+        csv_header(&mut streams.bufs[CSV]);
+        Ok(BundleWriter {
+            out: out.to_owned(),
+            staging,
+            finished: false,
+            range,
+            streams,
+            chain: None,
+            repository: repository.to_owned(),
+            frontier: Frontier::new(),
+            rows: 0,
+            first_seq: None,
+            last_seq: None,
+        })
+    }
+
+    /// Adds the next raw entry, exactly as stored (and hashed).
+    pub fn push(&mut self, bytes: &[u8]) -> Result<(), ExportError> {
+        let seq = self.frontier.size();
+        let damaged = |problem: String| ExportError::Damaged { seq, problem };
+        let view = EntryView::parse(bytes).map_err(|e| damaged(e.to_string()))?;
+        let leaf = leaf_hash(bytes);
+        let chain = self
+            .chain
+            .get_or_insert_with(|| ChainVerifier::new(&self.repository));
+        chain
+            .check(&view, &leaf)
+            .map_err(|e| damaged(e.to_string()))?;
+        self.frontier.append(&leaf);
+
+        let len = u32::try_from(bytes.len()).map_err(|_| damaged("entry too large".into()))?;
+        let bin = &mut self.streams.bufs[BIN];
+        bin.extend_from_slice(&len.to_be_bytes());
+        bin.extend_from_slice(bytes);
+        self.streams
+            .ship_if_full(BIN)
+            .map_err(|e| self.stream_error(e))?;
+        if self.range.contains(&view) {
+            self.rows += 1;
+            self.first_seq.get_or_insert(view.seq);
+            self.last_seq = Some(view.seq);
+            json_row(&view, &leaf, &mut self.streams.bufs[JSONL]);
+            self.streams
+                .ship_if_full(JSONL)
+                .map_err(|e| self.stream_error(e))?;
+            csv_row(&view, &leaf, &mut self.streams.bufs[CSV]);
+            self.streams
+                .ship_if_full(CSV)
+                .map_err(|e| self.stream_error(e))?;
+        }
+        Ok(())
+    }
+
+    /// The number of entries pushed so far.
+    pub fn entries(&self) -> u64 {
+        self.frontier.size()
+    }
+
+    /// Checks the checkpoint against the entries, writes the remaining files, the manifest and
+    /// its signature, and moves the bundle into place.
+    pub fn finish(mut self, seal: Seal<'_>) -> Result<Summary, ExportError> {
+        let public = seal.key.verifying_key();
+        let origin = seal.checkpoint.unverified().origin.clone();
+        let verified = VerifierKey::new(&origin, public)
+            .and_then(|vkey| seal.checkpoint.verify(&vkey))
+            .map_err(|e| ExportError::Checkpoint(e.to_string()))?;
+        let root = self.frontier.root();
+        if verified.size() != self.frontier.size() || *verified.root() != root {
+            return Err(ExportError::Checkpoint(format!(
+                "it signs size {} root {}, but the {} entries exported hash to root {}",
+                verified.size(),
+                Hex(verified.root()),
+                self.frontier.size(),
+                Hex(&root)
+            )));
+        }
+
+        let streamed = self.streams.finish().map_err(|e| self.stream_error(e))?;
+        let mut hashes: BTreeMap<&str, Hash> = STREAMED.into_iter().zip(streamed).collect();
+
+        let mut policy_files = vec![POLICY.to_owned(), ALLOWED_SIGNERS.to_owned()];
+        if seal.revoked_keys.is_some() {
+            policy_files.push(REVOKED_KEYS.to_owned());
+        }
+        let description = Description {
+            format: FORMAT.to_owned(),
+            origin: origin.clone(),
+            repository: self.repository.clone(),
+            size: verified.size(),
+            root: hex::encode(&root),
+            branch: self.range.branch.clone(),
+            since: self.range.since.map(|t| t.to_string()),
+            until: self.range.until.map(|t| t.to_string()),
+            rows: self.rows,
+            first_seq: self.first_seq,
+            last_seq: self.last_seq,
+            policy_files,
+            policy_digest: hex::encode(&policy_digest(
+                seal.policy,
+                seal.allowed_signers,
+                seal.revoked_keys.unwrap_or_default(),
+            )),
+            exported_at: seal.exported_at.to_string(),
+            exported_by: seal.exported_by.to_owned(),
+        };
+        let mut json = serde_json::to_string_pretty(&description)
+            .expect("a Description always serialises: strings and integers only");
+        json.push('\n');
+        let public_line = format!("{}\n", crate::key::public_line(&public, &origin));
+        let readme = readme(&description, &verified);
+
+        let mut small: Vec<(&str, &[u8])> = vec![
+            (CHECKPOINT, seal.checkpoint.text().as_bytes()),
+            (LEDGER_KEY, public_line.as_bytes()),
+            (POLICY, seal.policy),
+            (ALLOWED_SIGNERS, seal.allowed_signers),
+            (DESCRIPTION, json.as_bytes()),
+            (README, readme.as_bytes()),
+        ];
+        if let Some(revoked) = seal.revoked_keys {
+            small.push((REVOKED_KEYS, revoked));
+        }
+        for (name, bytes) in small {
+            self.write_file(name, bytes)?;
+            hashes.insert(name, Sha256::digest(bytes).into());
+        }
+
+        let mut manifest = String::new();
+        for (name, hash) in &hashes {
+            manifest.push_str(&format!("{}  {name}\n", Hex(hash)));
+        }
+        let signature = sign_manifest(seal.key, manifest.as_bytes())?;
+        self.write_file(MANIFEST, manifest.as_bytes())?;
+        self.write_file(MANIFEST_SIG, signature.as_bytes())?;
+
+        if let Ok(dir) = File::open(&self.staging) {
+            let _ = dir.sync_all();
+        }
+        // rename(2) onto an empty directory replaces it; onto a non-empty one it fails, so a
+        // directory someone filled meanwhile is never clobbered.
+        fs::rename(&self.staging, &self.out).map_err(|source| {
+            if fs::read_dir(&self.out).is_ok_and(|mut d| d.next().is_some()) {
+                ExportError::NotEmpty {
+                    path: self.out.clone(),
+                }
+            } else {
+                ExportError::Io {
+                    path: self.out.clone(),
+                    source,
+                }
+            }
+        })?;
+        self.finished = true;
+        if let Some(parent) = self.out.parent()
+            && let Ok(dir) = File::open(if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            })
+        {
+            let _ = dir.sync_all();
+        }
+        Ok(Summary {
+            path: self.out.clone(),
+            description,
+        })
+    }
+
+    fn stream_error(&self, (i, source): (usize, io::Error)) -> ExportError {
+        ExportError::Io {
+            path: self.staging.join(STREAMED[i]),
+            source,
+        }
+    }
+
+    fn write_file(&self, name: &str, bytes: &[u8]) -> Result<(), ExportError> {
+        let path = self.staging.join(name);
+        let mut file = File::create(&path).map_err(io_err(&path))?;
+        file.write_all(bytes).map_err(io_err(&path))?;
+        file.sync_all().map_err(io_err(&path))
+    }
+}
+
+impl Drop for BundleWriter {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Close the files before removing them.
+            let _ = self.streams.join();
+            let _ = fs::remove_dir_all(&self.staging);
+        }
+    }
+}
+
+/// Refuses an output that exists and is anything but an empty directory.
+fn check_target(out: &Path) -> Result<(), ExportError> {
+    match fs::symlink_metadata(out) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(ExportError::Io {
+            path: out.to_owned(),
+            source,
+        }),
+        Ok(meta) if meta.is_dir() => {
+            let mut entries = fs::read_dir(out).map_err(io_err(out))?;
+            if entries.next().is_some() {
+                Err(ExportError::NotEmpty {
+                    path: out.to_owned(),
+                })
+            } else {
+                Ok(())
+            }
+        }
+        Ok(_) => Err(ExportError::NotEmpty {
+            path: out.to_owned(),
+        }),
+    }
+}
+
+/// Signs `MANIFEST` as `ssh-keygen -Y sign -n tally-export` would: an armored SSHSIG
+/// (OpenSSH `PROTOCOL.sshsig`) with SHA-512, ssh-keygen's default.
+fn sign_manifest(key: &SigningKey, manifest: &[u8]) -> Result<String, ExportError> {
+    // The keypair zeroizes its private half on drop.
+    let private =
+        ssh_key::PrivateKey::from(ssh_key::private::Ed25519Keypair::from_seed(&key.to_bytes()));
+    let signature = private
+        .sign(SIGNATURE_NAMESPACE, HashAlg::Sha512, manifest)
+        .map_err(ExportError::Sign)?;
+    signature.to_pem(LineEnding::LF).map_err(ExportError::Sign)
+}
+
+/// Checks `MANIFEST.sig` against the pinned key: an SSHSIG in the `tally-export` namespace, by
+/// exactly that ed25519 key, verifying strictly over `MANIFEST`.
+fn check_manifest_signature(
+    signature: &[u8],
+    manifest: &[u8],
+    pinned: &VerifyingKey,
+) -> Result<(), String> {
+    let sig = SshSig::from_pem(signature).map_err(|e| format!("not an SSH signature ({e})"))?;
+    if sig.namespace() != SIGNATURE_NAMESPACE {
+        return Err(format!(
+            "signed for namespace {:?}, not {SIGNATURE_NAMESPACE:?}",
+            sig.namespace()
+        ));
+    }
+    let pinned_print = fingerprint(pinned);
+    let Some(signer) = sig.public_key().ed25519() else {
+        return Err(format!(
+            "signed by a {} key ({}), not by the pinned ledger key {pinned_print}",
+            sig.public_key().algorithm(),
+            sig.public_key().fingerprint(HashAlg::Sha256)
+        ));
+    };
+    if signer.0 != pinned.to_bytes() {
+        return Err(format!(
+            "signed by the key {}, not by the pinned ledger key {pinned_print}",
+            sig.public_key().fingerprint(HashAlg::Sha256)
+        ));
+    }
+    let data = SshSig::signed_data(SIGNATURE_NAMESPACE, sig.hash_alg(), manifest)
+        .map_err(|e| format!("cannot recompute the signed data ({e})"))?;
+    let bytes: [u8; 64] = sig
+        .signature_bytes()
+        .try_into()
+        .map_err(|_| "the signature is not an ed25519 signature".to_owned())?;
+    pinned
+        .verify_strict(&data, &Signature::from_bytes(&bytes))
+        .map_err(|_| {
+            "the signature does not verify: MANIFEST is not what the ledger key signed".to_owned()
+        })
+}
+
+/// The key's OpenSSH fingerprint, `SHA256:...`.
+fn fingerprint(key: &VerifyingKey) -> String {
+    ssh_key::PublicKey::from(ssh_key::public::Ed25519PublicKey(key.to_bytes()))
+        .fingerprint(HashAlg::Sha256)
+        .to_string()
+}
+
+fn readme(d: &Description, checkpoint: &VerifiedCheckpoint) -> String {
+    let rows = match (d.first_seq, d.last_seq) {
+        (Some(first), Some(last)) => format!("{} entries, seq {first} to {last}", d.rows),
+        _ => "none: no entry falls in the range".to_owned(),
+    };
+    let branch = match &d.branch {
+        Some(b) => format!("{b}, and the ledger-wide entries (empty ref, e.g. policy changes)"),
+        None => "every branch".to_owned(),
+    };
+    let since = d
+        .since
+        .as_deref()
+        .map_or("the first entry".to_owned(), |t| format!("{t} (inclusive)"));
+    let until = d
+        .until
+        .as_deref()
+        .map_or("the checkpoint".to_owned(), |t| format!("{t} (exclusive)"));
+    let signed = jiff::Timestamp::from_second(i64::try_from(checkpoint.time()).unwrap_or(0))
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| checkpoint.time().to_string());
+    let revoked = if d.policy_files.iter().any(|f| f == REVOKED_KEYS) {
+        "  revoked_keys    The revocation file in force (whatever its name in the repository).\n"
+    } else {
+        ""
+    };
+    format!(
+        "TALLY AUDIT EXPORT
+==================
+
+This directory is an export of a tally ledger: the signed, tamper-evident record of every
+push that was accepted or refused on the protected branches of a git repository (who pushed
+what, when, signed by whom, and why a refusal was made).
+
+What was exported
+-----------------
+  Ledger:       {origin}
+  Entries:      {size}, Merkle root {root}
+  Checkpoint:   signed by the ledger key at {signed}
+  Rows:         {rows}
+  Branch:       {branch}
+  From:         {since}
+  Until:        {until}
+  Exported:     {exported_at} by {exported_by}
+  Policy:       the policy files in this directory have digest {policy_digest}
+
+The files
+---------
+  entries.csv     One row per exported entry, for spreadsheets. CSV as in RFC 4180: UTF-8,
+                  CRLF line ends, a header row; a field with a comma, a double quote or a line
+                  break is quoted, with double quotes doubled. Lists (commits, principals,
+                  fingerprints, reasons) hold one item per line inside their cell.
+  entries.jsonl   The same rows, one JSON object per line, for scripts.
+  ledger.bin      The raw bytes of every entry of the ledger, from the first one to the
+                  checkpoint, each preceded by its length (4 bytes, big-endian). These bytes are
+                  what the ledger hashes and signs; the rows are derived from them. They cover
+                  the whole ledger, not only the rows, so that nothing can be left out unseen.
+  checkpoint      The ledger's signed checkpoint: its size and Merkle root, signed with the
+                  ledger key (a C2SP signed note).
+  ledger_key.pub  The ledger's public key as the exporter had it. Do not rely on this copy:
+                  verify with a copy of the key you obtained independently.
+  policy.toml     The policy in force when the export was made.
+  allowed_signers The keys allowed to sign commits, in git's allowed_signers format.
+{revoked}  export.json     What was exported (the range and the counts above), machine-readable.
+  MANIFEST        The SHA-256 of every other file, one `<hash>  <file>` line each.
+  MANIFEST.sig    The ledger key's SSH signature over MANIFEST (namespace tally-export).
+
+How to verify it
+----------------
+1. Obtain the ledger's public key from a source you trust, not from this directory (the
+   repository's administrators print it with `tally ledger key`; deployment agents pin it).
+   Save it as, say, ledger.pub.
+
+2. Run
+
+       tally export verify <this directory> --ledger-key ledger.pub
+
+   It checks that MANIFEST is signed by that key, that every file has the hash MANIFEST
+   gives and that no file is missing or added; it recomputes every entry's hash, the hash
+   chain and the Merkle root from ledger.bin and checks that the checkpoint signs exactly that
+   root and size; and it checks that entries.csv and entries.jsonl say exactly what the raw
+   entries in the range say, row by row. It exits 0 if all of this holds, and otherwise 1,
+   naming the file and the row at fault.
+
+3. Without tally, standard tools check that the files are the ones the ledger key signed:
+
+       sha256sum -c MANIFEST
+       echo \"ledger namespaces=\\\"tally-export\\\" $(cat ledger.pub)\" > ledger.signers
+       ssh-keygen -Y verify -f ledger.signers -I ledger -n tally-export -s MANIFEST.sig < MANIFEST
+
+   (`ssh-keygen -Y check-novalidate -n tally-export -s MANIFEST.sig < MANIFEST` checks the
+   signature alone, without checking whose key made it.) These do not recompute the hash
+   chain or the Merkle root; `tally export verify` does.
+
+What the signature proves, and what it does not
+-----------------------------------------------
+Whoever holds the ledger key could sign a different history. To rule that out, compare the
+checkpoint's size and root with one recorded independently, for example by a deployment
+agent (`tally verify` keeps it in its state file) or in an earlier export: the ledger is
+append-only, so a later checkpoint must contain every entry of an earlier one unchanged
+(the first entries of ledger.bin must be the earlier export's).
+
+The column order of entries.csv, the fields of entries.jsonl and the byte layout of every
+file are documented in tally's docs/export.md.
+",
+        origin = d.origin,
+        size = d.size,
+        root = d.root,
+        exported_at = d.exported_at,
+        exported_by = d.exported_by,
+        policy_digest = d.policy_digest,
+    )
+}
+
+// =============================================================================================
+// Verifying
+
+/// Why a bundle could not be examined at all (as opposed to a problem found in it).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BundleError {
+    /// The bundle directory cannot be read.
+    #[error("{}: cannot read the bundle directory: {source}", path.display())]
+    Unreadable {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// One thing wrong with a bundle, naming the file, and the row or line where there is one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BundleProblem {
+    /// `MANIFEST.sig` is not a valid signature of `MANIFEST` by the pinned ledger key.
+    #[error("MANIFEST.sig: {reason}")]
+    Signature {
+        /// Why.
+        reason: String,
+    },
+    /// A line of `MANIFEST` is malformed.
+    #[error("MANIFEST line {line}: {reason}")]
+    Manifest {
+        /// The line number, from 1.
+        line: usize,
+        /// Why.
+        reason: String,
+    },
+    /// A file of the bundle is missing.
+    #[error("{name}: missing from the bundle")]
+    MissingFile {
+        /// The file.
+        name: String,
+    },
+    /// The directory holds something that is not part of the bundle.
+    #[error("{name}: not part of a tally export bundle (extra file)")]
+    ExtraFile {
+        /// The file.
+        name: String,
+    },
+    /// A file of the bundle is not listed in `MANIFEST`.
+    #[error("{name}: not listed in MANIFEST")]
+    Unlisted {
+        /// The file.
+        name: String,
+    },
+    /// A file's SHA-256 is not the one `MANIFEST` gives.
+    #[error("{name}: SHA-256 is {found}, but MANIFEST says {expected} (the file was changed)")]
+    HashMismatch {
+        /// The file.
+        name: String,
+        /// The hash in `MANIFEST`.
+        expected: String,
+        /// The file's hash.
+        found: String,
+    },
+    /// A file cannot be read.
+    #[error("{name}: cannot be read: {reason}")]
+    Unreadable {
+        /// The file.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// `export.json` is malformed or contradicts the rest of the bundle.
+    #[error("export.json: {reason}")]
+    Description {
+        /// Why.
+        reason: String,
+    },
+    /// The checkpoint does not parse or does not verify with the pinned key.
+    #[error("checkpoint: {reason}")]
+    Checkpoint {
+        /// Why.
+        reason: String,
+    },
+    /// `ledger_key.pub` is not the pinned key.
+    #[error("ledger_key.pub: {reason}")]
+    LedgerKey {
+        /// Why.
+        reason: String,
+    },
+    /// The policy files do not have the digest `export.json` gives.
+    #[error(
+        "policy files: their digest is {computed}, but export.json says {declared} (a policy file was changed)"
+    )]
+    PolicyDigest {
+        /// The digest in `export.json`.
+        declared: String,
+        /// The digest of the files.
+        computed: String,
+    },
+    /// An entry of `ledger.bin` is malformed or breaks the chain.
+    #[error("ledger.bin entry {index} (byte offset {offset}): {reason}")]
+    RawEntry {
+        /// The entry's position in the file, from 0 (its expected seq).
+        index: u64,
+        /// Where it starts in the file.
+        offset: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The entries do not hash to what the checkpoint signs.
+    #[error("ledger.bin: {reason}")]
+    Tree {
+        /// What differs.
+        reason: String,
+    },
+    /// A row of `entries.csv` or `entries.jsonl` is not what the raw entry says.
+    #[error("{file} row {row} (line {line}): {reason}")]
+    Row {
+        /// The file.
+        file: &'static str,
+        /// The row number, from 1 (the CSV header is not a row).
+        row: u64,
+        /// The line the row starts on, from 1.
+        line: u64,
+        /// What differs.
+        reason: String,
+    },
+    /// A row the raw entries call for is not there.
+    #[error("{file}: row {row} (entry seq {seq}) is missing; the file ends after row {}", .row - 1)]
+    MissingRow {
+        /// The file.
+        file: &'static str,
+        /// The missing row's number, from 1.
+        row: u64,
+        /// The raw entry it should show.
+        seq: u64,
+    },
+    /// A row with no raw entry to match it.
+    #[error(
+        "{file} row {row} (line {line}): extra row; no entry of ledger.bin in the range is left for it"
+    )]
+    ExtraRow {
+        /// The file.
+        file: &'static str,
+        /// The row number, from 1.
+        row: u64,
+        /// The line it starts on.
+        line: u64,
+    },
+    /// More row problems were found than are listed.
+    #[error("more problems in the rows were not listed")]
+    MoreRowProblems,
+}
+
+/// The outcome of [`verify_bundle`].
+#[derive(Debug, Clone, Serialize)]
+pub struct BundleReport {
+    /// Whether the bundle verified: no problem found.
+    pub ok: bool,
+    /// The ledger's origin, if the checkpoint could be read.
+    pub origin: Option<String>,
+    /// The checkpoint's size (entries in `ledger.bin`).
+    pub size: Option<u64>,
+    /// The checkpoint's root, hex.
+    pub root: Option<String>,
+    /// When the checkpoint was signed (RFC 3339), if it verified.
+    pub checkpoint_time: Option<String>,
+    /// The range's branch.
+    pub branch: Option<String>,
+    /// The range's start.
+    pub since: Option<String>,
+    /// The range's end.
+    pub until: Option<String>,
+    /// The number of rows checked.
+    pub rows: u64,
+    /// The digest of the bundled policy files.
+    pub policy_digest: Option<String>,
+    /// Everything found wrong, in the order: files and signature, hashes, entries, rows.
+    #[serde(serialize_with = "serialize_problems")]
+    pub problems: Vec<BundleProblem>,
+}
+
+fn serialize_problems<S: serde::Serializer>(
+    problems: &[BundleProblem],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(problems.iter().map(ToString::to_string))
+}
+
+/// Verifies a bundle offline against the pinned ledger key (never the bundle's own copy).
+///
+/// Checks, and reports every failure rather than the first: `MANIFEST.sig` is an SSHSIG by
+/// the pinned key over `MANIFEST`; the directory holds exactly the bundle's files, each listed
+/// in `MANIFEST` with its SHA-256; `export.json` is well-formed; the checkpoint verifies with
+/// the pinned key; `ledger.bin` decodes strictly, chains, and hashes to the checkpoint's root
+/// and size; the rows of `entries.jsonl` and `entries.csv` are exactly those the raw entries
+/// give for the range `export.json` records, in order; the policy files have the recorded
+/// digest; `ledger_key.pub` is the pinned key.
+pub fn verify_bundle(dir: &Path, pinned: &VerifyingKey) -> Result<BundleReport, BundleError> {
+    let listing = fs::read_dir(dir).map_err(|source| BundleError::Unreadable {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let mut present = BTreeSet::new();
+    let mut problems = Vec::new();
+    for item in listing {
+        let item = item.map_err(|source| BundleError::Unreadable {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let name = item.file_name().to_string_lossy().into_owned();
+        // Only regular files count: a symlink could point anywhere.
+        match item.file_type() {
+            Ok(t) if t.is_file() => {
+                present.insert(name);
+            }
+            _ => problems.push(BundleProblem::ExtraFile { name }),
+        }
+    }
+    let mut v = Verifier {
+        dir,
+        present,
+        problems,
+        hashes: BTreeMap::new(),
+    };
+    let mut report = BundleReport {
+        ok: false,
+        origin: None,
+        size: None,
+        root: None,
+        checkpoint_time: None,
+        branch: None,
+        since: None,
+        until: None,
+        rows: 0,
+        policy_digest: None,
+        problems: Vec::new(),
+    };
+
+    // The manifest and its signature.
+    let manifest = v.read_small(MANIFEST);
+    let signature = v.read_small(MANIFEST_SIG);
+    if let (Some(manifest), Some(signature)) = (&manifest, &signature)
+        && let Err(reason) = check_manifest_signature(signature, manifest, pinned)
+    {
+        v.problems.push(BundleProblem::Signature { reason });
+    }
+    let listed = manifest
+        .as_deref()
+        .map(|m| parse_manifest(m, &mut v.problems))
+        .unwrap_or_default();
+
+    // What the bundle says it holds.
+    let description = v.read_small(DESCRIPTION).and_then(|bytes| {
+        match serde_json::from_slice::<Description>(&bytes) {
+            Ok(d) if d.format != FORMAT => {
+                v.problems.push(BundleProblem::Description {
+                    reason: format!(
+                        "format {:?} is not {FORMAT:?}; this build reads only that",
+                        d.format
+                    ),
+                });
+                None
+            }
+            Ok(d) => Some(d),
+            Err(e) => {
+                v.problems.push(BundleProblem::Description {
+                    reason: format!("not a valid description ({e})"),
+                });
+                None
+            }
+        }
+    });
+    let range = description.as_ref().and_then(|d| match d.range() {
+        Ok(range) => Some(range),
+        Err(reason) => {
+            v.problems.push(BundleProblem::Description { reason });
+            None
+        }
+    });
+    if let Some(d) = &description {
+        report.branch = d.branch.clone();
+        report.since = d.since.clone();
+        report.until = d.until.clone();
+    }
+
+    // Which files there must be.
+    let mut expected: BTreeSet<String> = REQUIRED.iter().map(|s| (*s).to_owned()).collect();
+    let mut policy_names = vec![POLICY, ALLOWED_SIGNERS];
+    match &description {
+        Some(d) => {
+            let mut names: Vec<&str> = d.policy_files.iter().map(String::as_str).collect();
+            names.sort_unstable();
+            let mut allowed_with = vec![ALLOWED_SIGNERS, POLICY, REVOKED_KEYS];
+            allowed_with.sort_unstable();
+            let mut allowed_without = vec![ALLOWED_SIGNERS, POLICY];
+            allowed_without.sort_unstable();
+            if names == allowed_with {
+                policy_names.push(REVOKED_KEYS);
+            } else if names != allowed_without {
+                v.problems.push(BundleProblem::Description {
+                    reason: format!(
+                        "policy_files {:?} is not [{POLICY:?}, {ALLOWED_SIGNERS:?}] with or without {REVOKED_KEYS:?}",
+                        d.policy_files
+                    ),
+                });
+            }
+        }
+        None if v.present.contains(REVOKED_KEYS) => policy_names.push(REVOKED_KEYS),
+        None => {}
+    }
+    expected.extend(policy_names.iter().map(|s| (*s).to_owned()));
+    for name in &expected {
+        if !v.present.contains(name) {
+            v.problems
+                .push(BundleProblem::MissingFile { name: name.clone() });
+        }
+    }
+    for name in &v.present {
+        if !expected.contains(name) {
+            v.problems
+                .push(BundleProblem::ExtraFile { name: name.clone() });
+        }
+    }
+    if manifest.is_some() {
+        for name in &expected {
+            if name != MANIFEST && name != MANIFEST_SIG && !listed.contains_key(name) {
+                v.problems
+                    .push(BundleProblem::Unlisted { name: name.clone() });
+            }
+        }
+        for name in listed.keys() {
+            if !expected.contains(name) || name == MANIFEST || name == MANIFEST_SIG {
+                v.problems.push(BundleProblem::Manifest {
+                    line: 0,
+                    reason: format!("lists {name:?}, which is not a file of the bundle it covers"),
+                });
+            }
+        }
+    }
+
+    // The checkpoint, verified with the pinned key.
+    let checkpoint = v.read_small(CHECKPOINT).and_then(|bytes| {
+        let parsed = std::str::from_utf8(&bytes)
+            .map_err(|_| CheckpointError::NotANote)
+            .and_then(SignedCheckpoint::parse);
+        match parsed {
+            Ok(note) => Some(note),
+            Err(e) => {
+                v.problems.push(BundleProblem::Checkpoint {
+                    reason: e.to_string(),
+                });
+                None
+            }
+        }
+    });
+    let verified = checkpoint.as_ref().and_then(|note| {
+        match VerifierKey::new(&note.unverified().origin, *pinned).and_then(|k| note.verify(&k)) {
+            Ok(verified) => Some(verified),
+            Err(e) => {
+                v.problems.push(BundleProblem::Checkpoint {
+                    reason: format!("{e} (with the pinned key {})", fingerprint(pinned)),
+                });
+                None
+            }
+        }
+    });
+    if let Some(note) = &checkpoint {
+        let c = note.unverified();
+        report.origin = Some(c.origin.clone());
+        report.size = Some(c.size);
+        report.root = Some(hex::encode(&c.root));
+        if let Some(d) = &description {
+            let mut differs = |what: &str, declared: String, signed: String| {
+                if declared != signed {
+                    v.problems.push(BundleProblem::Description {
+                        reason: format!("{what} is {declared}, but the checkpoint says {signed}"),
+                    });
+                }
+            };
+            differs("origin", d.origin.clone(), c.origin.clone());
+            differs("size", d.size.to_string(), c.size.to_string());
+            differs("root", d.root.clone(), hex::encode(&c.root));
+        }
+    }
+    if let Some(verified) = &verified {
+        report.checkpoint_time = i64::try_from(verified.time())
+            .ok()
+            .and_then(|t| jiff::Timestamp::from_second(t).ok())
+            .map(|t| t.to_string());
+    }
+
+    // The bundle's copy of the key, for information, must be the pinned one.
+    if let Some(bytes) = v.read_small(LEDGER_KEY) {
+        let reason = match std::str::from_utf8(&bytes)
+            .ok()
+            .map(crate::key::parse_public_line)
+        {
+            Some(Ok(key)) if key == *pinned => None,
+            Some(Ok(key)) => Some(format!(
+                "is the key {}, not the pinned ledger key {}",
+                fingerprint(&key),
+                fingerprint(pinned)
+            )),
+            Some(Err(e)) => Some(e.to_string()),
+            None => Some("not UTF-8".to_owned()),
+        };
+        if let Some(reason) = reason {
+            v.problems.push(BundleProblem::LedgerKey { reason });
+        }
+    }
+
+    // The policy files and their digest.
+    let policy: Vec<Option<Vec<u8>>> = policy_names.iter().map(|n| v.read_small(n)).collect();
+    if let [Some(p), Some(s), rest @ ..] = &policy[..] {
+        let revoked = match rest {
+            [Some(r)] => Some(r.as_slice()),
+            [] => Some(&[][..]),
+            _ => None,
+        };
+        if let Some(revoked) = revoked {
+            let computed = hex::encode(&policy_digest(p, s, revoked));
+            if let Some(d) = &description
+                && d.policy_digest != computed
+            {
+                v.problems.push(BundleProblem::PolicyDigest {
+                    declared: d.policy_digest.clone(),
+                    computed: computed.clone(),
+                });
+            }
+            report.policy_digest = Some(computed);
+        }
+    }
+    let _ = v.read_small(README);
+
+    // The entries and the rows, streamed together.
+    let mut content = Vec::new();
+    let streamed = v.stream(
+        range.as_ref(),
+        description.as_ref(),
+        checkpoint.as_ref(),
+        &mut content,
+    );
+    report.rows = streamed.rows;
+
+    // Every hash against the manifest.
+    for (name, expected_hash) in &listed {
+        if let Some(found) = v.hashes.get(name.as_str())
+            && found != expected_hash
+        {
+            v.problems.push(BundleProblem::HashMismatch {
+                name: name.clone(),
+                expected: hex::encode(expected_hash),
+                found: hex::encode(found),
+            });
+        }
+    }
+    v.problems.extend(content);
+    report.ok = v.problems.is_empty();
+    report.problems = v.problems;
+    Ok(report)
+}
+
+/// Parses `MANIFEST`: `<64 lowercase hex>  <file name>` lines, each ending in a line feed,
+/// names unique and without `/`.
+fn parse_manifest(text: &[u8], problems: &mut Vec<BundleProblem>) -> BTreeMap<String, Hash> {
+    let mut listed = BTreeMap::new();
+    let Ok(text) = std::str::from_utf8(text) else {
+        problems.push(BundleProblem::Manifest {
+            line: 0,
+            reason: "not UTF-8".into(),
+        });
+        return listed;
+    };
+    if !text.is_empty() && !text.ends_with('\n') {
+        problems.push(BundleProblem::Manifest {
+            line: text.lines().count(),
+            reason: "the last line does not end with a line feed".into(),
+        });
+    }
+    for (i, line) in text.lines().enumerate() {
+        let bad = |reason: &str| BundleProblem::Manifest {
+            line: i + 1,
+            reason: reason.to_owned(),
+        };
+        let parsed = line.split_once("  ").and_then(|(hash, name)| {
+            let hash: Hash = (hash.len() == 64)
+                .then(|| hex::decode_lower(hash))
+                .flatten()?
+                .try_into()
+                .ok()?;
+            Some((hash, name))
+        });
+        match parsed {
+            None => problems.push(bad("not `<SHA-256 in lowercase hex>  <file name>`")),
+            Some((_, name)) if name.is_empty() || name.contains('/') || name.contains('\\') => {
+                problems.push(bad(
+                    "the file name is not a plain name in the bundle directory",
+                ))
+            }
+            Some((hash, name)) => {
+                if listed.insert(name.to_owned(), hash).is_some() {
+                    problems.push(bad(&format!("{name} is listed twice")));
+                }
+            }
+        }
+    }
+    listed
+}
+
+struct Verifier<'a> {
+    dir: &'a Path,
+    present: BTreeSet<String>,
+    problems: Vec<BundleProblem>,
+    /// The SHA-256 of every file read.
+    hashes: BTreeMap<&'static str, Hash>,
+}
+
+/// What streaming the entries found.
+struct Streamed {
+    rows: u64,
+}
+
+impl Verifier<'_> {
+    /// Reads a small file whole and records its hash; `None` if it is missing (already
+    /// reported) or unreadable (reported here).
+    fn read_small(&mut self, name: &'static str) -> Option<Vec<u8>> {
+        if !self.present.contains(name) {
+            return None;
+        }
+        let path = self.dir.join(name);
+        let result = File::open(&path).and_then(|file| {
+            let mut bytes = Vec::new();
+            file.take(MAX_SMALL_FILE + 1).read_to_end(&mut bytes)?;
+            if bytes.len() as u64 > MAX_SMALL_FILE {
+                return Err(io::Error::other(format!(
+                    "larger than {MAX_SMALL_FILE} bytes"
+                )));
+            }
+            Ok(bytes)
+        });
+        match result {
+            Ok(bytes) => {
+                self.hashes.insert(name, Sha256::digest(&bytes).into());
+                Some(bytes)
+            }
+            Err(e) => {
+                self.problems.push(BundleProblem::Unreadable {
+                    name: name.to_owned(),
+                    reason: e.to_string(),
+                });
+                None
+            }
+        }
+    }
+
+    fn open_stream(&mut self, name: &'static str) -> Option<Rows> {
+        if !self.present.contains(name) {
+            return None;
+        }
+        match File::open(self.dir.join(name)) {
+            Ok(file) => Some(Rows {
+                name,
+                reader: ChunkReader::open(file),
+                buf: Vec::new(),
+                expected: Vec::new(),
+                rows: 0,
+                lines: 0,
+                stopped: false,
+            }),
+            Err(e) => {
+                self.problems.push(BundleProblem::Unreadable {
+                    name: name.to_owned(),
+                    reason: e.to_string(),
+                });
+                None
+            }
+        }
+    }
+
+    /// Streams `ledger.bin`, `entries.jsonl` and `entries.csv` in step: every raw entry is
+    /// decoded, chained and added to the tree, and every entry in the range is compared with
+    /// the next row of each file. Then each file is read to its end for its hash.
+    fn stream(
+        &mut self,
+        range: Option<&Range>,
+        description: Option<&Description>,
+        checkpoint: Option<&SignedCheckpoint>,
+        content: &mut Vec<BundleProblem>,
+    ) -> Streamed {
+        let mut bin = self.open_stream(LEDGER_BIN);
+        let mut jsonl = self.open_stream(ENTRIES_JSONL);
+        let mut csv = self.open_stream(ENTRIES_CSV);
+        let mut rows = 0u64;
+        let mut first_seq = None;
+        let mut last_seq = None;
+        let mut row_problems = 0usize;
+        let mut push_row_problem = |content: &mut Vec<BundleProblem>, p: BundleProblem| {
+            row_problems += 1;
+            if row_problems <= MAX_ROW_PROBLEMS {
+                content.push(p);
+            } else if row_problems == MAX_ROW_PROBLEMS + 1 {
+                content.push(BundleProblem::MoreRowProblems);
+            }
+        };
+
+        // The CSV header.
+        if let Some(csv) = &mut csv {
+            let mut header = Vec::new();
+            csv_header(&mut header);
+            match csv.next_csv_record() {
+                Ok(true) if csv.buf == header => {}
+                Ok(_) => {
+                    csv.stopped = true;
+                    push_row_problem(
+                        content,
+                        BundleProblem::Row {
+                            file: ENTRIES_CSV,
+                            row: 0,
+                            line: 1,
+                            reason: format!(
+                                "the header is not the documented column list {}",
+                                CSV_COLUMNS.join(",")
+                            ),
+                        },
+                    );
+                }
+                Err(e) => {
+                    csv.stopped = true;
+                    content.push(BundleProblem::Unreadable {
+                        name: ENTRIES_CSV.to_owned(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+            csv.rows = 0;
+        }
+
+        let mut frontier = Frontier::new();
+        let mut entry_ok = true;
+        if let Some(bin) = &mut bin {
+            let mut chain: Option<ChainVerifier> = None;
+            let mut offset = 0u64;
+            let mut bytes = Vec::new();
+            loop {
+                let index = frontier.size();
+                let raw_problem = |reason: String| BundleProblem::RawEntry {
+                    index,
+                    offset,
+                    reason,
+                };
+                match read_raw_entry(&mut bin.reader, &mut bytes) {
+                    Ok(None) => break,
+                    Ok(Some(())) => {}
+                    Err(reason) => {
+                        content.push(raw_problem(reason));
+                        entry_ok = false;
+                        break;
+                    }
+                }
+                let view = match EntryView::parse(&bytes) {
+                    Ok(view) => view,
+                    Err(e) => {
+                        content.push(raw_problem(format!("does not decode: {e}")));
+                        entry_ok = false;
+                        break;
+                    }
+                };
+                let leaf = leaf_hash(&bytes);
+                let repository = description.map_or(view.repository, |d| d.repository.as_str());
+                let chain = chain.get_or_insert_with(|| ChainVerifier::new(repository));
+                if let Err(e) = chain.check(&view, &leaf) {
+                    content.push(raw_problem(e.to_string()));
+                    entry_ok = false;
+                    break;
+                }
+                frontier.append(&leaf);
+                offset += 4 + bytes.len() as u64;
+
+                let Some(range) = range else { continue };
+                if !range.contains(&view) {
+                    continue;
+                }
+                rows += 1;
+                first_seq.get_or_insert(view.seq);
+                last_seq = Some(view.seq);
+                for rows_file in [&mut jsonl, &mut csv].into_iter().flatten() {
+                    if rows_file.stopped {
+                        continue;
+                    }
+                    rows_file.expected.clear();
+                    let is_csv = rows_file.name == ENTRIES_CSV;
+                    if is_csv {
+                        csv_row(&view, &leaf, &mut rows_file.expected);
+                    } else {
+                        json_row(&view, &leaf, &mut rows_file.expected);
+                    }
+                    if let Some(problem) = rows_file.compare_next(view.seq) {
+                        rows_file.stopped = true;
+                        push_row_problem(content, problem);
+                    }
+                }
+            }
+        }
+
+        // What the entries add up to, against the checkpoint.
+        if entry_ok && bin.is_some() {
+            if let Some(note) = checkpoint {
+                let signed = note.unverified();
+                if signed.size != frontier.size() {
+                    content.push(BundleProblem::Tree {
+                        reason: format!(
+                            "holds {} entries, but the checkpoint signs size {}",
+                            frontier.size(),
+                            signed.size
+                        ),
+                    });
+                } else if signed.root != frontier.root() {
+                    content.push(BundleProblem::Tree {
+                        reason: format!(
+                            "the entries' Merkle root is {}, but the checkpoint signs {}",
+                            Hex(&frontier.root()),
+                            Hex(&signed.root)
+                        ),
+                    });
+                }
+            }
+            if let Some(d) = description
+                && range.is_some()
+            {
+                let mut differs = |what: &str, declared: String, found: String| {
+                    if declared != found {
+                        content.push(BundleProblem::Description {
+                            reason: format!(
+                                "{what} is {declared}, but the entries of ledger.bin in the range give {found}"
+                            ),
+                        });
+                    }
+                };
+                let show = |s: Option<u64>| s.map_or("null".to_owned(), |s| s.to_string());
+                differs("rows", d.rows.to_string(), rows.to_string());
+                differs("first_seq", show(d.first_seq), show(first_seq));
+                differs("last_seq", show(d.last_seq), show(last_seq));
+            }
+        }
+
+        // Rows left over.
+        if entry_ok && bin.is_some() && range.is_some() {
+            for rows_file in [&mut jsonl, &mut csv].into_iter().flatten() {
+                if rows_file.stopped {
+                    continue;
+                }
+                let more = if rows_file.name == ENTRIES_CSV {
+                    rows_file.next_csv_record()
+                } else {
+                    rows_file.next_line()
+                };
+                match more {
+                    Ok(false) => {}
+                    Ok(true) => push_row_problem(
+                        content,
+                        BundleProblem::ExtraRow {
+                            file: rows_file.name,
+                            row: rows_file.rows,
+                            line: rows_file.lines - rows_file.buf_lines() + 1,
+                        },
+                    ),
+                    Err(e) => content.push(BundleProblem::Unreadable {
+                        name: rows_file.name.to_owned(),
+                        reason: e.to_string(),
+                    }),
+                }
+            }
+        }
+
+        // Read every file to its end, for its hash.
+        for stream in [bin, jsonl, csv].into_iter().flatten() {
+            match stream.reader.finish() {
+                Ok(hash) => {
+                    self.hashes.insert(stream.name, hash);
+                }
+                Err(e) => content.push(BundleProblem::Unreadable {
+                    name: stream.name.to_owned(),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        Streamed { rows }
+    }
+}
+
+/// Reads one length-prefixed entry of `ledger.bin` into `bytes`; `None` at a clean end.
+fn read_raw_entry(reader: &mut impl Read, bytes: &mut Vec<u8>) -> Result<Option<()>, String> {
+    let mut len = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match reader.read(&mut len[got..]) {
+            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) => return Err("the file ends inside an entry's length (truncated)".into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("cannot be read: {e}")),
+        }
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_ENCODED_LEN {
+        return Err(format!(
+            "claims a length of {len} bytes, more than an entry can have"
+        ));
+    }
+    bytes.clear();
+    bytes.resize(len, 0);
+    reader.read_exact(bytes).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            format!("the file ends inside the entry's {len} bytes (truncated)")
+        } else {
+            format!("cannot be read: {e}")
+        }
+    })?;
+    Ok(Some(()))
+}
+
+/// One of the two row files, read row by row.
+struct Rows {
+    name: &'static str,
+    reader: ChunkReader,
+    /// The last row read, with its line break.
+    buf: Vec<u8>,
+    /// The row the raw entry calls for.
+    expected: Vec<u8>,
+    /// Rows read so far.
+    rows: u64,
+    /// Lines read so far.
+    lines: u64,
+    /// Set after the first wrong row: later rows would only repeat it.
+    stopped: bool,
+}
+
+impl Rows {
+    /// Reads the next line of a JSON Lines file into `buf`; `false` at the end.
+    fn next_line(&mut self) -> io::Result<bool> {
+        self.buf.clear();
+        if self.reader.read_until(b'\n', &mut self.buf)? == 0 {
+            return Ok(false);
+        }
+        self.rows += 1;
+        self.lines += 1;
+        Ok(true)
+    }
+
+    /// Reads the next CSV record into `buf`, across the line breaks inside quoted fields;
+    /// `false` at the end.
+    fn next_csv_record(&mut self) -> io::Result<bool> {
+        self.buf.clear();
+        let mut quoted = false;
+        loop {
+            let start = self.buf.len();
+            if self.reader.read_until(b'\n', &mut self.buf)? == 0 {
+                break;
+            }
+            self.lines += 1;
+            // Inside a quoted field every quote toggles the state; a doubled quote toggles
+            // it twice. A record ends at a line feed outside quotes.
+            let quotes = self.buf[start..].iter().filter(|b| **b == b'"').count();
+            quoted ^= quotes % 2 == 1;
+            if !quoted {
+                break;
+            }
+        }
+        if self.buf.is_empty() {
+            return Ok(false);
+        }
+        self.rows += 1;
+        Ok(true)
+    }
+
+    /// The number of physical lines `buf` spans.
+    fn buf_lines(&self) -> u64 {
+        let breaks = self.buf.iter().filter(|b| **b == b'\n').count() as u64;
+        if self.buf.ends_with(b"\n") {
+            breaks
+        } else {
+            breaks + 1
+        }
+    }
+
+    /// Reads the next row and compares it with `expected`, the row for entry `seq`.
+    fn compare_next(&mut self, seq: u64) -> Option<BundleProblem> {
+        let is_csv = self.name == ENTRIES_CSV;
+        let read = if is_csv {
+            self.next_csv_record()
+        } else {
+            self.next_line()
+        };
+        match read {
+            Err(e) => {
+                return Some(BundleProblem::Unreadable {
+                    name: self.name.to_owned(),
+                    reason: e.to_string(),
+                });
+            }
+            Ok(false) => {
+                return Some(BundleProblem::MissingRow {
+                    file: self.name,
+                    row: self.rows + 1,
+                    seq,
+                });
+            }
+            Ok(true) => {}
+        }
+        if self.buf == self.expected {
+            return None;
+        }
+        let reason = if is_csv {
+            csv_difference(&self.buf, &self.expected)
+        } else {
+            json_difference(&self.buf, &self.expected)
+        };
+        Some(BundleProblem::Row {
+            file: self.name,
+            row: self.rows,
+            line: self.lines - self.buf_lines() + 1,
+            reason: format!("{reason} (ledger.bin entry seq {seq})"),
+        })
+    }
+}
+
+/// Shortens a value for a message.
+fn clip(value: &str) -> String {
+    const MAX: usize = 120;
+    if value.chars().count() <= MAX {
+        format!("{value:?}")
+    } else {
+        let head: String = value.chars().take(MAX).collect();
+        format!("{head:?}...")
+    }
+}
+
+/// Shortens a JSON value for a message.
+fn clip_json(value: &serde_json::Value) -> String {
+    const MAX: usize = 120;
+    let text = value.to_string();
+    if text.chars().count() <= MAX {
+        text
+    } else {
+        let head: String = text.chars().take(MAX).collect();
+        format!("{head}...")
+    }
+}
+
+/// Says how a CSV record differs from the expected one: the first column that differs.
+fn csv_difference(found: &[u8], expected: &[u8]) -> String {
+    let expected_fields = parse_csv_record(expected).unwrap_or_default();
+    let fields = match parse_csv_record(found) {
+        Ok(fields) => fields,
+        Err(e) => return format!("not a valid CSV record: {e}"),
+    };
+    if fields.len() != expected_fields.len() {
+        return format!(
+            "has {} columns, not {}",
+            fields.len(),
+            expected_fields.len()
+        );
+    }
+    for ((column, found), expected) in CSV_COLUMNS.iter().zip(&fields).zip(&expected_fields) {
+        if found != expected {
+            return format!(
+                "column {column} is {}, but the raw entry says {}",
+                clip(found),
+                clip(expected)
+            );
+        }
+    }
+    if !found.ends_with(b"\r\n") {
+        return "the record does not end with CRLF".to_owned();
+    }
+    "the values are right but not written as the format prescribes".to_owned()
+}
+
+/// Says how a JSON line differs from the expected one: the first field that differs.
+fn json_difference(found: &[u8], expected: &[u8]) -> String {
+    let expected: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(expected).unwrap_or_default();
+    let found: serde_json::Map<String, serde_json::Value> = match serde_json::from_slice(found) {
+        Ok(serde_json::Value::Object(map)) => map,
+        Ok(_) => return "not a JSON object".to_owned(),
+        Err(e) => return format!("not valid JSON ({e})"),
+    };
+    for key in JSON_FIELDS {
+        let Some(value) = expected.get(key) else {
+            continue;
+        };
+        match found.get(key) {
+            None => return format!("field {key:?} is missing"),
+            Some(v) if v != value => {
+                return format!(
+                    "field {key:?} is {}, but the raw entry says {}",
+                    clip_json(v),
+                    clip_json(value)
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(key) = found.keys().find(|k| !expected.contains_key(*k)) {
+        return format!("field {key:?} is not part of the format");
+    }
+    "the values are right but not written as the format prescribes (compact, in field order, one line)".to_owned()
+}
+
+impl fmt::Display for Range {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.branch {
+            Some(b) => write!(f, "{b} (and ledger-wide entries)")?,
+            None => f.write_str("every branch")?,
+        }
+        if let Some(t) = self.since {
+            write!(f, ", from {t}")?;
+        }
+        if let Some(t) = self.until {
+            write!(f, ", before {t}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+#[path = "export_tests.rs"]
+mod tests;

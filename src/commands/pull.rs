@@ -1,0 +1,177 @@
+//! `tally pull`: fetch, verify, then fast-forward the work tree to the approved commit.
+//!
+//! Fetching and moving the work tree are git's job, so they shell out to `git` (this is not a
+//! hook's hot path). Nothing moves unless every check passed: the work tree and the local
+//! branch stay where they were on any failure, and local changes are never touched.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+
+use clap::Args;
+use tally_verify::agent;
+
+use super::verify::{AgentArgs, print_approval, refusal};
+use crate::cli::Outcome;
+
+/// Arguments of `tally pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    #[command(flatten)]
+    agent: AgentArgs,
+}
+
+/// Runs `tally pull`.
+pub fn run(args: PullArgs, out: &mut impl Write) -> Outcome {
+    let args = args.agent;
+    let location = match agent::discover(args.repo.as_deref()) {
+        Ok(l) => l,
+        Err(e) => return refusal("pull", &e),
+    };
+    let Some(work_tree) = location.work_tree.clone() else {
+        return Outcome::Config(format!(
+            "{} is a bare repository: tally pull moves a work tree; in a bare clone run git fetch, then tally verify",
+            location.git_dir.display()
+        ));
+    };
+    let branch = match agent::full_branch(&args.branch) {
+        Ok(b) => b,
+        Err(e) => return refusal("pull", &e),
+    };
+    let short = branch.strip_prefix("refs/heads/").unwrap_or(&branch);
+    let git = Git { dir: &work_tree };
+
+    // Before anything is fetched: the work tree must be on the branch and clean.
+    match git.output(&["symbolic-ref", "-q", "HEAD"]) {
+        Ok(head) if head == branch => {}
+        _ => {
+            return Outcome::Config(format!(
+                "the work tree in {} is not on {short}; tally pull only fast-forwards that branch: run git switch {short}",
+                work_tree.display()
+            ));
+        }
+    }
+    if let Some(outcome) = refuse_local_changes(&git) {
+        return outcome;
+    }
+
+    let fetch = git.output(&[
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--no-write-fetch-head",
+        &args.remote,
+        &format!("+{branch}:refs/remotes/{}/{short}", args.remote),
+        "+refs/tally/ledger:refs/tally/ledger",
+    ]);
+    if let Err(e) = fetch {
+        return Outcome::Config(format!(
+            "git fetch {} failed: {e}; check the remote's URL and that the server publishes refs/tally/ledger",
+            args.remote
+        ));
+    }
+
+    let approval = match agent::verify(&args.options(location.git_dir.clone())) {
+        Ok(a) => a,
+        Err(e) => return refusal("pull", &e),
+    };
+    let approved = approval.commit.to_string();
+
+    // The local branch must be behind or at the approved commit: only a fast-forward.
+    let local = git
+        .output(&[
+            "rev-parse",
+            "-q",
+            "--verify",
+            &format!("{branch}^{{commit}}"),
+        ])
+        .ok();
+    if local.as_deref() != Some(approved.as_str()) {
+        if let Some(local) = &local
+            && git
+                .output(&["merge-base", "--is-ancestor", local, &approved])
+                .is_err()
+        {
+            let _ = writeln!(
+                std::io::stderr(),
+                "tally: pull: local {short} is at {local}, which is not an ancestor of the approved commit {approved}: it has commits the ledger did not approve; tally pull only fast-forwards, so nothing was moved; if the approved commit is what should run, reset to it yourself (git reset --keep {approved})"
+            );
+            return Outcome::Refused;
+        }
+        if let Some(outcome) = refuse_local_changes(&git) {
+            return outcome;
+        }
+        if let Err(e) = git.output(&["merge", "--ff-only", "--quiet", &approved]) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "tally: pull: git merge --ff-only {approved} failed: {e}; the work tree was not moved: fix what git reports (untracked files in the way?), then run tally pull again"
+            );
+            return Outcome::Refused;
+        }
+        match git.output(&["rev-parse", "HEAD"]) {
+            Ok(head) if head == approved => {}
+            other => {
+                let head = other.unwrap_or_else(|e| e);
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "tally: pull: HEAD is at {head} after the fast-forward, not at the approved commit {approved}; check the clone (git status) before deploying"
+                );
+                return Outcome::Refused;
+            }
+        }
+    }
+    print_approval(out, &approval, args.json)
+}
+
+/// Refuses (exit 1) when tracked files have local changes, staged or not: pull never touches
+/// them. Untracked files are left to git, which refuses to overwrite them.
+fn refuse_local_changes(git: &Git<'_>) -> Option<Outcome> {
+    match git.output(&["status", "--porcelain", "--untracked-files=no"]) {
+        Ok(changes) if changes.is_empty() => None,
+        Ok(changes) => {
+            let count = changes.lines().count();
+            let first = changes.lines().next().unwrap_or_default().trim();
+            let _ = writeln!(
+                std::io::stderr(),
+                "tally: pull: the work tree has local changes ({count} changed paths, e.g. {first:?}); tally pull never touches them, so nothing was fetched or moved: commit, stash (git stash) or discard them, then run tally pull again"
+            );
+            Some(Outcome::Refused)
+        }
+        Err(e) => Some(Outcome::Config(format!("git status failed: {e}"))),
+    }
+}
+
+/// `git -C <dir>`, output captured.
+struct Git<'a> {
+    dir: &'a Path,
+}
+
+impl Git<'_> {
+    /// Runs git; its trimmed stdout on success, its trimmed stderr (or the spawn error) on
+    /// failure.
+    fn output(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(self.dir)
+            .args(args)
+            // `-C` alone does not override a repository named by the environment.
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_WORK_TREE")
+            .env_remove("GIT_INDEX_FILE")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run git: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            let stderr = String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .replace('\n', " ");
+            Err(if stderr.is_empty() {
+                format!("git {} exited with {}", args.join(" "), out.status)
+            } else {
+                stderr
+            })
+        }
+    }
+}

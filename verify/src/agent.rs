@@ -1,0 +1,913 @@
+//! The deployment agent's check: which commit of a branch may be deployed, judged from the
+//! clone alone against what the agent pinned last time (`tally verify`, and the verify step of
+//! `tally pull`).
+//!
+//! The agent trusts three things the operator pinned (the ledger's public key, its own
+//! allowed_signers file, the branch) and what it verified itself before (its state file). It
+//! never takes the server's word for anything else. In order (issue 4, `docs/agent.md`):
+//!
+//! 1. the newest checkpoint, from the tip of `refs/tally/ledger`, must verify with the pinned
+//!    ledger key (other keys' signature lines are ignored, a bad one from the pinned key fails);
+//! 2. freshness: with `--max-age`, its `cosignature/v1` time must be recent; it is never older
+//!    than the last checkpoint accepted (freeze);
+//! 3. consistency: the ledger is not smaller than the pinned one (rollback), has the pinned
+//!    root at the pinned size (fork: both signed notes are kept as evidence), and the published
+//!    entries since then extend the pinned Merkle frontier to exactly the new signed root. That
+//!    recomputation *is* a consistency proof (the new tree's first leaves are the pinned tree's
+//!    subtrees) and also proves every new entry's inclusion; the entries' hash chain and
+//!    rules are checked as they stream;
+//! 4. the latest accepted entry for the branch (an `accepted` entry, or the branch's baseline at
+//!    `tally init`, not cancelled by an `aborted` entry) is not older than the deployed one;
+//! 5. its commit is in the clone, the fetched branch points to it (a branch moved on the server
+//!    without a ledger entry is refused), and its tree is the entry's (no mix-and-match);
+//! 6. every commit since the last deployed one (on the first run: the whole history, or from
+//!    `--trust-from`) is linear, descends from it, and is signed by a signer of the agent's own
+//!    allowed_signers, by the same rules as the server's hook ([`crate::revision::Checker`]
+//!    without the file policy).
+//!
+//! Only then is the state replaced (atomically) and the commit approved. The work is
+//! proportional to what was published since the last run: the walk over `refs/tally/ledger`
+//! stops at the first publication that starts at or before the pinned size. The agent writes
+//! nothing but its state file, and fork evidence next to it.
+
+pub mod error;
+pub mod publication;
+pub mod state;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gix::ObjectId;
+use jiff::Timestamp;
+use tally_ledger::checkpoint::SignedCheckpoint;
+use tally_ledger::merkle::{Frontier, Hash, leaf_hash};
+use tally_ledger::{EntryView, GENESIS, Kind, VerifiedCheckpoint, VerifierKey};
+
+pub use error::AgentError;
+use publication::{LEDGER_REF, Publication, Reader};
+use state::State;
+
+use crate::objects::Objects;
+use crate::revision::{CheckedCommit, Checker, Update};
+
+/// How far in the agent's future a checkpoint's time may be when `--max-age` is given (clock
+/// skew between the server and the agent).
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
+
+/// What the operator pinned and asked for.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The clone's git directory (see [`discover`]).
+    pub git_dir: PathBuf,
+    /// The ledger's public key: an OpenSSH public key file, as `tally ledger key` prints it.
+    pub ledger_key: PathBuf,
+    /// The agent's own allowed_signers file.
+    pub allowed_signers: PathBuf,
+    /// The branch, short (`main`) or full (`refs/heads/main`).
+    pub branch: String,
+    /// The remote whose tracking ref (`refs/remotes/<remote>/<branch>`) holds the fetched
+    /// branch; when that ref is absent, the local branch is used.
+    pub remote: String,
+    /// The state file; default [`state::default_path`].
+    pub state: Option<PathBuf>,
+    /// The oldest acceptable checkpoint, if freshness is enforced.
+    pub max_age: Option<Duration>,
+    /// On the first run only: the commit whose history is trusted without checking (a full id).
+    pub trust_from: Option<String>,
+    /// The time of the check.
+    pub now: Timestamp,
+}
+
+/// A clone found from a path.
+#[derive(Debug, Clone)]
+pub struct Location {
+    /// Its git directory.
+    pub git_dir: PathBuf,
+    /// Its work tree, if it is not bare.
+    pub work_tree: Option<PathBuf>,
+}
+
+/// Finds the clone that `start` (default: the current directory) is in.
+pub fn discover(start: Option<&Path>) -> Result<Location, AgentError> {
+    let start = start.unwrap_or(Path::new("."));
+    let repo = gix::discover(start).map_err(|e| AgentError::Repository {
+        path: start.to_owned(),
+        message: e.to_string(),
+    })?;
+    let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_owned());
+    Ok(Location {
+        git_dir: canonical(repo.git_dir()),
+        work_tree: repo.workdir().map(canonical),
+    })
+}
+
+/// Returns the full ref name of a branch given short or full.
+pub fn full_branch(name: &str) -> Result<String, AgentError> {
+    let bad = || AgentError::BadBranch {
+        name: name.to_owned(),
+    };
+    let full = if name.starts_with("refs/heads/") {
+        name.to_owned()
+    } else if name.starts_with("refs/") || name.is_empty() {
+        return Err(bad());
+    } else {
+        format!("refs/heads/{name}")
+    };
+    gix::refs::FullName::try_from(full.as_str()).map_err(|_| bad())?;
+    Ok(full)
+}
+
+/// Parses a `--max-age` value: one or more `<number><unit>` with units `s`, `m`, `h`, `d`,
+/// `w` (`90s`, `10m`, `2h`, `1d`, `1h30m`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!(
+            "{text:?} is not a duration; write e.g. 90s, 10m, 2h, 1d or 1h30m (units s, m, h, d, w)"
+        )
+    };
+    let mut total: u64 = 0;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let (number, tail) = rest.split_at(digits);
+        let mut chars = tail.chars();
+        let unit: u64 = match chars.next() {
+            Some('s') => 1,
+            Some('m') => 60,
+            Some('h') => 3600,
+            Some('d') => 86_400,
+            Some('w') => 604_800,
+            _ => return Err(bad()),
+        };
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|s| total.checked_add(s))
+            .filter(|t| i64::try_from(*t).is_ok())
+            .ok_or_else(bad)?;
+        rest = chars.as_str();
+    }
+    if total == 0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// A commit approved for deployment, with what it was approved on.
+#[derive(Debug, Clone)]
+pub struct Approval {
+    /// The branch (full ref name).
+    pub branch: String,
+    /// The approved commit.
+    pub commit: ObjectId,
+    /// Its tree.
+    pub tree: ObjectId,
+    /// The ledger entry that records it.
+    pub seq: u64,
+    /// The commit deployed before (or `--trust-from` on a first run), if any.
+    pub previous: Option<ObjectId>,
+    /// Every commit checked in this run, oldest first, with its signer.
+    pub commits: Vec<CheckedCommit>,
+    /// The checkpoint the approval rests on.
+    pub checkpoint: VerifiedCheckpoint,
+    /// Its signed note.
+    pub note: String,
+    /// The local ref the fetched branch was read from.
+    pub tracking: String,
+    /// The state file.
+    pub state: PathBuf,
+    /// Whether this was the first run (no state before).
+    pub first_run: bool,
+}
+
+impl Approval {
+    /// The approval as `tally verify --json` prints it.
+    pub fn to_json(&self) -> serde_json::Value {
+        let signers: Vec<serde_json::Value> = self
+            .commits
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "commit": c.id.to_string(),
+                    "principal": c.signer.principal,
+                    "fingerprint": c.signer.fingerprint,
+                    "key_type": c.signer.key_type,
+                    "certificate_authority": c.signer.certificate_authority,
+                })
+            })
+            .collect();
+        let time = i64::try_from(self.checkpoint.time())
+            .ok()
+            .and_then(|s| Timestamp::from_second(s).ok())
+            .map(|t| t.to_string());
+        serde_json::json!({
+            "branch": self.branch,
+            "commit": self.commit.to_string(),
+            "tree": self.tree.to_string(),
+            "seq": self.seq,
+            "previous": self.previous.map(|p| p.to_string()),
+            "signers": signers,
+            "checkpoint": {
+                "origin": self.checkpoint.origin(),
+                "size": self.checkpoint.size(),
+                "root": state::to_hex(self.checkpoint.root()),
+                "time": time,
+                "note": self.note,
+            },
+            "tracking": self.tracking,
+            "state": self.state.display().to_string(),
+            "first_run": self.first_run,
+        })
+    }
+}
+
+/// Runs the agent's checks on the clone and, if they all pass, pins the new state and returns
+/// the approved commit.
+pub fn verify(opts: &Options) -> Result<Approval, AgentError> {
+    let branch = full_branch(&opts.branch)?;
+    let key = tally_ledger::key::load_public(&opts.ledger_key).map_err(AgentError::LedgerKey)?;
+    let trust = crate::trust::load(&opts.allowed_signers, None).map_err(AgentError::Signers)?;
+    let repo = gix::open_opts(&opts.git_dir, gix::open::Options::isolated()).map_err(|e| {
+        AgentError::Repository {
+            path: opts.git_dir.clone(),
+            message: e.to_string(),
+        }
+    })?;
+    let state_path = opts
+        .state
+        .clone()
+        .unwrap_or_else(|| state::default_path(repo.git_dir(), &branch));
+    let loaded = state::load(&state_path, &branch, &key, &opts.ledger_key)?;
+    let pinned = loaded.state.as_ref();
+    let objects =
+        Objects::open(repo.common_dir(), None, Vec::new(), repo.object_hash()).map_err(|e| {
+            AgentError::Clone {
+                message: e.to_string(),
+            }
+        })?;
+    let mut reader = Reader::new(&objects);
+
+    // 1. The newest checkpoint, signed by the pinned key.
+    let tip_id = find_ref(&repo, LEDGER_REF)?.ok_or(AgentError::NoLedger)?;
+    let tip = reader.publication(tip_id)?;
+    let note = reader.checkpoint(&tip)?;
+    let signed = SignedCheckpoint::parse(&note).map_err(|source| AgentError::Checkpoint {
+        commit: tip_id,
+        source,
+    })?;
+    let served_origin = &signed.unverified().origin;
+    let origin = match pinned {
+        Some(s) if s.origin != *served_origin => {
+            return Err(AgentError::OtherLedger {
+                pinned: s.origin.clone(),
+                served: served_origin.clone(),
+            });
+        }
+        Some(s) => s.origin.clone(),
+        None => served_origin.clone(),
+    };
+    let vkey = VerifierKey::new(&origin, key).map_err(|source| AgentError::Checkpoint {
+        commit: tip_id,
+        source,
+    })?;
+    let checkpoint = signed
+        .verify(&vkey)
+        .map_err(|source| AgentError::Checkpoint {
+            commit: tip_id,
+            source,
+        })?;
+    if checkpoint.size() != tip.range.size {
+        return Err(AgentError::Publication {
+            commit: tip_id,
+            problem: format!(
+                "carries a checkpoint for {} entries but its range ends at {}",
+                checkpoint.size(),
+                tip.range.size
+            ),
+        });
+    }
+
+    // 2. Freshness, and 3. size and root against the pinned ones: every reason that applies
+    // is reported (a restored backup is typically both older and smaller).
+    let mut reasons = check_freshness(&checkpoint, pinned, opts);
+    let start = pinned.map_or(0, |s| s.checkpoint.size());
+    if let Some(s) = pinned {
+        if checkpoint.size() < start {
+            reasons.push(AgentError::Rollback {
+                pinned: start,
+                served: checkpoint.size(),
+            });
+        }
+        if checkpoint.size() == start && checkpoint.root() != s.checkpoint.root() {
+            let evidence = keep_evidence(&state_path, &s.note, &note, opts.now)?;
+            reasons.push(fork(s, &checkpoint, evidence));
+        }
+    }
+    if let Some(error) = AgentError::combine(reasons) {
+        return Err(error);
+    }
+
+    // 3. The entries since the pinned size extend the pinned tree to the signed root.
+    let publications = reader.since(tip, start)?;
+    let mut scan = Scan::new(&branch, pinned);
+    for publication in publications.iter().rev() {
+        reader.entries(publication, |seq, bytes| {
+            if seq >= start {
+                scan.push(seq, bytes);
+            }
+        })?;
+    }
+    if scan.frontier.root() != *checkpoint.root() {
+        return Err(diverged(
+            &mut reader,
+            &vkey,
+            pinned,
+            &publications,
+            &checkpoint,
+            &note,
+            &state_path,
+            opts.now,
+        )?);
+    }
+    if let Some(problem) = scan.problem.take() {
+        return Err(problem);
+    }
+
+    // 4. The latest accepted entry for the branch.
+    let hash_len = objects.hash_kind().len_in_bytes();
+    let chosen = scan.latest(pinned, checkpoint.size(), hash_len)?;
+    if let Some(s) = pinned {
+        if scan.aborted.contains(&s.deployed_seq) {
+            return Err(AgentError::DeployedAborted {
+                seq: s.deployed_seq,
+                commit: s.deployed_commit,
+            });
+        }
+        if chosen.seq < s.deployed_seq {
+            return Err(AgentError::OlderEntry {
+                seq: chosen.seq,
+                deployed: s.deployed_seq,
+            });
+        }
+    }
+
+    // 5. The fetched branch is the entry's commit, with the entry's tree.
+    let short = branch.strip_prefix("refs/heads/").unwrap_or(&branch);
+    let tracking = format!("refs/remotes/{}/{short}", opts.remote);
+    let (tracking, tip_commit) = match find_ref(&repo, &tracking)? {
+        Some(id) => (tracking, id),
+        None => match find_ref(&repo, &branch)? {
+            Some(id) => (branch.clone(), id),
+            None => {
+                return Err(AgentError::NoBranch {
+                    tracking,
+                    branch: branch.clone(),
+                });
+            }
+        },
+    };
+    if !objects.contains(&chosen.commit) {
+        return Err(AgentError::CommitMissing {
+            seq: chosen.seq,
+            branch: branch.clone(),
+            commit: chosen.commit,
+        });
+    }
+    if tip_commit != chosen.commit {
+        return Err(AgentError::BranchMoved {
+            tracking,
+            tip: tip_commit,
+            branch: branch.clone(),
+            seq: chosen.seq,
+            commit: chosen.commit,
+            deployed: pinned.map(|s| s.deployed_commit),
+        });
+    }
+    let tree = commit_tree(&objects, chosen.commit)?;
+    if tree != chosen.tree {
+        return Err(AgentError::TreeMismatch {
+            seq: chosen.seq,
+            commit: chosen.commit,
+            expected: chosen.tree,
+            found: tree,
+        });
+    }
+
+    // 6. Every new commit, against the agent's own signers.
+    let base = match (pinned, &opts.trust_from) {
+        (Some(s), _) => Some(s.deployed_commit),
+        (None, Some(text)) => {
+            let bad = || AgentError::BadTrustFrom {
+                value: text.clone(),
+            };
+            let id = ObjectId::from_hex(text.trim().as_bytes()).map_err(|_| bad())?;
+            if id.kind() != objects.hash_kind() || !objects.contains(&id) {
+                return Err(bad());
+            }
+            Some(id)
+        }
+        (None, None) => None,
+    };
+    let mut commits = Vec::new();
+    if base != Some(chosen.commit) {
+        let mut checker = Checker::new(&objects, &trust, None, opts.now);
+        let update = Update {
+            refname: branch.clone(),
+            old: base,
+            new: Some(chosen.commit),
+        };
+        let verdict = checker
+            .check(&update, &[])
+            .into_verdict()
+            .map_err(|violations| AgentError::Commits {
+                violations,
+                allowed_signers: opts.allowed_signers.clone(),
+                base,
+                baseline: scan.baseline,
+            })?;
+        commits = verdict.commits;
+    }
+
+    // Everything holds: pin the new state.
+    let repository = scan
+        .repository
+        .clone()
+        .or_else(|| pinned.map(|s| s.repository.clone()))
+        .unwrap_or_default();
+    let new_state = State {
+        branch: branch.clone(),
+        origin,
+        repository,
+        checkpoint: checkpoint.clone(),
+        note: note.clone(),
+        frontier: scan.frontier,
+        last_leaf: scan.last_leaf,
+        publication: tip_id,
+        deployed_seq: chosen.seq,
+        deployed_commit: chosen.commit,
+        deployed_tree: chosen.tree,
+    };
+    let unchanged = pinned.is_some_and(|s| {
+        s.note == new_state.note
+            && s.publication == new_state.publication
+            && s.deployed_seq == new_state.deployed_seq
+    });
+    if !unchanged {
+        let bytes = state::to_bytes(&new_state, &key, opts.now);
+        state::store(&state_path, loaded.raw.as_deref(), &bytes)?;
+    }
+    Ok(Approval {
+        branch,
+        commit: chosen.commit,
+        tree: chosen.tree,
+        seq: chosen.seq,
+        previous: base,
+        commits,
+        checkpoint,
+        note,
+        tracking,
+        state: state_path,
+        first_run: pinned.is_none(),
+    })
+}
+
+/// Step 2: `--max-age`, clock skew, and never older than the pinned checkpoint.
+fn check_freshness(
+    checkpoint: &VerifiedCheckpoint,
+    pinned: Option<&State>,
+    opts: &Options,
+) -> Vec<AgentError> {
+    let mut reasons = Vec::new();
+    // `SignedCheckpoint::verify` guarantees the time fits an i64.
+    let seconds = i64::try_from(checkpoint.time()).unwrap_or(i64::MAX);
+    let time = Timestamp::from_second(seconds).unwrap_or(Timestamp::MAX);
+    if let Some(max_age) = opts.max_age {
+        let age = opts.now.as_second().saturating_sub(seconds);
+        let skew = i64::try_from(MAX_CLOCK_SKEW.as_secs()).unwrap_or(i64::MAX);
+        if age < -skew {
+            reasons.push(AgentError::FutureCheckpoint {
+                time,
+                ahead_seconds: -age,
+            });
+        }
+        if age > i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX) {
+            reasons.push(AgentError::Stale {
+                time,
+                age_seconds: age,
+                max_age_seconds: max_age.as_secs(),
+            });
+        }
+    }
+    if let Some(s) = pinned
+        && checkpoint.time() < s.checkpoint.time()
+    {
+        let pinned_time = i64::try_from(s.checkpoint.time())
+            .ok()
+            .and_then(|t| Timestamp::from_second(t).ok())
+            .unwrap_or(Timestamp::MAX);
+        reasons.push(AgentError::OlderCheckpoint {
+            served: time,
+            pinned: pinned_time,
+        });
+    }
+    reasons
+}
+
+fn fork(pinned: &State, served: &VerifiedCheckpoint, evidence: (PathBuf, PathBuf)) -> AgentError {
+    AgentError::Fork {
+        size: pinned.checkpoint.size(),
+        pinned_root: state::to_hex(pinned.checkpoint.root()),
+        served_root: state::to_hex(served.root()),
+        evidence,
+    }
+}
+
+/// The published entries do not lead from the pinned frontier to the signed root. When the
+/// publication chain holds a signed checkpoint at the pinned size with another root, that is
+/// a fork proven by two signatures; otherwise the entries and the checkpoint disagree.
+#[allow(clippy::too_many_arguments)]
+fn diverged(
+    reader: &mut Reader<'_>,
+    vkey: &VerifierKey,
+    pinned: Option<&State>,
+    publications: &[Publication],
+    served: &VerifiedCheckpoint,
+    served_note: &str,
+    state_path: &Path,
+    now: Timestamp,
+) -> Result<AgentError, AgentError> {
+    let Some(s) = pinned else {
+        let commit = publications
+            .first()
+            .map_or(ObjectId::null(gix::hash::Kind::Sha1), |p| p.commit);
+        return Ok(AgentError::Publication {
+            commit,
+            problem: format!(
+                "publishes entries 0..{} that do not hash to its checkpoint's root",
+                served.size()
+            ),
+        });
+    };
+    let size = s.checkpoint.size();
+    let at_pinned_size = match publications.last() {
+        Some(oldest) if oldest.range.first == size => oldest.parent,
+        _ => None,
+    };
+    if let Some(parent) = at_pinned_size
+        && let Ok(publication) = reader.publication(parent)
+        && publication.range.size == size
+        && let Ok(text) = reader.checkpoint(&publication)
+        && let Ok(signed) = SignedCheckpoint::parse(&text)
+        && let Ok(checkpoint) = signed.verify(vkey)
+        && checkpoint.size() == size
+        && checkpoint.root() != s.checkpoint.root()
+    {
+        let evidence = keep_evidence(state_path, &s.note, &text, now)?;
+        return Ok(fork(s, &checkpoint, evidence));
+    }
+    let evidence = keep_evidence(state_path, &s.note, served_note, now)?;
+    Ok(AgentError::Inconsistent {
+        from: size,
+        to: served.size(),
+        evidence,
+    })
+}
+
+/// Writes the pinned and the served checkpoint next to the state file; returns their paths.
+fn keep_evidence(
+    state_path: &Path,
+    pinned: &str,
+    served: &str,
+    now: Timestamp,
+) -> Result<(PathBuf, PathBuf), AgentError> {
+    let name = state_path
+        .file_name()
+        .map_or_else(|| "state".into(), |n| n.to_string_lossy().into_owned());
+    let dir = state_path.parent().unwrap_or(Path::new("."));
+    let mut last_error = None;
+    for attempt in 0..100 {
+        let suffix = if attempt == 0 {
+            String::new()
+        } else {
+            format!("-{attempt}")
+        };
+        let stem = format!("{name}.fork-{}{suffix}", now.as_second());
+        let paths = (
+            dir.join(format!("{stem}.pinned.checkpoint")),
+            dir.join(format!("{stem}.served.checkpoint")),
+        );
+        match state::write_new(&paths.0, pinned.as_bytes())
+            .and_then(|()| state::write_new(&paths.1, served.as_bytes()))
+        {
+            Ok(()) => return Ok(paths),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last_error = Some(e),
+            Err(source) => {
+                return Err(AgentError::Write {
+                    path: paths.0,
+                    source,
+                });
+            }
+        }
+    }
+    Err(AgentError::Write {
+        path: dir.to_owned(),
+        source: last_error.unwrap_or_else(|| std::io::Error::other("no free evidence name")),
+    })
+}
+
+/// Where a ref points, without peeling tags (tally's refs point to commits).
+fn find_ref(repo: &gix::Repository, name: &str) -> Result<Option<ObjectId>, AgentError> {
+    let clone_error = |e: &dyn std::fmt::Display| AgentError::Clone {
+        message: format!("{name}: {e}"),
+    };
+    let Some(mut r) = repo.try_find_reference(name).map_err(|e| clone_error(&e))? else {
+        return Ok(None);
+    };
+    if let Some(id) = r.target().try_id() {
+        return Ok(Some(id.to_owned()));
+    }
+    Ok(Some(r.peel_to_id().map_err(|e| clone_error(&e))?.detach()))
+}
+
+fn commit_tree(objects: &Objects, id: ObjectId) -> Result<ObjectId, AgentError> {
+    let mut buf = Vec::new();
+    let raw = objects
+        .read(&id, gix::objs::Kind::Commit, &mut buf)
+        .map_err(|e| AgentError::Clone {
+            message: e.to_string(),
+        })?;
+    gix::objs::CommitRefIter::from_bytes(raw, objects.hash_kind())
+        .tree_id()
+        .map_err(|e| AgentError::Clone {
+            message: format!("commit {id}: {e}"),
+        })
+}
+
+/// An entry that set the branch.
+#[derive(Debug, Clone)]
+struct Candidate {
+    seq: u64,
+    new: Option<Vec<u8>>,
+    tree: Option<Vec<u8>>,
+}
+
+/// The entry chosen for deployment.
+#[derive(Debug, Clone, Copy)]
+struct Chosen {
+    seq: u64,
+    commit: ObjectId,
+    tree: ObjectId,
+}
+
+/// Streams the new entries: extends the frontier, checks the chain, and keeps what step 4
+/// needs about the branch.
+struct Scan<'a> {
+    branch: &'a str,
+    /// The first seq scanned (the pinned size).
+    start: u64,
+    next_seq: u64,
+    frontier: Frontier,
+    last_leaf: Hash,
+    repository: Option<String>,
+    /// The kind code of every scanned entry, by `seq - start`, to check aborts.
+    kinds: Vec<u8>,
+    /// Every seq an aborted entry cancels, in the scanned range.
+    aborted: HashSet<u64>,
+    /// Entries that set the branch, in order.
+    candidates: Vec<Candidate>,
+    /// The branch's latest baseline (`tally init`) commit, for the `--trust-from` hint.
+    baseline: Option<ObjectId>,
+    /// The first problem found.
+    problem: Option<AgentError>,
+}
+
+impl<'a> Scan<'a> {
+    fn new(branch: &'a str, pinned: Option<&State>) -> Scan<'a> {
+        let start = pinned.map_or(0, |s| s.checkpoint.size());
+        Scan {
+            branch,
+            start,
+            next_seq: start,
+            frontier: pinned.map_or_else(Frontier::new, |s| s.frontier.clone()),
+            last_leaf: pinned.map_or(GENESIS, |s| s.last_leaf),
+            repository: pinned.map(|s| s.repository.clone()),
+            kinds: Vec::new(),
+            aborted: HashSet::new(),
+            candidates: Vec::new(),
+            baseline: None,
+            problem: None,
+        }
+    }
+
+    fn push(&mut self, seq: u64, bytes: &[u8]) {
+        let leaf = leaf_hash(bytes);
+        self.frontier.append(&leaf);
+        if self.problem.is_none()
+            && let Err(problem) = self.check(seq, bytes)
+        {
+            self.problem = Some(problem);
+        }
+        self.last_leaf = leaf;
+        self.next_seq = seq + 1;
+    }
+
+    fn check(&mut self, seq: u64, bytes: &[u8]) -> Result<(), AgentError> {
+        let broken = |problem: String| AgentError::BrokenChain { seq, problem };
+        let entry =
+            EntryView::parse(bytes).map_err(|source| AgentError::BadEntry { seq, source })?;
+        if entry.seq != seq || seq != self.next_seq {
+            return Err(broken(format!(
+                "is published at position {seq} but says it is entry #{}",
+                entry.seq
+            )));
+        }
+        if entry.prev_hash != self.last_leaf {
+            return Err(broken(format!(
+                "prev_hash {} is not the previous entry's leaf hash {}",
+                state::to_hex(&entry.prev_hash),
+                state::to_hex(&self.last_leaf)
+            )));
+        }
+        match &self.repository {
+            Some(r) if r != entry.repository => {
+                return Err(broken(format!(
+                    "belongs to repository {:?}, not {r:?}",
+                    entry.repository
+                )));
+            }
+            Some(_) => {}
+            None => self.repository = Some(entry.repository.to_owned()),
+        }
+        if let Some(target) = entry.aborts {
+            // Targets before the scanned range were checked when they were scanned; their kind
+            // is not kept, so only a second abort within this range is caught here.
+            if let Some(index) = target.checked_sub(self.start) {
+                let kind = usize::try_from(index)
+                    .ok()
+                    .and_then(|i| self.kinds.get(i))
+                    .copied()
+                    .and_then(Kind::from_code);
+                if !matches!(kind, Some(Kind::Accepted | Kind::PolicyChange)) {
+                    return Err(broken(format!(
+                        "aborts entry #{target}, which is not an accepted or policy-change entry"
+                    )));
+                }
+            }
+            if !self.aborted.insert(target) {
+                return Err(broken(format!("aborts entry #{target} a second time")));
+            }
+        }
+        self.kinds.push(entry.kind.code());
+        if entry.refname == self.branch && matches!(entry.kind, Kind::Accepted | Kind::PolicyChange)
+        {
+            if entry.kind == Kind::PolicyChange {
+                self.baseline = entry.new.and_then(|id| ObjectId::try_from(id).ok());
+            }
+            self.candidates.push(Candidate {
+                seq,
+                new: entry.new.map(<[u8]>::to_vec),
+                tree: entry.new_tree.map(<[u8]>::to_vec),
+            });
+        }
+        Ok(())
+    }
+
+    /// The latest entry that set the branch and was not aborted: among the new entries, else
+    /// the one this agent deployed.
+    fn latest(
+        &self,
+        pinned: Option<&State>,
+        size: u64,
+        hash_len: usize,
+    ) -> Result<Chosen, AgentError> {
+        let Some(c) = self
+            .candidates
+            .iter()
+            .rev()
+            .find(|c| !self.aborted.contains(&c.seq))
+        else {
+            return match pinned {
+                Some(s) => Ok(Chosen {
+                    seq: s.deployed_seq,
+                    commit: s.deployed_commit,
+                    tree: s.deployed_tree,
+                }),
+                None => Err(AgentError::NoEntry {
+                    branch: self.branch.to_owned(),
+                    size,
+                }),
+            };
+        };
+        let bad = |problem: &str| AgentError::BadBranchEntry {
+            seq: c.seq,
+            branch: self.branch.to_owned(),
+            problem: problem.to_owned(),
+        };
+        let id = |bytes: &Option<Vec<u8>>, what: &str| match bytes {
+            None if what == "commit" => Err(bad("records no commit (a deletion of the branch)")),
+            None => Err(bad(&format!("records no {what}"))),
+            Some(b) if b.len() != hash_len => Err(bad(&format!(
+                "records a {what} id of {} bytes, but this clone's ids are {hash_len} bytes",
+                b.len()
+            ))),
+            Some(b) => ObjectId::try_from(b.as_slice()).map_err(|_| bad("records a bad id")),
+        };
+        Ok(Chosen {
+            seq: c.seq,
+            commit: id(&c.new, "commit")?,
+            tree: id(&c.tree, "tree")?,
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_the_units_operators_write() {
+        let secs = |t: &str| parse_duration(t).unwrap().as_secs();
+        assert_eq!(secs("90s"), 90);
+        assert_eq!(secs("10m"), 600);
+        assert_eq!(secs("2h"), 7200);
+        assert_eq!(secs("1d"), 86_400);
+        assert_eq!(secs("1w"), 604_800);
+        assert_eq!(secs("1h30m"), 5400);
+        for bad in [
+            "",
+            "10",
+            "m",
+            "1x",
+            "-1h",
+            "1.5h",
+            "0s",
+            "1 h",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    fn checkpoint_at(time: u64) -> VerifiedCheckpoint {
+        let key = tally_ledger::SigningKey::from_bytes(&[9; 32]);
+        let checkpoint = tally_ledger::Checkpoint {
+            origin: "tally/test".into(),
+            size: 1,
+            root: [1; 32],
+        };
+        let vkey = VerifierKey::new("tally/test", key.verifying_key()).unwrap();
+        checkpoint.sign(time, &key).unwrap().verify(&vkey).unwrap()
+    }
+
+    fn options(now: i64, max_age: Option<u64>) -> Options {
+        Options {
+            git_dir: PathBuf::new(),
+            ledger_key: PathBuf::new(),
+            allowed_signers: PathBuf::new(),
+            branch: "main".into(),
+            remote: "origin".into(),
+            state: None,
+            max_age: max_age.map(Duration::from_secs),
+            trust_from: None,
+            now: Timestamp::from_second(now).unwrap(),
+        }
+    }
+
+    #[test]
+    fn freshness_refuses_stale_and_future_checkpoints() {
+        let t = 1_767_225_600;
+        let at = checkpoint_at(t);
+        let ok = |now, max| check_freshness(&at, None, &options(now, max)).is_empty();
+        assert!(ok(t as i64 + 600, Some(600)));
+        assert!(
+            ok(t as i64 + 10_000, None),
+            "no --max-age, no wall-clock check"
+        );
+        let reasons = check_freshness(&at, None, &options(t as i64 + 601, Some(600)));
+        assert!(matches!(
+            reasons[..],
+            [AgentError::Stale {
+                age_seconds: 601,
+                ..
+            }]
+        ));
+        assert!(ok(t as i64 - 300, Some(600)), "within the clock skew");
+        let reasons = check_freshness(&at, None, &options(t as i64 - 301, Some(600)));
+        assert!(matches!(reasons[..], [AgentError::FutureCheckpoint { .. }]));
+    }
+
+    #[test]
+    fn branch_names_become_full_refs() {
+        assert_eq!(full_branch("main").unwrap(), "refs/heads/main");
+        assert_eq!(full_branch("env/prod").unwrap(), "refs/heads/env/prod");
+        assert_eq!(full_branch("refs/heads/main").unwrap(), "refs/heads/main");
+        for bad in ["", "refs/tags/v1", "a..b", "bad name", "x.lock"] {
+            assert!(full_branch(bad).is_err(), "{bad:?}");
+        }
+    }
+}

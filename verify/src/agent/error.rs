@@ -1,0 +1,456 @@
+//! Why the agent did not approve a commit: one variant per failure, each saying what is wrong
+//! and what the operator should do.
+
+use std::path::PathBuf;
+
+use gix::ObjectId;
+use tally_ledger::{CheckpointError, EntryError, KeyError};
+
+use crate::revision::{Problem, Violation};
+use crate::trust::LoadError;
+
+/// Why `tally verify` (or the verify step of `tally pull`) approved nothing.
+///
+/// [`AgentError::is_setup`] separates what the operator must fix in the agent's own setup
+/// (exit 2) from what the agent refused in what the server served (exit 1).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    // ---- the agent's own setup (exit 2) ---------------------------------------------------
+    /// The clone could not be found or opened.
+    #[error("{}: not a git repository ({message}); pass --repo <CLONE>", path.display())]
+    Repository {
+        /// Where we looked.
+        path: PathBuf,
+        /// What git said.
+        message: String,
+    },
+    /// The pinned ledger public key cannot be read.
+    #[error(
+        "cannot read the pinned ledger key: {0}; pass the line `tally ledger key` prints on the server, in a file, to --ledger-key"
+    )]
+    LedgerKey(#[source] KeyError),
+    /// The agent's allowed_signers (or revocation file) cannot be read.
+    #[error("cannot load the agent's allowed signers: {0}")]
+    Signers(#[source] LoadError),
+    /// `--branch` is not a branch name.
+    #[error("{name:?} is not a branch name; pass --branch <NAME> (e.g. main)")]
+    BadBranch {
+        /// What was given.
+        name: String,
+    },
+    /// `--trust-from` is not a full commit id.
+    #[error(
+        "--trust-from {value:?} is not a full commit id of this clone; pass the id `git rev-parse <rev>` prints"
+    )]
+    BadTrustFrom {
+        /// What was given.
+        value: String,
+    },
+    /// Reading the clone's objects or refs failed for a reason other than what was served.
+    #[error("cannot read the clone: {message}; check the clone with git fsck")]
+    Clone {
+        /// What failed.
+        message: String,
+    },
+    /// Writing the state file or the fork evidence failed; nothing was approved.
+    #[error("cannot write {}: {source}; fix the file system (space, permissions) and run again", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+
+    // ---- the pinned state (exit 1: the trust anchor is unusable) -------------------------
+    /// The state file exists but cannot be read or is not a valid state: never a fresh start.
+    #[error(
+        "state file {} is unusable: {reason}; restore it from a backup, or, after checking the server out of band, delete it to trust the ledger again from scratch",
+        path.display()
+    )]
+    CorruptState {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The state file was written for another branch.
+    #[error(
+        "state file {} pins {pinned}, not {branch}; give each branch its own --state file",
+        path.display()
+    )]
+    StateBranch {
+        /// The file.
+        path: PathBuf,
+        /// The branch it pins.
+        pinned: String,
+        /// The branch asked for.
+        branch: String,
+    },
+    /// The pinned ledger key is not the one the state was verified with.
+    #[error(
+        "the ledger key in {} is not the key state file {} was pinned with ({pinned}); if the server's ledger key was really replaced, confirm the new key out of band, then delete the state file",
+        key.display(), path.display()
+    )]
+    StateKey {
+        /// The state file.
+        path: PathBuf,
+        /// The key file given.
+        key: PathBuf,
+        /// The key the state pins.
+        pinned: String,
+    },
+    /// Another run changed the state file while this one was verifying.
+    #[error(
+        "state file {} changed while this run was verifying (another tally verify or pull on the same branch?); run one agent per branch at a time, then run again",
+        path.display()
+    )]
+    StateChanged {
+        /// The file.
+        path: PathBuf,
+    },
+
+    // ---- what the server served (exit 1) --------------------------------------------------
+    /// The clone has no `refs/tally/ledger`.
+    #[error(
+        "the clone has no refs/tally/ledger; fetch it (git fetch <remote> +refs/tally/ledger:refs/tally/ledger, or use tally pull) and check that the server runs tally"
+    )]
+    NoLedger,
+    /// A publication commit of `refs/tally/ledger` is malformed.
+    #[error(
+        "refs/tally/ledger: publication {commit} {problem}; the server's published ledger is damaged or forged: do not deploy, ask the server's administrator to run tally ledger verify"
+    )]
+    Publication {
+        /// The publication commit.
+        commit: ObjectId,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A publication commit or blob is not in the clone.
+    #[error(
+        "refs/tally/ledger: object {id} is missing from the clone; fetch again (tally pull, or git fetch <remote> +refs/tally/ledger:refs/tally/ledger) and do not use a shallow clone"
+    )]
+    MissingObject {
+        /// The object.
+        id: ObjectId,
+    },
+    /// The newest checkpoint does not verify with the pinned ledger key.
+    #[error(
+        "the newest checkpoint (publication {commit}) does not verify with the pinned ledger key: {source}; do not deploy: the ledger was forged or the key pinned with --ledger-key is wrong"
+    )]
+    Checkpoint {
+        /// The publication commit carrying it.
+        commit: ObjectId,
+        /// Why.
+        source: CheckpointError,
+    },
+    /// The checkpoint is for another ledger than the pinned one.
+    #[error(
+        "the served ledger is {served:?}, but this agent pinned {pinned:?}: the remote serves another repository's ledger; check the remote URL"
+    )]
+    OtherLedger {
+        /// The origin pinned in the state.
+        pinned: String,
+        /// The origin served.
+        served: String,
+    },
+    /// The checkpoint is older than `--max-age` (freeze).
+    #[error(
+        "the newest checkpoint was signed {age_seconds} s ago, at {time}, more than --max-age {max_age_seconds} s: the server or a mirror may be freezing this agent on an old state; check that the server runs `tally ledger checkpoint` regularly and that this agent fetches from it"
+    )]
+    Stale {
+        /// When it was signed.
+        time: jiff::Timestamp,
+        /// Its age.
+        age_seconds: i64,
+        /// The limit.
+        max_age_seconds: u64,
+    },
+    /// The checkpoint claims a time in the agent's future.
+    #[error(
+        "the newest checkpoint claims to be signed at {time}, {ahead_seconds} s in this agent's future: fix the clock of the server or of this machine"
+    )]
+    FutureCheckpoint {
+        /// Its time.
+        time: jiff::Timestamp,
+        /// How far ahead.
+        ahead_seconds: i64,
+    },
+    /// The checkpoint is older than the last one this agent accepted (freeze or rollback).
+    #[error(
+        "the newest checkpoint was signed at {served}, before the one this agent accepted last ({pinned}): the server or a mirror serves an old state; do not deploy, check which server the remote points to"
+    )]
+    OlderCheckpoint {
+        /// The served time.
+        served: jiff::Timestamp,
+        /// The pinned time.
+        pinned: jiff::Timestamp,
+    },
+    /// The served ledger is smaller than the pinned one (rollback).
+    #[error(
+        "rollback: the served ledger has {served} entries, but this agent already saw {pinned}: the server was restored from an old copy or a mirror serves a stale one; do not deploy, investigate the server"
+    )]
+    Rollback {
+        /// The pinned size.
+        pinned: u64,
+        /// The served size.
+        served: u64,
+    },
+    /// Two signed checkpoints of the same size disagree (fork, split view).
+    #[error(
+        "fork: the served ledger has root {served_root} at size {size}, but this agent pinned root {pinned_root} at that size: the server shows different histories to different agents; both signed checkpoints are kept as evidence in {} and {}; do not deploy, report them to the server's administrators",
+        evidence.0.display(), evidence.1.display()
+    )]
+    Fork {
+        /// The size both checkpoints are for.
+        size: u64,
+        /// The pinned root, hex.
+        pinned_root: String,
+        /// The served root, hex.
+        served_root: String,
+        /// The files holding the pinned and the served checkpoint.
+        evidence: (PathBuf, PathBuf),
+    },
+    /// The served entries do not extend the pinned tree to the signed root.
+    #[error(
+        "the published entries {from}..{to} do not extend the pinned checkpoint (size {from}) to the newest one's root: the ledger forked or its publication was tampered with; both checkpoints are kept in {} and {}; do not deploy, report them to the server's administrators",
+        evidence.0.display(), evidence.1.display()
+    )]
+    Inconsistent {
+        /// The pinned size.
+        from: u64,
+        /// The served size.
+        to: u64,
+        /// The files holding the pinned and the served checkpoint.
+        evidence: (PathBuf, PathBuf),
+    },
+    /// A published entry does not decode.
+    #[error(
+        "ledger entry #{seq} is malformed ({source}); do not deploy, ask the server's administrator to run tally ledger verify"
+    )]
+    BadEntry {
+        /// The entry.
+        seq: u64,
+        /// Why.
+        source: EntryError,
+    },
+    /// The published entries break the hash chain or the ledger's rules.
+    #[error(
+        "ledger entry #{seq}: {problem}; do not deploy, ask the server's administrator to run tally ledger verify"
+    )]
+    BrokenChain {
+        /// The entry.
+        seq: u64,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The ledger has no accepted entry for the branch.
+    #[error(
+        "the ledger ({size} entries) has no accepted entry for {branch}: nothing to deploy; check that the branch is protected on the server (tally init --branch)"
+    )]
+    NoEntry {
+        /// The branch.
+        branch: String,
+        /// The ledger size.
+        size: u64,
+    },
+    /// The entry this agent deployed was aborted afterwards.
+    #[error(
+        "ledger entry #{seq} ({commit}), which this agent deployed, was cancelled by a later aborted entry: the server says that move never happened; do not deploy, investigate the server"
+    )]
+    DeployedAborted {
+        /// The entry.
+        seq: u64,
+        /// Its commit.
+        commit: ObjectId,
+    },
+    /// The latest entry for the branch records no commit (a deletion) or an unusable id.
+    #[error(
+        "ledger entry #{seq} for {branch} {problem}; do not deploy, ask the server's administrator to run tally ledger verify"
+    )]
+    BadBranchEntry {
+        /// The entry.
+        seq: u64,
+        /// The branch.
+        branch: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The latest entry is older than the one this agent deployed.
+    #[error(
+        "ledger entry #{seq} is older than entry #{deployed}, which this agent deployed; do not deploy, investigate the server"
+    )]
+    OlderEntry {
+        /// The latest entry.
+        seq: u64,
+        /// The deployed entry.
+        deployed: u64,
+    },
+    /// The entry's commit is not in the clone.
+    #[error(
+        "ledger entry #{seq} records commit {commit} for {branch}, which is not in this clone: fetch it (tally pull); if the server no longer has it, the branch was moved outside tally: do not deploy"
+    )]
+    CommitMissing {
+        /// The entry.
+        seq: u64,
+        /// The branch.
+        branch: String,
+        /// The commit.
+        commit: ObjectId,
+    },
+    /// The fetched branch is not where the ledger says.
+    #[error(
+        "{tracking} is at {tip}, but the ledger's latest accepted entry #{seq} for {branch} records {commit}: the branch was moved on the server without going through tally (or the ledger was fetched separately from the branch); staying on {}; fetch both in one go (tally pull) and, if this persists, do not deploy and investigate the server",
+        deployed.map_or_else(|| "nothing (nothing deployed yet)".to_owned(), |d| d.to_string())
+    )]
+    BranchMoved {
+        /// The local ref holding the fetched branch.
+        tracking: String,
+        /// Where it points.
+        tip: ObjectId,
+        /// The branch.
+        branch: String,
+        /// The entry.
+        seq: u64,
+        /// The entry's commit.
+        commit: ObjectId,
+        /// What this agent last deployed.
+        deployed: Option<ObjectId>,
+    },
+    /// Neither the remote-tracking ref nor the local branch exists.
+    #[error(
+        "the clone has neither {tracking} nor {branch}; fetch the branch (tally pull, or git fetch <remote> {branch})"
+    )]
+    NoBranch {
+        /// The remote-tracking ref looked for.
+        tracking: String,
+        /// The local branch looked for.
+        branch: String,
+    },
+    /// The entry's commit has another tree than the entry records (mix-and-match).
+    #[error(
+        "commit {commit} has tree {found}, but ledger entry #{seq} records tree {expected}: the commit and the ledger do not match; do not deploy, investigate the server"
+    )]
+    TreeMismatch {
+        /// The entry.
+        seq: u64,
+        /// The commit.
+        commit: ObjectId,
+        /// The entry's tree.
+        expected: ObjectId,
+        /// The commit's tree.
+        found: ObjectId,
+    },
+    /// Several independent reasons (a checkpoint both stale and smaller than the pinned one).
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<AgentError>),
+    /// Some new commit breaks the rules, judged against the agent's own signers.
+    #[error("{}", violation_lines(violations, allowed_signers).join("\n"))]
+    Commits {
+        /// Every violation found.
+        violations: Vec<Violation>,
+        /// The agent's allowed_signers file, named in the fixes.
+        allowed_signers: PathBuf,
+        /// The last deployed commit (or `--trust-from`), if any.
+        base: Option<ObjectId>,
+        /// A commit `--trust-from` could start from: the branch's baseline in the ledger.
+        baseline: Option<ObjectId>,
+    },
+}
+
+impl AgentError {
+    /// Whether the agent's own setup is at fault (exit 2) rather than what was served (exit 1).
+    pub fn is_setup(&self) -> bool {
+        matches!(
+            self,
+            AgentError::Repository { .. }
+                | AgentError::LedgerKey(_)
+                | AgentError::Signers(_)
+                | AgentError::BadBranch { .. }
+                | AgentError::BadTrustFrom { .. }
+                | AgentError::Clone { .. }
+                | AgentError::Write { .. }
+                | AgentError::StateBranch { .. }
+                | AgentError::StateKey { .. }
+        )
+    }
+
+    /// One error for several reasons, or the only one; `None` for none.
+    pub fn combine(mut reasons: Vec<AgentError>) -> Option<AgentError> {
+        match reasons.len() {
+            0 => None,
+            1 => reasons.pop(),
+            _ => Some(AgentError::Several(reasons)),
+        }
+    }
+
+    /// The reasons, one line each, each saying what is wrong and what to do.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            AgentError::Several(all) => all.iter().flat_map(AgentError::lines).collect(),
+            AgentError::Commits {
+                violations,
+                allowed_signers,
+                base,
+                baseline,
+            } => {
+                let mut lines = violation_lines(violations, allowed_signers);
+                if base.is_none()
+                    && let Some(b) = baseline
+                {
+                    lines.push(format!(
+                        "the ledger records {b} as the branch's baseline at tally init (history before it was not checked by the server); if you trust it, run once with --trust-from {b}"
+                    ));
+                }
+                lines
+            }
+            other => vec![other.to_string()],
+        }
+    }
+}
+
+/// At most this many violation lines are printed; the rest are counted.
+const MAX_LINES: usize = 50;
+
+fn violation_lines(violations: &[Violation], signers: &std::path::Path) -> Vec<String> {
+    let mut lines: Vec<String> = violations
+        .iter()
+        .take(MAX_LINES)
+        .map(|v| violation_line(v, signers))
+        .collect();
+    if violations.len() > MAX_LINES {
+        lines.push(format!(
+            "... and {} more problems of the same kind",
+            violations.len() - MAX_LINES
+        ));
+    }
+    lines
+}
+
+/// One violation as the operator of an agent needs it: the server accepted this commit, so the
+/// fix is about the agent's trust or the server, not about re-signing.
+fn violation_line(v: &Violation, signers: &std::path::Path) -> String {
+    let commit = v.commit.map_or_else(String::new, |c| {
+        format!("commit {} ", c.to_hex_with_len(10))
+    });
+    match &v.problem {
+        Problem::NonFastForward => format!(
+            "{commit}{}: the new commit does not descend from the last deployed one (history was rewritten); do not deploy, investigate the server",
+            v.refname
+        ),
+        Problem::Merge { parents } => format!(
+            "{commit}is a merge ({parents} parents) but the history must be linear; do not deploy, investigate the server that accepted it"
+        ),
+        Problem::RootCommit => format!(
+            "{commit}is a second root commit but the history must be linear; do not deploy, investigate the server that accepted it"
+        ),
+        Problem::Signature(p) => format!(
+            "{commit}is refused by this agent's own signature check: {p}; this agent trusts only the signers in {}: if the signer is trusted, add their key there, otherwise do not deploy",
+            signers.display()
+        ),
+        Problem::Unreadable(e) => format!(
+            "{commit}cannot be checked: {e}; fetch again (tally pull) or run git fsck on the clone"
+        ),
+        _ => format!("{v}; do not deploy"),
+    }
+}
