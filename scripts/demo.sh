@@ -8,7 +8,9 @@
 # script, a merge commit, a force push, invalid YAML, and a billion-laughs YAML document.
 # Then the ledger: `tally log` lists all eight, `tally ledger verify` checks it, a hand-made
 # `git update-ref` of main on the server is refused and recorded, and refs/tally/ledger
-# publishes it all. Everything happens in a temporary directory (removed at exit) with a
+# publishes it all. Finally a deployment agent pins the ledger key, pulls what the ledger
+# accepted (twice), and refuses a mirror that serves an older copy of the server (rollback).
+# Everything happens in a temporary directory (removed at exit) with a
 # hermetic git configuration. Exits 0 only if every step behaves as expected.
 set -euo pipefail
 
@@ -288,7 +290,59 @@ printf '$ git -C server.git log --oneline refs/tally/ledger | head -3\n'
 # head may close the pipe before git has written everything: that is not a failure.
 git -C server.git log --oneline refs/tally/ledger | head -3 || :
 
-# ledger and agent steps go here once those features land
+# --- the agent ----------------------------------------------------------------------------------
+heading "a deployment agent: pins the ledger key and its own allowed signers, then pulls"
+printf '$ tally ledger key --repo server.git > agent-ledger.pub\n'
+tally ledger key --repo server.git >agent-ledger.pub || die "tally ledger key failed"
+sed 's/^/    /' agent-ledger.pub
+show cp allowed_signers agent-allowed_signers
+show git clone -q server.git agent 2>&1
+pin=(--ledger-key agent-ledger.pub --allowed-signers agent-allowed_signers)
+# Runs `tally pull` in the agent's clone and prints the commit it approved.
+agent_pull() {
+	printf '$ tally pull --repo agent --ledger-key agent-ledger.pub --allowed-signers agent-allowed_signers\n' >&2
+	tally pull --repo agent "${pin[@]}"
+}
+if approved=$(agent_pull); then
+	printf '%s\n' "$approved"
+else
+	approved=""
+fi
+if [ "$approved" = "$(git -C server.git rev-parse main)" ] &&
+	[ "$(git -C agent rev-parse HEAD)" = "$approved" ]; then
+	printf -- '-> approved and checked out: the tip that the ledger accepted\n'
+else
+	failures+=("(agent) tally pull did not approve and check out main's tip")
+fi
+
+heading "an attacker keeps a copy of today's server, alice ships 1.1.0, the agent pulls it"
+show cp -r server.git server-old.git
+deployment 2 1.1.0 | write alice/apps/web/deployment.yaml
+dated git -C alice commit -q -S -a -m "web: deploy 1.1.0"
+push_expect accepted i alice push origin main
+if approved=$(agent_pull); then
+	printf '%s\n' "$approved"
+else
+	approved=""
+fi
+if [ "$approved" != "$(git -C server.git rev-parse main)" ]; then
+	failures+=("(agent) tally pull did not approve alice's 1.1.0")
+fi
+
+heading "the mirror now serves the old copy (rollback)  [expect: refused, agent stays on 1.1.0]"
+show git -C agent remote set-url origin "$work/server-old.git"
+deployed=$(git -C agent rev-parse HEAD)
+if agent_pull 2>&1; then
+	failures+=("(agent) a rolled-back server was accepted")
+else
+	printf -- '-> refused, as expected\n'
+fi
+if [ "$(git -C agent rev-parse HEAD)" != "$deployed" ]; then
+	failures+=("(agent) the refused pull moved the work tree")
+fi
+show git -C agent log --oneline -1
+
+# export steps go here once that feature lands
 
 # --- verdict ------------------------------------------------------------------------------------
 if [ "${#failures[@]}" -gt 0 ]; then
@@ -296,4 +350,5 @@ if [ "${#failures[@]}" -gt 0 ]; then
 	printf '  %s\n' "${failures[@]}" >&2
 	exit 1
 fi
-printf '\ndemo OK: 1 push accepted, 7 refused, a hand-made move refused, all in a ledger that verifies\n'
+printf '\ndemo OK: 2 pushes accepted, 7 refused, a hand-made move refused, all in a ledger that verifies;\n'
+printf 'an agent pulled what the ledger accepted and refused a rolled-back server\n'
