@@ -77,8 +77,18 @@ pub fn current(repo: &gix::Repository) -> Result<Option<(ObjectId, Range)>, Publ
 /// that checkpoint. Does nothing when the ref is already current.
 pub fn publish(git_dir: &Path, store: &Store, now: Timestamp) -> Result<(), PublishError> {
     let repo = gix::open_opts(git_dir, gix::open::Options::isolated()).map_err(err)?;
+    publish_with(&repo, store, now)
+}
+
+/// [`publish`] with the repository already open.
+pub fn publish_with(
+    repo: &gix::Repository,
+    store: &Store,
+    now: Timestamp,
+) -> Result<(), PublishError> {
+    let mut last_error = String::new();
     for _ in 0..5 {
-        let tip = current(&repo)?;
+        let tip = current(repo)?;
         let checkpoint = store.latest_checkpoint().map_err(err)?;
         let first = tip.map_or(0, |(_, r)| r.size);
         if let Some((_, r)) = tip
@@ -169,11 +179,14 @@ pub fn publish(git_dir: &Path, store: &Store, now: Timestamp) -> Result<(), Publ
         };
         match repo.edit_references_as(Some(edit), Some(committer)) {
             Ok(_) => return Ok(()),
-            // Another publisher moved the ref first: read it again and retry.
-            Err(_) => continue,
+            // Another publisher moved the ref first (or holds its lock): read it again and
+            // retry.
+            Err(e) => last_error = e.to_string(),
         }
     }
-    Err(err("the ref kept changing under concurrent publishers"))
+    Err(err(format!(
+        "the ref could not be updated after 5 attempts ({last_error}); the next publication catches up"
+    )))
 }
 
 fn tree_entry(name: &str, oid: ObjectId) -> gix::objs::tree::Entry {

@@ -314,8 +314,9 @@ pub fn append_rejected(
 
 /// The outcome of `prepared`.
 pub enum Prepared {
-    /// Every protected update matched a verdict; their entries are appended.
-    Recorded,
+    /// Every protected update matched a verdict; their entries are appended (the store is
+    /// handed back for publication, when anything was appended).
+    Recorded(Option<Box<Store>>),
     /// Some update did not come through an accepted push; reasons per update.
     Refused(Vec<(Update, String)>),
 }
@@ -360,10 +361,11 @@ pub fn prepared(
         append_rejected(paths, config, pusher, &rejected, now)?;
         return Ok(Prepared::Refused(refused));
     }
-    if !accepted.is_empty() {
-        append_accepted(paths, config, pusher, &accepted, now, true)?;
+    if accepted.is_empty() {
+        return Ok(Prepared::Recorded(None));
     }
-    Ok(Prepared::Recorded)
+    let store = append_accepted(paths, config, pusher, &accepted, now, true)?;
+    Ok(Prepared::Recorded(Some(Box::new(store))))
 }
 
 /// Appends `accepted` entries for updates with their verdicts (plus a policy change if the
@@ -376,7 +378,7 @@ fn append_accepted(
     accepted: &[(Update, Pending)],
     now: Timestamp,
     in_flight: bool,
-) -> Result<(), RecordError> {
+) -> Result<Store, RecordError> {
     let (mut store, key) = open(paths)?;
     let mut entries: Vec<NewEntry> = policy_change(&store, config, pusher)?.into_iter().collect();
     let pending_path = paths.pending();
@@ -420,7 +422,7 @@ fn append_accepted(
     for (u, _) in accepted {
         remove_verdict(paths, u);
     }
-    Ok(())
+    Ok(store)
 }
 
 fn marker_path(paths: &Paths, u: &Update) -> PathBuf {

@@ -146,14 +146,14 @@ pub fn run(
             return true;
         }
     };
-    let hash_len = match crate::pre_receive::open_repo(git_dir) {
-        Ok(r) => r.object_hash().len_in_bytes(),
+    let repo = match crate::pre_receive::open_repo(git_dir) {
+        Ok(r) => r,
         Err(e) => {
             reporter.error(&format!("ref update refused: {e}"));
             return state != State::Prepared;
         }
     };
-    let updates = match relevant(&bytes, &config, hash_len) {
+    let updates = match relevant(&bytes, &config, repo.object_hash().len_in_bytes()) {
         Ok(u) => u,
         Err(e) => {
             reporter.error(&format!("ref update refused: {e}"));
@@ -168,13 +168,6 @@ pub fn run(
             if updates.is_empty() {
                 return true;
             }
-            let repo = match crate::pre_receive::open_repo(git_dir) {
-                Ok(r) => r,
-                Err(e) => {
-                    reporter.error(&format!("ref update refused: {e}"));
-                    return false;
-                }
-            };
             let current = |name: &str| -> Option<ObjectId> {
                 let mut r = repo.try_find_reference(name).ok()??;
                 r.peel_to_id().ok().map(|id| id.detach())
@@ -198,12 +191,16 @@ pub fn run(
                 })
                 .collect();
             match record::prepared(&paths, &config, &pusher, &updates, now) {
-                Ok(Prepared::Recorded) => {
+                Ok(Prepared::Recorded(store)) => {
                     // Published now rather than in `committed`: the entries are durable, and
                     // the hook script spares `committed` a process. An agent that fetches in
                     // the instant before git moves the ref sees an entry whose commit is not on
                     // the branch yet, and stays where it was until its next run.
-                    publish(git_dir, &paths, now, &mut reporter);
+                    if let Some(store) = store
+                        && let Err(e) = crate::publish::publish_with(&repo, &store, now)
+                    {
+                        reporter.error(&format!("warning: {e}"));
+                    }
                     true
                 }
                 Ok(Prepared::Refused(reasons)) => {

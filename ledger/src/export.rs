@@ -27,7 +27,6 @@
 //! directory. The byte-exact layout is documented in `docs/export.md`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, BufRead, Read, Write};
 use std::path::{Path, PathBuf};
@@ -1558,10 +1557,10 @@ pub fn verify_bundle(dir: &Path, pinned: &VerifyingKey) -> Result<BundleReport, 
                     .push(BundleProblem::Unlisted { name: name.clone() });
             }
         }
-        for name in listed.keys() {
+        for (name, (_, line)) in &listed {
             if !expected.contains(name) || name == MANIFEST || name == MANIFEST_SIG {
                 v.problems.push(BundleProblem::Manifest {
-                    line: 0,
+                    line: *line,
                     reason: format!("lists {name:?}, which is not a file of the bundle it covers"),
                 });
             }
@@ -1673,7 +1672,7 @@ pub fn verify_bundle(dir: &Path, pinned: &VerifyingKey) -> Result<BundleReport, 
     report.rows = streamed.rows;
 
     // Every hash against the manifest.
-    for (name, expected_hash) in &listed {
+    for (name, (expected_hash, _)) in &listed {
         if let Some(found) = v.hashes.get(name.as_str())
             && found != expected_hash
         {
@@ -1692,7 +1691,10 @@ pub fn verify_bundle(dir: &Path, pinned: &VerifyingKey) -> Result<BundleReport, 
 
 /// Parses `MANIFEST`: `<64 lowercase hex>  <file name>` lines, each ending in a line feed,
 /// names unique and without `/`.
-fn parse_manifest(text: &[u8], problems: &mut Vec<BundleProblem>) -> BTreeMap<String, Hash> {
+fn parse_manifest(
+    text: &[u8],
+    problems: &mut Vec<BundleProblem>,
+) -> BTreeMap<String, (Hash, usize)> {
     let mut listed = BTreeMap::new();
     let Ok(text) = std::str::from_utf8(text) else {
         problems.push(BundleProblem::Manifest {
@@ -1728,7 +1730,7 @@ fn parse_manifest(text: &[u8], problems: &mut Vec<BundleProblem>) -> BTreeMap<St
                 ))
             }
             Some((hash, name)) => {
-                if listed.insert(name.to_owned(), hash).is_some() {
+                if listed.insert(name.to_owned(), (hash, i + 1)).is_some() {
                     problems.push(bad(&format!("{name} is listed twice")));
                 }
             }
@@ -2235,22 +2237,6 @@ fn json_difference(found: &[u8], expected: &[u8]) -> String {
         return format!("field {key:?} is not part of the format");
     }
     "the values are right but not written as the format prescribes (compact, in field order, one line)".to_owned()
-}
-
-impl fmt::Display for Range {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.branch {
-            Some(b) => write!(f, "{b} (and ledger-wide entries)")?,
-            None => f.write_str("every branch")?,
-        }
-        if let Some(t) = self.since {
-            write!(f, ", from {t}")?;
-        }
-        if let Some(t) = self.until {
-            write!(f, ", before {t}")?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -526,3 +526,32 @@ fn policy_files_are_digested_like_the_hooks_do() {
     reseal(&dir);
     assert_problem(&problems(&dir), &["policy files: their digest is"]);
 }
+
+#[test]
+fn the_manifest_must_list_exactly_the_bundle_and_symlinks_do_not_count() {
+    let (_tmp, dir) = bundle(Range::default());
+    let manifest = fs::read_to_string(dir.join(MANIFEST)).unwrap();
+    let without_readme: String = manifest
+        .lines()
+        .filter(|l| !l.ends_with("  README"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(
+        dir.join(MANIFEST),
+        format!("{without_readme}{}  notes.txt\n", "00".repeat(32)),
+    )
+    .unwrap();
+    let found = problems(&dir);
+    assert_problem(&found, &["README: not listed in MANIFEST"]);
+    assert_problem(&found, &["MANIFEST line 9", "notes.txt"]);
+    assert_problem(&found, &["MANIFEST.sig", "does not verify"]);
+
+    fs::write(dir.join(MANIFEST), &manifest).unwrap();
+    let readme = dir.join(README);
+    let elsewhere = dir.parent().unwrap().join("README.elsewhere");
+    fs::rename(&readme, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &readme).unwrap();
+    let found = problems(&dir);
+    assert_problem(&found, &["README: not part of a tally export bundle"]);
+    assert_problem(&found, &["README: missing"]);
+}

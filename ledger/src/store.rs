@@ -550,6 +550,9 @@ fn read_meta(conn: &Connection) -> Result<Meta, StoreError> {
     })
 }
 
+/// How many appends pass between two explicit WAL checkpoints.
+const WAL_TRUNCATE_EVERY: u64 = 8;
+
 fn configure(conn: &Connection, options: &Options) -> Result<(), StoreError> {
     conn.busy_timeout(options.busy_timeout)?;
     // Durable commits: with WAL, FULL syncs the log on every commit.
@@ -559,12 +562,15 @@ fn configure(conn: &Connection, options: &Options) -> Result<(), StoreError> {
     // Detect some kinds of page corruption as errors instead of reading garbage.
     conn.pragma_update(None, "cell_size_check", "ON")?;
     // Every hook run is a short-lived process; checkpointing the WAL into the database each
-    // time the last connection closes would cost several fsyncs per push. SQLite's automatic
-    // checkpoint (every 1000 WAL pages) still runs, inside commits, so the WAL stays bounded.
+    // time the last connection closes would cost several fsyncs per push. Instead the WAL is
+    // kept across processes and checkpointed every few appends (and by SQLite's automatic
+    // checkpoint): the first connection of every process rebuilds the WAL index by reading
+    // the whole WAL, so a short WAL keeps opening cheap.
     conn.set_db_config(
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
         true,
     )?;
+    conn.pragma_update(None, "wal_autocheckpoint", 64)?;
     Ok(())
 }
 
@@ -899,6 +905,12 @@ impl Store {
             });
         }
         tx.commit().map_err(|e| self_busy(e, timeout))?;
+        // Keep the WAL short (see `configure`): every few appends, fold it into the database
+        // and truncate it. The entries are committed either way; a checkpoint that cannot run
+        // now (another process reading) only leaves the WAL longer until the next one.
+        if size % WAL_TRUNCATE_EVERY == 0 {
+            let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+        }
         Ok(AppendOutcome {
             first_seq,
             size,
