@@ -9,7 +9,8 @@
 # Then the ledger: `tally log` lists all eight, `tally ledger verify` checks it, a hand-made
 # `git update-ref` of main on the server is refused and recorded, and refs/tally/ledger
 # publishes it all. Finally a deployment agent pins the ledger key, pulls what the ledger
-# accepted (twice), and refuses a mirror that serves an older copy of the server (rollback).
+# accepted (twice), and refuses a mirror that serves an older copy of the server (rollback),
+# and an auditor's export bundle verifies offline, until one of its rows is edited.
 # Everything happens in a temporary directory (removed at exit) with a
 # hermetic git configuration. Exits 0 only if every step behaves as expected.
 set -euo pipefail
@@ -342,7 +343,27 @@ if [ "$(git -C agent rev-parse HEAD)" != "$deployed" ]; then
 fi
 show git -C agent log --oneline -1
 
-# export steps go here once that feature lands
+# --- the auditor ---------------------------------------------------------------------------------
+heading "an auditor's bundle: every entry, the raw ledger, the checkpoint, the policy, signed"
+show tally export --repo server.git --out audit || die "tally export failed"
+show ls audit
+printf '$ (cd audit && sha256sum -c --quiet MANIFEST)\n'
+(cd audit && sha256sum -c --quiet MANIFEST) || failures+=("(export) sha256sum -c MANIFEST failed")
+if show tally export verify audit --ledger-key agent-ledger.pub; then
+	printf -- '-> the bundle verifies offline against the pinned ledger key\n'
+else
+	failures+=("(export) tally export verify refused an untouched bundle")
+fi
+
+heading "someone edits one row of the bundle's spreadsheet  [expect: detected]"
+printf '$ sed -i s/alice@example.com/bob@example.com/ audit/entries.csv\n'
+sed -i 's/alice@example.com/bob@example.com/' audit/entries.csv
+if show tally export verify audit --ledger-key agent-ledger.pub 2>&1; then
+	failures+=("(export) an edited entries.csv was not detected")
+else
+	printf -- '-> detected, as expected\n'
+fi
+
 
 # --- verdict ------------------------------------------------------------------------------------
 if [ "${#failures[@]}" -gt 0 ]; then
@@ -351,4 +372,5 @@ if [ "${#failures[@]}" -gt 0 ]; then
 	exit 1
 fi
 printf '\ndemo OK: 2 pushes accepted, 7 refused, a hand-made move refused, all in a ledger that verifies;\n'
-printf 'an agent pulled what the ledger accepted and refused a rolled-back server\n'
+printf 'an agent pulled what the ledger accepted and refused a rolled-back server;\n'
+printf 'an audit bundle verified offline, and an edit to it was detected\n'
