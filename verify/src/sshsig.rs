@@ -331,6 +331,84 @@ mod tests {
         assert_eq!(SshSig::from_blob(&blob).unwrap_err(), SigError::Version(2));
     }
 
+    fn string(out: &mut Vec<u8>, bytes: &[u8]) {
+        out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        out.extend_from_slice(bytes);
+    }
+
+    /// An SSHSIG made the way a FIDO authenticator makes one (OpenSSH PROTOCOL.u2f): the key
+    /// signs SHA-256(application) || flags || counter || SHA-256(message), and the signature
+    /// blob carries the flags and counter after the Ed25519 signature.
+    fn security_key_signature(payload: &[u8], flags: u8) -> Vec<u8> {
+        use ed25519_dalek::Signer;
+        let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+        let alg = b"sk-ssh-ed25519@openssh.com";
+        let application = b"ssh:";
+        let mut key_blob = Vec::new();
+        string(&mut key_blob, alg);
+        string(&mut key_blob, key.verifying_key().as_bytes());
+        string(&mut key_blob, application);
+        let mut message = MAGIC.to_vec();
+        string(&mut message, b"git");
+        string(&mut message, b"");
+        string(&mut message, b"sha512");
+        string(&mut message, &Sha512::digest(payload));
+        let counter = 7u32.to_be_bytes();
+        let mut signed = Sha256::digest(application).to_vec();
+        signed.push(flags);
+        signed.extend_from_slice(&counter);
+        signed.extend_from_slice(&Sha256::digest(&message));
+        let sig = key.sign(&signed);
+        let mut sig_blob = Vec::new();
+        string(&mut sig_blob, alg);
+        string(&mut sig_blob, &sig.to_bytes());
+        sig_blob.push(flags);
+        sig_blob.extend_from_slice(&counter);
+        let mut blob = MAGIC.to_vec();
+        blob.extend_from_slice(&1u32.to_be_bytes());
+        string(&mut blob, &key_blob);
+        string(&mut blob, b"git");
+        string(&mut blob, b"");
+        string(&mut blob, b"sha512");
+        string(&mut blob, &sig_blob);
+        blob
+    }
+
+    #[test]
+    fn security_key_signature_with_user_presence_verifies() {
+        let blob = security_key_signature(b"payload", 0x01);
+        let sig = SshSig::from_blob(&blob).unwrap();
+        assert!(sig.key.key_data().is_sk_ed25519());
+        sig.verify("git", b"payload").unwrap();
+        assert_eq!(
+            sig.verify("git", b"payloaD").unwrap_err(),
+            SigError::BadSignature
+        );
+    }
+
+    #[test]
+    fn security_key_signature_without_user_presence_is_refused() {
+        let blob = security_key_signature(b"payload", 0x00);
+        let sig = SshSig::from_blob(&blob).unwrap();
+        assert_eq!(
+            sig.verify("git", b"payload").unwrap_err(),
+            SigError::NoUserPresence
+        );
+    }
+
+    #[test]
+    fn security_key_flags_are_covered_by_the_signature() {
+        // Setting the presence bit after the fact breaks the signature.
+        let mut blob = security_key_signature(b"payload", 0x00);
+        let at = blob.len() - 5;
+        blob[at] = 0x01;
+        let sig = SshSig::from_blob(&blob).unwrap();
+        assert_eq!(
+            sig.verify("git", b"payload").unwrap_err(),
+            SigError::BadSignature
+        );
+    }
+
     #[test]
     fn rejects_bad_base64() {
         let text = format!("{BEGIN}\n!!!!\n{END}\n");
