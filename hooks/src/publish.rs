@@ -22,8 +22,9 @@ use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use jiff::Timestamp;
 use tally_ledger::Store;
 
-/// The ref the ledger is published to.
-pub const LEDGER_REF: &str = "refs/tally/ledger";
+/// The ref the ledger is published to; its format is read by the agent's
+/// `tally_verify::agent::publication`, which also parses the `range` blob for both sides.
+pub use tally_verify::agent::publication::{LEDGER_REF, Range};
 
 /// Why publication failed. The ledger itself is intact; the next publication catches up.
 #[derive(Debug, thiserror::Error)]
@@ -32,28 +33,6 @@ pub struct PublishError(String);
 
 fn err(e: impl std::fmt::Display) -> PublishError {
     PublishError(e.to_string())
-}
-
-/// What a publication commit says it covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Range {
-    /// First seq in `entries`.
-    pub first: u64,
-    /// Ledger size at the checkpoint: `entries` holds `first..size`.
-    pub size: u64,
-}
-
-impl Range {
-    /// Parses a `range` blob.
-    pub fn parse(bytes: &[u8]) -> Option<Range> {
-        let text = std::str::from_utf8(bytes).ok()?;
-        let (a, b) = text.strip_suffix('\n')?.split_once(' ')?;
-        let range = Range {
-            first: a.parse().ok()?,
-            size: b.parse().ok()?,
-        };
-        (range.first <= range.size).then_some(range)
-    }
 }
 
 /// Reads the tip publication: its commit id and range, if the ref exists.

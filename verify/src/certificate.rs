@@ -9,6 +9,7 @@ use signature::Verifier;
 use ssh_key::{Algorithm, Signature, public::KeyData};
 
 use crate::sshsig::SigError;
+use crate::wire::Reader;
 
 const SUFFIX: &str = "-cert-v01@openssh.com";
 /// `SSH_CERT_TYPE_USER`.
@@ -37,39 +38,6 @@ pub struct UserCertificate {
     pub serial: u64,
     signed: Vec<u8>,
     signature: Signature,
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], SigError> {
-        if self.0.len() < n {
-            return Err(SigError::Malformed(what));
-        }
-        let (head, tail) = self.0.split_at(n);
-        self.0 = tail;
-        Ok(head)
-    }
-    fn u32(&mut self, what: &'static str) -> Result<u32, SigError> {
-        let b = self.take(4, what)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn u64(&mut self, what: &'static str) -> Result<u64, SigError> {
-        let b = self.take(8, what)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_be_bytes(a))
-    }
-    fn string(&mut self, what: &'static str) -> Result<&'a [u8], SigError> {
-        let n = self.u32(what)? as usize;
-        self.take(n, what)
-    }
-    /// Takes one length-prefixed field and returns it with its length prefix.
-    fn raw_string(&mut self, what: &'static str) -> Result<&'a [u8], SigError> {
-        let start = self.0;
-        let n = self.string(what)?.len();
-        Ok(&start[..4 + n])
-    }
 }
 
 fn text(bytes: &[u8], what: &'static str) -> Result<String, SigError> {

@@ -18,3 +18,4 @@ pub mod signers;
 pub mod sshsig;
 pub mod syntax;
 pub mod trust;
+mod wire;

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256, Sha512};
 use ssh_key::{Algorithm, Signature, public::KeyData};
 
 use crate::certificate::{UserCertificate, is_certificate};
+use crate::wire::Reader;
 use signature::Verifier;
 
 /// The armor git puts around SSH signatures.
@@ -126,27 +127,6 @@ pub enum SigError {
     /// A FIDO signature made without the user touching the key.
     #[error("security key signature lacks the user-presence flag")]
     NoUserPresence,
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], SigError> {
-        if self.0.len() < n {
-            return Err(SigError::Malformed(what));
-        }
-        let (head, tail) = self.0.split_at(n);
-        self.0 = tail;
-        Ok(head)
-    }
-    fn u32(&mut self, what: &'static str) -> Result<u32, SigError> {
-        let b = self.take(4, what)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn string(&mut self, what: &'static str) -> Result<&'a [u8], SigError> {
-        let n = self.u32(what)? as usize;
-        self.take(n, what)
-    }
 }
 
 impl SshSig {
