@@ -12,6 +12,9 @@ use gix::ObjectId;
 use gix::hash::Kind as HashKind;
 use gix::objs::{Find, FindHeader, Kind};
 
+/// Delta-base cache per object-store handle.
+const PACK_CACHE_BYTES: usize = 4 * 1024 * 1024;
+
 /// The object directories of one repository, searched in order. Cloning is cheap and gives
 /// a handle with its own caches, for another thread.
 #[derive(Clone)]
@@ -99,16 +102,12 @@ impl Objects {
                     source,
                 })?;
             // Consecutive commits share most of their trees, stored as deltas of each other
-            // in the pushed pack: caching delta bases and recent objects saves re-inflating
-            // the same chains for every commit.
+            // in the pushed pack: caching delta bases saves re-inflating the same chains for
+            // every commit. Each handle (one per store and checking thread) gets its own
+            // cache, so it is kept small: peak memory stays bounded at 10,000 commits.
             handle.set_pack_cache(|| {
                 Box::new(gix::odb::pack::cache::lru::MemoryCappedHashmap::new(
-                    16 * 1024 * 1024,
-                ))
-            });
-            handle.set_object_cache(|| {
-                Box::new(gix::odb::pack::cache::object::MemoryCappedHashmap::new(
-                    8 * 1024 * 1024,
+                    PACK_CACHE_BYTES,
                 ))
             });
             seen.push(canonical);

@@ -262,7 +262,7 @@ impl<'a> Checker<'a> {
         const MIN_PER_THREAD: usize = 256;
         let workers = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
-            .min(8)
+            .min(4)
             .min(ids.len() / MIN_PER_THREAD)
             .max(1);
         if workers == 1 {
