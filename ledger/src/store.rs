@@ -436,19 +436,14 @@ pub(crate) fn column_u64(
     index: usize,
     at: (&'static str, i64, &'static str),
 ) -> Result<u64, Corruption> {
+    let value = column_i64(row, index, at)?;
     let (table, key, column) = at;
-    let corrupt = |problem| Corruption {
+    u64::try_from(value).map_err(|_| Corruption {
         table,
         row: key,
         column,
-        problem,
-    };
-    match row.get_ref(index) {
-        Ok(ValueRef::Integer(i)) => u64::try_from(i).map_err(|_| corrupt("negative")),
-        Ok(ValueRef::Null) => Err(corrupt("NULL")),
-        Ok(_) => Err(corrupt("not an integer")),
-        Err(_) => Err(corrupt("unreadable")),
-    }
+        problem: "negative",
+    })
 }
 
 /// Reads column `index` of a row as an optional non-negative integer.
