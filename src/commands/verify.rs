@@ -25,7 +25,7 @@ pub struct AgentArgs {
     /// The branch to deploy.
     #[arg(long, value_name = "NAME", default_value = "main")]
     pub branch: String,
-    /// The state file (default: <git dir>/tally/agent/<branch>.json).
+    /// The state file (default: `<git dir>/tally/agent/<branch>.json`).
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
     /// Refuse a checkpoint signed longer ago than this (e.g. 10m, 2h, 1d).
