@@ -221,16 +221,19 @@ for ((rep = 2; rep <= R; rep++)); do
 	nohook_repos+=("nohook-$rep")
 	tally_repos+=("tally-$rep")
 done
-all_repos=(warmup baseline "${nohook_repos[@]}" "${tally_repos[@]}" tally-mem)
+all_repos=(warmup baseline "${nohook_repos[@]}" "${tally_repos[@]}" tally-mem tally-pre)
 for r in "${all_repos[@]}"; do
 	git init -q --bare -b main "$work/$r.git"
 done
-for r in "${tally_repos[@]}" tally-mem; do
+for r in "${tally_repos[@]}" tally-mem tally-pre; do
 	"$tally" init "$work/$r.git" --allowed-signers "$signers" >"$work/init.log" 2>&1 ||
 		{ cat "$work/init.log" >&2 && die "tally init $work/$r.git failed"; }
 	[ -f "$work/$r.git/tally/policy.toml" ] || die "tally init wrote no $r.git/tally/policy.toml"
 	[ -x "$work/$r.git/hooks/pre-receive" ] || die "tally init installed no hooks/pre-receive"
 done
+# tally-pre: tally's checks alone, as on a platform that runs only pre-receive (no ledger
+# append, no publication), for the pre-receive share of a one-commit push.
+rm "$work/tally-pre.git/hooks/reference-transaction"
 cp "$root/scripts/baseline-pre-receive.sh" "$work/baseline.git/hooks/pre-receive"
 chmod +x "$work/baseline.git/hooks/pre-receive"
 git -C "$work/baseline.git" config gpg.format ssh
@@ -335,9 +338,11 @@ done
 log "  peak RSS: $rss_summary"
 
 # --- one-commit pushes --------------------------------------------------------------------------
+log "bringing tally-pre to the same state (untimed)"
+push_timed tally-pre "$tip"
 log "timing $K one-commit pushes to each repository"
-repos=(nohook baseline tally)
-one_nohook=() one_baseline=() one_tally=() over_baseline=() over_tally=()
+repos=(nohook baseline tally tally-pre)
+one_nohook=() one_baseline=() one_tally=() one_pre=() over_baseline=() over_tally=() over_pre=()
 declare -A round
 commit_us=0
 for ((k = 1; k <= K; k++)); do
@@ -352,17 +357,19 @@ for ((k = 1; k <= K; k++)); do
 	commit_us=$((commit_us + now_us - t0))
 	sha=$(git -C "$src" rev-parse HEAD)
 	# Rotate which repository goes first, so no one always pays for a cold cache.
-	for ((j = 0; j < 3; j++)); do
-		r=${repos[$(((k + j) % 3))]}
+	for ((j = 0; j < ${#repos[@]}; j++)); do
+		r=${repos[$(((k + j) % ${#repos[@]}))]}
 		push_timed "$r" "$sha"
 		round[$r]=$push_us
 	done
 	one_nohook+=("${round[nohook]}")
 	one_baseline+=("${round[baseline]}")
 	one_tally+=("${round[tally]}")
+	one_pre+=("${round[tally-pre]}")
 	# Overheads are paired per round: both pushes of a difference saw the same machine state.
 	over_baseline+=($((round[baseline] - round[nohook])))
 	over_tally+=($((round[tally] - round[nohook])))
+	over_pre+=($((round[tally-pre] - round[nohook])))
 done
 
 # Prints "median p90" (nearest rank) of the microsecond values given as arguments, in ms.
@@ -395,6 +402,7 @@ fi
 read -r nohook_med nohook_p90 <<<"$(stats "${one_nohook[@]}")"
 read -r baseline_med baseline_p90 <<<"$(stats "${one_baseline[@]}")"
 read -r tally_med tally_p90 <<<"$(stats "${one_tally[@]}")"
+read -r pre_med pre_p90 <<<"$(stats "${one_pre[@]}")"
 
 cat <<EOF
 
@@ -418,7 +426,8 @@ cat <<EOF
 |---|---:|---:|---:|
 | no hook | $nohook_med | $nohook_p90 | - |
 | stock git hook (baseline) | $baseline_med | $baseline_p90 | $(median "${over_baseline[@]}") |
-| tally | $tally_med | $tally_p90 | $(median "${over_tally[@]}") |
+| tally (all hooks: checks, ledger append, publication) | $tally_med | $tally_p90 | $(median "${over_tally[@]}") |
+| tally pre-receive only (the checks) | $pre_med | $pre_p90 | $(median "${over_pre[@]}") |
 
 - overhead = median over the K rounds of (push time - no-hook push time of the same round)
 
