@@ -1840,6 +1840,28 @@ fn a_published_entry_that_differs_from_the_store_is_detected() {
 // 8. tally ledger key, tally ledger checkpoint
 
 #[test]
+fn ledger_key_json_gives_the_openssh_line_and_the_note_verifier_key() {
+    let env = TestEnv::new();
+    let server = env.server(&alice_and_bob(), &[]);
+    let text = server.tally(&["ledger", "key"]);
+    let json = server.tally(&["ledger", "key", "--json"]);
+    assert!(json.status.success(), "{json:?}");
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let line = String::from_utf8(text.stdout).unwrap();
+    assert_eq!(v["openssh"].as_str(), Some(line.trim_end()));
+    let origin = v["origin"].as_str().unwrap();
+    assert!(line.trim_end().ends_with(origin), "{line}");
+    // C2SP note verifier key: <name>+<8 hex digits key id>+<base64(0x01 || key)>.
+    let vkey = v["note_verifier_key"].as_str().unwrap();
+    // Key names never contain '+', base64 may: split from the left.
+    let parts: Vec<&str> = vkey.splitn(3, '+').collect();
+    assert_eq!(parts.len(), 3, "{vkey}");
+    assert_eq!(parts[0], origin);
+    assert_eq!(parts[1].len(), 8);
+    assert!(parts[1].bytes().all(|b| b.is_ascii_hexdigit()), "{vkey}");
+}
+
+#[test]
 fn ledger_key_prints_the_public_key_and_the_private_key_is_private() {
     use std::os::unix::fs::PermissionsExt;
     let env = TestEnv::new();

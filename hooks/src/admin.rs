@@ -169,7 +169,9 @@ fn verifier(
 }
 
 /// Prints the ledger's public key as one OpenSSH line.
-pub fn key(git_dir: &Path, out: &mut impl Write) -> Result<(), AdminError> {
+/// With `json`, an object with the OpenSSH line, the checkpoint origin, and the C2SP note
+/// verifier key (`<origin>+<key id>+<key>`) that other note tools accept.
+pub fn key(git_dir: &Path, json: bool, out: &mut impl Write) -> Result<(), AdminError> {
     let path = Paths::new(git_dir).public_key();
     let key = tally_ledger::key::load_public(&path).map_err(fail)?;
     let store = open_store(git_dir)?;
@@ -179,11 +181,18 @@ pub fn key(git_dir: &Path, out: &mut impl Write) -> Result<(), AdminError> {
             path.display()
         )));
     }
-    let _ = writeln!(
-        out,
-        "{}",
-        tally_ledger::key::public_line(&key, store.origin())
-    );
+    let line = tally_ledger::key::public_line(&key, store.origin());
+    if json {
+        let verifier = VerifierKey::new(store.origin(), key).map_err(fail)?;
+        let value = serde_json::json!({
+            "openssh": line,
+            "origin": store.origin(),
+            "note_verifier_key": verifier.to_string(),
+        });
+        let _ = writeln!(out, "{value}");
+    } else {
+        let _ = writeln!(out, "{line}");
+    }
     Ok(())
 }
 

@@ -35,6 +35,9 @@ enum LedgerCommand {
         /// The repository (default: the one the current directory is in).
         #[arg(long, value_name = "REPO")]
         repo: Option<PathBuf>,
+        /// Print a JSON object: the OpenSSH line, the origin and the C2SP note verifier key.
+        #[arg(long)]
+        json: bool,
     },
     /// Sign a fresh checkpoint of the current head and publish it (the freshness heartbeat).
     Checkpoint {
@@ -75,8 +78,8 @@ pub fn run(args: LedgerArgs, out: &mut impl Write) -> Outcome {
             }
             Ok(outcome.ok)
         }),
-        LedgerCommand::Key { repo } => admin::find_repo(repo.as_deref())
-            .and_then(|repo| admin::key(&repo, out))
+        LedgerCommand::Key { repo, json } => admin::find_repo(repo.as_deref())
+            .and_then(|repo| admin::key(&repo, json, out))
             .map(|()| true),
         LedgerCommand::Checkpoint { repo } => admin::find_repo(repo.as_deref())
             .and_then(|repo| admin::checkpoint(&repo, out))
