@@ -365,47 +365,52 @@ fn to_sql(value: u64) -> Result<i64, StoreError> {
     })
 }
 
+/// Where a value was read, for [`Corruption`]: table, row key, column.
+type At = (&'static str, i64, &'static str);
+
+fn corrupt(at: At, problem: &'static str) -> Corruption {
+    let (table, row, column) = at;
+    Corruption {
+        table,
+        row,
+        column,
+        problem,
+    }
+}
+
+/// Reads column `index` of a row: present (not NULL) and readable, of any type.
+fn column_value<'r>(
+    row: &'r rusqlite::Row<'_>,
+    index: usize,
+    at: At,
+) -> Result<ValueRef<'r>, Corruption> {
+    match row.get_ref(index) {
+        Ok(ValueRef::Null) => Err(corrupt(at, "NULL")),
+        Ok(value) => Ok(value),
+        Err(_) => Err(corrupt(at, "unreadable")),
+    }
+}
+
 /// Reads column `index` of a row as a blob of exactly `N` bytes.
 pub(crate) fn column_array<const N: usize>(
     row: &rusqlite::Row<'_>,
     index: usize,
-    at: (&'static str, i64, &'static str),
+    at: At,
 ) -> Result<[u8; N], Corruption> {
-    let (table, key, column) = at;
-    let corrupt = |problem| Corruption {
-        table,
-        row: key,
-        column,
-        problem,
-    };
-    match row.get_ref(index) {
-        Ok(ValueRef::Blob(b)) => b
-            .try_into()
-            .map_err(|_| corrupt("blob of the wrong length")),
-        Ok(ValueRef::Null) => Err(corrupt("NULL")),
-        Ok(_) => Err(corrupt("not a blob")),
-        Err(_) => Err(corrupt("unreadable")),
-    }
+    column_blob(row, index, at)?
+        .try_into()
+        .map_err(|_| corrupt(at, "blob of the wrong length"))
 }
 
 /// Reads column `index` of a row as a blob.
 pub(crate) fn column_blob<'r>(
     row: &'r rusqlite::Row<'_>,
     index: usize,
-    at: (&'static str, i64, &'static str),
+    at: At,
 ) -> Result<&'r [u8], Corruption> {
-    let (table, key, column) = at;
-    let corrupt = |problem| Corruption {
-        table,
-        row: key,
-        column,
-        problem,
-    };
-    match row.get_ref(index) {
-        Ok(ValueRef::Blob(b)) => Ok(b),
-        Ok(ValueRef::Null) => Err(corrupt("NULL")),
-        Ok(_) => Err(corrupt("not a blob")),
-        Err(_) => Err(corrupt("unreadable")),
+    match column_value(row, index, at)? {
+        ValueRef::Blob(b) => Ok(b),
+        _ => Err(corrupt(at, "not a blob")),
     }
 }
 
@@ -413,44 +418,24 @@ pub(crate) fn column_blob<'r>(
 pub(crate) fn column_text<'r>(
     row: &'r rusqlite::Row<'_>,
     index: usize,
-    at: (&'static str, i64, &'static str),
+    at: At,
 ) -> Result<&'r str, Corruption> {
-    let (table, key, column) = at;
-    let corrupt = |problem| Corruption {
-        table,
-        row: key,
-        column,
-        problem,
-    };
-    match row.get_ref(index) {
-        Ok(ValueRef::Text(t)) => std::str::from_utf8(t).map_err(|_| corrupt("not UTF-8")),
-        Ok(ValueRef::Null) => Err(corrupt("NULL")),
-        Ok(_) => Err(corrupt("not text")),
-        Err(_) => Err(corrupt("unreadable")),
+    match column_value(row, index, at)? {
+        ValueRef::Text(t) => std::str::from_utf8(t).map_err(|_| corrupt(at, "not UTF-8")),
+        _ => Err(corrupt(at, "not text")),
     }
 }
 
 /// Reads column `index` of a row as a non-negative integer.
-pub(crate) fn column_u64(
-    row: &rusqlite::Row<'_>,
-    index: usize,
-    at: (&'static str, i64, &'static str),
-) -> Result<u64, Corruption> {
-    let value = column_i64(row, index, at)?;
-    let (table, key, column) = at;
-    u64::try_from(value).map_err(|_| Corruption {
-        table,
-        row: key,
-        column,
-        problem: "negative",
-    })
+pub(crate) fn column_u64(row: &rusqlite::Row<'_>, index: usize, at: At) -> Result<u64, Corruption> {
+    u64::try_from(column_i64(row, index, at)?).map_err(|_| corrupt(at, "negative"))
 }
 
 /// Reads column `index` of a row as an optional non-negative integer.
 pub(crate) fn column_opt_u64(
     row: &rusqlite::Row<'_>,
     index: usize,
-    at: (&'static str, i64, &'static str),
+    at: At,
 ) -> Result<Option<u64>, Corruption> {
     match row.get_ref(index) {
         Ok(ValueRef::Null) => Ok(None),
@@ -459,23 +444,10 @@ pub(crate) fn column_opt_u64(
 }
 
 /// Reads column `index` of a row as any integer (row keys).
-pub(crate) fn column_i64(
-    row: &rusqlite::Row<'_>,
-    index: usize,
-    at: (&'static str, i64, &'static str),
-) -> Result<i64, Corruption> {
-    let (table, key, column) = at;
-    let corrupt = |problem| Corruption {
-        table,
-        row: key,
-        column,
-        problem,
-    };
-    match row.get_ref(index) {
-        Ok(ValueRef::Integer(i)) => Ok(i),
-        Ok(ValueRef::Null) => Err(corrupt("NULL")),
-        Ok(_) => Err(corrupt("not an integer")),
-        Err(_) => Err(corrupt("unreadable")),
+pub(crate) fn column_i64(row: &rusqlite::Row<'_>, index: usize, at: At) -> Result<i64, Corruption> {
+    match column_value(row, index, at)? {
+        ValueRef::Integer(i) => Ok(i),
+        _ => Err(corrupt(at, "not an integer")),
     }
 }
 
