@@ -345,8 +345,9 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
 /// Creates the ledger key and the ledger on first run (recording the policy and the tips of
 /// protected branches that existed before tally), and leaves both alone afterwards.
 fn set_up_ledger(repo: &gix::Repository, git_dir: &Path) -> Result<Vec<String>, InitError> {
-    use crate::record::Paths;
+    use crate::record::{Paths, entry_about};
     use tally_ledger::{Kind, NewEntry, Store};
+    use tally_verify::revision::Update;
     let ledger_err = |e: &dyn std::fmt::Display| InitError::Ledger(e.to_string());
     let paths = Paths::new(git_dir);
     let mut lines = Vec::new();
@@ -406,19 +407,14 @@ fn set_up_ledger(repo: &gix::Repository, git_dir: &Path) -> Result<Vec<String>, 
         &tally_ledger::Options::default(),
     )
     .map_err(|e| ledger_err(&e))?;
-    let pusher = crate::pusher::Pusher::from_env().to_string();
-    let mut entries = vec![NewEntry {
-        kind: Kind::PolicyChange,
-        refname: String::new(),
-        old: None,
-        new: None,
-        new_tree: None,
-        commits: Vec::new(),
-        pusher: pusher.clone(),
-        policy_digest: config.digest,
-        reasons: vec!["tally init".into()],
-        aborts: None,
-    }];
+    let pusher = crate::pusher::Pusher::from_env();
+    let mut entries = vec![entry_about(
+        Kind::PolicyChange,
+        None,
+        &pusher,
+        &config,
+        vec!["tally init".into()],
+    )];
     // Branches that already exist are the baseline: their history predates tally.
     let refs = repo.references().map_err(|e| ledger_err(&e))?;
     for r in refs.prefixed("refs/heads/").map_err(|e| ledger_err(&e))? {
@@ -433,19 +429,22 @@ fn set_up_ledger(repo: &gix::Repository, git_dir: &Path) -> Result<Vec<String>, 
             .and_then(|c| c.tree_id())
             .map(|t| t.detach().as_bytes().to_vec())
             .ok();
-        entries.push(NewEntry {
-            kind: Kind::PolicyChange,
+        let baseline = Update {
             refname: name.clone(),
             old: None,
-            new: Some(id.as_bytes().to_vec()),
+            new: Some(id),
+        };
+        entries.push(NewEntry {
             new_tree: tree,
-            commits: Vec::new(),
-            pusher: pusher.clone(),
-            policy_digest: config.digest,
-            reasons: vec![format!(
-                "baseline at tally init: {name} already pointed here; earlier history was not checked by tally"
-            )],
-            aborts: None,
+            ..entry_about(
+                Kind::PolicyChange,
+                Some(&baseline),
+                &pusher,
+                &config,
+                vec![format!(
+                    "baseline at tally init: {name} already pointed here; earlier history was not checked by tally"
+                )],
+            )
         });
     }
     let outcome = store

@@ -270,18 +270,38 @@ fn policy_change(
     let changed = last
         .first()
         .is_none_or(|r| r.entry.policy_digest != config.digest);
-    Ok(changed.then(|| NewEntry {
-        kind: Kind::PolicyChange,
-        refname: String::new(),
-        old: None,
-        new: None,
+    Ok(changed.then(|| {
+        entry_about(
+            Kind::PolicyChange,
+            None,
+            pusher,
+            config,
+            vec!["policy.toml, allowed_signers or the revocation file changed".into()],
+        )
+    }))
+}
+
+/// An entry of `kind` about `update` (or about no ref), without commits: the shape of every
+/// entry but `accepted`.
+pub(crate) fn entry_about(
+    kind: Kind,
+    update: Option<&Update>,
+    pusher: &Pusher,
+    config: &Policy,
+    reasons: Vec<String>,
+) -> NewEntry {
+    NewEntry {
+        kind,
+        refname: update.map(|u| u.refname.clone()).unwrap_or_default(),
+        old: update.and_then(|u| raw(u.old)),
+        new: update.and_then(|u| raw(u.new)),
         new_tree: None,
         commits: Vec::new(),
         pusher: pusher.to_string(),
         policy_digest: config.digest,
-        reasons: vec!["policy.toml, allowed_signers or the revocation file changed".into()],
+        reasons,
         aborts: None,
-    }))
+    }
 }
 
 /// Appends one `rejected` entry per refused update.
@@ -295,18 +315,13 @@ pub fn append_rejected(
     let (mut store, key) = open(paths)?;
     let mut entries: Vec<NewEntry> = policy_change(&store, config, pusher)?.into_iter().collect();
     for (u, reasons) in refused {
-        entries.push(NewEntry {
-            kind: Kind::Rejected,
-            refname: u.refname.clone(),
-            old: raw(u.old),
-            new: raw(u.new),
-            new_tree: None,
-            commits: Vec::new(),
-            pusher: pusher.to_string(),
-            policy_digest: config.digest,
-            reasons: reasons.clone(),
-            aborts: None,
-        });
+        entries.push(entry_about(
+            Kind::Rejected,
+            Some(u),
+            pusher,
+            config,
+            reasons.clone(),
+        ));
     }
     let outcome = store.append(entries, now, &key)?;
     Ok(outcome.size)
@@ -564,16 +579,14 @@ fn cancel(
     for u in updates {
         if let Some(seq) = uncancelled_entry(&store, u)? {
             entries.push(NewEntry {
-                kind: Kind::Aborted,
-                refname: u.refname.clone(),
-                old: raw(u.old),
-                new: raw(u.new),
-                new_tree: None,
-                commits: Vec::new(),
-                pusher: pusher.to_string(),
-                policy_digest: config.digest,
-                reasons: vec![reason.to_owned()],
                 aborts: Some(seq),
+                ..entry_about(
+                    Kind::Aborted,
+                    Some(u),
+                    pusher,
+                    config,
+                    vec![reason.to_owned()],
+                )
             });
         }
     }
