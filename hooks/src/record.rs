@@ -627,11 +627,15 @@ fn uncancelled_entry(store: &Store, u: &Update) -> Result<Option<u64>, RecordErr
 /// `prepared` and `committed`/`aborted` (a live one finishes within milliseconds).
 const STALE_MARKER_SECONDS: i64 = 60;
 
-/// Settles stale in-flight markers. A marker whose ref still holds the move's old value
-/// belongs to a transaction that never completed (git died between `prepared` and
-/// `committed`): its entry is cancelled with an `aborted` entry. Any other value means the
-/// move happened (and the branch may have moved on since): the marker is dropped. `current`
-/// reads a ref's value. Returns whether anything was appended.
+/// Settles in-flight markers. A marker whose ref no longer holds the move's old value is
+/// dropped at once, whatever its age: the transaction that wrote it held the ref's lock
+/// until it finished, so the ref can only have left the old value through that move (or
+/// later ones). A marker whose ref still holds the old value belongs either to a live
+/// transaction (young: left alone) or to one whose git died between `prepared` and
+/// `committed` (older than [`STALE_MARKER_SECONDS`]): its entry is cancelled with an
+/// `aborted` entry. So markers never pile up: `committed` starts no tally process, and each
+/// `prepared` clears what the ones before it left. `current` reads a ref's value. Returns
+/// whether anything was appended.
 pub fn reconcile(
     paths: &Paths,
     config: &Policy,
@@ -652,13 +656,10 @@ pub fn reconcile(
             let _ = std::fs::remove_file(entry.path());
             continue;
         };
-        if now.as_second() - created < STALE_MARKER_SECONDS {
-            continue;
-        }
-        if current(&u.refname) == u.old {
-            dead.push(u);
-        } else {
+        if current(&u.refname) != u.old {
             let _ = std::fs::remove_file(entry.path());
+        } else if now.as_second() - created >= STALE_MARKER_SECONDS {
+            dead.push(u);
         }
     }
     let any = !dead.is_empty();
