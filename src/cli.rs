@@ -1,5 +1,6 @@
 //! Argument parsing, dispatch, and the one place where outcomes become exit codes.
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -46,24 +47,32 @@ pub enum Outcome {
 /// Parses arguments, runs the command, maps the outcome to an exit status: 0 success,
 /// 1 refused, 2 usage or configuration error.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
+    let args: Vec<OsString> = std::env::args_os().collect();
+    // git starts a hook process for every push and every state of every ref transaction:
+    // the hook invocations git and the kernel make skip building the whole parser.
+    let outcome = match commands::hook::direct(&args) {
+        Some(outcome) => outcome,
+        None => {
+            let cli = match Cli::try_parse_from(args) {
+                Ok(cli) => cli,
+                Err(e) => {
+                    let code = if e.use_stderr() { 2 } else { 0 };
+                    let _ = e.print();
+                    return ExitCode::from(code);
+                }
+            };
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            match cli.command {
+                Command::Init(args) => commands::init::run(args, &mut out),
+                Command::Hook(args) => commands::hook::run(args),
+                Command::Log(args) => commands::log::run(args, &mut out),
+                Command::Ledger(args) => commands::ledger::run(args, &mut out),
+                Command::Export(args) => commands::export::run(args, &mut out),
+                Command::Verify(args) => commands::verify::run(args, &mut out),
+                Command::Pull(args) => commands::pull::run(args, &mut out),
+            }
         }
-    };
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let outcome = match cli.command {
-        Command::Init(args) => commands::init::run(args, &mut out),
-        Command::Hook(args) => commands::hook::run(args),
-        Command::Log(args) => commands::log::run(args, &mut out),
-        Command::Ledger(args) => commands::ledger::run(args, &mut out),
-        Command::Export(args) => commands::export::run(args, &mut out),
-        Command::Verify(args) => commands::verify::run(args, &mut out),
-        Command::Pull(args) => commands::pull::run(args, &mut out),
     };
     match outcome {
         Outcome::Success => ExitCode::SUCCESS,

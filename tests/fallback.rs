@@ -7,21 +7,29 @@ mod common;
 
 use common::*;
 
-/// Turns a `tally init` repository into what such a platform runs: pre-receive and
-/// post-receive, no reference-transaction.
+/// Turns a `tally init` repository into what such a platform runs: Gitea's layout, where
+/// `hooks/<hook>` runs every file in `hooks/<hook>.d/` with the same input, and tally's files
+/// there are tally's own hook file (its `#!` line starts tally, which takes the hook from the
+/// directory's name). No reference-transaction.
 fn platform_without_reference_transaction(server: &Server<'_>) {
+    use std::os::unix::fs::PermissionsExt;
     let hooks = server.path.join("hooks");
     std::fs::remove_file(hooks.join("reference-transaction")).unwrap();
-    let pre = std::fs::read_to_string(hooks.join("pre-receive")).unwrap();
-    let post = pre.replace("hook pre-receive", "hook post-receive");
-    assert_ne!(pre, post);
-    std::fs::write(hooks.join("post-receive"), post).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        hooks.join("post-receive"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
+    let ours = std::fs::read_to_string(hooks.join("pre-receive")).unwrap();
+    assert!(
+        ours.starts_with("#!/") && ours.contains(" hook\n"),
+        "{ours}"
+    );
+    let dispatcher = "#!/bin/sh\ninput=$(cat)\nfor h in \"$0.d\"/*; do\n  printf '%s\\n' \"$input\" | \"$h\" \"$@\" || exit $?\ndone\n";
+    for hook in ["pre-receive", "post-receive"] {
+        let dir = hooks.join(format!("{hook}.d"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("tally"), &ours).unwrap();
+        std::fs::write(hooks.join(hook), dispatcher).unwrap();
+        for file in [dir.join("tally"), hooks.join(hook)] {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
 }
 
 #[test]

@@ -74,12 +74,16 @@ fn init_writes_policy_signers_and_a_hook_running_tally_by_absolute_path() {
         std::fs::read_to_string(repo.join("tally/allowed_signers")).unwrap(),
         alice_and_bob().text()
     );
-    let hook = std::fs::read_to_string(repo.join("hooks/pre-receive")).unwrap();
+    // The kernel starts tally itself from the `#!` line: no shell in between.
     let tally = std::fs::canonicalize(TALLY).unwrap();
-    assert!(
-        hook.contains(&format!("exec '{}' hook pre-receive", tally.display())),
-        "{hook}"
-    );
+    for name in ["pre-receive", "reference-transaction"] {
+        let hook = std::fs::read_to_string(repo.join("hooks").join(name)).unwrap();
+        assert!(
+            hook.starts_with(&format!("#!{} hook\n", tally.display())),
+            "{hook}"
+        );
+        assert!(hook.contains("# Installed by `tally init`"), "{hook}");
+    }
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(repo.join("hooks/pre-receive"))
         .unwrap()
@@ -150,7 +154,11 @@ fn init_refuses_to_overwrite_a_foreign_hook_without_force() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let replaced = std::fs::read_to_string(&hook).unwrap();
-    assert!(replaced.contains("hook pre-receive"), "{replaced}");
+    assert!(
+        replaced.contains("# Installed by `tally init`"),
+        "{replaced}"
+    );
+    assert!(replaced.contains(" hook"), "{replaced}");
     assert!(repo.join("tally/policy.toml").exists());
 }
 
@@ -255,4 +263,171 @@ fn init_refuses_an_invalid_branch_name() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("refs/heads/main"), "{}", stderr(&out));
+}
+
+// ---------------------------------------------------------------------------------------------
+// How the installed hooks start tally
+
+/// A hard link (or copy) of the tally binary at `dir/tally`, so a test can install hooks that
+/// run it and then move or delete it without touching the real one.
+fn tally_copy(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let copy = dir.join("tally");
+    if std::fs::hard_link(TALLY, &copy).is_err() {
+        std::fs::copy(TALLY, &copy).unwrap();
+    }
+    copy
+}
+
+/// `tally init` run by the given tally binary (the hooks run the binary that installed them).
+fn init_with(env: &TestEnv, tally: &Path, repo: &Path, signers: &Path) {
+    let mut cmd = std::process::Command::new(tally);
+    env.hermetic(&mut cmd);
+    run_ok(
+        cmd.current_dir(env.root())
+            .arg("init")
+            .arg(repo)
+            .arg("--allowed-signers")
+            .arg(signers),
+    );
+}
+
+/// A path the `#!` line cannot carry (here: a space) gets the shell form, which still guards
+/// the branch and feeds the ledger.
+#[test]
+fn a_tally_path_with_a_space_gets_a_shell_hook_that_works_the_same() {
+    let env = TestEnv::new();
+    let tally = tally_copy(&env.root().join("tools dir"));
+    let repo = env.bare_repo("server");
+    let signers = env.write("signers", &alice_and_bob().text());
+    init_with(&env, &tally, &repo, &signers);
+    let canonical = std::fs::canonicalize(&tally).unwrap();
+    for name in ["pre-receive", "reference-transaction"] {
+        let hook = std::fs::read_to_string(repo.join("hooks").join(name)).unwrap();
+        assert!(hook.starts_with("#!/bin/sh\n"), "{hook}");
+        assert!(
+            hook.contains(&format!(
+                "exec '{}' hook {name} \"$@\"",
+                canonical.display()
+            )),
+            "{hook}"
+        );
+    }
+    let server = env.server_at(repo);
+    let work = env.clone_as(&server, "work", &alice());
+    work.commit("base").file("base.yaml", "a: 1\n").create();
+    work.push_main_ok();
+    work.commit("unsigned")
+        .file("b.yaml", "b: 1\n")
+        .unsigned()
+        .create();
+    work.push(&["origin", "HEAD:refs/heads/main"])
+        .assert_refused();
+    server.assert_ledger_intact();
+    let kinds: Vec<String> = server
+        .log(&[])
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds[..2], ["rejected", "accepted"], "{kinds:?}");
+}
+
+/// Fail closed: hooks whose tally binary is gone refuse every push to any branch and every
+/// ref update, in both the `#!` and the shell form; nothing moves.
+#[test]
+fn hooks_whose_tally_binary_is_gone_refuse_pushes_and_ref_updates() {
+    for dir in ["bin", "tools dir"] {
+        let env = TestEnv::new();
+        let tally = tally_copy(&env.root().join(dir));
+        let repo = env.bare_repo("server");
+        let signers = env.write("signers", &alice_and_bob().text());
+        init_with(&env, &tally, &repo, &signers);
+        let server = env.server_at(repo);
+        let work = env.clone_as(&server, "work", &alice());
+        let base = work.commit("base").file("base.yaml", "a: 1\n").create();
+        work.push_main_ok();
+        std::fs::remove_file(&tally).unwrap();
+        let next = work.commit("next").file("b.yaml", "b: 1\n").create();
+        let push = work.push(&["origin", "HEAD:refs/heads/main"]);
+        assert_ne!(push.code, 0, "{dir}: {}", push.stderr);
+        assert_eq!(
+            server.branch("main").as_deref(),
+            Some(base.as_str()),
+            "{dir}"
+        );
+        let out = server
+            .git()
+            .args(["update-ref", "refs/heads/main", &next, &base])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{dir}: {out:?}");
+        assert_eq!(
+            server.branch("main").as_deref(),
+            Some(base.as_str()),
+            "{dir}"
+        );
+    }
+}
+
+/// The `#!` form hands tally the hook file's path; tally takes the hook from the file name,
+/// or from a `<hook>.d/` directory (Gitea, GitLab), and refuses a name it cannot place.
+#[test]
+fn tally_hook_takes_the_hook_from_the_file_path() {
+    let env = TestEnv::new();
+    let server = env.server(&alice_and_bob(), &[]);
+    let work = env.clone_as(&server, "work", &alice());
+    let base = work.commit("base").file("base.yaml", "a: 1\n").create();
+    work.push_main_ok();
+    let bad = work
+        .commit("unsigned")
+        .file("b.yaml", "b: 1\n")
+        .unsigned()
+        .create();
+    work.push(&["origin", "HEAD:refs/heads/incoming"])
+        .assert_accepted();
+    let input = format!("{base} {bad} refs/heads/main\n");
+    let hook = |path: &Path, extra: &[&str]| {
+        let mut cmd = env.tally();
+        cmd.arg("hook")
+            .arg(path)
+            .args(extra)
+            .env("GIT_DIR", &server.path)
+            .current_dir(&server.path);
+        run_with_stdin(&mut cmd, input.as_bytes())
+    };
+    for path in [
+        server.path.join("hooks/pre-receive"),
+        server.path.join("hooks/pre-receive.d/tally"),
+    ] {
+        let out = hook(&path, &[]);
+        assert_eq!(out.status.code(), Some(1), "{}: {out:?}", path.display());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("commit is not signed"),
+            "{}: {err}",
+            path.display()
+        );
+    }
+    let out = hook(&server.path.join("hooks/update"), &[]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot tell which hook"),
+        "{out:?}"
+    );
+    // `committed` has nothing left to do: it ends at once and changes nothing.
+    let before = server.log(&[]).len();
+    for state in ["committed", "preparing"] {
+        let out = hook(&server.path.join("hooks/reference-transaction"), &[state]);
+        assert_eq!(out.status.code(), Some(0), "{state}: {out:?}");
+    }
+    // `prepared` through the path form refuses the move pre-receive never judged.
+    let out = hook(
+        &server.path.join("hooks/reference-transaction"),
+        &["prepared"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let log = server.log(&[]);
+    assert_eq!(log.len(), before + 1, "only prepared appends: {log:?}");
+    assert_eq!(log[0]["kind"].as_str(), Some("rejected"));
+    assert_eq!(server.branch("main").as_deref(), Some(base.as_str()));
 }

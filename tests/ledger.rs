@@ -1370,7 +1370,7 @@ fn in_flight_markers_do_not_pile_up() {
     for i in 0..5 {
         let tip = work
             .commit(&format!("change {i}"))
-            .file("base.yaml", &format!("{BASE_YAML}i: {i}\n"))
+            .file("base.yaml", format!("{BASE_YAML}i: {i}\n"))
             .create();
         work.push_main_ok();
         tips.push(tip);
@@ -2083,4 +2083,39 @@ fn a_policy_change_is_recorded_before_the_next_entry() {
         "{text}"
     );
     server.assert_ledger_intact();
+}
+
+/// Regression: `--repo ../server.git` from inside another repository's work tree used to fail
+/// ("../.git/objects wasn't a directory"): gix resolved the relative path against the clone
+/// around the current directory.
+#[test]
+fn a_relative_repo_path_works_from_inside_another_clone() {
+    let env = TestEnv::new();
+    let server = env.server(&alice_and_bob(), &[]);
+    let work = env.clone_as(&server, "work", &alice());
+    work.commit("base").file("base.yaml", BASE_YAML).create();
+    work.push_main_ok();
+    let relative = Path::new("..").join(server.path.file_name().unwrap());
+    for args in [&["log", "--json"][..], &["ledger", "verify"][..]] {
+        let out = env
+            .tally()
+            .current_dir(&work.path)
+            .args(args)
+            .arg("--repo")
+            .arg(&relative)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
+    let out = env
+        .tally()
+        .current_dir(&work.path)
+        .args(["log", "--repo", "../no-such.git"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("../no-such.git cannot be opened"),
+        "{out:?}"
+    );
 }

@@ -23,7 +23,15 @@ fn fail(e: impl std::fmt::Display) -> AdminError {
 /// The repository a command works on: `--repo`, else the one git says we are in.
 pub fn find_repo(arg: Option<&Path>) -> Result<PathBuf, AdminError> {
     let start = arg.unwrap_or(Path::new("."));
-    let repo = gix::discover(start).map_err(|e| {
+    // Absolute first: gix resolves a relative `..` path against the repository it finds
+    // around the current directory (`--repo ../deploy.git` from inside a clone failed).
+    let absolute = start.canonicalize().map_err(|e| {
+        AdminError(format!(
+            "{} cannot be opened ({e}); pass --repo <REPO>",
+            start.display()
+        ))
+    })?;
+    let repo = gix::discover(&absolute).map_err(|e| {
         AdminError(format!(
             "{} is not in a git repository ({e}); pass --repo <REPO>",
             start.display()

@@ -169,13 +169,34 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<Wrote, InitError> 
     })
 }
 
-/// The script installed as a hook: it runs this tally binary by absolute path.
+/// Longest tally path written on a hook's `#!` line. The kernel reads at most 127 bytes of
+/// that line on every Linux (BINPRM_BUF_SIZE was 128 before 5.1), and the line also holds
+/// `#!` and ` hook`.
+const MAX_INTERPRETER_PATH: usize = 100;
+
+/// The file installed as a hook; it runs this tally binary by absolute path.
+///
+/// Normally its first line is `#!<tally> hook`, so the kernel starts tally itself, as
+/// `<tally> hook <this file> <git's arguments>`, and tally tells the hook from the file's
+/// name. A shell in between cost about 0.7 ms per hook, and a push runs three. It fails
+/// closed like a script would: if the binary is gone, exec fails and git refuses the push
+/// (pre-receive) or aborts the ref update (reference-transaction `prepared`).
+///
+/// A path the `#!` line cannot carry (whitespace, more than 100 bytes,
+/// anything but printable ASCII) gets a shell script that execs tally instead. Its
+/// `reference-transaction` states with nothing to do (`committed`, git 2.54's `preparing`)
+/// end in the shell; with the `#!` form tally ends them before parsing its arguments.
 pub fn hook_script(tally: &Path, hook_arg: &str) -> String {
-    let quoted = tally.display().to_string().replace('\'', r"'\''");
-    // The ref-transaction states tally has nothing to do in end in the shell: git runs the
-    // hook for every state of every ref update, and starting tally costs milliseconds.
-    // `prepared` appends and publishes; `aborted` cancels; `preparing` (git 2.54) and
-    // `committed` need nothing (stale in-flight markers are settled by the next `prepared`).
+    let path = tally.display().to_string();
+    let direct = path.len() <= MAX_INTERPRETER_PATH
+        && path.starts_with('/')
+        && path.bytes().all(|b| b.is_ascii_graphic());
+    if direct {
+        return format!(
+            "#!{path} hook\n{MARKER}; `tally init` rewrites this file, do not edit it.\n# git runs this file; the kernel starts tally with its path, and tally runs the hook named by the file name ({hook_arg}).\n"
+        );
+    }
+    let quoted = path.replace('\'', r"'\''");
     // The input is read to its end so that git never writes into a closed pipe.
     let skip = if hook_arg == "reference-transaction" {
         "case \"$1\" in preparing|committed) while read -r _; do :; done; exit 0 ;; esac\n"

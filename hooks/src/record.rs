@@ -523,16 +523,6 @@ fn ledger_has_move(paths: &Paths, u: &Update) -> Result<bool, RecordError> {
         .is_some_and(|r| r.entry.old == raw(u.old) && r.entry.new == raw(u.new)))
 }
 
-/// `committed`: the moves happened; forget what was in flight. Returns whether any of these
-/// updates had appended entries (then the ledger needs publishing).
-pub fn committed(paths: &Paths, updates: &[Update]) -> bool {
-    let mut any = false;
-    for u in updates {
-        any |= std::fs::remove_file(marker_path(paths, u)).is_ok();
-    }
-    any
-}
-
 /// `aborted`: appends an `aborted` entry for each accepted entry `prepared` appended for
 /// these updates (found by the in-flight marker, then by ref, old and new in the ledger).
 pub fn aborted(
@@ -632,9 +622,9 @@ const STALE_MARKER_SECONDS: i64 = 60;
 /// until it finished, so the ref can only have left the old value through that move (or
 /// later ones). A marker whose ref still holds the old value belongs either to a live
 /// transaction (young: left alone) or to one whose git died between `prepared` and
-/// `committed` (older than [`STALE_MARKER_SECONDS`]): its entry is cancelled with an
-/// `aborted` entry. So markers never pile up: `committed` starts no tally process, and each
-/// `prepared` clears what the ones before it left. `current` reads a ref's value. Returns
+/// `committed` (older than 60 s): its entry is cancelled with an `aborted` entry. So markers
+/// never pile up: `committed` does nothing, and each `prepared` clears what the ones before
+/// it left. `current` reads a ref's value. Returns
 /// whether anything was appended.
 pub fn reconcile(
     paths: &Paths,

@@ -3,8 +3,8 @@
 //!
 //! `prepared` (refs locked; a non-zero exit aborts the transaction): protected moves must
 //! match a verdict left by `pre-receive`, otherwise they are refused and recorded as
-//! `rejected`; matching ones are appended to the ledger. `committed`: the moves happened;
-//! publish the ledger. `aborted`: record that the appended moves did not happen.
+//! `rejected`; matching ones are appended to the ledger and published. `committed`: nothing
+//! left to do. `aborted`: record that the appended moves did not happen.
 
 use std::io::{BufRead, Read, Write};
 use std::path::Path;
@@ -86,27 +86,6 @@ fn relevant(input: &[u8], config: &Policy, hash_len: usize) -> Result<Vec<Update
     Ok(out)
 }
 
-/// Every well-formed update line, whatever its ref (for matching in-flight records).
-fn any_updates(input: &[u8]) -> Vec<Update> {
-    let text = String::from_utf8_lossy(input);
-    text.lines()
-        .filter_map(|line| {
-            let mut parts = line.splitn(3, ' ');
-            let (old, new, refname) = (parts.next()?, parts.next()?, parts.next()?);
-            let id = |hex: &str| {
-                ObjectId::from_hex(hex.as_bytes())
-                    .ok()
-                    .map(|i| (!i.is_null()).then_some(i))
-            };
-            Some(Update {
-                refname: refname.to_owned(),
-                old: id(old)?,
-                new: id(new)?,
-            })
-        })
-        .collect()
-}
-
 /// Runs the hook for `state`. Returns false to abort a `prepared` transaction (git ignores
 /// the exit status of the other states).
 pub fn run(
@@ -122,16 +101,10 @@ pub fn run(
         reporter.error(&format!("ref update refused: cannot read hook input: {e}"));
         return false;
     }
-    if state == State::Preparing {
-        return true;
-    }
-    if state == State::Committed {
-        // Only what `prepared` appended matters here, and it left a file per update: no
-        // policy to load, which keeps the last step of every push cheap.
-        let paths = Paths::new(git_dir);
-        if record::committed(&paths, &any_updates(&bytes)) {
-            publish(git_dir, &paths, now, &mut reporter);
-        }
+    if matches!(state, State::Preparing | State::Committed) {
+        // Nothing to do: `prepared` appended and published, and the next `prepared` drops the
+        // in-flight markers of moves that landed. The installed hook ends these states
+        // before tally even parses its arguments (`tally hook` in the binary).
         return true;
     }
     let config = match Policy::load(git_dir) {

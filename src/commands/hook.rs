@@ -1,6 +1,7 @@
 //! `tally hook <name>`: the entry points git runs.
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
@@ -25,6 +26,63 @@ enum Hook {
         /// The transaction state git passes: preparing, prepared, committed or aborted.
         state: String,
     },
+}
+
+/// The hooks `tally hook` runs, by the name git gives their files.
+const HOOK_NAMES: [&str; 3] = ["pre-receive", "reference-transaction", "post-receive"];
+
+/// Runs a hook straight from the arguments git and the kernel pass, without the command-line
+/// parser; `None` for anything else (help, typos), which the parser then explains.
+///
+/// Two forms: `tally hook <name> [state]` (the shell form of the installed hooks, and
+/// Gitea's and GitLab's scripts), and `tally hook <hook file> [state]`, which the kernel
+/// passes when a hook file's `#!` line names tally (see `tally_hooks::init::hook_script`):
+/// the hook is the file's name, or its directory's for the `pre-receive.d/<anything>` layout
+/// of Gitea and GitLab. The `reference-transaction` states with no work (`committed`; git
+/// 2.54's `preparing`) end here at once.
+pub fn direct(args: &[OsString]) -> Option<Outcome> {
+    if args.get(1).is_none_or(|a| a != "hook") || !(3..=4).contains(&args.len()) {
+        return None;
+    }
+    let given = &args[2];
+    let name = if given.as_encoded_bytes().contains(&b'/') {
+        let path = Path::new(given);
+        let known = |n: Option<&str>| n.and_then(|n| HOOK_NAMES.iter().find(|h| **h == n));
+        let from_dir = path
+            .parent()
+            .and_then(|d| d.file_name())
+            .and_then(|d| d.to_str())
+            .and_then(|d| d.strip_suffix(".d"));
+        let Some(name) =
+            known(path.file_name().and_then(|n| n.to_str())).or_else(|| known(from_dir))
+        else {
+            return Some(Outcome::Config(format!(
+                "cannot tell which hook {} is from its name; name the file {} (or put it in a directory named after the hook plus .d), or have it run `tally hook <name>`",
+                path.display(),
+                HOOK_NAMES.join(", ")
+            )));
+        };
+        *name
+    } else {
+        HOOK_NAMES.iter().find(|h| *given == **h)?
+    };
+    let state = args.get(3).map(|s| s.to_str());
+    let hook = match (name, state) {
+        ("pre-receive", None) => Hook::PreReceive,
+        ("post-receive", None) => Hook::PostReceive,
+        ("reference-transaction", Some(Some(state))) => {
+            if state == "committed" || state == "preparing" {
+                // Read to the end, so that git never writes into a closed pipe.
+                let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+                return Some(Outcome::Success);
+            }
+            Hook::ReferenceTransaction {
+                state: state.to_owned(),
+            }
+        }
+        _ => return None,
+    };
+    Some(run(HookArgs { hook }))
 }
 
 /// The repository a hook runs in: git sets `GIT_DIR` (or runs hooks inside the git

@@ -90,7 +90,14 @@ pub struct Location {
 
 /// Finds the clone that `start` (default: the current directory) is in.
 pub fn discover(start: Option<&Path>) -> Result<Location, AgentError> {
-    let start = start.unwrap_or(Path::new("."));
+    let given = start.unwrap_or(Path::new("."));
+    // Absolute first: gix resolves a relative `..` path against the repository it finds
+    // around the current directory.
+    let absolute = given.canonicalize().map_err(|e| AgentError::Repository {
+        path: given.to_owned(),
+        message: e.to_string(),
+    })?;
+    let start = absolute.as_path();
     let repo = gix::discover(start).map_err(|e| AgentError::Repository {
         path: start.to_owned(),
         message: e.to_string(),
