@@ -2119,3 +2119,34 @@ fn a_relative_repo_path_works_from_inside_another_clone() {
         "{out:?}"
     );
 }
+
+/// tally writes the publication's loose objects itself (one compressor for all of them): git
+/// must read them as its own, and `git fsck --strict` must find nothing wrong.
+#[test]
+fn published_objects_are_objects_git_reads() {
+    let env = TestEnv::new();
+    let server = env.server(&alice_and_bob(), &[]);
+    let work = env.clone_as(&server, "work", &alice());
+    work.commit("base").file("base.yaml", BASE_YAML).create();
+    work.push_main_ok();
+    work.commit("next").file("next.yaml", "next: 1\n").create();
+    work.push_main_ok();
+    let git = |args: &[&str]| run_ok(server.git().args(args)).stdout;
+    let size = server.log(&[]).len();
+    let range = String::from_utf8(git(&["cat-file", "blob", "refs/tally/ledger:range"])).unwrap();
+    let first: usize = range.split(' ').next().unwrap().parse().unwrap();
+    assert_eq!(range, format!("{first} {size}\n"));
+    let note = git(&["cat-file", "blob", "refs/tally/ledger:checkpoint"]);
+    assert!(
+        String::from_utf8_lossy(&note).contains(&format!("\n{size}\n")),
+        "{}",
+        String::from_utf8_lossy(&note)
+    );
+    let out = server
+        .git()
+        .args(["fsck", "--strict", "--no-dangling", "--no-progress"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stderr.is_empty() && out.stdout.is_empty(), "{out:?}");
+}

@@ -17,8 +17,11 @@ use std::path::Path;
 
 use gix::ObjectId;
 use gix::bstr::BString;
+use gix::objs::Kind;
 use gix::objs::tree::EntryKind;
 use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
+use gix_zlib::Status;
+use gix_zlib::stream::deflate::{Compress, FlushCompress};
 use jiff::Timestamp;
 use tally_ledger::Store;
 
@@ -101,22 +104,15 @@ pub fn publish_with(
             })
             .map_err(err)?;
         let range = format!("{first} {}\n", checkpoint.size);
-        // Written straight into the loose object directory: these objects are new by
-        // construction (they hold a checkpoint signed just now), so the repository-level
-        // write's "is it already there" lookup through every pack index is pure cost.
-        let loose =
-            gix::odb::loose::Store::at(repo.common_dir().join("objects"), repo.object_hash());
-        let blob = |data: &[u8]| {
-            gix::objs::Write::write_buf(&loose, gix::objs::Kind::Blob, data).map_err(err)
-        };
+        let mut loose = LooseWriter::new(repo);
         let tree = gix::objs::Tree {
             entries: vec![
-                tree_entry("checkpoint", blob(note.as_bytes())?),
-                tree_entry("entries", blob(&entries)?),
-                tree_entry("range", blob(range.as_bytes())?),
+                tree_entry("checkpoint", loose.write(Kind::Blob, note.as_bytes())?),
+                tree_entry("entries", loose.write(Kind::Blob, &entries)?),
+                tree_entry("range", loose.write(Kind::Blob, range.as_bytes())?),
             ],
         };
-        let tree_id = gix::objs::Write::write(&loose, &tree).map_err(err)?;
+        let tree_id = loose.write_object(&tree)?;
         let who = gix::actor::Signature {
             name: "tally".into(),
             email: "tally@localhost".into(),
@@ -134,7 +130,7 @@ pub fn publish_with(
             message: format!("tally ledger: entries {first}..{}\n", checkpoint.size).into(),
             extra_headers: Vec::new(),
         };
-        let commit_id = gix::objs::Write::write(&loose, &commit).map_err(err)?;
+        let commit_id = loose.write_object(&commit)?;
         let expected = match tip {
             Some((id, _)) => PreviousValue::MustExistAndMatch(gix::refs::Target::Object(id)),
             None => PreviousValue::MustNotExist,
@@ -173,6 +169,111 @@ pub fn publish_with(
     Err(err(format!(
         "the ref could not be updated after 5 attempts ({last_error}); the next publication catches up"
     )))
+}
+
+/// Writes the loose objects of one publication into `objects/`, with one zlib compressor for
+/// all of them.
+///
+/// gix's loose store builds a new compressor for every object: a quarter of a megabyte of
+/// fresh memory, faulted in and zeroed each time, about 0.2 ms per object here, and a
+/// publication writes five. The objects are new by construction (they hold a checkpoint
+/// signed just now), so there is no lookup through the pack indexes either; an object file
+/// that exists already holds the same bytes and is kept.
+struct LooseWriter {
+    objects: std::path::PathBuf,
+    hash: gix::hash::Kind,
+    compress: Compress,
+    plain: Vec<u8>,
+    packed: Vec<u8>,
+}
+
+impl LooseWriter {
+    fn new(repo: &gix::Repository) -> LooseWriter {
+        LooseWriter {
+            objects: repo.common_dir().join("objects"),
+            hash: repo.object_hash(),
+            compress: Compress::new(gix_zlib::Compression::BEST_SPEED),
+            plain: Vec::new(),
+            packed: Vec::new(),
+        }
+    }
+
+    /// Writes an object given in its serialised form; returns its id.
+    fn write(&mut self, kind: Kind, data: &[u8]) -> Result<ObjectId, PublishError> {
+        let id = gix::objs::compute_hash(self.hash, kind, data).map_err(err)?;
+        let hex = id.to_hex().to_string();
+        let dir = self.objects.join(&hex[..2]);
+        let path = dir.join(&hex[2..]);
+        if path.exists() {
+            return Ok(id);
+        }
+        // Git's loose format (gitformat-loose(5)): zlib of "<kind> <size>\0" and the data.
+        self.plain.clear();
+        self.plain
+            .extend_from_slice(&gix::objs::encode::loose_header(kind, data.len() as u64));
+        self.plain.extend_from_slice(data);
+        self.compress.reset();
+        self.packed.clear();
+        self.packed
+            .resize(self.plain.len() + self.plain.len() / 8 + 64, 0);
+        let mut written = 0;
+        loop {
+            let before_in = self.compress.total_in();
+            let before_out = self.compress.total_out();
+            let status = self
+                .compress
+                .compress(
+                    &self.plain[before_in as usize..],
+                    &mut self.packed[written..],
+                    FlushCompress::Finish,
+                )
+                .map_err(err)?;
+            written += (self.compress.total_out() - before_out) as usize;
+            match status {
+                Status::StreamEnd => break,
+                Status::Ok | Status::BufError => {
+                    let len = self.packed.len();
+                    self.packed.resize(len * 2, 0);
+                }
+            }
+        }
+        if let Err(e) = std::fs::create_dir(&dir)
+            && e.kind() != std::io::ErrorKind::AlreadyExists
+        {
+            return Err(err(format!("cannot create {}: {e}", dir.display())));
+        }
+        // A unique temporary name in the same directory, then rename: readers see the whole
+        // object or none (git's own protocol, `odb_write_loose_object`).
+        let tmp = dir.join(format!(
+            "tmp_obj_tally_{}_{}",
+            std::process::id(),
+            &hex[2..12]
+        ));
+        let written_file = (|| {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o444)
+                .open(&tmp)?;
+            f.write_all(&self.packed[..written])?;
+            drop(f);
+            std::fs::rename(&tmp, &path)
+        })();
+        if let Err(e) = written_file {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(err(format!("cannot write {}: {e}", path.display())));
+        }
+        Ok(id)
+    }
+
+    /// Writes a tree or commit.
+    fn write_object(&mut self, object: &dyn gix::objs::WriteTo) -> Result<ObjectId, PublishError> {
+        let mut data = Vec::with_capacity(object.size() as usize);
+        object.write_to(&mut data).map_err(err)?;
+        self.write(object.kind(), &data)
+    }
 }
 
 fn tree_entry(name: &str, oid: ObjectId) -> gix::objs::tree::Entry {
