@@ -3,7 +3,11 @@
 //!
 //! - append latency of one entry with fsync (`synchronous=FULL`), checkpoint signing included;
 //! - whole-ledger verify throughput;
-//! - proof generation at that size.
+//! - proof generation at that size;
+//! - whole-ledger verify of a ledger grown as a server grows it, one entry and one signed
+//!   checkpoint per push (`TALLY_BENCH_PUSHES`, default 100,000), where the checkpoint
+//!   signatures dominate: batched and spread over the cores, against checking them one by one
+//!   on one core (what `tally ledger verify` did before).
 //!
 //! Run with `cargo run --release -p tally-ledger --example ledger_bench [-- ENTRIES]`. With
 //! `TALLY_BENCH_DB=<path>` the ledger is kept there, and if it already exists only the verify
@@ -174,6 +178,7 @@ fn main() {
             .unwrap();
         c
     };
+    per_push_ledger(&key, &vkey, origin);
     for run in 1..=2 {
         drop(store);
         store = Store::open_with(
@@ -193,6 +198,61 @@ fn main() {
             checkpoints,
             secs,
             report.size as f64 / secs
+        );
+    }
+}
+
+/// A ledger of one-entry pushes, each with its own checkpoint, as the hooks write it. Built on
+/// tmpfs when there is one: the fsync of every append is not what is measured here.
+fn per_push_ledger(key: &SigningKey, vkey: &VerifierKey, origin: &str) {
+    let pushes: u64 = std::env::var("TALLY_BENCH_PUSHES").map_or(100_000, |v| v.parse().unwrap());
+    let shm = std::path::Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm).unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    };
+    let path = dir.path().join("pushes.db");
+    let now = jiff::Timestamp::now();
+    let mut store = Store::create(&path, origin, "bench", now, key, &Options::default()).unwrap();
+    let t = Instant::now();
+    for n in 0..pushes {
+        store.append(vec![entry(n)], now, key).unwrap();
+    }
+    println!(
+        "per-push ledger: {pushes} pushes appended in {:.1} s ({} checkpoints)",
+        t.elapsed().as_secs_f64(),
+        pushes + 1
+    );
+    let mut notes = Vec::new();
+    store
+        .for_each_checkpoint(|c| {
+            notes.push(c.note.text().to_owned());
+            Ok(())
+        })
+        .unwrap();
+    let t = Instant::now();
+    for note in &notes {
+        tally_ledger::SignedCheckpoint::parse(note)
+            .unwrap()
+            .verify(vkey)
+            .unwrap();
+    }
+    let one_by_one = t.elapsed().as_secs_f64();
+    println!(
+        "  checkpoint signatures one by one on one core (the previous verify): {one_by_one:.2} s, {:.1} us per checkpoint",
+        one_by_one * 1e6 / notes.len() as f64
+    );
+    for run in 1..=2 {
+        let t = Instant::now();
+        let report = store.verify(vkey, |_, _| {}).unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "  tally ledger verify run {run}: {} entries, {} checkpoints in {secs:.2} s: {:.0} entries/s, {:.1} us per checkpoint",
+            report.size,
+            report.checkpoints,
+            report.size as f64 / secs,
+            secs * 1e6 / report.checkpoints as f64
         );
     }
 }

@@ -352,6 +352,70 @@ impl SignedCheckpoint {
     /// be present and valid. Signature lines of other keys are ignored (C2SP signed-note), but
     /// any line that names this key and its key ID and fails to verify rejects the note.
     pub fn verify(&self, key: &VerifierKey) -> Result<VerifiedCheckpoint, CheckpointError> {
+        let parts = self.signatures_for(key)?;
+        key.key
+            .verify_strict(parts.body.as_bytes(), &parts.signature)
+            .map_err(|_| CheckpointError::BadSignature {
+                key_name: key.name.clone(),
+            })?;
+        key.key
+            .verify_strict(parts.cosigned.as_bytes(), &parts.timestamp)
+            .map_err(|_| CheckpointError::BadTimestamp {
+                key_name: key.name.clone(),
+            })?;
+        Ok(self.verified(parts.time))
+    }
+
+    /// Verifies many notes against one key, as [`SignedCheckpoint::verify`] does each, with one
+    /// batch equation over all their signatures (ed25519-dalek's `verify_batch`, about three
+    /// times cheaper per signature): `tally ledger verify` checks every checkpoint ever
+    /// signed, one or more per push. If the batch fails, or a note is malformed, the notes are
+    /// verified one by one, so the error and the index of the first bad note are exactly what
+    /// `verify` reports.
+    pub fn verify_all(
+        notes: &[SignedCheckpoint],
+        key: &VerifierKey,
+    ) -> Result<Vec<VerifiedCheckpoint>, (usize, CheckpointError)> {
+        let one_by_one = || {
+            notes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| n.verify(key).map_err(|e| (i, e)))
+                .collect()
+        };
+        // verify_strict refuses weak keys; the batch equation does not look.
+        if key.key.is_weak() {
+            return one_by_one();
+        }
+        let mut parts = Vec::with_capacity(notes.len());
+        for note in notes {
+            match note.signatures_for(key) {
+                Ok(p) => parts.push(p),
+                Err(_) => return one_by_one(),
+            }
+        }
+        let mut messages: Vec<&[u8]> = Vec::with_capacity(2 * parts.len());
+        let mut signatures = Vec::with_capacity(2 * parts.len());
+        for p in &parts {
+            messages.push(p.body.as_bytes());
+            signatures.push(p.signature);
+            messages.push(p.cosigned.as_bytes());
+            signatures.push(p.timestamp);
+        }
+        let keys = vec![key.key; signatures.len()];
+        if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_err() {
+            return one_by_one();
+        }
+        Ok(notes
+            .iter()
+            .zip(&parts)
+            .map(|(note, p)| note.verified(p.time))
+            .collect())
+    }
+
+    /// The signature and the timestamp cosignature this note carries for `key`, checked for
+    /// form (origin, one of each, lengths, time range) but not verified.
+    fn signatures_for(&self, key: &VerifierKey) -> Result<Parts<'_>, CheckpointError> {
         if self.checkpoint.origin != key.name {
             return Err(CheckpointError::OriginMismatch {
                 origin: self.checkpoint.origin.clone(),
@@ -361,23 +425,21 @@ impl SignedCheckpoint {
         let body = &self.text[..self.body_len];
         let note_id = key.key_id();
         let cosig_id = key.cosignature_key_id();
-        let mut signed = false;
-        let mut time = None;
+        let mut signature = None;
+        let mut timestamp = None;
         for sig in self.signatures.iter().filter(|s| s.name == key.name) {
             if sig.key_id == note_id {
-                if signed {
+                if signature.is_some() {
                     return Err(CheckpointError::DuplicateSignature { what: "signature" });
                 }
-                let bad = || CheckpointError::BadSignature {
-                    key_name: key.name.clone(),
-                };
-                let bytes: [u8; 64] = sig.signature.as_slice().try_into().map_err(|_| bad())?;
-                key.key
-                    .verify_strict(body.as_bytes(), &Signature::from_bytes(&bytes))
-                    .map_err(|_| bad())?;
-                signed = true;
+                let bytes: [u8; 64] = sig.signature.as_slice().try_into().map_err(|_| {
+                    CheckpointError::BadSignature {
+                        key_name: key.name.clone(),
+                    }
+                })?;
+                signature = Some(Signature::from_bytes(&bytes));
             } else if sig.key_id == cosig_id {
-                if time.is_some() {
+                if timestamp.is_some() {
                     return Err(CheckpointError::DuplicateSignature { what: "timestamp" });
                 }
                 let bad = || CheckpointError::BadTimestamp {
@@ -389,30 +451,43 @@ impl SignedCheckpoint {
                     return Err(bad());
                 }
                 let bytes: [u8; 64] = bytes.try_into().map_err(|_| bad())?;
-                key.key
-                    .verify_strict(
-                        cosigned_message(stamp, body).as_bytes(),
-                        &Signature::from_bytes(&bytes),
-                    )
-                    .map_err(|_| bad())?;
-                time = Some(stamp);
+                timestamp = Some((stamp, Signature::from_bytes(&bytes)));
             }
         }
-        if !signed {
+        let Some(signature) = signature else {
             return Err(CheckpointError::MissingSignature {
                 key_name: key.name.clone(),
             });
-        }
-        let Some(time) = time else {
+        };
+        let Some((time, timestamp)) = timestamp else {
             return Err(CheckpointError::MissingTimestamp {
                 key_name: key.name.clone(),
             });
         };
-        Ok(VerifiedCheckpoint {
-            checkpoint: self.checkpoint.clone(),
+        Ok(Parts {
+            body,
+            signature,
+            cosigned: cosigned_message(time, body),
             time,
+            timestamp,
         })
     }
+
+    fn verified(&self, time: u64) -> VerifiedCheckpoint {
+        VerifiedCheckpoint {
+            checkpoint: self.checkpoint.clone(),
+            time,
+        }
+    }
+}
+
+/// A note's signatures for one key, before verification.
+struct Parts<'a> {
+    body: &'a str,
+    signature: Signature,
+    cosigned: String,
+    time: u64,
+    timestamp: Signature,
 }
 
 impl fmt::Display for SignedCheckpoint {
@@ -897,6 +972,50 @@ mod tests {
     }
 
     #[test]
+    fn verify_all_names_the_first_bad_note() {
+        let key = vkey(1);
+        let mut notes: Vec<SignedCheckpoint> = (0..100u64)
+            .map(|i| {
+                Checkpoint {
+                    size: i,
+                    ..sample()
+                }
+                .sign(1000 + i, &self::key(1))
+                .unwrap()
+            })
+            .collect();
+        let all = SignedCheckpoint::verify_all(&notes, &key).unwrap();
+        assert_eq!(all.len(), 100);
+        assert_eq!(all[57].size(), 57);
+        assert_eq!(all[57].time(), 1057);
+        assert!(SignedCheckpoint::verify_all(&[], &key).unwrap().is_empty());
+        // Signed by another key: the signature lines are not this key's at all.
+        notes[70] = sample().sign(1, &self::key(2)).unwrap();
+        // A valid signature, but of another checkpoint.
+        let other = sample().sign(5, &self::key(1)).unwrap();
+        let body_len = notes[40].text().find("\n\n").unwrap() + 2;
+        let forged = format!(
+            "{}{}",
+            &notes[40].text()[..body_len],
+            &other.text()[other.text().find("\n\n").unwrap() + 2..]
+        );
+        notes[40] = SignedCheckpoint::parse(&forged).unwrap();
+        assert_eq!(
+            SignedCheckpoint::verify_all(&notes, &key).unwrap_err(),
+            (
+                40,
+                CheckpointError::BadSignature {
+                    key_name: "tally/repo".into()
+                }
+            )
+        );
+        assert!(matches!(
+            SignedCheckpoint::verify_all(&notes[41..], &key),
+            Err((29, CheckpointError::MissingSignature { .. }))
+        ));
+    }
+
+    #[test]
     fn empty_tree_checkpoint() {
         let c = Checkpoint {
             origin: "tally/repo".to_owned(),
@@ -939,6 +1058,48 @@ mod tests {
         fn parse_never_panics(text in ".{0,300}") {
             let _ = SignedCheckpoint::parse(&text);
             let _ = VerifierKey::parse(&text);
+        }
+
+        /// Batch verification agrees with one-by-one verification: on a run of notes with one
+        /// byte flipped somewhere, it fails exactly when some note fails alone, naming the
+        /// first such note with the same error.
+        #[test]
+        fn verify_all_agrees_with_verify(
+            count in 1usize..20,
+            which in 0usize..20,
+            at in 0usize..400,
+            bit in 0u8..8,
+        ) {
+            let key = vkey(1);
+            let mut notes: Vec<SignedCheckpoint> = (0..count)
+                .map(|i| {
+                    Checkpoint { size: i as u64, ..sample() }
+                        .sign(1_767_225_600 + i as u64, &self::key(1))
+                        .unwrap()
+                })
+                .collect();
+            let which = which % count;
+            let mut bytes = notes[which].text().as_bytes().to_vec();
+            let i = at % bytes.len();
+            bytes[i] ^= 1 << bit;
+            if let Ok(text) = std::str::from_utf8(&bytes)
+                && let Ok(parsed) = SignedCheckpoint::parse(text)
+            {
+                notes[which] = parsed;
+            }
+            let alone: Vec<_> = notes.iter().map(|n| n.verify(&key)).collect();
+            let first_bad = alone.iter().position(Result::is_err);
+            match SignedCheckpoint::verify_all(&notes, &key) {
+                Ok(all) => {
+                    proptest::prop_assert_eq!(first_bad, None);
+                    let alone: Vec<_> = alone.into_iter().map(Result::unwrap).collect();
+                    proptest::prop_assert_eq!(all, alone);
+                }
+                Err((index, error)) => {
+                    proptest::prop_assert_eq!(Some(index), first_bad);
+                    proptest::prop_assert_eq!(Err(error), alone[index].clone());
+                }
+            }
         }
 
         #[test]

@@ -683,3 +683,63 @@ fn a_truncated_database_file_is_an_error() {
         assert!(failed, "kept {keep} bytes");
     }
 }
+
+/// Checkpoint signatures are verified in batches spread over every core; a fault is still
+/// reported at the first checkpoint that has one, whichever batch or thread saw it first.
+#[test]
+fn the_first_bad_checkpoint_is_reported_across_signature_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let mut store =
+        Store::create(&path, ORIGIN, "repo-1", t(0), &key(), &Options::default()).unwrap();
+    // One checkpoint per push, as on a real server: 300 checkpoints, several batches.
+    for i in 0..299u16 {
+        store
+            .append(vec![push((i % 250) as u8)], t(i64::from(i) + 1), &key())
+            .unwrap();
+    }
+    let report = store.verify(&vkey(), |_, _| {}).unwrap();
+    assert_eq!(report.checkpoints, 300);
+    assert_eq!(report.latest.size(), 299);
+    drop(store);
+    let ids: Vec<i64> = {
+        let conn = db(&path);
+        let mut stmt = conn
+            .prepare("SELECT id FROM checkpoints ORDER BY id")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    // Break the signature of a late checkpoint, then of an earlier one in another batch.
+    let break_signature = |id: i64| {
+        let conn = db(&path);
+        let note: String = conn
+            .query_row("SELECT note FROM checkpoints WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        // The first signature line's last base64 characters before the newline.
+        let cut = note.find("\n\n").unwrap() + 2;
+        let line_end = cut + note[cut..].find('\n').unwrap();
+        let mut bad = note.clone().into_bytes();
+        bad[line_end - 3] = if bad[line_end - 3] == b'A' {
+            b'B'
+        } else {
+            b'A'
+        };
+        conn.execute(
+            "UPDATE checkpoints SET note = ?1 WHERE id = ?2",
+            params![String::from_utf8(bad).unwrap(), id],
+        )
+        .unwrap();
+    };
+    for (broken, expected) in [(ids[250], ids[250]), (ids[70], ids[70]), (ids[3], ids[3])] {
+        break_signature(broken);
+        match verify(&path) {
+            VerifyError::CheckpointSignature { id, .. } => assert_eq!(id, expected),
+            other => panic!("expected checkpoint {expected} named, got {other}"),
+        }
+    }
+}
