@@ -2150,3 +2150,60 @@ fn published_objects_are_objects_git_reads() {
     assert!(out.status.success(), "{out:?}");
     assert!(out.stderr.is_empty() && out.stdout.is_empty(), "{out:?}");
 }
+
+/// Plain git over ssh: everyone pushes as one account, and with `ExposeAuthInfo yes` sshd
+/// names the key that logged in (`SSH_USER_AUTH`); the ledger records the account and that
+/// key's fingerprint (for a certificate, its key, key id and CA), for accepted and refused
+/// pushes alike.
+#[test]
+fn the_ssh_login_key_is_recorded_as_the_pusher() {
+    let env = TestEnv::new();
+    let keys = keys();
+    let server = env.server(&alice_and_bob(), &[]);
+    let work = env.clone_as(&server, "work", &alice());
+    let auth = env.write(
+        "ssh-user-auth",
+        &format!("publickey {}\n", keys.bob.public_line),
+    );
+    let auth = auth.display().to_string();
+    let env_vars = [("SSH_USER_AUTH", auth.as_str()), ("USER", "git")];
+    work.commit("base").file("base.yaml", BASE_YAML).create();
+    work.push_with_env(&["origin", "HEAD:refs/heads/main"], &env_vars)
+        .assert_accepted();
+    work.commit("unsigned")
+        .file("b.yaml", "b: 1\n")
+        .unsigned()
+        .create();
+    work.push_with_env(&["origin", "HEAD:refs/heads/main"], &env_vars)
+        .assert_refused();
+    let expected = format!("ssh:git key {}", keys.bob.fingerprint);
+    let log = server.log(&[]);
+    for kind in ["accepted", "rejected"] {
+        let e = log.iter().find(|e| e["kind"] == kind).unwrap();
+        assert_eq!(e["pusher"].as_str(), Some(expected.as_str()), "{kind}: {e}");
+    }
+
+    let cert = env.certify(&keys.alice, &keys.ca, "alice@example.com", None);
+    let cert_line = std::fs::read_to_string(&cert).unwrap();
+    let mut fields = cert_line.split_whitespace();
+    let cert_line = format!("{} {}", fields.next().unwrap(), fields.next().unwrap());
+    std::fs::write(&auth, format!("publickey {cert_line}\n")).unwrap();
+    work.reset_hard("HEAD~1");
+    work.commit("by certificate")
+        .file("c.yaml", "c: 1\n")
+        .create();
+    work.push_with_env(&["origin", "HEAD:refs/heads/main"], &env_vars)
+        .assert_accepted();
+    let newest = &server.log(&["--kind", "accepted", "--limit", "1"])[0];
+    assert_eq!(
+        newest["pusher"].as_str(),
+        Some(
+            format!(
+                "ssh:git key {} (certificate \"test-cert\" from CA {})",
+                keys.alice.fingerprint, keys.ca.fingerprint
+            )
+            .as_str()
+        ),
+        "{newest}"
+    );
+}
