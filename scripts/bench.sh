@@ -8,7 +8,9 @@
 # pushes, default 3), BENCH_KEEP=1 (keep the work directory).
 #
 # What it does, all in a fresh temporary directory with a hermetic git configuration:
-#   1. builds tally (release) and makes an ed25519 signing key plus an allowed_signers file;
+#   1. builds tally as scripts/install.sh does (static-pie on Linux with glibc) and as the
+#      ordinary `cargo build --release`; makes an ed25519 signing key plus an allowed_signers
+#      file;
 #   2. makes a work repository: a base commit of 300 Kubernetes-like YAML files, then N signed
 #      commits that each modify one file;
 #   3. makes three kinds of bare repository: `tally` (tally init), `baseline` (scripts/
@@ -18,8 +20,9 @@
 #      time - nohook push time;
 #   4. measures the peak RSS of tally's hooks during the same N-commit push into another tally
 #      repository whose hooks run under GNU time (so that the timed pushes are unwrapped);
-#   5. makes K one-commit pushes to all three repositories in turn (rotating the order so that
-#      machine noise hits all alike) and reports median and p90;
+#   5. makes K one-commit pushes to each in turn, plus `tally-pre` (tally's pre-receive alone)
+#      and `tally-dyn` (set up by the ordinary build), rotating the order so that machine noise
+#      hits all alike, and reports median and p90;
 #   6. prints markdown tables for BENCHMARKS.md on stdout (progress goes to stderr).
 # Every push must be accepted and move the branch to the expected commit, or the script fails.
 set -euo pipefail
@@ -55,12 +58,23 @@ load_start=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo unknown)
 # --- build ------------------------------------------------------------------------------------
 locked=(--locked)
 [ -f "$root/Cargo.lock" ] || locked=()
+# The binary scripts/install.sh installs (static-pie on Linux with glibc) is what is measured;
+# the ordinary `cargo build` binary (dynamically linked) also takes the one-commit pushes, side
+# by side, so the difference the static link makes is in the same run.
+log "building tally as scripts/install.sh does"
+tally=$("$root/scripts/install.sh" --build) || die "scripts/install.sh --build failed"
+[ -x "$tally" ] || die "no tally binary at $tally"
 log "building tally (cargo build --release ${locked[*]} -p tally)"
 (cd "$root" && cargo build --release "${locked[@]}" -p tally) >&2 || die "cargo build failed"
 target_dir=$(cd "$root" && cargo metadata --format-version 1 --no-deps |
 	sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-tally=${target_dir:-$root/target}/release/tally
-[ -x "$tally" ] || die "no tally binary at $tally"
+tally_dyn=${target_dir:-$root/target}/release/tally
+[ -x "$tally_dyn" ] || die "no tally binary at $tally_dyn"
+if cmp -s "$tally" "$tally_dyn"; then
+	tally_build="the ordinary build (no static build for this platform)"
+else
+	tally_build="static-pie, from scripts/install.sh"
+fi
 
 # --- GNU time, for peak RSS --------------------------------------------------------------------
 if ! /usr/bin/time -f '%M' true >/dev/null 2>&1; then
@@ -221,12 +235,14 @@ for ((rep = 2; rep <= R; rep++)); do
 	nohook_repos+=("nohook-$rep")
 	tally_repos+=("tally-$rep")
 done
-all_repos=(warmup baseline "${nohook_repos[@]}" "${tally_repos[@]}" tally-mem tally-pre)
+all_repos=(warmup baseline "${nohook_repos[@]}" "${tally_repos[@]}" tally-mem tally-pre tally-dyn)
 for r in "${all_repos[@]}"; do
 	git init -q --bare -b main "$work/$r.git"
 done
-for r in "${tally_repos[@]}" tally-mem tally-pre; do
-	"$tally" init "$work/$r.git" --allowed-signers "$signers" >"$work/init.log" 2>&1 ||
+for r in "${tally_repos[@]}" tally-mem tally-pre tally-dyn; do
+	bin=$tally
+	[ "$r" != tally-dyn ] || bin=$tally_dyn
+	"$bin" init "$work/$r.git" --allowed-signers "$signers" >"$work/init.log" 2>&1 ||
 		{ cat "$work/init.log" >&2 && die "tally init $work/$r.git failed"; }
 	[ -f "$work/$r.git/tally/policy.toml" ] || die "tally init wrote no $r.git/tally/policy.toml"
 	[ -x "$work/$r.git/hooks/pre-receive" ] || die "tally init installed no hooks/pre-receive"
@@ -338,11 +354,13 @@ done
 log "  peak RSS: $rss_summary"
 
 # --- one-commit pushes --------------------------------------------------------------------------
-log "bringing tally-pre to the same state (untimed)"
+log "bringing tally-pre and tally-dyn to the same state (untimed)"
 push_timed tally-pre "$tip"
+push_timed tally-dyn "$tip"
 log "timing $K one-commit pushes to each repository"
-repos=(nohook baseline tally tally-pre)
-one_nohook=() one_baseline=() one_tally=() one_pre=() over_baseline=() over_tally=() over_pre=()
+repos=(nohook baseline tally tally-pre tally-dyn)
+one_nohook=() one_baseline=() one_tally=() one_pre=() one_dyn=()
+over_baseline=() over_tally=() over_pre=() over_dyn=()
 declare -A round
 commit_us=0
 for ((k = 1; k <= K; k++)); do
@@ -366,10 +384,12 @@ for ((k = 1; k <= K; k++)); do
 	one_baseline+=("${round[baseline]}")
 	one_tally+=("${round[tally]}")
 	one_pre+=("${round[tally-pre]}")
+	one_dyn+=("${round[tally-dyn]}")
 	# Overheads are paired per round: both pushes of a difference saw the same machine state.
 	over_baseline+=($((round[baseline] - round[nohook])))
 	over_tally+=($((round[tally] - round[nohook])))
 	over_pre+=($((round[tally-pre] - round[nohook])))
+	over_dyn+=($((round[tally-dyn] - round[nohook])))
 done
 
 # Prints "median p90" (nearest rank) of the microsecond values given as arguments, in ms.
@@ -403,6 +423,7 @@ read -r nohook_med nohook_p90 <<<"$(stats "${one_nohook[@]}")"
 read -r baseline_med baseline_p90 <<<"$(stats "${one_baseline[@]}")"
 read -r tally_med tally_p90 <<<"$(stats "${one_tally[@]}")"
 read -r pre_med pre_p90 <<<"$(stats "${one_pre[@]}")"
+read -r dyn_med dyn_p90 <<<"$(stats "${one_dyn[@]}")"
 
 cat <<EOF
 
@@ -428,8 +449,10 @@ cat <<EOF
 | stock git hook (baseline) | $baseline_med | $baseline_p90 | $(median "${over_baseline[@]}") |
 | tally (all hooks: checks, ledger append, publication) | $tally_med | $tally_p90 | $(median "${over_tally[@]}") |
 | tally pre-receive only (the checks) | $pre_med | $pre_p90 | $(median "${over_pre[@]}") |
+| tally, all hooks, ordinary dynamically linked build | $dyn_med | $dyn_p90 | $(median "${over_dyn[@]}") |
 
 - overhead = median over the K rounds of (push time - no-hook push time of the same round)
+- tally binary: $tally_build
 
 ### Setup
 
