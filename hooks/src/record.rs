@@ -624,8 +624,7 @@ const STALE_MARKER_SECONDS: i64 = 60;
 /// transaction (young: left alone) or to one whose git died between `prepared` and
 /// `committed` (older than 60 s): its entry is cancelled with an `aborted` entry. So markers
 /// never pile up: `committed` does nothing, and each `prepared` clears what the ones before
-/// it left. `current` reads a ref's value. Returns
-/// whether anything was appended.
+/// it left. `current` reads a ref's value. Returns whether anything was appended.
 pub fn reconcile(
     paths: &Paths,
     config: &Policy,

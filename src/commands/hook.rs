@@ -71,7 +71,11 @@ pub fn direct(args: &[OsString]) -> Option<Outcome> {
         ("pre-receive", None) => Hook::PreReceive,
         ("post-receive", None) => Hook::PostReceive,
         ("reference-transaction", Some(Some(state))) => {
-            if state == "committed" || state == "preparing" {
+            use tally_hooks::transaction::State;
+            if matches!(
+                State::parse(state),
+                Some(State::Committed | State::Preparing)
+            ) {
                 // Read to the end, so that git never writes into a closed pipe.
                 let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
                 return Some(Outcome::Success);
