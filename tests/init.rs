@@ -431,3 +431,215 @@ fn tally_hook_takes_the_hook_from_the_file_path() {
     assert_eq!(log[0]["kind"].as_str(), Some("rejected"));
     assert_eq!(server.branch("main").as_deref(), Some(base.as_str()));
 }
+
+/// Builds `tally-shim` (the `shim/` crate, which is not a workspace member) once per run of
+/// this test binary, the way `scripts/install.sh` does; returns its path.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+fn shim_binary() -> &'static Path {
+    static SHIM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    SHIM.get_or_init(|| {
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("shim");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let out = std::process::Command::new(cargo)
+            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("shim"))
+            .args(["build", "--release", "--locked", "--quiet", "--target-dir"])
+            .arg(&target)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("CARGO_BUILD_RUSTFLAGS")
+            .env_remove("CARGO_BUILD_TARGET")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "building tally-shim failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        target.join("release").join("tally-shim")
+    })
+}
+
+/// A directory holding a copy of tally with `tally-shim` beside it, as `scripts/install.sh`
+/// installs them; returns the tally path.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+fn tally_and_shim(dir: &Path) -> PathBuf {
+    let tally = tally_copy(dir);
+    std::fs::copy(shim_binary(), dir.join("tally-shim")).unwrap();
+    tally
+}
+
+/// Runs a hook file as git does: from the repository, with `input` on stdin.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+fn run_hook_file(
+    env: &TestEnv,
+    repo: &Path,
+    hook: &str,
+    args: &[&str],
+    input: &[u8],
+) -> std::process::Output {
+    let mut cmd = std::process::Command::new(repo.join("hooks").join(hook));
+    env.hermetic(&mut cmd);
+    cmd.args(args).current_dir(repo).env("GIT_DIR", repo);
+    run_with_stdin(&mut cmd, input)
+}
+
+/// With `tally-shim` installed beside tally, `tally init` makes it the interpreter of the
+/// reference-transaction hook (not of pre-receive), and everything the hooks guard works as
+/// before: accepted pushes land and are recorded, refused ones are refused and recorded,
+/// and a server-side `git update-ref` goes through the shim to tally and is refused.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[test]
+fn with_tally_shim_beside_tally_the_hooks_guard_the_branch_as_before() {
+    let env = TestEnv::new();
+    let tally = tally_and_shim(&env.root().join("bin"));
+    let bin = std::fs::canonicalize(env.root().join("bin")).unwrap();
+    let repo = env.bare_repo("server");
+    let signers = env.write("signers", &alice_and_bob().text());
+    let mut cmd = std::process::Command::new(&tally);
+    env.hermetic(&mut cmd);
+    let out = run_ok(
+        cmd.current_dir(env.root())
+            .arg("init")
+            .arg(&repo)
+            .arg("--allowed-signers")
+            .arg(&signers),
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("reference-transaction: created (through tally-shim)"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("pre-receive: created (through"),
+        "{stdout}"
+    );
+    let first_line = |name: &str| {
+        let text = std::fs::read_to_string(repo.join("hooks").join(name)).unwrap();
+        text.lines().next().unwrap().to_owned()
+    };
+    assert_eq!(
+        first_line("reference-transaction"),
+        format!("#!{0}/tally-shim {0}/tally", bin.display())
+    );
+    assert_eq!(
+        first_line("pre-receive"),
+        format!("#!{}/tally hook", bin.display())
+    );
+
+    let server = env.server_at(repo);
+    let work = env.clone_as(&server, "work", &alice());
+    let base = work.commit("base").file("base.yaml", "a: 1\n").create();
+    work.push_main_ok();
+    let unsigned = work
+        .commit("unsigned")
+        .file("b.yaml", "b: 1\n")
+        .unsigned()
+        .create();
+    let push = work.push(&["origin", "HEAD:refs/heads/main"]);
+    push.assert_refused();
+    assert!(
+        push.violations()
+            .iter()
+            .any(|v| v.contains("is not signed")),
+        "{push:?}"
+    );
+    // A signed commit the server has, on a branch tally does not guard.
+    let side = work.commit("side").file("side.yaml", "side: 1\n").create();
+    work.push(&["origin", "HEAD:refs/heads/side"])
+        .assert_accepted();
+    let out = server
+        .git()
+        .args(["update-ref", "refs/heads/main", &side, &base])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("moved outside an accepted push"),
+        "{out:?}"
+    );
+    assert_eq!(server.branch("main").as_deref(), Some(base.as_str()));
+    let kinds: Vec<_> = server
+        .log(&[])
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap().to_owned(), e["new"].clone()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("rejected".to_owned(), serde_json::json!(side)),
+            ("rejected".to_owned(), serde_json::json!(unsigned)),
+            ("accepted".to_owned(), serde_json::json!(base)),
+            ("policy-change".to_owned(), serde_json::Value::Null),
+        ],
+        "newest first: the update-ref, the refused push, the accepted push, the first policy"
+    );
+    server.assert_ledger_intact();
+}
+
+/// The shim ends `committed` and `preparing` itself, so they succeed even with tally gone;
+/// every state with work goes to tally, so with tally gone they fail, naming the path, and a
+/// server-side ref move is refused: the shim fails closed.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[test]
+fn tally_shim_ends_the_idle_states_itself_and_fails_closed_without_tally() {
+    let env = TestEnv::new();
+    let tally = tally_and_shim(&env.root().join("bin"));
+    let repo = env.bare_repo("server");
+    let signers = env.write("signers", &alice_and_bob().text());
+    init_with(&env, &tally, &repo, &signers);
+    let server = env.server_at(repo.clone());
+    let work = env.clone_as(&server, "work", &alice());
+    let base = work.commit("base").file("base.yaml", "a: 1\n").create();
+    work.push_main_ok();
+    let next = work.commit("next").file("b.yaml", "b: 1\n").create();
+    work.push(&["origin", "HEAD:refs/heads/side"])
+        .assert_accepted();
+    std::fs::remove_file(&tally).unwrap();
+
+    let line = format!("{base} {next} refs/heads/main\n");
+    for state in ["committed", "preparing"] {
+        let out = run_hook_file(
+            &env,
+            &repo,
+            "reference-transaction",
+            &[state],
+            line.as_bytes(),
+        );
+        assert!(out.status.success(), "{state}: {out:?}");
+        assert!(out.stderr.is_empty(), "{state}: {out:?}");
+    }
+    let gone = format!(
+        "cannot start tally at {} (no such file, errno 2)",
+        std::fs::canonicalize(env.root().join("bin"))
+            .unwrap()
+            .join("tally")
+            .display()
+    );
+    let out = run_hook_file(
+        &env,
+        &repo,
+        "reference-transaction",
+        &["prepared"],
+        line.as_bytes(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&gone),
+        "{out:?}"
+    );
+
+    let out = server
+        .git()
+        .args(["update-ref", "refs/heads/main", &next, &base])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&gone),
+        "{out:?}"
+    );
+    let push = work.push(&["origin", "HEAD:refs/heads/main"]);
+    assert_ne!(push.code, 0, "{}", push.stderr);
+    assert_eq!(server.branch("main").as_deref(), Some(base.as_str()));
+    assert_eq!(server.branch("side").as_deref(), Some(next.as_str()));
+}

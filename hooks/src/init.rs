@@ -33,6 +33,25 @@ pub struct InitOptions {
     pub force: bool,
     /// The tally binary the hooks run, by absolute path.
     pub tally_binary: PathBuf,
+    /// `tally-shim`, by absolute path, if it is installed beside tally (see [`find_shim`]):
+    /// the interpreter of the `reference-transaction` hook file.
+    pub shim: Option<PathBuf>,
+}
+
+/// The file name of the shim `scripts/install.sh` puts beside tally on x86_64 Linux.
+pub const SHIM_NAME: &str = "tally-shim";
+
+/// `tally-shim` beside the tally binary, if it is there and executable.
+///
+/// The shim (the `shim/` crate) is a freestanding program of a few kilobytes that ends the
+/// `reference-transaction` states with no work (`committed`, git 2.54's `preparing`)
+/// without starting tally, and starts tally for the others. That saves starting tally once
+/// per ref transaction: about 0.9 ms here (BENCHMARKS.md).
+pub fn find_shim(tally_binary: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let shim = tally_binary.parent()?.join(SHIM_NAME);
+    let meta = std::fs::metadata(&shim).ok()?;
+    (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(shim)
 }
 
 /// Why `tally init` stopped. Nothing after the failing step was written.
@@ -174,6 +193,10 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<Wrote, InitError> 
 /// `#!` and ` hook`.
 const MAX_INTERPRETER_PATH: usize = 100;
 
+/// Longest `<shim> <tally>` written on a hook's `#!` line: with `#!`, well inside the 127
+/// bytes every Linux reads.
+const MAX_INTERPRETER_LINE: usize = 105;
+
 /// The file installed as a hook; it runs this tally binary by absolute path.
 ///
 /// Normally its first line is `#!<tally> hook`, so the kernel starts tally itself, as
@@ -186,11 +209,31 @@ const MAX_INTERPRETER_PATH: usize = 100;
 /// anything but printable ASCII) gets a shell script that execs tally instead. Its
 /// `reference-transaction` states with nothing to do (`committed`, git 2.54's `preparing`)
 /// end in the shell; with the `#!` form tally ends them before parsing its arguments.
-pub fn hook_script(tally: &Path, hook_arg: &str) -> String {
+///
+/// With `shim` (see [`find_shim`]), the `reference-transaction` hook's first line is
+/// `#!<shim> <tally>` instead, when both paths fit on it: the kernel starts the shim as
+/// `<shim> <tally> <this file> <state>`, and the shim either ends the state itself or
+/// replaces itself with `<tally> hook <this file> <state>`. It fails closed too: if it
+/// cannot start tally, it says why and exits 1.
+pub fn hook_script(tally: &Path, hook_arg: &str, shim: Option<&Path>) -> String {
     let path = tally.display().to_string();
-    let direct = path.len() <= MAX_INTERPRETER_PATH
-        && path.starts_with('/')
-        && path.bytes().all(|b| b.is_ascii_graphic());
+    let fits = |p: &str| {
+        p.len() <= MAX_INTERPRETER_PATH
+            && p.starts_with('/')
+            && p.bytes().all(|b| b.is_ascii_graphic())
+    };
+    let direct = fits(&path);
+    if let Some(shim) = shim.map(|s| s.display().to_string()) {
+        if direct
+            && hook_arg == "reference-transaction"
+            && fits(&shim)
+            && shim.len() + 1 + path.len() <= MAX_INTERPRETER_LINE
+        {
+            return format!(
+                "#!{shim} {path}\n{MARKER}; `tally init` rewrites this file, do not edit it.\n# git runs this file; the kernel starts tally-shim, which ends the states with no work (committed, preparing) and starts tally for the others.\n"
+            );
+        }
+    }
     if direct {
         return format!(
             "#!{path} hook\n{MARKER}; `tally init` rewrites this file, do not edit it.\n# git runs this file; the kernel starts tally with its path, and tally runs the hook named by the file name ({hook_arg}).\n"
@@ -258,7 +301,7 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
         return Err(InitError::HooksPath {
             repo: git_dir.display().to_string(),
             value,
-            script: hook_script(&opts.tally_binary, "pre-receive").replace('\n', " \\n "),
+            script: hook_script(&opts.tally_binary, "pre-receive", None).replace('\n', " \\n "),
         });
     }
     let hooks_dir = git_dir.join("hooks");
@@ -295,12 +338,13 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
     let mut hook_lines = Vec::new();
     for (name, arg) in HOOKS {
         let path = hooks_dir.join(name);
-        let wrote = write_file(
-            &path,
-            hook_script(&opts.tally_binary, arg).as_bytes(),
-            0o755,
-        )?;
-        hook_lines.push((path, wrote));
+        let script = hook_script(&opts.tally_binary, arg, opts.shim.as_deref());
+        let through = opts
+            .shim
+            .as_ref()
+            .is_some_and(|shim| script.starts_with(&format!("#!{} ", shim.display())));
+        let wrote = write_file(&path, script.as_bytes(), 0o755)?;
+        hook_lines.push((path, wrote, through));
     }
     // Defence in depth: git itself checks every pushed object's format.
     git_config(&git_dir, "receive.fsckObjects", "true")?;
@@ -326,8 +370,13 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
             "s"
         }
     );
-    for (path, wrote) in &hook_lines {
-        let _ = writeln!(out, "  hook            {}: {}", p(path), wrote.verb());
+    for (path, wrote, through_shim) in &hook_lines {
+        let via = if *through_shim {
+            " (through tally-shim)"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "  hook            {}: {}{via}", p(path), wrote.verb());
     }
     let _ = writeln!(out, "  git config      receive.fsckObjects=true");
     for line in &ledger {
@@ -514,4 +563,86 @@ fn git_config(git_dir: &Path, key: &str, value: &str) -> Result<(), InitError> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn first_line(script: &str) -> &str {
+        script.lines().next().unwrap()
+    }
+
+    #[test]
+    fn the_shim_interprets_only_the_reference_transaction_hook() {
+        let tally = Path::new("/opt/tally/bin/tally");
+        let shim = Path::new("/opt/tally/bin/tally-shim");
+        assert_eq!(
+            first_line(&hook_script(tally, "reference-transaction", Some(shim))),
+            "#!/opt/tally/bin/tally-shim /opt/tally/bin/tally"
+        );
+        assert_eq!(
+            first_line(&hook_script(tally, "pre-receive", Some(shim))),
+            "#!/opt/tally/bin/tally hook"
+        );
+        assert_eq!(
+            first_line(&hook_script(tally, "reference-transaction", None)),
+            "#!/opt/tally/bin/tally hook"
+        );
+    }
+
+    #[test]
+    fn a_shim_path_the_line_cannot_carry_falls_back_to_starting_tally_itself() {
+        let tally = Path::new("/opt/tally/bin/tally");
+        let long = format!("/{}/tally-shim", "d".repeat(MAX_INTERPRETER_LINE));
+        for shim in [
+            "/opt/tally bin/tally-shim",
+            "relative/tally-shim",
+            long.as_str(),
+        ] {
+            assert_eq!(
+                first_line(&hook_script(
+                    tally,
+                    "reference-transaction",
+                    Some(Path::new(shim))
+                )),
+                "#!/opt/tally/bin/tally hook",
+                "{shim}"
+            );
+        }
+        // Each path fits alone, but not both on one line.
+        let half = format!("/{}", "e".repeat(MAX_INTERPRETER_PATH - 1));
+        assert_eq!(
+            first_line(&hook_script(
+                Path::new(&half),
+                "reference-transaction",
+                Some(Path::new(&half))
+            )),
+            format!("#!{half} hook")
+        );
+        // A tally path that needs the shell form keeps it; the shim is not used.
+        let spaced = hook_script(
+            Path::new("/opt/my tools/tally"),
+            "reference-transaction",
+            Some(Path::new("/opt/tally-shim")),
+        );
+        assert_eq!(first_line(&spaced), "#!/bin/sh");
+    }
+
+    #[test]
+    fn find_shim_wants_an_executable_file_beside_tally() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let tally = dir.path().join("tally");
+        assert_eq!(find_shim(&tally), None);
+        let shim = dir.path().join(SHIM_NAME);
+        std::fs::write(&shim, b"").unwrap();
+        std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(find_shim(&tally), None, "not executable");
+        std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(find_shim(&tally), Some(shim.clone()));
+        std::fs::remove_file(&shim).unwrap();
+        std::fs::create_dir(&shim).unwrap();
+        assert_eq!(find_shim(&tally), None, "a directory");
+    }
 }

@@ -35,6 +35,7 @@ pub fn run(args: InitArgs, out: &mut impl Write) -> Outcome {
         allowed_signers: args.allowed_signers,
         branches: args.branches,
         force: args.force,
+        shim: tally_hooks::init::find_shim(&tally_binary),
         tally_binary,
     };
     match init(&opts, out) {
