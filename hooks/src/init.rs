@@ -223,16 +223,15 @@ pub fn hook_script(tally: &Path, hook_arg: &str, shim: Option<&Path>) -> String 
             && p.bytes().all(|b| b.is_ascii_graphic())
     };
     let direct = fits(&path);
-    if let Some(shim) = shim.map(|s| s.display().to_string()) {
-        if direct
-            && hook_arg == "reference-transaction"
-            && fits(&shim)
-            && shim.len() + 1 + path.len() <= MAX_INTERPRETER_LINE
-        {
-            return format!(
-                "#!{shim} {path}\n{MARKER}; `tally init` rewrites this file, do not edit it.\n# git runs this file; the kernel starts tally-shim, which ends the states with no work (committed, preparing) and starts tally for the others.\n"
-            );
-        }
+    if let Some(shim) = shim.map(|s| s.display().to_string())
+        && direct
+        && hook_arg == "reference-transaction"
+        && fits(&shim)
+        && shim.len() + 1 + path.len() <= MAX_INTERPRETER_LINE
+    {
+        return format!(
+            "#!{shim} {path}\n{MARKER}; `tally init` rewrites this file, do not edit it.\n# git runs this file; the kernel starts tally-shim, which ends the states with no work (committed, preparing) and starts tally for the others.\n"
+        );
     }
     if direct {
         return format!(
@@ -566,6 +565,7 @@ fn git_config(git_dir: &Path, key: &str, value: &str) -> Result<(), InitError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
