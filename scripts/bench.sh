@@ -8,8 +8,8 @@
 # pushes, default 3), BENCH_KEEP=1 (keep the work directory).
 #
 # What it does, all in a fresh temporary directory with a hermetic git configuration:
-#   1. builds tally as scripts/install.sh does (static-pie on Linux with glibc) and as the
-#      ordinary `cargo build --release`; makes an ed25519 signing key plus an allowed_signers
+#   1. builds tally as scripts/install.sh does (static-pie on Linux with glibc, tally-shim
+#      beside it on x86_64) and as the ordinary `cargo build --release`; makes an ed25519 signing key plus an allowed_signers
 #      file;
 #   2. makes a work repository: a base commit of 300 Kubernetes-like YAML files, then N signed
 #      commits that each modify one file;
@@ -74,6 +74,11 @@ if cmp -s "$tally" "$tally_dyn"; then
 	tally_build="the ordinary build (no static build for this platform)"
 else
 	tally_build="static-pie, from scripts/install.sh"
+fi
+# install.sh puts tally-shim beside the binary where it builds one (x86_64 Linux); `tally
+# init` then uses it for the reference-transaction hook. The ordinary build has none.
+if [ -x "$(dirname "$tally")/tally-shim" ]; then
+	tally_build="$tally_build, with tally-shim"
 fi
 
 # --- GNU time, for peak RSS --------------------------------------------------------------------
