@@ -2120,7 +2120,7 @@ fn a_relative_repo_path_works_from_inside_another_clone() {
     );
 }
 
-/// tally writes the publication's loose objects itself (one compressor for all of them): git
+/// tally writes the publication's loose objects itself (small ones as stored zlib blocks): git
 /// must read them as its own, and `git fsck --strict` must find nothing wrong.
 #[test]
 fn published_objects_are_objects_git_reads() {
