@@ -628,6 +628,39 @@ fn tally_shim_ends_the_idle_states_itself_and_fails_closed_without_tally() {
         "{out:?}"
     );
 
+    // Only a reference-transaction hook file's idle states end in the shim: the Gitea and
+    // GitLab `.d/` layout counts, another hook's file does not (it goes to tally, which is
+    // gone), and neither does any other state.
+    let shim = |hook_file: &str, state: &str| {
+        let mut cmd = std::process::Command::new(env.root().join("bin").join("tally-shim"));
+        env.hermetic(&mut cmd);
+        cmd.arg(&tally).arg(repo.join(hook_file)).arg(state);
+        run_with_stdin(&mut cmd, line.as_bytes())
+    };
+    let out = shim("hooks/reference-transaction.d/tally", "committed");
+    assert!(out.status.success(), "{out:?}");
+    for (hook_file, state) in [
+        ("hooks/pre-receive", "committed"),
+        ("hooks/reference-transaction", "aborted"),
+        ("hooks/reference-transaction", "Committed"),
+        ("hooks/reference-transaction-x", "committed"),
+    ] {
+        let out = shim(hook_file, state);
+        assert_eq!(out.status.code(), Some(1), "{hook_file} {state}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("cannot start tally at"),
+            "{hook_file} {state}: {out:?}"
+        );
+    }
+    let out = std::process::Command::new(env.root().join("bin").join("tally-shim"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("it is not run by hand"),
+        "{out:?}"
+    );
+
     let out = server
         .git()
         .args(["update-ref", "refs/heads/main", &next, &base])
