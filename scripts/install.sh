@@ -9,10 +9,10 @@
 # states that have no work without starting tally, about 0.9 ms per push (BENCHMARKS.md).
 #
 # On Linux with glibc the binary is linked statically (static-pie: glibc inside, still
-# position-independent, so ASLR is kept). A push starts tally three times (pre-receive and
-# two reference-transaction states), and a static binary skips the dynamic loader and symbol
-# binding: about 0.4 to 0.9 ms less per hook run, 1.7 ms per one-commit push measured here
-# (BENCHMARKS.md). Elsewhere it is the ordinary release build, which works the same, slower.
+# position-independent, so ASLR is kept). A push starts tally twice (pre-receive and
+# reference-transaction prepared; three times without tally-shim), and a static binary skips
+# the dynamic loader and symbol binding: about 0.4 to 0.9 ms less per hook run, 1.7 ms per
+# one-commit push measured here (BENCHMARKS.md). Elsewhere it is the ordinary release build, which works the same, slower.
 #
 # A statically linked glibc still loads its NSS modules (user and host lookups) from the
 # system at run time; tally's hooks use neither (the pusher is read from the environment and
@@ -25,7 +25,7 @@ dest=${CARGO_HOME:-$HOME/.cargo}/bin
 case ${1:-} in
 --build) build_only=1 ;;
 -h | --help)
-	sed -n '2,20s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+	sed -n '2,21s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 	exit 0
 	;;
 "") ;;
