@@ -102,12 +102,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES \
-	GIT_CONFIG GIT_CONFIG_PARAMETERS GIT_CONFIG_COUNT GIT_NAMESPACE SSH_AUTH_SOCK
-export HOME="$work" GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL="$work/gitconfig" LC_ALL=C TZ=UTC
-export GIT_AUTHOR_NAME=Bench GIT_AUTHOR_EMAIL=bench@example.com
-export GIT_COMMITTER_NAME=Bench GIT_COMMITTER_EMAIL=bench@example.com
-: >"$GIT_CONFIG_GLOBAL"
+# shellcheck source=lib/bench-env.sh
+. "$root/scripts/lib/bench-env.sh"
+bench_env "$work"
 
 date_base=1700000000
 # Fixed, strictly increasing commit dates: commit number $1 is one minute after commit $1 - 1.
@@ -115,22 +112,6 @@ set_date() {
 	export GIT_AUTHOR_DATE="$((date_base + $1 * 60)) +0000"
 	export GIT_COMMITTER_DATE="$GIT_AUTHOR_DATE"
 }
-
-mkdir -p "$work/keys"
-ssh-keygen -q -t ed25519 -N '' -C bench@example.com -f "$work/keys/bench"
-signers="$work/allowed_signers"
-printf 'bench@example.com %s\n' "$(cut -d' ' -f1,2 "$work/keys/bench.pub")" >"$signers"
-
-git config --global user.name Bench
-git config --global user.email bench@example.com
-git config --global user.signingkey "$work/keys/bench"
-git config --global gpg.format ssh
-git config --global commit.gpgsign true
-git config --global init.defaultBranch main
-# No background maintenance inside a timed push, in any of the repositories.
-git config --global gc.auto 0
-git config --global maintenance.auto false
-git config --global receive.autogc false
 
 # --- work repository ---------------------------------------------------------------------------
 apps=30

@@ -30,27 +30,16 @@ done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/tally-compare.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES \
-	GIT_CONFIG GIT_CONFIG_PARAMETERS GIT_CONFIG_COUNT GIT_NAMESPACE SSH_AUTH_SOCK GIT_TRACE2_PERF
-export HOME="$work" GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL="$work/gitconfig" LC_ALL=C TZ=UTC
-export GIT_AUTHOR_NAME=Bench GIT_AUTHOR_EMAIL=bench@example.com
-export GIT_COMMITTER_NAME=Bench GIT_COMMITTER_EMAIL=bench@example.com
-: >"$GIT_CONFIG_GLOBAL"
-ssh-keygen -q -t ed25519 -N '' -C bench@example.com -f "$work/key"
-printf 'bench@example.com %s\n' "$(cut -d' ' -f1,2 "$work/key.pub")" >"$work/allowed_signers"
-git config --global user.signingkey "$work/key"
-git config --global gpg.format ssh
-git config --global commit.gpgsign true
-git config --global init.defaultBranch main
-git config --global gc.auto 0
-git config --global receive.autogc false
+# shellcheck source=lib/bench-env.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/bench-env.sh"
+bench_env "$work"
 
 repos=(nohook old new)
 for r in "${repos[@]}"; do
 	git init -q --bare "$work/$r.git"
 done
-"$old" init "$work/old.git" --allowed-signers "$work/allowed_signers" >/dev/null
-"$new" init "$work/new.git" --allowed-signers "$work/allowed_signers" >/dev/null
+"$old" init "$work/old.git" --allowed-signers "$signers" >/dev/null
+"$new" init "$work/new.git" --allowed-signers "$signers" >/dev/null
 
 git init -q "$work/src"
 mkdir -p "$work/src/apps"

@@ -216,6 +216,11 @@ const MAX_INTERPRETER_LINE: usize = 105;
 /// replaces itself with `<tally> hook <this file> <state>`. It fails closed too: if it
 /// cannot start tally, it says why and exits 1.
 pub fn hook_script(tally: &Path, hook_arg: &str, shim: Option<&Path>) -> String {
+    hook_file(tally, hook_arg, shim).0
+}
+
+/// [`hook_script`], and whether the file starts `tally-shim`.
+fn hook_file(tally: &Path, hook_arg: &str, shim: Option<&Path>) -> (String, bool) {
     let path = tally.display().to_string();
     let fits = |p: &str| {
         p.len() <= MAX_INTERPRETER_PATH
@@ -229,14 +234,16 @@ pub fn hook_script(tally: &Path, hook_arg: &str, shim: Option<&Path>) -> String 
         && fits(&shim)
         && shim.len() + 1 + path.len() <= MAX_INTERPRETER_LINE
     {
-        return format!(
+        let text = format!(
             "#!{shim} {path}\n{MARKER}; `tally init` rewrites this file, do not edit it.\n# git runs this file; the kernel starts tally-shim, which ends the states with no work (committed, preparing) and starts tally for the others.\n"
         );
+        return (text, true);
     }
     if direct {
-        return format!(
+        let text = format!(
             "#!{path} hook\n{MARKER}; `tally init` rewrites this file, do not edit it.\n# git runs this file; the kernel starts tally with its path, and tally runs the hook named by the file name ({hook_arg}).\n"
         );
+        return (text, false);
     }
     let quoted = path.replace('\'', r"'\''");
     // The input is read to its end so that git never writes into a closed pipe.
@@ -245,9 +252,10 @@ pub fn hook_script(tally: &Path, hook_arg: &str, shim: Option<&Path>) -> String 
     } else {
         ""
     };
-    format!(
+    let text = format!(
         "#!/bin/sh\n{MARKER}; `tally init` rewrites this file, do not edit it.\n{skip}exec '{quoted}' hook {hook_arg} \"$@\"\n"
-    )
+    );
+    (text, false)
 }
 
 /// Sets up the repository and prints what it did and what to do next.
@@ -337,11 +345,7 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
     let mut hook_lines = Vec::new();
     for (name, arg) in HOOKS {
         let path = hooks_dir.join(name);
-        let script = hook_script(&opts.tally_binary, arg, opts.shim.as_deref());
-        let through = opts
-            .shim
-            .as_ref()
-            .is_some_and(|shim| script.starts_with(&format!("#!{} ", shim.display())));
+        let (script, through) = hook_file(&opts.tally_binary, arg, opts.shim.as_deref());
         let wrote = write_file(&path, script.as_bytes(), 0o755)?;
         hook_lines.push((path, wrote, through));
     }

@@ -171,14 +171,14 @@ pub fn publish_with(
     )))
 }
 
-/// Writes the loose objects of one publication into `objects/`, with one zlib compressor for
-/// all of them.
+/// Writes the loose objects of one publication into `objects/`: small ones as stored zlib
+/// blocks (see [`STORE_UP_TO`]), larger ones with one compressor for all of them.
 ///
 /// gix's loose store builds a new compressor for every object: a quarter of a megabyte of
-/// fresh memory, faulted in and zeroed each time, about 0.2 ms per object here, and a
-/// publication writes five. The objects are new by construction (they hold a checkpoint
-/// signed just now), so there is no lookup through the pack indexes either; an object file
-/// that exists already holds the same bytes and is kept.
+/// fresh memory, faulted in and zeroed each time, and a publication writes five. The
+/// objects are new by construction (they hold a checkpoint signed just now), so there is no
+/// lookup through the pack indexes either; an object file that exists already holds the
+/// same bytes and is kept.
 struct LooseWriter {
     objects: std::path::PathBuf,
     hash: gix::hash::Kind,
