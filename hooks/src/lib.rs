@@ -9,6 +9,7 @@ pub mod admin;
 pub mod config;
 pub mod export;
 pub mod init;
+pub mod input;
 pub mod output;
 pub mod pre_receive;
 pub mod publish;

@@ -4,7 +4,7 @@
 //! refuses the whole push; the pushed objects are still in quarantine. Whatever the hook
 //! prints reaches the pusher as `remote:` lines, so every line is plain ASCII.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, Write};
 use std::path::Path;
 
 use gix::ObjectId;
@@ -19,8 +19,6 @@ use crate::record::{self, Paths};
 
 /// Most violation lines printed for one push; the rest are counted.
 const MAX_LINES: usize = 200;
-/// Longest stdin accepted: git sends one short line per ref.
-const MAX_INPUT: u64 = 64 * 1024 * 1024;
 
 /// Why the hook refuses without judging the push: the administrator's problem, not the
 /// pusher's.
@@ -35,9 +33,9 @@ pub enum HookError {
         /// What is wrong.
         reason: String,
     },
-    /// Reading stdin failed.
-    #[error("cannot read hook input: {0}")]
-    Io(#[from] std::io::Error),
+    /// stdin could not be read whole.
+    #[error(transparent)]
+    Read(#[from] crate::input::InputError),
     /// The repository cannot be opened.
     #[error("cannot open repository {path}: {message}")]
     Repository {
@@ -213,8 +211,7 @@ pub fn run(git_dir: &Path, input: &mut impl BufRead, out: &mut impl Write, now: 
     let mut updates = Vec::new();
     let mut config = None;
     let outcome = (|| {
-        let mut bytes = Vec::new();
-        input.take(MAX_INPUT).read_to_end(&mut bytes)?;
+        let bytes = crate::input::read_all(input)?;
         let repo = open_repo(git_dir)?;
         updates = parse_input(&bytes, repo.object_hash().len_in_bytes())?;
         let loaded = config.insert(Config::load(git_dir)?);

@@ -6,7 +6,7 @@
 //! `rejected`; matching ones are appended to the ledger and published. `committed`: nothing
 //! left to do. `aborted`: record that the appended moves did not happen.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, Write};
 use std::path::Path;
 
 use gix::ObjectId;
@@ -96,11 +96,13 @@ pub fn run(
     now: Timestamp,
 ) -> bool {
     let mut reporter = Reporter::from_env(out);
-    let mut bytes = Vec::new();
-    if let Err(e) = input.take(64 * 1024 * 1024).read_to_end(&mut bytes) {
-        reporter.error(&format!("ref update refused: cannot read hook input: {e}"));
-        return false;
-    }
+    let bytes = match crate::input::read_all(input) {
+        Ok(b) => b,
+        Err(e) => {
+            reporter.error(&format!("ref update refused: {e}"));
+            return false;
+        }
+    };
     if matches!(state, State::Preparing | State::Committed) {
         // Nothing to do: `prepared` appended and published, and the next `prepared` drops the
         // in-flight markers of moves that landed. The installed hook ends these states
@@ -215,14 +217,15 @@ pub fn post_receive(
     now: Timestamp,
 ) {
     let mut reporter = Reporter::from_env(out);
-    let mut bytes = Vec::new();
-    if input
-        .take(64 * 1024 * 1024)
-        .read_to_end(&mut bytes)
-        .is_err()
-    {
-        return;
-    }
+    let bytes = match crate::input::read_all(input) {
+        Ok(b) => b,
+        Err(e) => {
+            reporter.error(&format!(
+                "warning: the push landed but could not be recorded in the ledger: {e}; run `tally ledger verify`"
+            ));
+            return;
+        }
+    };
     let result = Policy::load(git_dir)
         .map_err(|e| e.to_string())
         .and_then(|policy| {
