@@ -52,14 +52,14 @@ mod tests {
 
     #[test]
     fn input_at_the_cap_is_read_whole() {
-        let bytes = vec![b'x'; 100];
+        let bytes = [b'x'; 100];
         assert_eq!(read_all_capped(&mut &bytes[..], 100).unwrap().len(), 100);
     }
 
     /// Issue 10: a protected ref past the cap must never go unjudged.
     #[test]
     fn input_over_the_cap_is_an_error_not_a_prefix() {
-        let bytes = vec![b'x'; 101];
+        let bytes = [b'x'; 101];
         assert!(matches!(
             read_all_capped(&mut &bytes[..], 100),
             Err(InputError::TooLong { limit: 100 })
