@@ -1363,3 +1363,39 @@ fn hook_input_over_the_cap_is_refused_not_cut_short() {
     }
     assert_eq!(server.branch("main").as_deref(), Some(base.as_str()));
 }
+
+/// Issue 10, class 6: a refused push by someone with no key, with hundreds of problems (90 KB of reasons), is
+/// recorded (every refused push is), in one entry of a few KiB that counts the problems and
+/// commits to the full list by its digest.
+#[test]
+fn a_refusal_with_hundreds_of_problems_is_recorded_in_a_few_kib() {
+    let env = TestEnv::new();
+    let server = env.server(&alice_and_bob(), &[]);
+    let work = env.clone_as(&server, "work", &alice());
+    let base = push_base(&work);
+    let long = "d".repeat(200);
+    let mut commit = work.commit("junk").unsigned();
+    for i in 0..300 {
+        commit = commit.file(&format!("{long}/{i:05}.sh"), "echo\n");
+    }
+    commit.create();
+    let push = work.push(&["origin", "main"]);
+    assert_refused_and_unmoved(&push, &server, "main", Some(&base));
+    let rejected = server.log(&["--kind", "rejected"]);
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    let reasons = rejected[0]["reasons"].as_array().unwrap();
+    assert!(reasons.len() <= 17, "{}", reasons.len());
+    let last = reasons.last().unwrap().as_str().unwrap();
+    assert!(
+        last.starts_with("301 reasons in all, cut to fit the ledger; sha256 of the full list: "),
+        "{last}"
+    );
+    let out = std::process::Command::new("sqlite3")
+        .arg(server.tally_dir().join("ledger.sqlite"))
+        .arg("SELECT max(length(bytes)) FROM entries")
+        .output()
+        .unwrap();
+    let largest: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!(largest < 6 * 1024, "largest entry is {largest} bytes");
+    server.assert_ledger_intact();
+}

@@ -304,7 +304,17 @@ pub(crate) fn entry_about(
     }
 }
 
-/// Appends one `rejected` entry per refused update.
+/// Most refused refs one refusal records as entries of their own; the rest are counted in
+/// the last one.
+pub const MAX_REFUSED_REFS: usize = 8;
+/// Most reasons one refusal records, over all its entries.
+pub const MAX_REFUSAL_REASONS: usize = 16;
+/// Longest reason, and longest ref name, recorded (bytes, cut at a character boundary).
+pub const MAX_REASON_LEN: usize = 240;
+
+/// Appends `rejected` entries for a refused push or ref update: one per refused ref, bounded
+/// (see [`bounded_refusal`]) so that every refusal is recorded and none can grow the ledger by
+/// more than a few KiB.
 pub fn append_rejected(
     paths: &Paths,
     config: &Policy,
@@ -314,17 +324,94 @@ pub fn append_rejected(
 ) -> Result<u64, RecordError> {
     let (mut store, key) = open(paths)?;
     let mut entries: Vec<NewEntry> = policy_change(&store, config, pusher)?.into_iter().collect();
-    for (u, reasons) in refused {
+    for (u, reasons) in bounded_refusal(refused) {
         entries.push(entry_about(
             Kind::Rejected,
-            Some(u),
+            Some(&u),
             pusher,
             config,
-            reasons.clone(),
+            reasons,
         ));
     }
     let outcome = store.append(entries, now, &key)?;
     Ok(outcome.size)
+}
+
+/// Bounds what a refusal puts into the ledger (issue 10, class 6): a pusher with no key
+/// must not be able to append megabytes that stay forever, and a refusal too big to encode
+/// must still be recorded.
+///
+/// At most [`MAX_REFUSED_REFS`] entries: past that, the last entry records how many more
+/// refs were refused. At most [`MAX_REFUSAL_REASONS`] reasons over all entries (each entry
+/// keeps at least its first), each cut to [`MAX_REASON_LEN`] bytes, as are ref names. An
+/// entry that lost anything ends with one more reason: how many reasons there were in all and
+/// the SHA-256 of the full list (each reason's UTF-8 bytes followed by a newline), so the
+/// record still commits to exactly what the pusher was told.
+pub fn bounded_refusal(refused: &[(Update, Vec<String>)]) -> Vec<(Update, Vec<String>)> {
+    let mut groups: Vec<(Update, Vec<String>, Option<String>)> = refused
+        .iter()
+        .map(|(u, r)| (u.clone(), r.clone(), None))
+        .collect();
+    if groups.len() > MAX_REFUSED_REFS {
+        let rest = groups.split_off(MAX_REFUSED_REFS - 1);
+        let note = format!(
+            "{} refs refused in this push are recorded in this one entry",
+            rest.len()
+        );
+        let reasons = rest
+            .iter()
+            .flat_map(|(u, r, _)| r.iter().map(|reason| format!("{}: {reason}", u.refname)))
+            .collect();
+        let first = rest[0].0.clone();
+        groups.push((first, reasons, Some(note)));
+    }
+    let per_entry = (MAX_REFUSAL_REASONS / groups.len().max(1)).max(1);
+    groups
+        .into_iter()
+        .map(|(mut u, reasons, note)| {
+            let mut kept: Vec<String> = note.into_iter().collect();
+            let mut lost = reasons.len() > per_entry;
+            if u.refname.len() > MAX_REASON_LEN {
+                kept.push(format!(
+                    "ref name of {} bytes, recorded cut to {MAX_REASON_LEN}",
+                    u.refname.len()
+                ));
+                u.refname = cut(&u.refname, MAX_REASON_LEN).to_owned();
+                lost = true;
+            }
+            for reason in reasons.iter().take(per_entry) {
+                let short = cut(reason, MAX_REASON_LEN);
+                lost |= short.len() < reason.len();
+                kept.push(short.to_owned());
+            }
+            if lost {
+                let mut h = Sha256::new();
+                for reason in &reasons {
+                    h.update(reason.as_bytes());
+                    h.update(b"\n");
+                }
+                let digest: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+                kept.push(format!(
+                    "{} reason{} in all, cut to fit the ledger; sha256 of the full list: {digest}",
+                    reasons.len(),
+                    if reasons.len() == 1 { "" } else { "s" }
+                ));
+            }
+            (u, kept)
+        })
+        .collect()
+}
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// The outcome of `prepared`.
@@ -677,4 +764,79 @@ fn decode_digest(hex: &str) -> Option<[u8; 32]> {
         out[i] = u8::from_str_radix(s, 16).ok()?;
     }
     Some(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn update(name: &str) -> Update {
+        Update {
+            refname: name.to_owned(),
+            old: None,
+            new: None,
+        }
+    }
+
+    fn encoded_len(groups: &[(Update, Vec<String>)]) -> usize {
+        groups
+            .iter()
+            .map(|(u, r)| u.refname.len() + r.iter().map(|x| x.len() + 4).sum::<usize>())
+            .sum()
+    }
+
+    /// Issue 10, class 6: a refusal with a hundred refs, each with fifty long reasons,
+    /// is still recorded, in a few KiB.
+    #[test]
+    fn a_huge_refusal_is_recorded_in_a_few_kib() {
+        let reasons: Vec<String> = (0..50)
+            .map(|i| format!("{i} {}", "x".repeat(3000)))
+            .collect();
+        let refused: Vec<(Update, Vec<String>)> = (0..100)
+            .map(|i| (update(&format!("refs/heads/r{i}")), reasons.clone()))
+            .collect();
+        let bounded = bounded_refusal(&refused);
+        assert_eq!(bounded.len(), MAX_REFUSED_REFS);
+        assert!(
+            encoded_len(&bounded) < 8 * 1024,
+            "{}",
+            encoded_len(&bounded)
+        );
+        let last = &bounded.last().unwrap().1;
+        assert!(
+            last[0].starts_with("93 refs refused in this push"),
+            "{last:?}"
+        );
+        assert!(last[1].starts_with("refs/heads/r7: 0 xxx"), "{last:?}");
+        assert!(
+            last.last().unwrap().contains("4650 reasons in all"),
+            "{last:?}"
+        );
+        for (_, r) in &bounded {
+            assert!(r.iter().all(|x| x.len() <= MAX_REASON_LEN + 100));
+            assert!(r.last().unwrap().contains("sha256 of the full list: "));
+        }
+    }
+
+    #[test]
+    fn a_small_refusal_is_recorded_as_is() {
+        let refused = vec![(
+            update("refs/heads/main"),
+            vec!["a".to_owned(), "b".to_owned()],
+        )];
+        assert_eq!(bounded_refusal(&refused), refused);
+    }
+
+    #[test]
+    fn long_ref_names_and_reasons_are_cut_at_character_boundaries() {
+        let name = format!("refs/heads/{}", "\u{e9}".repeat(500));
+        let refused = vec![(update(&name), vec!["\u{e9}".repeat(500)])];
+        let bounded = bounded_refusal(&refused);
+        let (u, r) = &bounded[0];
+        assert!(u.refname.len() <= MAX_REASON_LEN);
+        assert!(r[0].starts_with(&format!("ref name of {} bytes", name.len())));
+        assert!(r[1].len() <= MAX_REASON_LEN && r[1].chars().all(|c| c == '\u{e9}'));
+        assert!(r[2].starts_with("1 reason in all"));
+    }
 }
