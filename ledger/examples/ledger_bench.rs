@@ -19,6 +19,15 @@ use std::time::Instant;
 use tally_ledger::store::Options;
 use tally_ledger::{CommitSigner, Kind, NewEntry, SigningKey, Store, VerifierKey};
 
+/// The commit entry `n` moves its branch to.
+fn previous(n: u64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(20);
+    for i in 0..20u64 {
+        v.push((n.wrapping_mul(31).wrapping_add(i * 7 + 2) % 251) as u8);
+    }
+    v
+}
+
 fn entry(n: u64) -> NewEntry {
     let id = |salt: u64| {
         let mut v = Vec::with_capacity(20);
@@ -34,7 +43,13 @@ fn entry(n: u64) -> NewEntry {
             Kind::Accepted
         },
         refname: "refs/heads/main".to_owned(),
-        old: Some(id(1)),
+        // Continuity: each accepted move starts where the previous accepted one ended (every
+        // tenth entry is a refusal, which moves nothing).
+        old: match n {
+            0 => None,
+            n if (n - 1) % 10 == 9 => Some(previous(n - 2)),
+            n => Some(previous(n - 1)),
+        },
         new: Some(id(2)),
         new_tree: Some(id(3)),
         commits: vec![CommitSigner {

@@ -7,8 +7,18 @@
 //! reader check an entry against its neighbour without any tree.
 //!
 //! Besides the hashes, [`ChainVerifier`] enforces: seqs count up from 0 without gaps; every
-//! entry belongs to the ledger's repository; an aborted entry cancels an earlier accepted or
-//! policy-change entry, and no entry is aborted twice.
+//! entry belongs to the ledger's repository; an aborted entry cancels the latest entry that
+//! set its ref (accepted, policy-change baseline or adopted), and no entry is aborted twice;
+//! and **continuity**: each `accepted` move of a ref starts where the ledger last recorded
+//! that ref (absent if never set or deleted), so the ledger covers every ref without gaps and
+//! a ref that moved outside tally shows. Only an `adopted` entry (a deliberate re-baseline)
+//! or a baseline of `tally init` sets a ref without that check.
+//!
+//! This is also the one place that says where the ledger puts each ref ([`Position`]): the
+//! server's `ledger verify`, export verify and the agent all read it from here, and the
+//! store's newest-first lookup ([`crate::Store::position`]) applies the same [`effect`].
+
+use std::collections::HashMap;
 
 use crate::entry::{EntryView, Kind};
 use crate::hex::Hex;
@@ -70,6 +80,96 @@ pub enum ChainError {
         /// The entry it names.
         target: u64,
     },
+    /// An aborted entry cancels an entry that is not the latest to set its ref.
+    #[error("entry {seq} aborts entry {target}, which is not the latest entry that set {refname}")]
+    AbortsNotLatest {
+        /// The aborting entry.
+        seq: u64,
+        /// The entry it names.
+        target: u64,
+        /// The aborting entry's ref.
+        refname: String,
+    },
+    /// An accepted move starts somewhere other than where the ledger last recorded the ref:
+    /// the ref moved outside tally in between, and no entry covers that move.
+    #[error(
+        "entry {seq} moves {refname} from {} but the ledger last recorded it at {}{}: it moved outside tally in between, and no entry covers that move",
+        oid(.old), oid(.recorded), .recorded_seq.map(|s| format!(" (entry {s})")).unwrap_or_default()
+    )]
+    Gap {
+        /// The accepted entry.
+        seq: u64,
+        /// Its ref.
+        refname: String,
+        /// Where the entry says the ref was.
+        old: Option<Vec<u8>>,
+        /// Where the ledger last recorded the ref.
+        recorded: Option<Vec<u8>>,
+        /// The entry that recorded it, if any.
+        recorded_seq: Option<u64>,
+    },
+}
+
+/// An object id for a message: hex, or `nothing` for an absent ref.
+fn oid(id: &Option<Vec<u8>>) -> String {
+    id.as_ref()
+        .map_or_else(|| "nothing (absent)".to_owned(), |id| Hex(id).to_string())
+}
+
+/// Where the ledger says a ref is: the latest entry that set it and was not aborted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Position {
+    /// The entry.
+    pub seq: u64,
+    /// Its kind: accepted, policy-change (a baseline) or adopted.
+    pub kind: Kind,
+    /// The commit it set the ref to; `None` for a deletion.
+    pub commit: Option<Vec<u8>>,
+    /// That commit's tree.
+    pub tree: Option<Vec<u8>>,
+}
+
+/// What an entry does to where the ledger says refs are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// It sets its ref; `continuous` when its old value must be where the ledger had the ref
+    /// (an accepted move), not for a baseline or an adoption.
+    Sets {
+        /// Whether the continuity rule applies.
+        continuous: bool,
+    },
+    /// It cancels the entry with this seq, which set the same ref.
+    Cancels(u64),
+    /// It records something (a refusal, a policy change) that moves no ref.
+    Nothing,
+}
+
+/// The effect of an entry on ref positions: the one rule every reader of positions applies.
+pub fn effect(entry: &EntryView<'_>) -> Effect {
+    if entry.refname.is_empty() {
+        return Effect::Nothing;
+    }
+    match (entry.kind, entry.aborts) {
+        (Kind::Aborted, Some(target)) => Effect::Cancels(target),
+        (Kind::Accepted, _) => Effect::Sets { continuous: true },
+        (Kind::PolicyChange | Kind::Adopted, _) => Effect::Sets { continuous: false },
+        _ => Effect::Nothing,
+    }
+}
+
+/// A ref's position while verifying forwards, with what it was before, so that an abort of
+/// the latest entry can restore it.
+#[derive(Clone, Debug)]
+enum Slot {
+    /// Known from the entries seen (or seeded by the caller).
+    Known {
+        at: Position,
+        /// The position before `at`, if it is known: `Some(None)` for "never set".
+        before: Option<Option<Position>>,
+    },
+    /// Unknown: a verifier resumed in the middle of a ledger, for a ref it was not told
+    /// about, or after an abort whose earlier position it never saw.
+    Unknown,
 }
 
 /// Checks entries one by one, in order, against the chain rules.
@@ -78,9 +178,16 @@ pub struct ChainVerifier {
     repository: String,
     next_seq: u64,
     prev: Hash,
-    /// The kind of every entry seen, by seq, so that aborts can be checked in one pass.
+    /// The first seq checked (0, or where a resumed verifier starts).
+    start: u64,
+    /// The kind of every entry seen, by `seq - start`, so that aborts can be checked in one
+    /// pass.
     kinds: Vec<u8>,
     aborted: Vec<bool>,
+    /// Where the ledger puts each ref that an entry set.
+    refs: HashMap<String, Slot>,
+    /// Whether refs not in `refs` are known to be absent (from entry 0) or unknown (resumed).
+    from_start: bool,
 }
 
 impl ChainVerifier {
@@ -90,9 +197,57 @@ impl ChainVerifier {
             repository: repository.to_owned(),
             next_seq: 0,
             prev: GENESIS,
+            start: 0,
             kinds: Vec::new(),
             aborted: Vec::new(),
+            refs: HashMap::new(),
+            from_start: true,
         }
+    }
+
+    /// Resumes a chain at entry `next_seq`, whose predecessor's leaf hash is `prev`, knowing
+    /// only the positions in `known` (an agent's pinned state). Refs it is not told about
+    /// are unknown until an entry sets them, and aborts of entries before `next_seq` cannot
+    /// have their target's kind checked (the caller handles those it cares about).
+    pub fn resume(
+        repository: &str,
+        next_seq: u64,
+        prev: Hash,
+        known: impl IntoIterator<Item = (String, Position)>,
+    ) -> ChainVerifier {
+        ChainVerifier {
+            repository: repository.to_owned(),
+            next_seq,
+            prev,
+            start: next_seq,
+            kinds: Vec::new(),
+            aborted: Vec::new(),
+            refs: known
+                .into_iter()
+                .map(|(name, at)| (name, Slot::Known { at, before: None }))
+                .collect(),
+            from_start: false,
+        }
+    }
+
+    /// Where the ledger puts `refname` after the entries checked so far: `Ok(None)` if no
+    /// entry set it, `Err(())` if this verifier cannot know (resumed without it).
+    #[allow(clippy::result_unit_err)]
+    pub fn position(&self, refname: &str) -> Result<Option<&Position>, ()> {
+        match self.refs.get(refname) {
+            Some(Slot::Known { at, .. }) => Ok(Some(at)),
+            Some(Slot::Unknown) => Err(()),
+            None if self.from_start => Ok(None),
+            None => Err(()),
+        }
+    }
+
+    /// Every ref an entry set, with where the ledger puts it (known positions only).
+    pub fn positions(&self) -> impl Iterator<Item = (&str, &Position)> {
+        self.refs.iter().filter_map(|(name, slot)| match slot {
+            Slot::Known { at, .. } => Some((name.as_str(), at)),
+            Slot::Unknown => None,
+        })
     }
 
     /// The seq the next entry must have (the number of entries checked so far).
@@ -129,35 +284,116 @@ impl ChainVerifier {
             });
         }
         if let Some(target) = entry.aborts {
-            // The entry decoder already guarantees target < seq, so both lookups hit.
-            let index = usize::try_from(target).unwrap_or(usize::MAX);
-            let kind = self.kinds.get(index).copied().and_then(Kind::from_code);
-            match kind {
-                Some(Kind::Accepted | Kind::PolicyChange) => {}
-                Some(kind) => return Err(ChainError::AbortsUncancellable { seq, target, kind }),
-                None => {
-                    return Err(ChainError::SeqGap {
-                        expected: seq,
-                        found: target,
-                    });
-                }
-            }
-            match self.aborted.get_mut(index) {
-                Some(done) if *done => return Err(ChainError::AbortedTwice { seq, target }),
-                Some(done) => *done = true,
-                None => {
-                    return Err(ChainError::SeqGap {
-                        expected: seq,
-                        found: target,
-                    });
-                }
-            }
+            self.check_abort(seq, target)?;
         }
+        self.track(entry)?;
         self.kinds.push(entry.kind.code());
         self.aborted.push(false);
         self.prev = *leaf;
         self.next_seq += 1;
         Ok(())
+    }
+
+    /// The aborted entry must be an earlier entry that set a ref, not aborted before. Targets
+    /// before a resumed verifier's start cannot be checked here.
+    fn check_abort(&mut self, seq: u64, target: u64) -> Result<(), ChainError> {
+        let Some(index) = target.checked_sub(self.start) else {
+            return Ok(());
+        };
+        // The entry decoder already guarantees target < seq, so both lookups hit.
+        let index = usize::try_from(index).unwrap_or(usize::MAX);
+        let kind = self.kinds.get(index).copied().and_then(Kind::from_code);
+        match kind {
+            Some(Kind::Accepted | Kind::PolicyChange | Kind::Adopted) => {}
+            Some(kind) => return Err(ChainError::AbortsUncancellable { seq, target, kind }),
+            None => {
+                return Err(ChainError::SeqGap {
+                    expected: seq,
+                    found: target,
+                });
+            }
+        }
+        match self.aborted.get_mut(index) {
+            Some(done) if *done => Err(ChainError::AbortedTwice { seq, target }),
+            Some(done) => {
+                *done = true;
+                Ok(())
+            }
+            None => Err(ChainError::SeqGap {
+                expected: seq,
+                found: target,
+            }),
+        }
+    }
+
+    /// Applies the entry's [`effect`] to the ref positions, checking continuity.
+    fn track(&mut self, entry: &EntryView<'_>) -> Result<(), ChainError> {
+        let seq = entry.seq;
+        match effect(entry) {
+            Effect::Nothing => Ok(()),
+            Effect::Sets { continuous } => {
+                let at = Position {
+                    seq,
+                    kind: entry.kind,
+                    commit: entry.new.map(<[u8]>::to_vec),
+                    tree: entry.new_tree.map(<[u8]>::to_vec),
+                };
+                let before = match self.refs.get(entry.refname) {
+                    Some(Slot::Known { at, .. }) => Some(Some(at.clone())),
+                    Some(Slot::Unknown) => None,
+                    None if self.from_start => Some(None),
+                    None => None,
+                };
+                if continuous && let Some(before) = &before {
+                    let recorded = before.as_ref().and_then(|p| p.commit.as_deref());
+                    if recorded != entry.old {
+                        return Err(ChainError::Gap {
+                            seq,
+                            refname: entry.refname.to_owned(),
+                            old: entry.old.map(<[u8]>::to_vec),
+                            recorded: recorded.map(<[u8]>::to_vec),
+                            recorded_seq: before.as_ref().map(|p| p.seq),
+                        });
+                    }
+                }
+                self.refs
+                    .insert(entry.refname.to_owned(), Slot::Known { at, before });
+                Ok(())
+            }
+            Effect::Cancels(target) => {
+                let not_latest = || ChainError::AbortsNotLatest {
+                    seq,
+                    target,
+                    refname: entry.refname.to_owned(),
+                };
+                let restored = match self.refs.get(entry.refname) {
+                    Some(Slot::Known { at, .. }) if at.seq != target => return Err(not_latest()),
+                    Some(Slot::Known { before, .. }) => before.clone(),
+                    Some(Slot::Unknown) => return Ok(()),
+                    None if self.from_start => return Err(not_latest()),
+                    None => None,
+                };
+                let name = entry.refname.to_owned();
+                match restored {
+                    Some(Some(previous)) => {
+                        self.refs.insert(
+                            name,
+                            Slot::Known {
+                                at: previous,
+                                before: None,
+                            },
+                        );
+                    }
+                    Some(None) => {
+                        self.refs.remove(&name);
+                    }
+                    None => {
+                        self.refs.insert(name, Slot::Unknown);
+                    }
+                }
+                Ok(())
+            }
+        }
     }
 }
 
@@ -172,12 +408,16 @@ mod tests {
         let mut prev = GENESIS;
         let mut out = Vec::new();
         for (seq, (kind, aborts)) in kinds.iter().enumerate() {
+            // Every entry moves a ref of its own from nothing; an abort names its target's.
+            let owner = aborts.unwrap_or(seq as u64);
             let entry = Entry {
                 seq: seq as u64,
                 kind: *kind,
                 aborts: *aborts,
                 prev_hash: prev,
                 repository: "repo".to_owned(),
+                refname: format!("refs/heads/t{owner}"),
+                old: None,
                 ..sample_accepted()
             };
             let bytes = entry.encode().unwrap();
@@ -300,5 +540,168 @@ mod tests {
                 kind: Kind::Aborted
             })
         );
+    }
+
+    /// Entries of `(kind, refname, old, new, aborts)` on ids `[n; 20]`, chained.
+    fn moves(list: &[(Kind, &str, Option<u8>, Option<u8>, Option<u64>)]) -> Vec<Vec<u8>> {
+        let mut prev = GENESIS;
+        let mut out = Vec::new();
+        for (seq, (kind, refname, old, new, aborts)) in list.iter().enumerate() {
+            let entry = Entry {
+                seq: seq as u64,
+                kind: *kind,
+                aborts: *aborts,
+                prev_hash: prev,
+                repository: "repo".to_owned(),
+                refname: (*refname).to_owned(),
+                old: old.map(|n| vec![n; 20]),
+                new: new.map(|n| vec![n; 20]),
+                ..sample_accepted()
+            };
+            let bytes = entry.encode().unwrap();
+            prev = leaf_hash(&bytes);
+            out.push(bytes);
+        }
+        out
+    }
+
+    fn positions(entries: &[Vec<u8>]) -> ChainVerifier {
+        let mut chain = ChainVerifier::new("repo");
+        for bytes in entries {
+            chain
+                .check(&EntryView::parse(bytes).unwrap(), &leaf_hash(bytes))
+                .unwrap();
+        }
+        chain
+    }
+
+    const MAIN: &str = "refs/heads/main";
+
+    /// Issue 10, class 2: a branch moved outside tally and then pushed on from there leaves an
+    /// accepted entry whose old commit is not where the ledger had the branch.
+    #[test]
+    fn an_accepted_move_from_where_the_ledger_never_put_the_ref_is_a_gap() {
+        let entries = moves(&[
+            (Kind::Accepted, MAIN, None, Some(1), None),
+            (Kind::Accepted, MAIN, Some(1), Some(2), None),
+            // main moved 2 -> 7 outside tally; the next push starts from 7.
+            (Kind::Accepted, MAIN, Some(7), Some(8), None),
+        ]);
+        assert_eq!(
+            run(&entries),
+            Err(ChainError::Gap {
+                seq: 2,
+                refname: MAIN.to_owned(),
+                old: Some(vec![7; 20]),
+                recorded: Some(vec![2; 20]),
+                recorded_seq: Some(1),
+            })
+        );
+        let message = run(&entries).unwrap_err().to_string();
+        assert!(
+            message.contains("it moved outside tally in between"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_first_move_must_create_the_ref() {
+        let entries = moves(&[(Kind::Accepted, MAIN, Some(1), Some(2), None)]);
+        assert!(matches!(
+            run(&entries),
+            Err(ChainError::Gap { recorded: None, .. })
+        ));
+    }
+
+    #[test]
+    fn deletion_and_recreation_are_continuous_and_refusals_move_nothing() {
+        let entries = moves(&[
+            (Kind::Accepted, MAIN, None, Some(1), None),
+            (Kind::Rejected, MAIN, Some(1), Some(9), None),
+            (Kind::Accepted, MAIN, Some(1), None, None),
+            (Kind::Accepted, MAIN, None, Some(3), None),
+        ]);
+        let chain = positions(&entries);
+        assert_eq!(
+            chain.position(MAIN).unwrap().unwrap().commit,
+            Some(vec![3; 20])
+        );
+        let recreated_from_old = moves(&[
+            (Kind::Accepted, MAIN, None, Some(1), None),
+            (Kind::Accepted, MAIN, Some(1), None, None),
+            (Kind::Accepted, MAIN, Some(1), Some(3), None),
+        ]);
+        assert!(matches!(
+            run(&recreated_from_old),
+            Err(ChainError::Gap { seq: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn an_abort_puts_the_ref_back_and_must_cancel_its_latest_move() {
+        let entries = moves(&[
+            (Kind::Accepted, MAIN, None, Some(1), None),
+            (Kind::Accepted, MAIN, Some(1), Some(2), None),
+            (Kind::Aborted, MAIN, Some(1), Some(2), Some(1)),
+            (Kind::Accepted, MAIN, Some(1), Some(3), None),
+        ]);
+        let chain = positions(&entries);
+        assert_eq!(chain.position(MAIN).unwrap().unwrap().seq, 3);
+        let stale = moves(&[
+            (Kind::Accepted, MAIN, None, Some(1), None),
+            (Kind::Accepted, MAIN, Some(1), Some(2), None),
+            (Kind::Aborted, MAIN, None, Some(1), Some(0)),
+        ]);
+        assert!(matches!(
+            run(&stale),
+            Err(ChainError::AbortsNotLatest {
+                seq: 2,
+                target: 0,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn adoption_and_baselines_set_the_ref_without_continuity() {
+        let entries = moves(&[
+            (Kind::PolicyChange, MAIN, None, Some(1), None),
+            (Kind::Accepted, MAIN, Some(1), Some(2), None),
+            (Kind::Adopted, MAIN, Some(2), Some(7), None),
+            (Kind::Accepted, MAIN, Some(7), Some(8), None),
+        ]);
+        let chain = positions(&entries);
+        let at = chain.position(MAIN).unwrap().unwrap();
+        assert_eq!((at.seq, at.kind), (3, Kind::Accepted));
+        assert_eq!(chain.position("refs/heads/other"), Ok(None));
+    }
+
+    #[test]
+    fn a_resumed_chain_checks_what_it_was_told_and_learns_the_rest() {
+        let entries = moves(&[
+            (Kind::Accepted, MAIN, None, Some(1), None),
+            (Kind::Accepted, MAIN, Some(1), Some(2), None),
+            (Kind::Accepted, "refs/heads/b", Some(5), Some(6), None),
+            (Kind::Accepted, MAIN, Some(3), Some(4), None),
+        ]);
+        let seed = Position {
+            seq: 1,
+            kind: Kind::Accepted,
+            commit: Some(vec![2; 20]),
+            tree: None,
+        };
+        let mut chain =
+            ChainVerifier::resume("repo", 2, leaf_hash(&entries[1]), [(MAIN.to_owned(), seed)]);
+        let view = EntryView::parse(&entries[2]).unwrap();
+        chain.check(&view, &leaf_hash(&entries[2])).unwrap();
+        assert!(
+            chain.position("refs/heads/c").is_err(),
+            "unknown, not absent"
+        );
+        let view = EntryView::parse(&entries[3]).unwrap();
+        assert!(matches!(
+            chain.check(&view, &leaf_hash(&entries[3])),
+            Err(ChainError::Gap { seq: 3, .. })
+        ));
     }
 }

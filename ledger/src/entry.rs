@@ -66,17 +66,23 @@ pub enum Kind {
     /// The cancellation of an earlier accepted entry whose ref transaction aborted, so that no
     /// entry claims a move that never happened.
     Aborted,
-    /// A change of the policy itself.
+    /// A change of the policy itself; with a ref name, the ref's baseline when `tally init`
+    /// found it already there.
     PolicyChange,
+    /// A deliberate re-baseline of a protected ref by an administrator (`tally ledger
+    /// adopt`), after the ref moved outside tally or to bring history tally never judged
+    /// under the ledger: the one way a ref's recorded position may jump, visible as such.
+    Adopted,
 }
 
 impl Kind {
     /// Every kind, in code order.
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 5] = [
         Kind::Accepted,
         Kind::Rejected,
         Kind::Aborted,
         Kind::PolicyChange,
+        Kind::Adopted,
     ];
 
     /// Returns the byte that encodes this kind.
@@ -86,6 +92,7 @@ impl Kind {
             Kind::Rejected => 2,
             Kind::Aborted => 3,
             Kind::PolicyChange => 4,
+            Kind::Adopted => 5,
         }
     }
 
@@ -101,6 +108,7 @@ impl Kind {
             Kind::Rejected => "rejected",
             Kind::Aborted => "aborted",
             Kind::PolicyChange => "policy-change",
+            Kind::Adopted => "adopted",
         }
     }
 }

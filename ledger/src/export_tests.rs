@@ -52,6 +52,17 @@ fn ledger(n: u64) -> Vec<Vec<u8>> {
             } else {
                 vec![]
             },
+            // Each accepted move starts where the one before it ended (chain continuity).
+            old: if rejected {
+                Some(vec![0x11; 20])
+            } else {
+                (seq >= 2).then(|| vec![(seq - 1) as u8; 20])
+            },
+            new: Some(if rejected {
+                vec![0x22; 20]
+            } else {
+                vec![(seq + 1) as u8; 20]
+            }),
             prev_hash: prev,
             ..sample_accepted()
         };

@@ -208,6 +208,10 @@ pub enum StoreError {
         /// The time.
         time: jiff::Timestamp,
     },
+    /// An entry would break a chain rule that the store enforces on append: an accepted move
+    /// that does not start where the ledger last recorded its ref.
+    #[error(transparent)]
+    Chain(#[from] crate::chain::ChainError),
     /// An aborted entry names an entry that cannot be aborted.
     #[error("entry {target} cannot be aborted: {problem}")]
     BadAbort {
@@ -794,12 +798,32 @@ impl Store {
                 let bytes = entry
                     .encode()
                     .map_err(|source| StoreError::Encode { seq, source })?;
+                if entry.kind == Kind::Accepted {
+                    // Continuity (chain.rs): the move starts where the ledger has the ref.
+                    let at = position_of(&tx, &entry.refname)?;
+                    let recorded = at.as_ref().and_then(|p| p.commit.clone());
+                    if recorded != entry.old {
+                        return Err(StoreError::Chain(crate::chain::ChainError::Gap {
+                            seq,
+                            refname: entry.refname.clone(),
+                            old: entry.old.clone(),
+                            recorded,
+                            recorded_seq: at.map(|p| p.seq),
+                        }));
+                    }
+                }
                 if let Some(target) = entry.aborts {
+                    if position_of(&tx, &entry.refname)?.is_none_or(|p| p.seq != target) {
+                        return Err(StoreError::BadAbort {
+                            target,
+                            problem: "it is not the latest entry that set the aborted entry's ref",
+                        });
+                    }
                     let kind: Option<i64> = target_kind
                         .query_row([to_sql(target)?], |row| row.get(0))
                         .optional()?;
-                    let cancellable =
-                        [Kind::Accepted.code(), Kind::PolicyChange.code()].map(i64::from);
+                    let cancellable = [Kind::Accepted, Kind::PolicyChange, Kind::Adopted]
+                        .map(|k| i64::from(k.code()));
                     match kind {
                         None => {
                             return Err(StoreError::BadAbort {
@@ -810,7 +834,7 @@ impl Store {
                         Some(k) if !cancellable.contains(&k) => {
                             return Err(StoreError::BadAbort {
                                 target,
-                                problem: "only accepted and policy-change entries can be aborted",
+                                problem: "only accepted, policy-change and adopted entries can be aborted",
                             });
                         }
                         Some(_) => {}
@@ -1026,6 +1050,13 @@ impl Store {
         Ok(out)
     }
 
+    /// Where the ledger says `refname` is: the latest entry that set it and was not aborted
+    /// (see [`crate::chain::effect`]), or `None` if no entry set it. The hooks compare a
+    /// protected ref's old value with this before they let it move.
+    pub fn position(&self, refname: &str) -> Result<Option<crate::chain::Position>, StoreError> {
+        position_of(&self.conn, refname)
+    }
+
     /// Calls `f` with each entry [`Store::log`] would return, newest first, until `f` returns
     /// `false`; for listing a large ledger without holding it in memory.
     pub fn log_each(
@@ -1191,6 +1222,51 @@ fn read_checkpoint(row: &rusqlite::Row<'_>) -> Result<StoredCheckpoint, StoreErr
         time: column_u64(row, 3, at("time"))?,
         note: SignedCheckpoint::parse(column_text(row, 4, at("note"))?)?,
     })
+}
+
+/// [`Store::position`] on a connection (or inside an append's transaction, where it sees the
+/// entries appended so far): newest first over the ref's entries that can move it, skipping
+/// those a later `aborted` entry cancels.
+fn position_of(
+    conn: &Connection,
+    refname: &str,
+) -> Result<Option<crate::chain::Position>, StoreError> {
+    use crate::chain::{Effect, effect};
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, bytes FROM entries WHERE refname = ?1 AND kind IN (?2, ?3, ?4, ?5)
+         ORDER BY seq DESC",
+    )?;
+    let kinds = [
+        Kind::Accepted,
+        Kind::Aborted,
+        Kind::PolicyChange,
+        Kind::Adopted,
+    ]
+    .map(|k| i64::from(k.code()));
+    let mut rows = stmt.query(params![refname, kinds[0], kinds[1], kinds[2], kinds[3]])?;
+    let mut cancelled = std::collections::HashSet::new();
+    while let Some(row) = rows.next()? {
+        let key = column_i64(row, 0, ("entries", 0, "seq"))?;
+        let seq = u64::try_from(key).map_err(|_| corrupt(("entries", key, "seq"), "negative"))?;
+        let bytes = column_blob(row, 1, ("entries", key, "bytes"))?;
+        let view =
+            EntryView::parse(bytes).map_err(|source| StoreError::BadEntry { seq, source })?;
+        match effect(&view) {
+            Effect::Cancels(target) => {
+                cancelled.insert(target);
+            }
+            Effect::Sets { .. } if !cancelled.contains(&seq) => {
+                return Ok(Some(crate::chain::Position {
+                    seq,
+                    kind: view.kind,
+                    commit: view.new.map(<[u8]>::to_vec),
+                    tree: view.new_tree.map(<[u8]>::to_vec),
+                }));
+            }
+            Effect::Sets { .. } | Effect::Nothing => {}
+        }
+    }
+    Ok(None)
 }
 
 fn read_record(row: &rusqlite::Row<'_>) -> Result<Record, StoreError> {

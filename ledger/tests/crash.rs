@@ -23,8 +23,10 @@ fn vkey() -> VerifierKey {
 fn entry(n: u64) -> NewEntry {
     NewEntry {
         kind: Kind::Accepted,
-        refname: "refs/heads/main".to_owned(),
-        old: Some(vec![(n % 251) as u8; 20]),
+        // A branch of its own per entry, created from nothing: continuous whatever order
+        // concurrent writers append in.
+        refname: format!("refs/heads/b{n}"),
+        old: None,
         new: Some(vec![(n % 241) as u8; 20]),
         new_tree: Some(vec![7; 20]),
         commits: vec![CommitSigner {

@@ -34,7 +34,13 @@ fn push(n: u8) -> NewEntry {
             Kind::Accepted
         },
         refname: "refs/heads/main".to_owned(),
-        old: Some(vec![n; 20]),
+        // Each accepted move starts where the previous accepted one ended (continuity);
+        // every fifth push is a refusal, which moves nothing.
+        old: match n {
+            0 => None,
+            n if (n - 1) % 5 == 4 => Some(vec![n - 1; 20]),
+            n => Some(vec![n; 20]),
+        },
         new: Some(vec![n + 1; 20]),
         new_tree: Some(vec![0xee; 20]),
         commits: vec![CommitSigner {
@@ -436,6 +442,10 @@ fn an_entry_appended_without_the_key_is_detected() {
             .unwrap();
         entry.seq = 12;
         entry.prev_hash = last.try_into().unwrap();
+        // A well-formed move on from entry 11, so that only the missing signature gives it
+        // away.
+        entry.old = entry.new.take();
+        entry.new = Some(vec![0xab; 20]);
         let bytes = entry.encode().unwrap();
         let leaf = leaf_hash(&bytes);
         let leaves: Vec<[u8; 32]> = {
@@ -695,7 +705,15 @@ fn the_first_bad_checkpoint_is_reported_across_signature_batches() {
     // One checkpoint per push, as on a real server: 300 checkpoints, several batches.
     for i in 0..299u16 {
         store
-            .append(vec![push((i % 250) as u8)], t(i64::from(i) + 1), &key())
+            .append(
+                vec![NewEntry {
+                    refname: format!("refs/heads/t{i}"),
+                    old: None,
+                    ..push((i % 250) as u8)
+                }],
+                t(i64::from(i) + 1),
+                &key(),
+            )
             .unwrap();
     }
     let report = store.verify(&vkey(), |_, _| {}).unwrap();

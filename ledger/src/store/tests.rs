@@ -14,11 +14,13 @@ pub(crate) fn t(seconds: i64) -> jiff::Timestamp {
     jiff::Timestamp::from_second(1_767_225_600 + seconds).unwrap()
 }
 
+/// An accepted move that creates a branch of its own (`refs/heads/b<n>`), so that any
+/// sequence of them is continuous (see `chain`); [`abort`] names the same branch.
 pub(crate) fn accepted(n: u8) -> NewEntry {
     NewEntry {
         kind: Kind::Accepted,
-        refname: "refs/heads/main".to_owned(),
-        old: Some(vec![n; 20]),
+        refname: format!("refs/heads/b{n}"),
+        old: None,
         new: Some(vec![n.wrapping_add(1); 20]),
         new_tree: Some(vec![0xee; 20]),
         commits: vec![CommitSigner {
@@ -43,8 +45,10 @@ fn rejected(refname: &str) -> NewEntry {
     }
 }
 
-fn abort(target: u64) -> NewEntry {
+/// Cancels entry `target`, which moved `refs/heads/b<n>` (see [`accepted`]).
+fn abort(target: u64, n: u8) -> NewEntry {
     NewEntry {
+        refname: format!("refs/heads/b{n}"),
         kind: Kind::Aborted,
         old: None,
         new: None,
@@ -218,11 +222,11 @@ fn log_is_newest_first_and_filters() {
     );
     assert_eq!(
         seqs(Filter {
-            refname: Some("refs/heads/main".to_owned()),
+            refname: Some("refs/heads/b2".to_owned()),
             kind: Some(Kind::Accepted),
             ..Filter::default()
         }),
-        [3, 0]
+        [3]
     );
     assert_eq!(
         seqs(Filter {
@@ -381,25 +385,30 @@ fn aborts_must_name_an_unaborted_move() {
         .append(vec![accepted(1), rejected("refs/heads/main")], t(1), &key())
         .unwrap();
     assert!(matches!(
-        store.append(vec![abort(1)], t(2), &key()),
+        store.append(vec![abort(1, 1)], t(2), &key()),
         Err(StoreError::BadAbort { target: 1, .. })
     ));
     assert!(matches!(
-        store.append(vec![abort(2)], t(2), &key()),
+        store.append(vec![abort(2, 1)], t(2), &key()),
         Err(StoreError::Encode { .. })
     ));
     assert!(matches!(
-        store.append(vec![abort(7)], t(2), &key()),
+        store.append(vec![abort(7, 1)], t(2), &key()),
         Err(StoreError::Encode { .. })
     ));
-    store.append(vec![abort(0)], t(2), &key()).unwrap();
+    // An abort names the ref of the entry it cancels.
     assert!(matches!(
-        store.append(vec![abort(0)], t(3), &key()),
+        store.append(vec![abort(0, 2)], t(2), &key()),
+        Err(StoreError::BadAbort { target: 0, .. })
+    ));
+    store.append(vec![abort(0, 1)], t(2), &key()).unwrap();
+    assert!(matches!(
+        store.append(vec![abort(0, 1)], t(3), &key()),
         Err(StoreError::BadAbort { target: 0, .. })
     ));
     // An abort of an entry of the same batch.
     store
-        .append(vec![accepted(5), abort(3)], t(4), &key())
+        .append(vec![accepted(5), abort(3, 5)], t(4), &key())
         .unwrap();
     store.verify(&vkey(), |_, _| {}).unwrap();
 }
@@ -603,7 +612,17 @@ mod props {
             let dir = tempfile::tempdir().unwrap();
             let mut store = new_store(dir.path());
             let mut expected = 0;
-            for (i, batch) in batches.into_iter().enumerate() {
+            // Accepted moves start where their ref is (continuity); baselines set it.
+            let mut at: std::collections::HashMap<String, Option<Vec<u8>>> = Default::default();
+            for (i, mut batch) in batches.into_iter().enumerate() {
+                for e in &mut batch {
+                    if e.kind == Kind::Accepted {
+                        e.old = at.get(&e.refname).cloned().flatten();
+                    }
+                    if e.kind != Kind::Rejected {
+                        at.insert(e.refname.clone(), e.new.clone());
+                    }
+                }
                 expected += batch.len() as u64;
                 let out = store.append(batch, t(i as i64), &key()).unwrap();
                 prop_assert_eq!(out.size, expected);
