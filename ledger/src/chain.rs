@@ -542,8 +542,11 @@ mod tests {
         );
     }
 
-    /// Entries of `(kind, refname, old, new, aborts)` on ids `[n; 20]`, chained.
-    fn moves(list: &[(Kind, &str, Option<u8>, Option<u8>, Option<u64>)]) -> Vec<Vec<u8>> {
+    /// `(kind, refname, old, new, aborts)`, with ids `[n; 20]`.
+    type Move<'a> = (Kind, &'a str, Option<u8>, Option<u8>, Option<u64>);
+
+    /// Entries of the moves, chained.
+    fn moves(list: &[Move<'_>]) -> Vec<Vec<u8>> {
         let mut prev = GENESIS;
         let mut out = Vec::new();
         for (seq, (kind, refname, old, new, aborts)) in list.iter().enumerate() {
