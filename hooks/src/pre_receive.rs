@@ -50,6 +50,12 @@ pub enum HookError {
     /// The object store cannot be opened.
     #[error(transparent)]
     Objects(#[from] tally_verify::objects::ObjectError),
+    /// The ledger cannot be opened.
+    #[error("ledger: {0}")]
+    Ledger(#[from] tally_ledger::StoreError),
+    /// The ledger cannot be read.
+    #[error(transparent)]
+    Record(#[from] record::RecordError),
 }
 
 /// What the hook decided.
@@ -151,7 +157,28 @@ pub fn decide(
     let mut checker = Checker::new(&objects, &config.trust, Some(&config.files), now);
     let mut verdicts = Vec::new();
     let mut violations = tally_refs;
+    let paths = Paths::new(git_dir);
+    let ledger = if protected.is_empty() {
+        None
+    } else {
+        // Transactions whose git died between prepared and committed are settled first, as
+        // `prepared` does, so that their entries do not look like moves outside tally.
+        let current = |name: &str| -> Option<ObjectId> {
+            let mut r = repo.try_find_reference(name).ok()??;
+            r.peel_to_id().ok().map(|id| id.detach())
+        };
+        record::reconcile(&paths, config, &Pusher::from_env(), now, current)?;
+        Some(tally_ledger::Store::open(&paths.ledger())?)
+    };
     for update in protected {
+        if let Some(ledger) = &ledger
+            && let Some(gap) = record::off_ledger(&paths, ledger, update)?
+        {
+            // Judging the commits too would only add noise: nothing moves on from here until
+            // an administrator looks.
+            violations.push(gap);
+            continue;
+        }
         let hidden = if update.old.is_none() {
             other_protected_tips(repo, config, &update.refname)?
         } else {

@@ -16,7 +16,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tally_ledger::{CommitSigner, Kind, NewEntry, SigningKey, Store, StoreError};
-use tally_verify::revision::{Update, Verdict};
+use tally_verify::revision::{Update, Verdict, Violation};
 
 use crate::config::{Policy, TALLY_DIR};
 use crate::pusher::Pusher;
@@ -250,6 +250,58 @@ fn remove_verdict(paths: &Paths, update: &Update) {
     let _ = std::fs::remove_file(path);
 }
 
+/// The continuity rule (`tally_ledger::chain`): a protected ref moves only from where the
+/// ledger last recorded it. A ref that moved outside tally (hooks deleted for a while, a
+/// restore) would otherwise be adopted silently by the next push. `pre-receive` refuses such
+/// a push with this violation, and `prepared` refuses the ref update.
+///
+/// A young in-flight marker for exactly the move from the ref's value to the recorded one
+/// means another push holds the ref and is moving it right now: that is a race for the ref,
+/// not a move outside tally, and the refusal says so. (Markers of transactions whose git died
+/// are settled by [`reconcile`] first.)
+pub fn off_ledger(
+    paths: &Paths,
+    store: &Store,
+    update: &Update,
+) -> Result<Option<Violation>, RecordError> {
+    let at = store.position(&update.refname)?;
+    let recorded = at
+        .as_ref()
+        .and_then(|p| p.commit.as_deref())
+        .map(ObjectId::try_from)
+        .transpose()
+        .map_err(|e| RecordError::Corrupt {
+            path: store.path().display().to_string(),
+            message: format!("the ledger records a malformed object id for {}: {e}", update.refname),
+        })?;
+    if recorded == update.old {
+        return Ok(None);
+    }
+    let racing = Update {
+        refname: update.refname.clone(),
+        old: update.old,
+        new: recorded,
+    };
+    if marker_path(paths, &racing).exists() {
+        return Ok(Some(Violation {
+            refname: update.refname.clone(),
+            commit: None,
+            path: None,
+            problem: tally_verify::revision::Problem::Concurrent,
+        }));
+    }
+    Ok(Some(Violation {
+        refname: update.refname.clone(),
+        commit: None,
+        path: None,
+        problem: tally_verify::revision::Problem::OffLedger {
+            recorded,
+            seq: at.map(|p| p.seq),
+            actual: update.old,
+        },
+    }))
+}
+
 /// Opens the ledger and its key for appending.
 pub fn open(paths: &Paths) -> Result<(Store, SigningKey), RecordError> {
     let key = tally_ledger::key::load_signing(&paths.key())?;
@@ -454,6 +506,17 @@ pub fn prepared(
                 ),
             )),
         }
+    }
+    if !accepted.is_empty() {
+        let store = Store::open(&paths.ledger())?;
+        let mut kept = Vec::with_capacity(accepted.len());
+        for (u, p) in accepted {
+            match off_ledger(paths, &store, &u)? {
+                Some(gap) => refused.push((u, gap.to_string())),
+                None => kept.push((u, p)),
+            }
+        }
+        accepted = kept;
     }
     if !refused.is_empty() {
         let rejected: Vec<(Update, Vec<String>)> = refused

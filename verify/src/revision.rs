@@ -52,6 +52,18 @@ pub enum Problem {
     Reserved,
     /// The objects could not be read: the push cannot be judged.
     Unreadable(String),
+    /// Another push is moving the ref right now.
+    Concurrent,
+    /// The ref's old value is not where the ledger last recorded it: it moved outside tally,
+    /// and moving on from there would leave a gap no entry covers.
+    OffLedger {
+        /// Where the ledger last recorded the ref (`None`: absent).
+        recorded: Option<ObjectId>,
+        /// The entry that recorded it.
+        seq: Option<u64>,
+        /// Where the ref is.
+        actual: Option<ObjectId>,
+    },
 }
 
 /// One reason to refuse an update.
@@ -85,6 +97,13 @@ impl Violation {
             Problem::Unreadable(_) => {
                 "this is a server-side problem: an administrator should run git fsck on the repository".into()
             }
+            Problem::Concurrent => {
+                "fetch, rebase onto the new tip if needed (git pull --rebase), and push again".into()
+            }
+            Problem::OffLedger { .. } => format!(
+                "this is for an administrator: find out how the branch got there (tally ledger verify, the server's reflog), then either put it back or re-baseline it deliberately with `tally ledger adopt --repo <repository> --branch {}`, which checks its history like a push and records the adoption",
+                self.refname.strip_prefix("refs/heads/").unwrap_or(&self.refname)
+            ),
         }
     }
 }
@@ -116,6 +135,28 @@ impl std::fmt::Display for Violation {
             Problem::Signature(p) => write!(f, "{p}"),
             Problem::File(p) => write!(f, "{p}"),
             Problem::Unreadable(e) => write!(f, "cannot be checked: {e}"),
+            Problem::Concurrent => write!(
+                f,
+                "another push is updating {} right now",
+                self.refname
+            ),
+            Problem::OffLedger {
+                recorded,
+                seq,
+                actual,
+            } => {
+                let id = |id: &Option<ObjectId>| {
+                    id.map_or_else(|| "nothing (absent)".to_owned(), |i| i.to_string())
+                };
+                write!(
+                    f,
+                    "{} is at {} but the ledger last recorded it at {}{}: it moved outside tally, and no push can move on from there until an administrator re-baselines it",
+                    self.refname,
+                    id(actual),
+                    id(recorded),
+                    seq.map(|s| format!(" (entry {s})")).unwrap_or_default()
+                )
+            }
         }
     }
 }
