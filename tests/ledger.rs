@@ -986,7 +986,7 @@ fn verify_reports_a_protected_branch_moved_with_the_hooks_bypassed() {
         &server,
         "main moved with the hooks off",
         &[&format!(
-            "refs/heads/main points to {other} but its latest accepted entry records {base}"
+            "refs/heads/main points to {other} but the ledger records it at {base}"
         )],
     );
 }
@@ -1122,7 +1122,7 @@ fn verify_problems(server: &Server<'_>) -> (Vec<String>, Vec<String>) {
     assert_eq!(code == Some(0), problems.is_empty(), "{json}");
     problems
         .into_iter()
-        .partition(|p| p.contains("but its latest accepted entry records"))
+        .partition(|p| p.contains("but the ledger records it at"))
 }
 
 /// Kills `reference-transaction prepared` at evenly spread instants of its run (one run per
@@ -1397,7 +1397,7 @@ fn crash_between_prepared_and_committed_is_settled_by_the_next_push() {
     let verify = server.tally(&["ledger", "verify"]);
     assert_eq!(verify.status.code(), Some(1), "{verify:?}");
     assert!(
-        String::from_utf8_lossy(&verify.stderr).contains("its latest accepted entry records"),
+        String::from_utf8_lossy(&verify.stderr).contains("but the ledger records it at"),
         "{verify:?}"
     );
     // Age the marker past the point where a live transaction could still own it.

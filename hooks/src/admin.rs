@@ -258,30 +258,31 @@ pub fn verify(
     if terminal {
         let _ = writeln!(err);
     }
-    match report {
+    let positions = match report {
         Ok(r) => {
             outcome.size = r.size;
             outcome.root = hex(&Some(r.root.to_vec()));
             outcome.checkpoints = r.checkpoints;
+            r.positions
         }
         Err(e) => {
             outcome.problems.push(e.to_string());
             outcome.ok = false;
             return Ok(outcome);
         }
-    }
-    check_branches(git_dir, &store, &mut outcome)?;
+    };
+    check_branches(git_dir, &positions, &mut outcome)?;
     check_publication(git_dir, &store, &mut outcome)?;
     outcome.ok = outcome.problems.is_empty();
     Ok(outcome)
 }
 
-/// Each protected branch must point where the newest entry that set it (accepted, or the
-/// baseline of `tally init`) says, ignoring entries that were aborted; a protected branch the
-/// ledger knows must still exist.
+/// Each protected branch must point where the ledger puts it (the verified entries'
+/// positions, `tally_ledger::chain`: the latest accepted, baseline or adopted entry not
+/// aborted); a protected branch the ledger knows must still exist.
 fn check_branches(
     git_dir: &Path,
-    store: &Store,
+    positions: &std::collections::BTreeMap<String, tally_ledger::chain::Position>,
     outcome: &mut VerifyOutcome,
 ) -> Result<(), AdminError> {
     let config = crate::config::Policy::load(git_dir).map_err(fail)?;
@@ -299,40 +300,26 @@ fn check_branches(
             actual.insert(name, r.peel_to_id().map_err(fail)?.detach());
         }
     }
-    // Newest first: an `aborted` entry comes before the entry it cancels.
-    let mut aborted = HashSet::new();
-    let mut expected: std::collections::BTreeMap<String, Option<Vec<u8>>> = Default::default();
-    store
-        .log_each(&Filter::default(), |r| {
-            let e = r.entry;
-            match e.kind {
-                Kind::Aborted => {
-                    aborted.extend(e.aborts);
-                }
-                Kind::Accepted | Kind::PolicyChange
-                    if !e.refname.is_empty() && !aborted.contains(&e.seq) =>
-                {
-                    expected.entry(e.refname).or_insert(e.new);
-                }
-                _ => {}
-            }
-            true
-        })
-        .map_err(fail)?;
+    let id = |bytes: &[u8]| {
+        ObjectId::try_from(bytes).map_or_else(|_| "?".into(), |i| i.to_string())
+    };
     for (name, tip) in &actual {
-        match expected.get(name) {
-            Some(Some(id)) if id.as_slice() == tip.as_bytes() => {}
-            Some(Some(id)) => outcome.problems.push(format!(
-                "{name} points to {tip} but its latest accepted entry records {}: the branch was moved outside tally",
-                ObjectId::try_from(id.as_slice()).map_or_else(|_| "?".into(), |i| i.to_string())
+        match positions.get(name).map(|p| (p, p.commit.as_deref())) {
+            Some((_, Some(commit))) if commit == tip.as_bytes() => {}
+            Some((at, Some(commit))) => outcome.problems.push(format!(
+                "{name} points to {tip} but the ledger records it at {} (entry {}): the branch was moved outside tally; find out how, then put it back or re-baseline it with `tally ledger adopt --branch {}`",
+                id(commit),
+                at.seq,
+                name.strip_prefix("refs/heads/").unwrap_or(name)
             )),
             _ => outcome.problems.push(format!(
-                "{name} points to {tip} but no accepted entry records it: the branch was created outside tally"
+                "{name} points to {tip} but no entry records it: the branch was created outside tally; re-baseline it with `tally ledger adopt --branch {}` if it is right",
+                name.strip_prefix("refs/heads/").unwrap_or(name)
             )),
         }
     }
-    for (name, id) in &expected {
-        if config.is_protected(name) && id.is_some() && !actual.contains_key(name) {
+    for (name, at) in positions {
+        if config.is_protected(name) && at.commit.is_some() && !actual.contains_key(name) {
             outcome.problems.push(format!(
                 "{name} is recorded in the ledger but no longer exists: the branch was deleted outside tally"
             ));

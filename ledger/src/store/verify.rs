@@ -228,6 +228,9 @@ pub struct VerifyReport {
     pub checkpoints: u64,
     /// The latest checkpoint, verified; it signs exactly `size` and `root`.
     pub latest: VerifiedCheckpoint,
+    /// Where the verified entries put each ref that one of them set
+    /// ([`crate::chain::Position`]), by ref name.
+    pub positions: std::collections::BTreeMap<String, crate::chain::Position>,
 }
 
 /// A checkpoint handed to the signature thread.
@@ -441,7 +444,7 @@ pub(super) fn verify(
         // A bad signature is reported first: it is about what was signed, and the set of
         // checkpoints the thread saw is fixed by where the check stopped.
         let (count, latest) = signed?;
-        let (size, root) = checked?;
+        let (size, root, positions) = checked?;
         progress(size, head.size);
         let (latest_id, latest) = latest.ok_or(VerifyError::NoCheckpoint)?;
         let newest: i64 = tx.query_row("SELECT max(id) FROM checkpoints", [], |row| row.get(0))?;
@@ -457,6 +460,7 @@ pub(super) fn verify(
             root,
             checkpoints: count,
             latest,
+            positions,
         })
     })
 }
@@ -752,7 +756,7 @@ impl Checker<'_> {
         Ok(())
     }
 
-    fn finish(mut self, stored_frontier: &Frontier) -> Result<(u64, Hash), VerifyError> {
+    fn finish(mut self, stored_frontier: &Frontier) -> Result<Checked, VerifyError> {
         self.end()?;
         let size = self.frontier.size();
         let root = self.frontier.root();
@@ -769,9 +773,21 @@ impl Checker<'_> {
         if self.frontier != *stored_frontier {
             return Err(VerifyError::FrontierMismatch);
         }
-        Ok((size, root))
+        let positions = self
+            .chain
+            .positions()
+            .map(|(name, at)| (name.to_owned(), at.clone()))
+            .collect();
+        Ok((size, root, positions))
     }
 }
+
+/// Size, root and ref positions of a verified ledger.
+type Checked = (
+    u64,
+    Hash,
+    std::collections::BTreeMap<String, crate::chain::Position>,
+);
 
 fn check(
     repository: &str,
@@ -780,7 +796,7 @@ fn check(
     batches: mpsc::Receiver<Message>,
     spare: mpsc::Sender<Batch>,
     jobs: mpsc::SyncSender<Job>,
-) -> Result<(u64, Hash), VerifyError> {
+) -> Result<Checked, VerifyError> {
     let mut checker = Checker {
         head,
         chain: ChainVerifier::new(repository),
