@@ -127,6 +127,7 @@ fn parse_entry(raw: &[u8], hash: HashKind) -> Result<(Entry<'_>, &[u8]), Malform
     let entry = Entry {
         mode,
         name,
+        // `id` is exactly `hash.len_in_bytes()` long, the one length this cannot refuse.
         id: ObjectId::from_bytes_or_panic(id),
     };
     Ok((entry, &after[nul + 1 + len..]))
