@@ -1016,6 +1016,50 @@ impl<'e> Work<'e> {
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
+    /// Writes a raw object of type `kind` without git's format checks
+    /// (`git hash-object -t <kind> --literally -w --stdin`); returns its id.
+    pub fn hash_literally(&self, kind: &str, raw: &[u8]) -> String {
+        let out = run_with_stdin(
+            self.git()
+                .args(["hash-object", "-t", kind, "--literally", "-w", "--stdin"]),
+            raw,
+        );
+        assert!(
+            out.status.success(),
+            "hash-object: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// Writes a tree object from `(mode, name, id)` entries exactly as given: any mode, any
+    /// name, any order (git's own tree writers would refuse or fix most hostile ones).
+    pub fn raw_tree(&self, entries: &[(&str, &[u8], &str)]) -> String {
+        let mut raw = Vec::new();
+        for (mode, name, id) in entries {
+            raw.extend_from_slice(mode.as_bytes());
+            raw.push(b' ');
+            raw.extend_from_slice(name);
+            raw.push(0);
+            raw.extend_from_slice(&hex_to_bytes(id));
+        }
+        self.hash_literally("tree", &raw)
+    }
+
+    /// Commits `tree` on top of HEAD, signed by the clone's user (`git commit-tree -S`), and
+    /// moves the current branch to it; returns its id.
+    pub fn commit_tree(&self, tree: &str, message: &str) -> String {
+        let date = self.env.next_date();
+        let id = stdout_of(
+            self.git()
+                .env("GIT_AUTHOR_DATE", &date)
+                .env("GIT_COMMITTER_DATE", &date)
+                .args(["commit-tree", "-S", "-p", "HEAD", "-m", message, tree]),
+        );
+        run_ok(self.git().args(["update-ref", "HEAD", &id]));
+        id
+    }
+
     /// `git reset --hard <id>`: moves the current branch and the work tree.
     pub fn reset_hard(&self, id: &str) {
         run_ok(self.git().args(["reset", "-q", "--hard", id]));
@@ -1025,6 +1069,14 @@ impl<'e> Work<'e> {
     pub fn update_ref(&self, refname: &str, id: &str) {
         run_ok(self.git().args(["update-ref", refname, id]));
     }
+}
+
+/// The bytes of a hex object id.
+pub fn hex_to_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 /// The first 10 hex digits of a commit id, as tally prints it.

@@ -112,6 +112,19 @@ pub enum FileProblem {
         /// Why.
         reason: &'static str,
     },
+    /// A `.gitattributes` line that makes a checkout differ from the signed bytes
+    /// ([`crate::attributes`]).
+    #[error("line {line}: \"{text}\" {action}, {why}")]
+    CheckoutAttribute {
+        /// Line number, from 1.
+        line: usize,
+        /// The line, printable.
+        text: String,
+        /// What it does: "sets filter=lfs".
+        action: String,
+        /// Why that is refused.
+        why: &'static str,
+    },
 }
 
 impl FileProblem {
@@ -134,6 +147,9 @@ impl FileProblem {
                 "this is a server-side problem: an administrator should run git fsck".into()
             }
             FileProblem::BadPath { .. } => "rename it to a printable UTF-8 path: git mv".into(),
+            FileProblem::CheckoutAttribute { line, .. } => format!(
+                "remove line {line} from '{path}' and amend the commit; commit files as they are to be deployed, since tally deploys the signed bytes without conversion"
+            ),
         }
     }
 }
@@ -199,6 +215,27 @@ impl FileRules {
             });
         }
         Ok(path)
+    }
+
+    /// Whether the file at `path` is one git reads attributes from: its name is
+    /// `.gitattributes` as HFS+ or NTFS would read it (what fsck checks, `fsck.c`).
+    pub fn is_attributes_file(path: &[u8]) -> bool {
+        let name = path.rsplit(|b| *b == b'/').next().unwrap_or(path);
+        crate::tree::Special::Gitattributes.matches(name)
+    }
+
+    /// Applies the `.gitattributes` rule to a file's bytes: one problem per line and attribute
+    /// that makes git check out other bytes than the signed ones.
+    pub fn check_attributes(bytes: &[u8]) -> Vec<FileProblem> {
+        crate::attributes::check(bytes)
+            .into_iter()
+            .map(|l| FileProblem::CheckoutAttribute {
+                action: l.action(),
+                why: l.why(),
+                line: l.line,
+                text: l.text,
+            })
+            .collect()
     }
 
     /// Validates the content of an allowed file whose syntax tally knows.

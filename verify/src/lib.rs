@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod agent;
+pub mod attributes;
 pub mod certificate;
 pub mod commit;
 pub mod files;
@@ -17,5 +18,6 @@ pub mod revision;
 pub mod signers;
 pub mod sshsig;
 pub mod syntax;
+pub mod tree;
 pub mod trust;
 mod wire;

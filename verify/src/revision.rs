@@ -10,12 +10,14 @@ use std::collections::{HashSet, VecDeque};
 
 use gix::ObjectId;
 use gix::objs::Kind;
+use gix::objs::tree::EntryKind;
 use jiff::Timestamp;
 
 use crate::commit::Commit;
 use crate::files::{FileProblem, FileRules, printable};
 use crate::objects::{ObjectError, Objects};
 use crate::syntax::Format;
+use crate::tree::{Change, TreeProblem};
 use crate::trust::{SignatureProblem, Signer, Trust};
 
 /// One ref update as git reports it; `None` stands for the all-zero id.
@@ -46,8 +48,10 @@ pub enum Problem {
     RootCommit,
     /// The signature is not acceptable.
     Signature(SignatureProblem),
-    /// A changed file breaks the file policy.
+    /// A changed file breaks the file policy or the `.gitattributes` rule.
     File(FileProblem),
+    /// A new tree object breaks git's rules for tree entries.
+    Tree(TreeProblem),
     /// The ref is reserved for tally itself (`refs/tally/*`).
     Reserved,
     /// The objects could not be read: the push cannot be judged.
@@ -94,6 +98,7 @@ impl Violation {
             Problem::RootCommit => "rebase the commit onto the branch: git rebase <upstream>".into(),
             Problem::Signature(p) => p.fix().into(),
             Problem::File(p) => p.fix(self.path.as_deref().unwrap_or("")),
+            Problem::Tree(p) => p.fix(self.path.as_deref().unwrap_or("")),
             Problem::Unreadable(_) => {
                 "this is a server-side problem: an administrator should run git fsck on the repository".into()
             }
@@ -134,6 +139,7 @@ impl std::fmt::Display for Violation {
             ),
             Problem::Signature(p) => write!(f, "{p}"),
             Problem::File(p) => write!(f, "{p}"),
+            Problem::Tree(p) => write!(f, "{p}"),
             Problem::Unreadable(e) => write!(f, "cannot be checked: {e}"),
             Problem::Concurrent => write!(
                 f,
@@ -209,6 +215,54 @@ impl Report {
     }
 }
 
+/// Judges a whole tree by the rules that keep a checkout byte for byte equal to it: git's
+/// tree-entry rules on every tree object ([`crate::tree::check`]), every entry's object of the
+/// type its mode says, and the `.gitattributes` rule on every `.gitattributes` file
+/// ([`crate::attributes`]). The hook applies the same rules to what each new commit changes;
+/// an agent calls this on the tree it is about to deploy, since its own commit checks do not
+/// read trees. `refname` and `commit` only label the violations.
+pub fn check_checkout(
+    objects: &Objects,
+    refname: &str,
+    commit: ObjectId,
+    tree: ObjectId,
+) -> Result<Vec<Violation>, ObjectError> {
+    let mut buf = Vec::new();
+    let diff = crate::tree::diff(objects, None, tree, &mut buf)?;
+    let violation = |path: &[u8], problem| Violation {
+        refname: refname.to_owned(),
+        commit: Some(commit),
+        path: Some(printable(path)),
+        problem,
+    };
+    let mut out: Vec<Violation> = diff
+        .problems
+        .iter()
+        .map(|(path, p)| violation(path, Problem::Tree(p.clone())))
+        .collect();
+    for change in &diff.changes {
+        if change.kind == EntryKind::Commit {
+            continue;
+        }
+        let (kind, _) = objects.header(&change.id)?;
+        if kind != Kind::Blob {
+            let problem = TreeProblem::WrongObjectType {
+                expected: Kind::Blob,
+                found: kind,
+            };
+            out.push(violation(&change.path, Problem::Tree(problem)));
+            continue;
+        }
+        if change.kind != EntryKind::Link && FileRules::is_attributes_file(&change.path) {
+            let bytes = objects.read(&change.id, Kind::Blob, &mut buf)?;
+            for p in FileRules::check_attributes(bytes) {
+                out.push(violation(&change.path, Problem::File(p)));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Judges updates against one set of rules.
 pub struct Checker<'a> {
     objects: &'a Objects,
@@ -216,17 +270,11 @@ pub struct Checker<'a> {
     files: Option<&'a FileRules>,
     now: Timestamp,
     sha256: bool,
-    /// Blobs already found acceptable, with the syntax they were checked against: the same
-    /// bytes under another extension must be checked again.
-    good_blobs: HashSet<(ObjectId, Option<Format>)>,
+    /// Blobs already found acceptable, with the syntax they were checked against and whether
+    /// as a `.gitattributes` file: the same bytes under another name must be checked again.
+    good_blobs: HashSet<(ObjectId, Option<Format>, bool)>,
     buf: Vec<u8>,
     buf2: Vec<u8>,
-}
-
-struct Change {
-    path: Vec<u8>,
-    mode: gix::objs::tree::EntryKind,
-    id: ObjectId,
 }
 
 impl<'a> Checker<'a> {
@@ -434,12 +482,14 @@ impl<'a> Checker<'a> {
                 ),
                 None => None,
             };
-            let changes = self
-                .diff(base, commit.tree)
+            let diff = crate::tree::diff(self.objects, base, commit.tree, &mut self.buf)
                 .map_err(|e| Problem::Unreadable(e.to_string()))?;
-            for change in changes {
-                if let Err((path, problem)) = self.check_file(files, &change) {
-                    push(Some(path), Problem::File(problem), &mut ok);
+            for (path, problem) in diff.problems {
+                push(Some(printable(&path)), Problem::Tree(problem), &mut ok);
+            }
+            for change in diff.changes {
+                for (path, problem) in self.check_file(files, &change) {
+                    push(Some(path), problem, &mut ok);
                 }
             }
         }
@@ -449,113 +499,74 @@ impl<'a> Checker<'a> {
         Ok(())
     }
 
-    fn check_file(
+    /// Judges one added or modified file; every problem found, with the printable path.
+    fn check_file(&mut self, files: &FileRules, change: &Change) -> Vec<(String, Problem)> {
+        let path = match FileRules::check_path(&change.path) {
+            Ok(path) => path.to_owned(),
+            Err(p) => return vec![(printable(&change.path), Problem::File(p))],
+        };
+        match self.check_file_at(files, change, &path) {
+            Ok(()) => Vec::new(),
+            Err(problems) => problems.into_iter().map(|p| (path.clone(), p)).collect(),
+        }
+    }
+
+    fn check_file_at(
         &mut self,
         files: &FileRules,
         change: &Change,
-    ) -> Result<(), (String, FileProblem)> {
-        use gix::objs::tree::EntryKind;
-        let path = FileRules::check_path(&change.path)
-            .map_err(|p| (printable(&change.path), p))?
-            .to_owned();
-        let fail = |p: FileProblem| (path.clone(), p);
-        match change.mode {
+        path: &str,
+    ) -> Result<(), Vec<Problem>> {
+        let fail = |p: FileProblem| vec![Problem::File(p)];
+        match change.kind {
             EntryKind::Link => return Err(fail(FileProblem::Symlink)),
             EntryKind::Commit => return Err(fail(FileProblem::Submodule)),
             _ => {}
         }
-        if !files.allows_path(&path) {
+        if !files.allows_path(path) {
             return Err(fail(FileProblem::NotAllowed));
         }
-        if change.mode == EntryKind::BlobExecutable {
+        if change.kind == EntryKind::BlobExecutable {
             return Err(fail(FileProblem::Executable));
         }
-        let format = Format::for_path(&path);
-        if self.good_blobs.contains(&(change.id, format)) {
+        let format = Format::for_path(path);
+        let attributes = FileRules::is_attributes_file(path.as_bytes());
+        if self.good_blobs.contains(&(change.id, format, attributes)) {
             return Ok(());
         }
-        let (_, size) = self.objects.header(&change.id).map_err(|e| {
+        let unreadable = |e: ObjectError| {
             fail(FileProblem::Unreadable {
                 error: e.to_string(),
             })
-        })?;
+        };
+        let (kind, size) = self.objects.header(&change.id).map_err(unreadable)?;
+        if kind != Kind::Blob {
+            return Err(vec![Problem::Tree(TreeProblem::WrongObjectType {
+                expected: Kind::Blob,
+                found: kind,
+            })]);
+        }
         if size > files.max_size {
             return Err(fail(FileProblem::TooLarge {
                 size,
                 max: files.max_size,
             }));
         }
-        if format.is_some() {
+        if format.is_some() || attributes {
             let bytes = self
                 .objects
                 .read(&change.id, Kind::Blob, &mut self.buf2)
-                .map_err(|e| {
-                    fail(FileProblem::Unreadable {
-                        error: e.to_string(),
-                    })
-                })?;
-            files.check_content(&path, bytes).map_err(fail)?;
+                .map_err(unreadable)?;
+            files.check_content(path, bytes).map_err(fail)?;
+            if attributes {
+                let lines = FileRules::check_attributes(bytes);
+                if !lines.is_empty() {
+                    return Err(lines.into_iter().map(Problem::File).collect());
+                }
+            }
         }
-        self.good_blobs.insert((change.id, format));
+        self.good_blobs.insert((change.id, format, attributes));
         Ok(())
-    }
-
-    /// Lists added or modified non-tree entries between two trees, without recursion (a
-    /// hostile push can nest trees arbitrarily deep).
-    fn diff(&mut self, old: Option<ObjectId>, new: ObjectId) -> Result<Vec<Change>, ObjectError> {
-        use gix::objs::tree::EntryKind;
-        let hash = self.objects.hash_kind();
-        let mut out = Vec::new();
-        let mut stack = vec![(old, new, Vec::<u8>::new())];
-        while let Some((old, new, prefix)) = stack.pop() {
-            if old == Some(new) {
-                continue;
-            }
-            let mut before = std::collections::HashMap::new();
-            if let Some(old) = old {
-                let raw = self.objects.read(&old, Kind::Tree, &mut self.buf)?;
-                for entry in gix::objs::TreeRefIter::from_bytes(raw, hash) {
-                    let entry = entry.map_err(|e| ObjectError::Read {
-                        id: old,
-                        message: e.to_string(),
-                    })?;
-                    before.insert(
-                        entry.filename.to_vec(),
-                        (entry.mode.kind(), entry.oid.to_owned()),
-                    );
-                }
-            }
-            let raw = self.objects.read(&new, Kind::Tree, &mut self.buf)?;
-            for entry in gix::objs::TreeRefIter::from_bytes(raw, hash) {
-                let entry = entry.map_err(|e| ObjectError::Read {
-                    id: new,
-                    message: e.to_string(),
-                })?;
-                let kind = entry.mode.kind();
-                let id = entry.oid.to_owned();
-                let prior = before.get(AsRef::<[u8]>::as_ref(entry.filename));
-                if prior == Some(&(kind, id)) {
-                    continue;
-                }
-                let mut path = prefix.clone();
-                if !path.is_empty() {
-                    path.push(b'/');
-                }
-                path.extend_from_slice(entry.filename);
-                if kind == EntryKind::Tree {
-                    let old_tree = prior.and_then(|(k, i)| (*k == EntryKind::Tree).then_some(*i));
-                    stack.push((old_tree, id, path));
-                } else {
-                    out.push(Change {
-                        path,
-                        mode: kind,
-                        id,
-                    });
-                }
-            }
-        }
-        out.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(out)
     }
 
     /// The new commits, oldest first, and whether the old tip is among their ancestors.
