@@ -136,6 +136,12 @@ fn write_entry(out: &mut impl Write, r: &Record) -> std::io::Result<()> {
         Kind::PolicyChange if !e.refname.is_empty() => {
             format!("{} baseline {}", e.refname, short(&e.new))
         }
+        Kind::Adopted => format!(
+            "{} re-baselined {}..{} (not a push)",
+            e.refname,
+            short(&e.old),
+            short(&e.new)
+        ),
         _ => format!("policy {}", &hex(&Some(e.policy_digest.to_vec()))[..12]),
     };
     writeln!(
@@ -300,9 +306,8 @@ fn check_branches(
             actual.insert(name, r.peel_to_id().map_err(fail)?.detach());
         }
     }
-    let id = |bytes: &[u8]| {
-        ObjectId::try_from(bytes).map_or_else(|_| "?".into(), |i| i.to_string())
-    };
+    let id =
+        |bytes: &[u8]| ObjectId::try_from(bytes).map_or_else(|_| "?".into(), |i| i.to_string());
     for (name, tip) in &actual {
         match positions.get(name).map(|p| (p, p.commit.as_deref())) {
             Some((_, Some(commit))) if commit == tip.as_bytes() => {}

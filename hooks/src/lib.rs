@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod adopt;
 pub mod config;
 pub mod export;
 pub mod init;

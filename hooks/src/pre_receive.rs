@@ -207,7 +207,7 @@ pub fn open_repo(git_dir: &Path) -> Result<gix::Repository, HookError> {
 /// Tips of the protected branches other than `refname`: their history was judged when it
 /// landed, so a new branch started from one of them is checked from there on. Unprotected
 /// branches are not trusted: anyone may have pushed anything to them.
-fn other_protected_tips(
+pub(crate) fn other_protected_tips(
     repo: &gix::Repository,
     config: &Config,
     refname: &str,

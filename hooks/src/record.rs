@@ -272,7 +272,10 @@ pub fn off_ledger(
         .transpose()
         .map_err(|e| RecordError::Corrupt {
             path: store.path().display().to_string(),
-            message: format!("the ledger records a malformed object id for {}: {e}", update.refname),
+            message: format!(
+                "the ledger records a malformed object id for {}: {e}",
+                update.refname
+            ),
         })?;
     if recorded == update.old {
         return Ok(None);

@@ -1,4 +1,4 @@
-//! `tally ledger verify | key | checkpoint`.
+//! `tally ledger verify | key | adopt | checkpoint`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -38,6 +38,27 @@ enum LedgerCommand {
         /// Print a JSON object: the OpenSSH line, the origin and the C2SP note verifier key.
         #[arg(long)]
         json: bool,
+    },
+    /// Re-baseline a protected branch that moved outside tally: check its history like a
+    /// push, then record an `adopted` entry (and move the branch to --commit if given).
+    Adopt {
+        /// The repository (default: the one the current directory is in).
+        #[arg(long, value_name = "REPO")]
+        repo: Option<PathBuf>,
+        /// The protected branch.
+        #[arg(long, value_name = "NAME")]
+        branch: String,
+        /// The commit to adopt (full id); default: where the branch is now. If the branch is
+        /// elsewhere, it is moved there.
+        #[arg(long, value_name = "COMMIT")]
+        commit: Option<String>,
+        /// Why: recorded in the entry.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        /// Record the adoption without checking the history (history that predates the
+        /// policy); the entry says so.
+        #[arg(long)]
+        unchecked: bool,
     },
     /// Sign a fresh checkpoint of the current head and publish it (the freshness heartbeat).
     Checkpoint {
@@ -81,6 +102,21 @@ pub fn run(args: LedgerArgs, out: &mut impl Write) -> Outcome {
         LedgerCommand::Key { repo, json } => admin::find_repo(repo.as_deref())
             .and_then(|repo| admin::key(&repo, json, out))
             .map(|()| true),
+        LedgerCommand::Adopt {
+            repo,
+            branch,
+            commit,
+            reason,
+            unchecked,
+        } => admin::find_repo(repo.as_deref()).and_then(|repo| {
+            let opts = tally_hooks::adopt::AdoptOptions {
+                branch,
+                commit,
+                unchecked,
+                reason,
+            };
+            tally_hooks::adopt::adopt(&repo, &opts, out, jiff::Timestamp::now())
+        }),
         LedgerCommand::Checkpoint { repo } => admin::find_repo(repo.as_deref())
             .and_then(|repo| admin::checkpoint(&repo, out))
             .map(|()| true),

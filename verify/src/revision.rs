@@ -141,11 +141,7 @@ impl std::fmt::Display for Violation {
             Problem::File(p) => write!(f, "{p}"),
             Problem::Tree(p) => write!(f, "{p}"),
             Problem::Unreadable(e) => write!(f, "cannot be checked: {e}"),
-            Problem::Concurrent => write!(
-                f,
-                "another push is updating {} right now",
-                self.refname
-            ),
+            Problem::Concurrent => write!(f, "another push is updating {} right now", self.refname),
             Problem::OffLedger {
                 recorded,
                 seq,

