@@ -80,7 +80,8 @@ impl Format {
     }
 }
 
-/// Bounds on what a document may cost to check, and to load for whoever reads it next.
+/// Bounds on what a document may cost to check, and to load for whoever reads it next, and the
+/// YAML tags it may use.
 ///
 /// Read from the `[syntax]` table of the policy file; every field is optional and defaults to the
 /// value documented on it. The defaults leave an order of magnitude of headroom over real
@@ -271,7 +272,7 @@ pub enum SyntaxError {
         line: usize,
         /// Column of the second occurrence.
         column: usize,
-        /// The key as shown: quoted text, `*alias`, or `[…]`/`{…}` for a collection.
+        /// The key as shown: quoted text, `*alias`, or `[...]`/`{...}` for a collection.
         key: String,
         /// Line of the first occurrence.
         first_line: usize,
@@ -375,7 +376,7 @@ mod yaml {
 
     use saphyr_parser::Tag;
 
-    use super::keys::{self, IdBuilder, KeyId};
+    use super::keys::{self, IdBuilder, Identity, KeyId};
     use super::{Event, HashMap, Limits, Parser, ScanError, SyntaxError, tags};
 
     /// What an anchored node adds wherever an alias to it appears.
@@ -384,7 +385,7 @@ mod yaml {
         nodes: u64,
         height: usize,
         /// Its identity as a mapping key.
-        id: KeyId,
+        id: Identity,
     }
 
     /// A mapping or sequence that has started and not yet ended.
@@ -482,7 +483,7 @@ mod yaml {
         fn child(
             &mut self,
             height: usize,
-            id: Option<KeyId>,
+            id: Option<Identity>,
             line: usize,
         ) -> Result<(), Duplicate> {
             let Some(parent) = self.open.last_mut() else {
@@ -490,7 +491,7 @@ mod yaml {
             };
             parent.child_height = parent.child_height.max(height);
             if let (Some(builder), Some(id)) = (&mut parent.id, &id) {
-                builder.child(id);
+                builder.child(&id.id);
             }
             let Some(keys) = &mut parent.keys else {
                 return Ok(());
@@ -502,12 +503,20 @@ mod yaml {
             }
             // A key: `needs_id` held when it began, and nothing changes a parent while a child
             // is open, so its identity was computed.
-            let id = id.expect("a mapping key's identity is computed when it begins");
-            if let Some(&first_line) = keys.seen.get(&id) {
+            let Identity { id, number } =
+                id.expect("a mapping key's identity is computed when it begins");
+            let first = keys
+                .seen
+                .get(&id)
+                .or_else(|| keys.seen.get(number.as_ref()?));
+            if let Some(&first_line) = first {
                 let merge = id.is_merge();
                 return Err(Duplicate { first_line, merge });
             }
             keys.seen.insert(id, line);
+            if let Some(number) = number {
+                keys.seen.insert(number, line);
+            }
             Ok(())
         }
     }
@@ -545,7 +554,7 @@ mod yaml {
                     check_tag(text, tag.as_deref(), limits, line, column)?;
                     counts.add_nodes(1, line)?;
                     let id = (anchor != 0 || counts.needs_id())
-                        .then(|| keys::scalar_id(&value, style, tag.as_deref()));
+                        .then(|| Identity::scalar(&value, style, tag.as_deref()));
                     if anchor != 0
                         && let Some(id) = &id
                     {
@@ -584,7 +593,7 @@ mod yaml {
                 Event::SequenceEnd | Event::MappingEnd => {
                     if let Some(done) = counts.open.pop() {
                         let height = done.child_height + 1;
-                        let id = done.id.map(IdBuilder::finish);
+                        let id = done.id.map(|b| Identity::collection(b.finish()));
                         if done.anchor != 0
                             && let Some(id) = &id
                         {
@@ -594,9 +603,9 @@ mod yaml {
                             counts.anchors.insert(done.anchor, anchored);
                         }
                         let key = if done.keys.is_some() {
-                            "{…}"
+                            "{...}"
                         } else {
-                            "[…]"
+                            "[...]"
                         };
                         counts
                             .child(height, id, done.line)

@@ -18,6 +18,10 @@
 //! - A value and its text are one key: `16` and `"16"`, `true` and `"true"`, `null` and
 //!   `"null"`. Typed loaders keep them apart, but the many tools that turn YAML into JSON
 //!   (Kubernetes' sigs.k8s.io/yaml, Helm) make both the same string, and then one silently wins.
+//! - Booleans and numbers of equal value are one key, as they are to Python (PyYAML, and so
+//!   Ansible and Salt), where `True == 1 == 1.0`: `true`, `1` and `1.0` are one key, and so are
+//!   `false` and `0`. This is a second identity beside the first, not a merge of the two:
+//!   `true` and `"1"` stay different keys, as they are to every reader.
 //! - An alias stands for its anchored node: `*x` is a duplicate of `a` when `&x a`.
 //! - A sequence or mapping used as a key (`? [a, b]`) is compared by content: sequences in
 //!   order, mappings as unordered sets of pairs, with the same rules for every scalar inside.
@@ -44,7 +48,9 @@ const INLINE: usize = 64;
 pub(super) enum KeyId {
     /// The canonical text of a scalar of at most [`INLINE`] bytes.
     Text(Box<str>),
-    /// SHA-256 of a longer scalar's canonical text, or of a collection's content.
+    /// The numeric value of a boolean or number of at most [`INLINE`] bytes; see [`Identity`].
+    Number(Box<str>),
+    /// SHA-256 of a longer scalar's canonical text or number, or of a collection's content.
     Digest([u8; 32]),
 }
 
@@ -62,6 +68,11 @@ impl KeyId {
                 hasher.update((text.len() as u64).to_be_bytes());
                 hasher.update(text.as_bytes());
             }
+            KeyId::Number(number) => {
+                hasher.update([b'n']);
+                hasher.update((number.len() as u64).to_be_bytes());
+                hasher.update(number.as_bytes());
+            }
             KeyId::Digest(digest) => {
                 hasher.update([b'd']);
                 hasher.update(digest);
@@ -70,36 +81,76 @@ impl KeyId {
     }
 }
 
-/// Returns the identity of a YAML scalar with this decoded `value`, `style` and resolved `tag`.
-pub(super) fn scalar_id(value: &str, style: ScalarStyle, tag: Option<&Tag>) -> KeyId {
-    let canonical = match tag {
-        None if style == ScalarStyle::Plain => core_value(value),
-        Some(tag) if tag.handle == "tag:yaml.org,2002:" => match tag.suffix.as_str() {
-            "null" => null(value),
-            "bool" => boolean(value),
-            "int" => int(value),
-            "float" => float(value),
-            _ => None,
-        },
-        _ => None,
-    };
-    let text = canonical.as_deref().unwrap_or(value);
+/// A node's identities as a key: the one every reader shares, and for a boolean or number
+/// also its numeric value, which Python readers (PyYAML, and so Ansible and Salt) compare
+/// across types: `true`, `1` and `1.0` are one dict key there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Identity {
+    pub(super) id: KeyId,
+    pub(super) number: Option<KeyId>,
+}
+
+impl Identity {
+    /// The identities of a YAML scalar with this decoded `value`, `style` and resolved `tag`.
+    pub(super) fn scalar(value: &str, style: ScalarStyle, tag: Option<&Tag>) -> Identity {
+        let typed = typed(value, style, tag);
+        let text = typed.as_ref().map_or(value, |(_, canonical)| canonical);
+        let number = match &typed {
+            Some((Kind::Bool, canonical)) => {
+                Some(if canonical == "true" { "1" } else { "0" }.to_owned())
+            }
+            Some((Kind::Number, canonical)) => Some(canonical.clone()),
+            Some((Kind::Null, _)) | None => None,
+        };
+        Identity {
+            id: short_or_digest(text, b"tally key scalar\n", KeyId::Text),
+            number: number.map(|n| short_or_digest(&n, b"tally key number\n", KeyId::Number)),
+        }
+    }
+
+    /// The identity of a sequence or mapping, from [`IdBuilder::finish`].
+    pub(super) fn collection(id: KeyId) -> Identity {
+        Identity { id, number: None }
+    }
+}
+
+/// Returns `text` in the `short` variant if it is at most [`INLINE`] bytes, else its digest
+/// under `domain`.
+fn short_or_digest(text: &str, domain: &[u8], short: fn(Box<str>) -> KeyId) -> KeyId {
     if text.len() <= INLINE {
-        KeyId::Text(text.into())
+        short(text.into())
     } else {
         let mut hasher = Sha256::new();
-        hasher.update(b"tally key scalar\n");
+        hasher.update(domain);
         hasher.update(text.as_bytes());
         KeyId::Digest(hasher.finalize().into())
     }
 }
 
-/// The canonical text of a plain scalar the core schema resolves to a non-string, else `None`.
-fn core_value(value: &str) -> Option<String> {
-    null(value)
-        .or_else(|| boolean(value))
-        .or_else(|| int(value))
-        .or_else(|| float(value))
+/// What a non-string scalar resolves to.
+enum Kind {
+    Null,
+    Bool,
+    Number,
+}
+
+/// The type and canonical text of a scalar that is not a string, else `None`.
+fn typed(value: &str, style: ScalarStyle, tag: Option<&Tag>) -> Option<(Kind, String)> {
+    let with = |kind: Kind, canonical: Option<String>| canonical.map(|c| (kind, c));
+    match tag {
+        None if style == ScalarStyle::Plain => with(Kind::Null, null(value))
+            .or_else(|| with(Kind::Bool, boolean(value)))
+            .or_else(|| with(Kind::Number, int(value)))
+            .or_else(|| with(Kind::Number, float(value))),
+        Some(tag) if tag.handle == "tag:yaml.org,2002:" => match tag.suffix.as_str() {
+            "null" => with(Kind::Null, null(value)),
+            "bool" => with(Kind::Bool, boolean(value)),
+            "int" => with(Kind::Number, int(value)),
+            "float" => with(Kind::Number, float(value)),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 fn null(value: &str) -> Option<String> {
@@ -354,13 +405,11 @@ fn push_wtf8(out: &mut Vec<u8>, code: u32) {
     }
 }
 
-/// Shows a key in a message: quoted, at most about 60 characters.
+/// Shows a key in a message: quoted, cut after 60 characters (`"kkk"...`).
 pub(super) fn show(text: &str) -> String {
-    let mut shown: String = text.chars().take(60).collect();
-    if shown.len() < text.len() {
-        shown.push('…');
-    }
-    format!("{shown:?}")
+    let shown: String = text.chars().take(60).collect();
+    let cut = if shown.len() < text.len() { "..." } else { "" };
+    format!("{shown:?}{cut}")
 }
 
 #[cfg(test)]
@@ -484,6 +533,17 @@ mod tests {
         }
         // An empty key is null too.
         duplicate(Format::Yaml, "~: a\n: b\n", 2, 1);
+        // To Python, booleans are numbers.
+        for (first, second) in [
+            ("true", "1"),
+            ("yes", "1.0"),
+            ("false", "0"),
+            ("0x1", "True"),
+            ("off", "-0.0"),
+        ] {
+            duplicate(Format::Yaml, &format!("{first}: a\n{second}: b\n"), 2, 1);
+        }
+        duplicate(Format::Yaml, "v: &t true\nm: {1: a, *t : b}\n", 2, 2);
     }
 
     #[test]
@@ -512,7 +572,7 @@ mod tests {
         duplicate(Format::Yaml, "? &c [a, b]\n: 1\n? *c\n: 2\n", 3, 1);
         let e = duplicate(Format::Yaml, "? [a]\n: 1\n? [a]\n: 2\n", 3, 1);
         assert!(
-            matches!(&e, SyntaxError::DuplicateKey { key, column: 3, .. } if key == "[…]"),
+            matches!(&e, SyntaxError::DuplicateKey { key, column: 3, .. } if key == "[...]"),
             "{e:?}"
         );
     }
@@ -523,6 +583,11 @@ mod tests {
         let long = "k".repeat(1_000);
         duplicate(Format::Yaml, &format!("{long}: 1\n\"{long}\": 2\n"), 2, 1);
         duplicate(Format::Yaml, &format!("&x {long}: 1\n*x : 2\n"), 2, 1);
+        let e = duplicate(Format::Yaml, &format!("{long}: 1\n{long}: 2\n"), 2, 1);
+        assert!(
+            matches!(&e, SyntaxError::DuplicateKey { key, .. } if *key == format!("{:?}...", &long[..60])),
+            "{e:?}"
+        );
         accepted(Format::Yaml, &format!("{long}: 1\n{long}x: 2\n"));
         let longer = "k".repeat(100_000);
         duplicate(
@@ -591,6 +656,14 @@ mod tests {
              \"\": 10\n~: 11\nnan: 12\n.nan: 13\n? [a, b]\n: 14\n? [b, a]\n: 15\n? {a: 1}\n: 16\n\
              ? {a: 2}\n: 17\n? [a]\n: 18\n? {a: ~}\n: 19\n",
         );
+    }
+
+    #[test]
+    fn yaml_booleans_and_strings_of_numbers_stay_apart() {
+        // No reader makes `true` the string "1", or `1` the string "true".
+        accepted(Format::Yaml, "true: a\n\"1\": b\n");
+        accepted(Format::Yaml, "1: a\n\"true\": b\n");
+        accepted(Format::Yaml, "false: a\n\"0\": b\nnull: c\n0.5: d\n");
     }
 
     #[test]
@@ -705,6 +778,10 @@ mod tests {
             let e = refused(Format::Toml, text);
             assert!(matches!(e, SyntaxError::Toml { .. }), "{text:?}: {e:?}");
         }
+    }
+
+    fn scalar_id(value: &str, style: ScalarStyle, tag: Option<&Tag>) -> KeyId {
+        Identity::scalar(value, style, tag).id
     }
 
     fn plain(value: &str) -> KeyId {
