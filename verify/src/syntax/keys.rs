@@ -27,6 +27,10 @@
 //!   order, mappings as unordered sets of pairs, with the same rules for every scalar inside.
 //!   Merge keys inside such a key are not expanded.
 //!
+//! Not modelled: YAML 1.1's other number forms (`010` is 8 to PyYAML and 10 here, `1_000`,
+//! `0b1`, sexagesimal `1:30` stay strings), and JavaScript readers' rounding of integers beyond
+//! 2^53 (two such keys that differ only past that precision are different keys here).
+//!
 //! Merge keys (`<<`) are not expanded either. `<<: *defaults` followed by an explicit key that
 //! `defaults` also has is the documented way to override a default, and every loader that
 //! merges agrees the explicit key wins, so it is not a duplicate. Two `<<` keys in one mapping
