@@ -13,6 +13,7 @@ const TIGHT: Limits = Limits {
     max_yaml_aliases: 8,
     max_yaml_expanded_nodes: 64,
     max_documents: 3,
+    allowed_yaml_tags: Vec::new(),
 };
 
 fuzz_target!(|data: &[u8]| {

@@ -324,6 +324,15 @@ max_yaml_aliases = {max_aliases}
 max_yaml_expanded_nodes = {max_expanded}
 # Most YAML documents ("---") in one file.
 max_documents = {max_documents}
+# Keys must be unique in every YAML mapping and JSON object (a, "a" and 'a' are one key).
+# YAML tags other than YAML's own types (!!str, !!int, !!binary, !!set, ...) are refused:
+# language tags such as !!python/object/apply or !ruby/object make loaders run code. List
+# the custom tags your tools need, exactly as a document resolves them: "!Name" for a local
+# tag, the full URI for a global one. For AWS CloudFormation, for example:
+# allowed_yaml_tags = ["!Ref", "!Sub", "!GetAtt", "!Join", "!If", "!Equals", "!Not",
+#                      "!Select", "!Split", "!FindInMap", "!ImportValue", "!Base64",
+#                      "!Cidr", "!GetAZs", "!And", "!Or", "!Condition"]
+allowed_yaml_tags = []
 "#,
         branches = quoted.join(", "),
         allow = allow.join("\n"),
@@ -348,6 +357,50 @@ mod tests {
         assert_eq!(p.files, FilePolicy::default());
         assert_eq!(p.syntax, Limits::default());
         assert_eq!(p.signatures.revocation_file, None);
+    }
+
+    /// Writes a policy with `syntax` as its `[syntax]` table, and its signers, into a
+    /// temporary git directory.
+    fn git_dir_with_syntax(syntax: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let tally = dir.path().join(TALLY_DIR);
+        std::fs::create_dir(&tally).unwrap();
+        let policy = format!(
+            "[branches]\nprotected = [\"main\"]\n[signatures]\nallowed_signers = \"s\"\n[syntax]\n{syntax}"
+        );
+        std::fs::write(tally.join(POLICY_FILE), policy).unwrap();
+        std::fs::write(tally.join("s"), "").unwrap();
+        dir
+    }
+
+    #[test]
+    fn allowed_yaml_tags_load_and_count_in_the_digest() {
+        let none = Policy::load(git_dir_with_syntax("").path()).unwrap();
+        let dir = git_dir_with_syntax("allowed_yaml_tags = [\"!Ref\", \"!Sub\"]\n");
+        let some = Policy::load(dir.path()).unwrap();
+        let tags: Vec<&str> = some
+            .file
+            .syntax
+            .allowed_yaml_tags
+            .iter()
+            .map(|t| t.as_str())
+            .collect();
+        assert_eq!(tags, ["!Ref", "!Sub"]);
+        assert_ne!(none.digest, some.digest);
+    }
+
+    #[test]
+    fn unusable_allowed_yaml_tag_is_refused_with_position() {
+        let dir = git_dir_with_syntax("allowed_yaml_tags = [\"!Ref\", \"!!python/object\"]\n");
+        let Err(err) = Policy::load(dir.path()) else {
+            panic!("a policy with an unusable allowed_yaml_tags entry loaded");
+        };
+        let msg = err.to_string();
+        assert!(msg.contains("line 6"), "{msg}");
+        assert!(
+            msg.contains("allowed_yaml_tags entry \"!!python/object\" uses the !! handle"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -401,7 +401,7 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
     let _ = writeln!(out, "next:");
     let _ = writeln!(
         out,
-        "  - review {} (file allow-list, size and syntax limits)",
+        "  - review {} (file allow-list, size and syntax limits, allowed YAML tags)",
         p(&policy_path)
     );
     let _ = writeln!(
