@@ -337,13 +337,24 @@ fn forge_accepted_entry_with(
     let entries = published_entries(env, &server.path);
     let last = entries.last().unwrap();
     let previous = EntryView::parse(last).unwrap();
+    // A careful forger moves main on from where the ledger has it (continuity).
+    let mut chain = tally_ledger::ChainVerifier::new(previous.repository);
+    for e in &entries {
+        chain
+            .check(&EntryView::parse(e).unwrap(), &leaf_hash(e))
+            .unwrap();
+    }
+    let old = chain
+        .position("refs/heads/main")
+        .unwrap()
+        .and_then(|p| p.commit.clone());
     let entry = Entry {
         seq: entries.len() as u64,
         kind: Kind::Accepted,
         time: jiff::Timestamp::now(),
         repository: previous.repository.to_owned(),
         refname: "refs/heads/main".into(),
-        old: None,
+        old,
         new: Some(raw_id(commit)),
         new_tree: Some(raw_id(tree)),
         commits: Vec::new(),

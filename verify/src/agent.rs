@@ -42,7 +42,8 @@ use gix::ObjectId;
 use jiff::Timestamp;
 use tally_ledger::checkpoint::SignedCheckpoint;
 use tally_ledger::merkle::{Frontier, Hash, leaf_hash};
-use tally_ledger::{EntryView, GENESIS, Kind, VerifiedCheckpoint, VerifierKey};
+use tally_ledger::chain::Position;
+use tally_ledger::{ChainVerifier, EntryView, GENESIS, Kind, VerifiedCheckpoint, VerifierKey};
 
 pub use error::AgentError;
 use publication::{LEDGER_REF, Publication, Reader};
@@ -654,14 +655,6 @@ fn commit_tree(objects: &Objects, id: ObjectId) -> Result<ObjectId, AgentError> 
         })
 }
 
-/// An entry that set the branch.
-#[derive(Debug, Clone)]
-struct Candidate {
-    seq: u64,
-    new: Option<Vec<u8>>,
-    tree: Option<Vec<u8>>,
-}
-
 /// The entry chosen for deployment.
 #[derive(Debug, Clone, Copy)]
 struct Chosen {
@@ -670,22 +663,19 @@ struct Chosen {
     tree: ObjectId,
 }
 
-/// Streams the new entries: extends the frontier, checks the chain, and keeps what step 4
-/// needs about the branch.
+/// Streams the new entries: extends the frontier, checks them with the ledger's own chain
+/// rules ([`ChainVerifier`]: hashes, seqs, repository, aborts and continuity), and keeps what
+/// step 4 needs about the branch.
 struct Scan<'a> {
     branch: &'a str,
-    /// The first seq scanned (the pinned size).
-    start: u64,
-    next_seq: u64,
     frontier: Frontier,
     last_leaf: Hash,
     repository: Option<String>,
-    /// The kind code of every scanned entry, by `seq - start`, to check aborts.
-    kinds: Vec<u8>,
+    /// The chain rules, resumed at the pinned size with the pinned branch position (created
+    /// at the first entry on a first run, when the repository id is known).
+    chain: Option<ChainVerifier>,
     /// Every seq an aborted entry cancels, in the scanned range.
     aborted: HashSet<u64>,
-    /// Entries that set the branch, in order.
-    candidates: Vec<Candidate>,
     /// The branch's latest baseline (`tally init`) commit, for the `--trust-from` hint.
     baseline: Option<ObjectId>,
     /// The first problem found.
@@ -694,17 +684,27 @@ struct Scan<'a> {
 
 impl<'a> Scan<'a> {
     fn new(branch: &'a str, pinned: Option<&State>) -> Scan<'a> {
-        let start = pinned.map_or(0, |s| s.checkpoint.size());
+        let chain = pinned.map(|s| {
+            let at = Position {
+                seq: s.deployed_seq,
+                kind: Kind::Accepted,
+                commit: Some(s.deployed_commit.as_bytes().to_vec()),
+                tree: Some(s.deployed_tree.as_bytes().to_vec()),
+            };
+            ChainVerifier::resume(
+                &s.repository,
+                s.checkpoint.size(),
+                s.last_leaf,
+                [(branch.to_owned(), at)],
+            )
+        });
         Scan {
             branch,
-            start,
-            next_seq: start,
             frontier: pinned.map_or_else(Frontier::new, |s| s.frontier.clone()),
             last_leaf: pinned.map_or(GENESIS, |s| s.last_leaf),
             repository: pinned.map(|s| s.repository.clone()),
-            kinds: Vec::new(),
+            chain,
             aborted: HashSet::new(),
-            candidates: Vec::new(),
             baseline: None,
             problem: None,
         }
@@ -714,89 +714,59 @@ impl<'a> Scan<'a> {
         let leaf = leaf_hash(bytes);
         self.frontier.append(&leaf);
         if self.problem.is_none()
-            && let Err(problem) = self.check(seq, bytes)
+            && let Err(problem) = self.check(seq, bytes, &leaf)
         {
             self.problem = Some(problem);
         }
         self.last_leaf = leaf;
-        self.next_seq = seq + 1;
     }
 
-    fn check(&mut self, seq: u64, bytes: &[u8]) -> Result<(), AgentError> {
-        let broken = |problem: String| AgentError::BrokenChain { seq, problem };
+    fn check(&mut self, seq: u64, bytes: &[u8], leaf: &Hash) -> Result<(), AgentError> {
         let entry =
             EntryView::parse(bytes).map_err(|source| AgentError::BadEntry { seq, source })?;
-        if entry.seq != seq || seq != self.next_seq {
-            return Err(broken(format!(
-                "is published at position {seq} but says it is entry #{}",
-                entry.seq
-            )));
+        if entry.seq != seq {
+            return Err(AgentError::BrokenChain {
+                seq,
+                problem: format!(
+                    "is published at position {seq} but says it is entry #{}",
+                    entry.seq
+                ),
+            });
         }
-        if entry.prev_hash != self.last_leaf {
-            return Err(broken(format!(
-                "prev_hash {} is not the previous entry's leaf hash {}",
-                state::to_hex(&entry.prev_hash),
-                state::to_hex(&self.last_leaf)
-            )));
-        }
-        match &self.repository {
-            Some(r) if r != entry.repository => {
-                return Err(broken(format!(
-                    "belongs to repository {:?}, not {r:?}",
-                    entry.repository
-                )));
-            }
-            Some(_) => {}
-            None => self.repository = Some(entry.repository.to_owned()),
+        let chain = self
+            .chain
+            .get_or_insert_with(|| ChainVerifier::new(entry.repository));
+        chain
+            .check(&entry, leaf)
+            .map_err(|e| AgentError::BrokenChain {
+                seq,
+                problem: e.to_string(),
+            })?;
+        if self.repository.is_none() {
+            self.repository = Some(entry.repository.to_owned());
         }
         if let Some(target) = entry.aborts {
-            // Targets before the scanned range were checked when they were scanned; their kind
-            // is not kept, so only a second abort within this range is caught here.
-            if let Some(index) = target.checked_sub(self.start) {
-                let kind = usize::try_from(index)
-                    .ok()
-                    .and_then(|i| self.kinds.get(i))
-                    .copied()
-                    .and_then(Kind::from_code);
-                if !matches!(kind, Some(Kind::Accepted | Kind::PolicyChange)) {
-                    return Err(broken(format!(
-                        "aborts entry #{target}, which is not an accepted or policy-change entry"
-                    )));
-                }
-            }
-            if !self.aborted.insert(target) {
-                return Err(broken(format!("aborts entry #{target} a second time")));
-            }
+            self.aborted.insert(target);
         }
-        self.kinds.push(entry.kind.code());
-        if entry.refname == self.branch && matches!(entry.kind, Kind::Accepted | Kind::PolicyChange)
-        {
-            if entry.kind == Kind::PolicyChange {
-                self.baseline = entry.new.and_then(|id| ObjectId::try_from(id).ok());
-            }
-            self.candidates.push(Candidate {
-                seq,
-                new: entry.new.map(<[u8]>::to_vec),
-                tree: entry.new_tree.map(<[u8]>::to_vec),
-            });
+        if entry.refname == self.branch && entry.kind == Kind::PolicyChange {
+            self.baseline = entry.new.and_then(|id| ObjectId::try_from(id).ok());
         }
         Ok(())
     }
 
-    /// The latest entry that set the branch and was not aborted: among the new entries, else
-    /// the one this agent deployed.
+    /// Where the ledger puts the branch (the latest entry that set it and was not aborted):
+    /// among the new entries, else the one this agent deployed.
     fn latest(
         &self,
         pinned: Option<&State>,
         size: u64,
         hash_len: usize,
     ) -> Result<Chosen, AgentError> {
-        let Some(c) = self
-            .candidates
-            .iter()
-            .rev()
-            .find(|c| !self.aborted.contains(&c.seq))
-        else {
+        let position = match &self.chain {
+            Some(chain) => chain.position(self.branch).ok().flatten().cloned(),
+            None => None,
+        };
+        let Some(at) = position else {
             return match pinned {
                 Some(s) => Ok(Chosen {
                     seq: s.deployed_seq,
@@ -810,7 +780,7 @@ impl<'a> Scan<'a> {
             };
         };
         let bad = |problem: &str| AgentError::BadBranchEntry {
-            seq: c.seq,
+            seq: at.seq,
             branch: self.branch.to_owned(),
             problem: problem.to_owned(),
         };
@@ -824,9 +794,9 @@ impl<'a> Scan<'a> {
             Some(b) => ObjectId::try_from(b.as_slice()).map_err(|_| bad("records a bad id")),
         };
         Ok(Chosen {
-            seq: c.seq,
-            commit: id(&c.new, "commit")?,
-            tree: id(&c.tree, "tree")?,
+            seq: at.seq,
+            commit: id(&at.commit, "commit")?,
+            tree: id(&at.tree, "tree")?,
         })
     }
 }
