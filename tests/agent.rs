@@ -154,7 +154,7 @@ impl<'e> Agent<'e> {
             "fetch",
             "-q",
             "origin",
-            "+refs/heads/main:refs/remotes/origin/main",
+            "+refs/heads/main:refs/tally/remotes/origin/main",
             "+refs/tally/ledger:refs/tally/ledger",
         ]));
     }
@@ -523,7 +523,7 @@ fn a_branch_moved_on_the_server_outside_tally_is_not_approved() {
 
     let run = agent.pull(&[]);
     run.assert_refused(&[
-        &format!("refs/remotes/origin/main is at {other}"),
+        &format!("refs/tally/remotes/origin/main is at {other}"),
         &format!("records {base}"),
         "moved on the server without going through tally",
         &format!("staying on {base}"),
@@ -739,7 +739,7 @@ fn a_new_ledger_served_with_an_old_branch_is_refused() {
     agent.fetch();
     agent.set_remote(&mirror);
     agent.pull(&[]).assert_refused(&[
-        &format!("refs/remotes/origin/main is at {base}"),
+        &format!("refs/tally/remotes/origin/main is at {base}"),
         &format!("records {next}"),
     ]);
     assert_eq!(agent.head(), base);
@@ -1282,5 +1282,80 @@ fn bench_first_run_over_a_ten_thousand_commit_history() {
             count + 1
         ),
         &times,
+    );
+}
+
+/// Issue 10, class 2: the agent must not depend on the server's judgement for anything it
+/// deploys. A server whose administrator (or attacker) relaxed the file policy lets a signed
+/// shell script land and records it as accepted; the agent, with tally's default file rules,
+/// refuses it; with the server's policy given as --policy, it agrees with the server.
+#[test]
+fn the_agent_applies_the_file_rules_itself() {
+    let env = TestEnv::new();
+    let (server, work, base) = server_with_base(&env);
+    let agent = Agent::new(&env, &server, "agent", &alice_and_bob());
+    assert_eq!(agent.pull(&[]).approved(), base);
+    server.edit_policy("allow = [", "allow = [\"*.sh\", ");
+    let script = work
+        .commit("signed script")
+        .file("deploy.sh", "kubectl delete ns prod\n")
+        .create();
+    work.push_main_ok();
+    agent
+        .pull(&[])
+        .assert_refused(&["deploy.sh", "file type not allowed"]);
+    assert_eq!(agent.head(), base);
+    let policy = server.policy_path();
+    let run = agent.pull(&["--policy", policy.to_str().unwrap()]);
+    assert_eq!(run.approved(), script);
+    assert_eq!(agent.head(), script);
+}
+
+/// Issue 10, class 4: what `tally pull` leaves on disk is byte for byte the verified tree,
+/// whatever the agent machine's git configuration. `core.autocrlf=true` is overridden; an
+/// attribute file outside the tree (`.git/info/attributes`), which no option turns off, is
+/// caught by reading the files back, and the pull is refused with the files named.
+#[test]
+fn the_agent_deploys_the_signed_bytes_or_refuses() {
+    let env = TestEnv::new();
+    let (server, work, base) = server_with_base(&env);
+    let agent = Agent::new(&env, &server, "agent", &alice_and_bob());
+    agent.git_ok(&["config", "core.autocrlf", "true"]);
+    assert_eq!(agent.pull(&[]).approved(), base);
+    let next = work
+        .commit("next")
+        .file("apps/web.yaml", "replicas: 3\nimage: web\n")
+        .create();
+    work.push_main_ok();
+    assert_eq!(agent.pull(&[]).approved(), next);
+    let written = std::fs::read(agent.path.join("apps/web.yaml")).unwrap();
+    assert_eq!(
+        written, b"replicas: 3\nimage: web\n",
+        "autocrlf must not apply"
+    );
+
+    std::fs::write(
+        agent.path.join(".git/info/attributes"),
+        "*.yaml text eol=crlf\n",
+    )
+    .unwrap();
+    let after = work
+        .commit("after")
+        .file("apps/db.yaml", "replicas: 1\n")
+        .create();
+    work.push_main_ok();
+    let run = agent.pull(&[]);
+    let line = run.assert_refused(&[
+        "differs from the verified tree",
+        "apps/db.yaml (content differs from the signed blob)",
+        "do not deploy",
+    ]);
+    assert!(line.contains(".git/info/attributes"), "{line}");
+    // git did check the commit out; what matters is that nothing approved it.
+    assert_eq!(agent.head(), after);
+    let written = std::fs::read(agent.path.join("apps/db.yaml")).unwrap();
+    assert_eq!(
+        written, b"replicas: 1\r\n",
+        "the machine's attributes converted it"
     );
 }

@@ -61,7 +61,7 @@ pub fn run(args: PullArgs, out: &mut impl Write) -> Outcome {
         "--no-tags",
         "--no-write-fetch-head",
         &args.remote,
-        &format!("+{branch}:refs/remotes/{}/{short}", args.remote),
+        &format!("+{branch}:{}", agent::fetched_ref(&args.remote, &branch)),
         "+refs/tally/ledger:refs/tally/ledger",
     ]);
     if let Err(e) = fetch {
@@ -120,6 +120,20 @@ pub fn run(args: PullArgs, out: &mut impl Write) -> Outcome {
             }
         }
     }
+    // Whatever this machine's git configuration did on checkout, what is on disk must be the
+    // verified tree, byte for byte.
+    let objects = match tally_verify::objects::Objects::open(
+        &location.git_dir,
+        None,
+        Vec::new(),
+        approval.commit.kind(),
+    ) {
+        Ok(o) => o,
+        Err(e) => return Outcome::Config(format!("cannot read the clone's objects: {e}")),
+    };
+    if let Err(e) = agent::checkout::compare(&objects, approval.tree, &work_tree) {
+        return refusal("pull", &e);
+    }
     print_approval(out, &approval, args.json)
 }
 
@@ -153,6 +167,22 @@ impl Git<'_> {
         let out = Command::new("git")
             .arg("-C")
             .arg(self.dir)
+            // Check out the signed bytes: no line-ending conversion, no attributes from
+            // outside the tree (tally refuses trees whose own .gitattributes convert), and
+            // objects as they are, never as a refs/replace/ object says (`checkout::compare`
+            // checks the outcome whatever remains).
+            .args([
+                "-c",
+                "core.autocrlf=false",
+                "-c",
+                "core.eol=lf",
+                "-c",
+                "core.attributesFile=/dev/null",
+                "-c",
+                "core.symlinks=true",
+            ])
+            .env("GIT_NO_REPLACE_OBJECTS", "1")
+            .env("GIT_ATTR_NOSYSTEM", "1")
             .args(args)
             // `-C` alone does not override a repository named by the environment.
             .env_remove("GIT_DIR")

@@ -35,7 +35,13 @@ pub struct AgentArgs {
     /// down to the root.
     #[arg(long, value_name = "COMMIT")]
     pub trust_from: Option<String>,
-    /// The remote the branch is fetched from (its tracking ref is what is verified).
+    /// A policy file whose `[files]` and `[syntax]` rules every new commit must pass, as on
+    /// the server (the server's policy.toml can be copied as it is); default: tally's
+    /// default file rules.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// The remote the branch is fetched from (`tally pull` fetches it into
+    /// refs/tally/remotes/<remote>/<branch>, which is what is verified).
     #[arg(long, value_name = "NAME", default_value = "origin")]
     pub remote: String,
     /// Print the approval as JSON.
@@ -55,6 +61,7 @@ impl AgentArgs {
             state: self.state.clone(),
             max_age: self.max_age,
             trust_from: self.trust_from.clone(),
+            policy: self.policy.clone(),
             now: Timestamp::now(),
         }
     }

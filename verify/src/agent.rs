@@ -30,6 +30,7 @@
 //! stops at the first publication that starts at or before the pinned size. The agent writes
 //! nothing but its state file, and fork evidence next to it.
 
+pub mod checkout;
 pub mod error;
 pub mod publication;
 pub mod state;
@@ -40,9 +41,9 @@ use std::time::Duration;
 
 use gix::ObjectId;
 use jiff::Timestamp;
+use tally_ledger::chain::Position;
 use tally_ledger::checkpoint::SignedCheckpoint;
 use tally_ledger::merkle::{Frontier, Hash, leaf_hash};
-use tally_ledger::chain::Position;
 use tally_ledger::{ChainVerifier, EntryView, GENESIS, Kind, VerifiedCheckpoint, VerifierKey};
 
 pub use error::AgentError;
@@ -76,6 +77,9 @@ pub struct Options {
     pub max_age: Option<Duration>,
     /// On the first run only: the commit whose history is trusted without checking (a full id).
     pub trust_from: Option<String>,
+    /// The file rules' policy (`[files]`, `[syntax]` of a policy.toml); default: tally's
+    /// default policy.
+    pub policy: Option<PathBuf>,
     /// The time of the check.
     pub now: Timestamp,
 }
@@ -239,6 +243,14 @@ pub fn verify(opts: &Options) -> Result<Approval, AgentError> {
     let branch = full_branch(&opts.branch)?;
     let key = tally_ledger::key::load_public(&opts.ledger_key).map_err(AgentError::LedgerKey)?;
     let trust = crate::trust::load(&opts.allowed_signers, None).map_err(AgentError::Signers)?;
+    let files = match &opts.policy {
+        Some(path) => crate::files::load_policy(path).map_err(AgentError::Policy)?,
+        None => crate::files::FileRules::new(
+            &crate::files::FilePolicy::default(),
+            crate::syntax::Limits::default(),
+        )
+        .map_err(|e| AgentError::Policy(e.to_string()))?,
+    };
     let repo = gix::open_opts(&opts.git_dir, gix::open::Options::isolated()).map_err(|e| {
         AgentError::Repository {
             path: opts.git_dir.clone(),
@@ -364,20 +376,7 @@ pub fn verify(opts: &Options) -> Result<Approval, AgentError> {
     }
 
     // 5. The fetched branch is the entry's commit, with the entry's tree.
-    let short = branch.strip_prefix("refs/heads/").unwrap_or(&branch);
-    let tracking = format!("refs/remotes/{}/{short}", opts.remote);
-    let (tracking, tip_commit) = match find_ref(&repo, &tracking)? {
-        Some(id) => (tracking, id),
-        None => match find_ref(&repo, &branch)? {
-            Some(id) => (branch.clone(), id),
-            None => {
-                return Err(AgentError::NoBranch {
-                    tracking,
-                    branch: branch.clone(),
-                });
-            }
-        },
-    };
+    let (tracking, tip_commit) = fetched_branch(&repo, &opts.remote, &branch)?;
     if !objects.contains(&chosen.commit) {
         return Err(AgentError::CommitMissing {
             seq: chosen.seq,
@@ -422,7 +421,7 @@ pub fn verify(opts: &Options) -> Result<Approval, AgentError> {
     };
     let mut commits = Vec::new();
     if base != Some(chosen.commit) {
-        let mut checker = Checker::new(&objects, &trust, None, opts.now);
+        let mut checker = Checker::new(&objects, &trust, Some(&files), opts.now);
         let update = Update {
             refname: branch.clone(),
             old: base,
@@ -438,6 +437,16 @@ pub fn verify(opts: &Options) -> Result<Approval, AgentError> {
                 baseline: scan.baseline,
             })?;
         commits = verdict.commits;
+    }
+
+    // The whole tree deployed (not only what the new commits changed): git's tree rules and
+    // no `.gitattributes` that would make a checkout differ from the signed bytes.
+    let violations = crate::revision::check_checkout(&objects, &branch, chosen.commit, tree)
+        .map_err(|e| AgentError::Clone {
+            message: e.to_string(),
+        })?;
+    if !violations.is_empty() {
+        return Err(AgentError::Checkout { violations });
     }
 
     // Everything holds: pin the new state.
@@ -625,6 +634,45 @@ fn keep_evidence(
         path: dir.to_owned(),
         source: last_error.unwrap_or_else(|| std::io::Error::other("no free evidence name")),
     })
+}
+
+/// The ref `tally pull` fetches the branch into: a namespace of tally's own, which no name a
+/// pusher creates on the server can reach (a mirror clone copies the server's
+/// `refs/remotes/...` verbatim).
+pub fn fetched_ref(remote: &str, branch: &str) -> String {
+    let short = branch.strip_prefix("refs/heads/").unwrap_or(branch);
+    format!("refs/tally/remotes/{remote}/{short}")
+}
+
+/// Where the fetched branch is, and which ref said so: [`fetched_ref`] if `tally pull` (or
+/// the operator, with that refspec) fetched it; else the remote's tracking ref, unless the
+/// clone mirrors the server's refs (`remote.<name>.mirror`), where that name is whatever a
+/// pusher made it; else the local branch.
+fn fetched_branch(
+    repo: &gix::Repository,
+    remote: &str,
+    branch: &str,
+) -> Result<(String, ObjectId), AgentError> {
+    let short = branch.strip_prefix("refs/heads/").unwrap_or(branch);
+    let own = fetched_ref(remote, branch);
+    if let Some(id) = find_ref(repo, &own)? {
+        return Ok((own, id));
+    }
+    let tracking = format!("refs/remotes/{remote}/{short}");
+    let mirror = repo
+        .config_snapshot()
+        .boolean(format!("remote.{remote}.mirror").as_str())
+        .unwrap_or(false);
+    if !mirror && let Some(id) = find_ref(repo, &tracking)? {
+        return Ok((tracking, id));
+    }
+    match find_ref(repo, branch)? {
+        Some(id) => Ok((branch.to_owned(), id)),
+        None => Err(AgentError::NoBranch {
+            tracking: own,
+            branch: branch.to_owned(),
+        }),
+    }
 }
 
 /// Where a ref points, without peeling tags (tally's refs point to commits).
@@ -851,6 +899,7 @@ mod tests {
             state: None,
             max_age: max_age.map(Duration::from_secs),
             trust_from: None,
+            policy: None,
             now: Timestamp::from_second(now).unwrap(),
         }
     }

@@ -252,6 +252,37 @@ impl FileRules {
     }
 }
 
+/// The file rules of a policy file given to an agent (`tally verify --policy`): its
+/// `[files]` and `[syntax]` sections, in the schema of the server's `policy.toml`, so the
+/// server's file can be copied out of band as it is (its `[branches]` and `[signatures]`
+/// sections are the server's business and ignored here). Absent sections take the defaults;
+/// unknown keys are errors, as on the server.
+pub fn load_policy(path: &std::path::Path) -> Result<FileRules, String> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct AgentPolicy {
+        #[serde(default)]
+        files: FilePolicy,
+        #[serde(default)]
+        syntax: Limits,
+        #[serde(default, rename = "branches")]
+        _branches: Option<toml::Value>,
+        #[serde(default, rename = "signatures")]
+        _signatures: Option<toml::Value>,
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read policy {}: {e}", path.display()))?;
+    let policy: AgentPolicy = toml::from_str(&text).map_err(|e| {
+        format!(
+            "policy {} is invalid: {}",
+            path.display(),
+            e.to_string().trim_end().replace('\n', " ")
+        )
+    })?;
+    FileRules::new(&policy.files, policy.syntax)
+        .map_err(|e| format!("policy {}: {e}", path.display()))
+}
+
 fn format_name(format: Format) -> &'static str {
     match format {
         Format::Yaml => "YAML",

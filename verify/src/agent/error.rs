@@ -33,6 +33,9 @@ pub enum AgentError {
     /// The agent's allowed_signers (or revocation file) cannot be read.
     #[error("cannot load the agent's allowed signers: {0}")]
     Signers(#[source] LoadError),
+    /// The agent's `--policy` file cannot be read or parsed.
+    #[error("{0}; fix the file given to --policy")]
+    Policy(String),
     /// `--branch` is not a branch name.
     #[error("{name:?} is not a branch name; pass --branch <NAME> (e.g. main)")]
     BadBranch {
@@ -344,6 +347,28 @@ pub enum AgentError {
     /// Several independent reasons (a checkpoint both stale and smaller than the pinned one).
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Several(Vec<AgentError>),
+    /// The approved tree itself breaks the tree or `.gitattributes` rules (history the
+    /// agent did not judge commit by commit, e.g. before `--trust-from`).
+    #[error("{}", violations.iter().map(|v| format!("{v}; do not deploy: a checkout of this tree is not the signed bytes")).collect::<Vec<_>>().join("\n"))]
+    Checkout {
+        /// Every violation found.
+        violations: Vec<Violation>,
+    },
+    /// The files a checkout wrote differ from the verified tree.
+    #[error(
+        "the work tree {} differs from the verified tree {tree} in {total} file{}: {}; this machine's git configuration changed them on checkout (core.autocrlf, core.eol, .git/info/attributes, core.attributesFile, or a filter such as git-lfs): do not deploy; remove that configuration, run git checkout -f -- . and tally pull again",
+        work_tree.display(), if *total == 1 { "" } else { "s" }, paths.join(", ")
+    )]
+    WorkTreeDiffers {
+        /// The work tree.
+        work_tree: PathBuf,
+        /// The verified tree.
+        tree: ObjectId,
+        /// The first paths that differ, with how.
+        paths: Vec<String>,
+        /// How many differ in all.
+        total: usize,
+    },
     /// Some new commit breaks the rules, judged against the agent's own signers.
     #[error("{}", violation_lines(violations, allowed_signers).join("\n"))]
     Commits {
@@ -366,6 +391,7 @@ impl AgentError {
             AgentError::Repository { .. }
                 | AgentError::LedgerKey(_)
                 | AgentError::Signers(_)
+                | AgentError::Policy(_)
                 | AgentError::BadBranch { .. }
                 | AgentError::BadTrustFrom { .. }
                 | AgentError::Clone { .. }
