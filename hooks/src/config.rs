@@ -166,11 +166,18 @@ impl Policy {
         })
     }
 
-    /// Whether a full ref name is a protected branch.
+    /// Whether a full ref name is a protected branch, in the repository or inside any
+    /// `GIT_NAMESPACE` (`refs/namespaces/<ns>/refs/heads/main` is `main` to every client of
+    /// that namespace, so it is protected like `main`).
     pub fn is_protected(&self, refname: &str) -> bool {
-        refname
+        crate::refs::without_namespaces(refname)
             .strip_prefix("refs/heads/")
             .is_some_and(|name| self.protected.is_match(name))
+    }
+
+    /// Whether a branch name (without `refs/heads/`) is protected.
+    pub fn is_protected_name(&self, name: &str) -> bool {
+        self.protected.is_match(name)
     }
 
     /// The policy digest as lowercase hex.

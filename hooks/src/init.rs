@@ -490,7 +490,7 @@ fn set_up_ledger(repo: &gix::Repository, git_dir: &Path) -> Result<Vec<String>, 
     )];
     // Branches that already exist are the baseline: their history predates tally.
     let refs = repo.references().map_err(|e| ledger_err(&e))?;
-    for r in refs.prefixed("refs/heads/").map_err(|e| ledger_err(&e))? {
+    for r in refs.all().map_err(|e| ledger_err(&e))? {
         let mut r = r.map_err(|e| ledger_err(&e))?;
         let name = r.name().as_bstr().to_string();
         if !config.is_protected(&name) {

@@ -16,4 +16,5 @@ pub mod pre_receive;
 pub mod publish;
 pub mod pusher;
 pub mod record;
+pub mod refs;
 pub mod transaction;

@@ -132,31 +132,30 @@ pub fn decide(
     now: Timestamp,
 ) -> Result<Decision, HookError> {
     let git_dir = repo.git_dir();
-    let tally_refs: Vec<Violation> = updates
+    // Ref names no one may create: tally's own, replace refs, names that shadow a protected
+    // branch (crate::refs).
+    let named: Vec<Violation> = updates
         .iter()
-        .filter(|u| u.refname.starts_with("refs/tally/"))
-        .map(|u| Violation {
-            refname: u.refname.clone(),
-            commit: None,
-            path: None,
-            problem: tally_verify::revision::Problem::Reserved,
+        .filter_map(|u| {
+            crate::refs::judge(config, u).map(|problem| Violation {
+                refname: u.refname.clone(),
+                commit: None,
+                path: None,
+                problem,
+            })
         })
         .collect();
     let protected: Vec<&Update> = updates
         .iter()
-        .filter(|u| !u.refname.starts_with("refs/tally/"))
-        .collect();
-    let protected: Vec<&Update> = protected
-        .into_iter()
         .filter(|u| config.is_protected(&u.refname))
         .collect();
-    if protected.is_empty() && tally_refs.is_empty() {
+    if protected.is_empty() && named.is_empty() {
         return Ok(Decision::Accept(Vec::new()));
     }
     let objects = Objects::from_env(git_dir, repo.object_hash())?;
     let mut checker = Checker::new(&objects, &config.trust, Some(&config.files), now);
     let mut verdicts = Vec::new();
-    let mut violations = tally_refs;
+    let mut violations = named;
     let paths = Paths::new(git_dir);
     let ledger = if protected.is_empty() {
         None
@@ -218,7 +217,7 @@ pub(crate) fn other_protected_tips(
     };
     let mut tips = Vec::new();
     let refs = repo.references().map_err(|e| err(&e))?;
-    for r in refs.prefixed("refs/heads/").map_err(|e| err(&e))? {
+    for r in refs.all().map_err(|e| err(&e))? {
         let mut r = r.map_err(|e| err(&e))?;
         let name = r.name().as_bstr().to_string();
         if name == refname || !config.is_protected(&name) {
@@ -241,6 +240,15 @@ pub fn run(git_dir: &Path, input: &mut impl BufRead, out: &mut impl Write, now: 
         let bytes = crate::input::read_all(input)?;
         let repo = open_repo(git_dir)?;
         updates = parse_input(&bytes, repo.object_hash().len_in_bytes())?;
+        // Under GIT_NAMESPACE, git hands pre-receive the names the client sent; the refs
+        // (and the reference-transaction hook) are the namespaced ones, so those are what
+        // is judged and recorded.
+        if let Some(ns) = std::env::var_os("GIT_NAMESPACE") {
+            let prefix = crate::refs::namespace_prefix(&ns.to_string_lossy());
+            for u in &mut updates {
+                u.refname = format!("{prefix}{}", u.refname);
+            }
+        }
         let loaded = config.insert(Config::load(git_dir)?);
         decide(&repo, loaded, &updates, now)
     })();

@@ -490,8 +490,18 @@ pub fn prepared(
     let mut accepted = Vec::new();
     let mut refused = Vec::new();
     for u in updates {
-        if u.refname.starts_with("refs/tally/") {
-            refused.push((u.clone(), format!("{} is written only by tally", u.refname)));
+        if let Some(problem) = crate::refs::judge(config, u) {
+            let violation = Violation {
+                refname: u.refname.clone(),
+                commit: None,
+                path: None,
+                problem,
+            };
+            refused.push((u.clone(), violation.to_string()));
+            continue;
+        }
+        if !config.is_protected(&u.refname) {
+            // A name the ref rules look at, being deleted: allowed.
             continue;
         }
         match take_verdict(paths, u, now)? {

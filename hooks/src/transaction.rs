@@ -44,7 +44,8 @@ impl State {
     }
 }
 
-/// Reads the updates tally cares about: protected branches and `refs/tally/*`, with the
+/// Reads the updates tally cares about: protected branches and the names `crate::refs`
+/// rules on (`refs/tally/*`, replace refs, names that shadow a protected branch), with the
 /// no-op updates (old = new) dropped. Other lines, whatever their form (symbolic ref
 /// values, other refs), pass untouched.
 fn relevant(input: &[u8], config: &Policy, hash_len: usize) -> Result<Vec<Update>, String> {
@@ -56,7 +57,7 @@ fn relevant(input: &[u8], config: &Policy, hash_len: usize) -> Result<Vec<Update
         else {
             return Err(format!("malformed hook input line {}", i + 1));
         };
-        if !(config.is_protected(refname) || refname.starts_with("refs/tally/")) {
+        if !config.is_protected(refname) && crate::refs::name_rule(config, refname).is_none() {
             continue;
         }
         let id = |hex: &str| -> Result<Option<ObjectId>, String> {
@@ -235,7 +236,7 @@ pub fn post_receive(
                 .len_in_bytes();
             let updates: Vec<Update> = relevant(&bytes, &policy, hash_len)?
                 .into_iter()
-                .filter(|u| !u.refname.starts_with("refs/tally/"))
+                .filter(|u| policy.is_protected(&u.refname))
                 .collect();
             let paths = Paths::new(git_dir);
             let appended =

@@ -54,6 +54,13 @@ pub enum Problem {
     Tree(TreeProblem),
     /// The ref is reserved for tally itself (`refs/tally/*`).
     Reserved,
+    /// A `refs/replace/*` ref: it would make git show other content under approved ids.
+    ReplaceRef,
+    /// The ref's name shadows, or is confusable with, a protected branch.
+    Shadows {
+        /// The protected branch.
+        branch: String,
+    },
     /// The objects could not be read: the push cannot be judged.
     Unreadable(String),
     /// Another push is moving the ref right now.
@@ -89,6 +96,10 @@ impl Violation {
         match &self.problem {
             Problem::Deletion => "protected branches cannot be deleted".into(),
             Problem::Reserved => "push to another ref; refs/tally/ is written only by tally on the server".into(),
+            Problem::ReplaceRef => "do not push replace refs: make the change as a new signed commit on the branch".into(),
+            Problem::Shadows { branch } => format!(
+                "use a name that git cannot confuse with the protected branch {branch} (for a tag, e.g. {branch}-v1)"
+            ),
             Problem::NonFastForward => {
                 "fetch and rebase onto the current tip (git pull --rebase), then push without --force".into()
             }
@@ -124,6 +135,16 @@ impl std::fmt::Display for Violation {
         match &self.problem {
             Problem::Deletion => write!(f, "{} cannot be deleted", self.refname),
             Problem::Reserved => write!(f, "{} is reserved for tally's ledger", self.refname),
+            Problem::ReplaceRef => write!(
+                f,
+                "{} is a replace ref, which would make git show other content under an approved commit id",
+                self.refname
+            ),
+            Problem::Shadows { branch } => write!(
+                f,
+                "{} would shadow the protected branch {branch} for git commands that take a short name",
+                self.refname
+            ),
             Problem::NonFastForward => write!(
                 f,
                 "update of {} is not a fast-forward (history would be rewritten)",
