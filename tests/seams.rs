@@ -287,3 +287,57 @@ fn protected_branches_are_protected_inside_every_namespace() {
     assert!(!out.status.success());
     assert_eq!(server.rev(ns_main).as_deref(), Some(good.as_str()));
 }
+
+/// Issue 10, class 3: repository formats tally cannot read whole are refused by name, at
+/// `tally init` and by every hook, never half-supported or misdiagnosed.
+#[test]
+fn sha256_and_reftable_repositories_are_refused_by_name() {
+    let env = TestEnv::new();
+    let signers = env.write("allowed_signers", &alice_and_bob().text());
+    for (name, args, format) in [
+        (
+            "s256.git",
+            "--object-format=sha256",
+            "SHA-256 object format",
+        ),
+        ("rt.git", "--ref-format=reftable", "reftable ref storage"),
+    ] {
+        let path = env.root().join(name);
+        run_ok(
+            env.git(env.root())
+                .args(["init", "-q", "--bare", args])
+                .arg(&path),
+        );
+        let out = env.tally_init([
+            path.as_os_str(),
+            "--allowed-signers".as_ref(),
+            signers.as_os_str(),
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!("uses git's {format}"))
+                && stderr.contains("which tally does not support"),
+            "{stderr}"
+        );
+        assert!(!path.join("tally").exists(), "nothing written for {name}");
+    }
+
+    // A guarded repository converted to reftable afterwards: every push is refused, saying why.
+    let server = env.server(&alice_and_bob(), &[]);
+    let work = env.clone_as(&server, "work", &alice());
+    work.commit("base").file("base.yaml", "a: 1\n").create();
+    work.push_main_ok();
+    run_ok(
+        server
+            .git()
+            .args(["refs", "migrate", "--ref-format=reftable"]),
+    );
+    work.commit("next").file("b.yaml", "b: 1\n").create();
+    let push = work.push(&["origin", "HEAD:main"]);
+    push.assert_refused();
+    push.line_with(&[
+        "reftable ref storage",
+        "git refs migrate --ref-format=files",
+    ]);
+}

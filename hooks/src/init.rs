@@ -58,6 +58,9 @@ pub fn find_shim(tally_binary: &Path) -> Option<PathBuf> {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum InitError {
+    /// A repository format tally cannot read whole (SHA-256, reftable).
+    #[error(transparent)]
+    Format(#[from] tally_verify::repository::RepositoryError),
     /// Not a bare git repository.
     #[error(
         "{path} is not a bare git repository ({reason}); create one with `git init --bare {path}`"
@@ -260,6 +263,7 @@ fn hook_file(tally: &Path, hook_arg: &str, shim: Option<&Path>) -> (String, bool
 
 /// Sets up the repository and prints what it did and what to do next.
 pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
+    tally_verify::repository::check_format(&opts.repo)?;
     let repo = gix::open_opts(&opts.repo, gix::open::Options::isolated()).map_err(|e| {
         InitError::NotBare {
             path: opts.repo.display().to_string(),

@@ -44,6 +44,9 @@ pub enum HookError {
         /// Why.
         message: String,
     },
+    /// The repository's format is one tally cannot read whole.
+    #[error(transparent)]
+    Format(#[from] tally_verify::repository::RepositoryError),
     /// The policy cannot be loaded.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
@@ -197,10 +200,7 @@ pub fn decide(
 
 /// Opens the repository a hook runs in, ignoring the environment's git configuration.
 pub fn open_repo(git_dir: &Path) -> Result<gix::Repository, HookError> {
-    gix::open_opts(git_dir, gix::open::Options::isolated()).map_err(|e| HookError::Repository {
-        path: git_dir.display().to_string(),
-        message: e.to_string(),
-    })
+    Ok(tally_verify::repository::open(git_dir)?)
 }
 
 /// Tips of the protected branches other than `refname`: their history was judged when it

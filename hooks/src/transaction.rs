@@ -165,6 +165,9 @@ pub fn run(
                     }
                     u
                 })
+                // Writing a ref's current value again moves nothing (`git refs migrate`
+                // rewrites every ref that way).
+                .filter(|u| u.old.is_none() || u.old != u.new)
                 .collect();
             match record::prepared(&paths, &config, &pusher, &updates, now) {
                 Ok(Prepared::Recorded(store)) => {

@@ -251,11 +251,9 @@ pub fn verify(opts: &Options) -> Result<Approval, AgentError> {
         )
         .map_err(|e| AgentError::Policy(e.to_string()))?,
     };
-    let repo = gix::open_opts(&opts.git_dir, gix::open::Options::isolated()).map_err(|e| {
-        AgentError::Repository {
-            path: opts.git_dir.clone(),
-            message: e.to_string(),
-        }
+    let repo = crate::repository::open(&opts.git_dir).map_err(|e| AgentError::Repository {
+        path: opts.git_dir.clone(),
+        message: e.to_string(),
     })?;
     let state_path = opts
         .state

@@ -14,6 +14,7 @@ pub mod certificate;
 pub mod commit;
 pub mod files;
 pub mod objects;
+pub mod repository;
 pub mod revision;
 pub mod signers;
 pub mod sshsig;
