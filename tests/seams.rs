@@ -341,3 +341,65 @@ fn sha256_and_reftable_repositories_are_refused_by_name() {
         "git refs migrate --ref-format=files",
     ]);
 }
+
+/// Issue 11, item 1 (and the ref rules of issue 10 must not break it): repository
+/// maintenance in a guarded repository succeeds, appends nothing to the ledger and blames no
+/// pusher. `git pack-refs` rewrites each ref to its value and then deletes the loose file,
+/// which the reference-transaction hook sees as a deletion; a real deletion is still refused.
+#[test]
+fn maintenance_succeeds_in_a_guarded_repository_and_records_nothing() {
+    let env = TestEnv::new();
+    let server = env.server(&alice_and_bob(), &[]);
+    run_ok(server.git().args(["config", "gc.auto", "1"]));
+    run_ok(server.git().args(["config", "gc.autoPackLimit", "1"]));
+    run_ok(server.git().args(["config", "gc.autoDetach", "false"]));
+    let work = env.clone_as(&server, "work", &alice());
+    for i in 0..3 {
+        work.commit(&format!("c{i}"))
+            .file(&format!("f{i}.yaml"), format!("n: {i}\n"))
+            .create();
+        // receive.autogc runs `git gc --auto` after each push.
+        let push = work.push(&["origin", "HEAD:main"]);
+        push.assert_accepted();
+        assert!(!push.stderr.contains("failed to run"), "{}", push.stderr);
+    }
+    let size = server.log(&[]).len();
+    let tip = server.branch("main");
+    for args in [
+        &["gc"][..],
+        &["pack-refs", "--all"],
+        &["repack", "-ad"],
+        &["maintenance", "run"],
+        &["maintenance", "run", "--task=pack-refs"],
+        &["gc", "--aggressive", "--prune=now"],
+    ] {
+        let out = server.git().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(server.path.join("packed-refs").exists());
+    assert_eq!(
+        server.log(&[]).len(),
+        size,
+        "maintenance appended to the ledger"
+    );
+    assert_eq!(server.branch("main"), tip);
+    server.assert_ledger_intact();
+
+    // A real deletion, of the packed protected branch or of the ledger ref, is still refused.
+    for refname in ["refs/heads/main", "refs/tally/ledger"] {
+        let out = server
+            .git()
+            .args(["update-ref", "-d", refname])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{refname} deleted");
+        assert!(server.rev(refname).is_some(), "{refname} gone");
+    }
+    work.commit("after").file("after.yaml", "a: 1\n").create();
+    work.push(&["origin", "HEAD:main"]).assert_accepted();
+    server.assert_ledger_intact();
+}

@@ -87,6 +87,38 @@ fn relevant(input: &[u8], config: &Policy, hash_len: usize) -> Result<Vec<Update
     Ok(out)
 }
 
+/// Drops the deletions that `git pack-refs` (and so `git gc`, `git maintenance`) makes after
+/// it has written refs into `packed-refs`: it then deletes each loose ref, which the hook sees
+/// as `<old> <zero> <ref>`, though the ref keeps its value from `packed-refs`. Such a deletion
+/// is told from a real one by git's own locking (refs/files-backend.c): a real deletion of a
+/// packed ref holds `packed-refs.lock` to rewrite that file, while pruning runs after packing
+/// released it; and the ref must be in `packed-refs` at exactly the old value. (The packing
+/// step itself writes each ref's current value again, with no expected old value: `prepared`
+/// drops those no-ops.)
+fn drop_pruning(git_dir: &Path, updates: Vec<Update>) -> Vec<Update> {
+    if !updates.iter().any(|u| u.new.is_none() && u.old.is_some()) {
+        return updates;
+    }
+    if git_dir.join("packed-refs.lock").exists() {
+        return updates;
+    }
+    let Ok(packed) = std::fs::read(git_dir.join("packed-refs")) else {
+        return updates;
+    };
+    let packed_value = |refname: &str| -> Option<ObjectId> {
+        packed.split(|b| *b == b'\n').find_map(|line| {
+            let (hex, name) = line.split_at(line.iter().position(|b| *b == b' ')?);
+            (name.get(1..) == Some(refname.as_bytes()))
+                .then(|| ObjectId::from_hex(hex).ok())
+                .flatten()
+        })
+    };
+    updates
+        .into_iter()
+        .filter(|u| !(u.new.is_none() && u.old.is_some() && packed_value(&u.refname) == u.old))
+        .collect()
+}
+
 /// Runs the hook for `state`. Returns false to abort a `prepared` transaction (git ignores
 /// the exit status of the other states).
 pub fn run(
@@ -130,6 +162,10 @@ pub fn run(
         }
     };
     let updates = match relevant(&bytes, &config, repo.object_hash().len_in_bytes()) {
+        Ok(u) => Ok(drop_pruning(git_dir, u)),
+        Err(e) => Err(e),
+    };
+    let updates = match updates {
         Ok(u) => u,
         Err(e) => {
             reporter.error(&format!("ref update refused: {e}"));
