@@ -12,7 +12,7 @@ use gix::ObjectId;
 use gix::objs::Kind;
 use jiff::Timestamp;
 
-use crate::commit::Commit;
+use crate::commit::{Commit, CommitError};
 use crate::files::{FileProblem, FileRules, printable};
 use crate::objects::{ObjectError, Objects};
 use crate::syntax::Format;
@@ -52,6 +52,8 @@ pub enum Problem {
     Reserved,
     /// The objects could not be read: the push cannot be judged.
     Unreadable(String),
+    /// The commit object is malformed or ambiguous (git's fsck rules, duplicate headers).
+    Malformed(CommitError),
 }
 
 /// One reason to refuse an update.
@@ -82,6 +84,9 @@ impl Violation {
             Problem::RootCommit => "rebase the commit onto the branch: git rebase <upstream>".into(),
             Problem::Signature(p) => p.fix().into(),
             Problem::File(p) => p.fix(self.path.as_deref().unwrap_or("")),
+            Problem::Malformed(_) => {
+                "recreate the commit with git itself (git commit --amend --no-edit -S); commits git's fsck refuses, or that git would show with another author or committer, are refused".into()
+            }
             Problem::Unreadable(_) => {
                 "this is a server-side problem: an administrator should run git fsck on the repository".into()
             }
@@ -116,6 +121,7 @@ impl std::fmt::Display for Violation {
             Problem::Signature(p) => write!(f, "{p}"),
             Problem::File(p) => write!(f, "{p}"),
             Problem::Unreadable(e) => write!(f, "cannot be checked: {e}"),
+            Problem::Malformed(e) => write!(f, "malformed commit: {e}"),
         }
     }
 }
@@ -247,11 +253,9 @@ impl<'a> Checker<'a> {
         self.check_commits(&walk.commits, update, &mut report);
         match self.read_commit(new) {
             Ok(c) => report.new_tree = Some(c.tree),
-            Err(e) => report.violations.push(violation(
-                Some(new),
-                None,
-                Problem::Unreadable(e.to_string()),
-            )),
+            // Already reported as the new commit's own violation.
+            Err(Problem::Malformed(_)) if walk.commits.contains(&new) => {}
+            Err(problem) => report.violations.push(violation(Some(new), None, problem)),
         }
         report
     }
@@ -333,12 +337,12 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn read_commit(&mut self, id: ObjectId) -> Result<Commit, ObjectError> {
-        let raw = self.objects.read(&id, Kind::Commit, &mut self.buf)?;
-        Commit::parse(id, raw, self.sha256).map_err(|e| ObjectError::Read {
-            id,
-            message: e.to_string(),
-        })
+    fn read_commit(&mut self, id: ObjectId) -> Result<Commit, Problem> {
+        let raw = self
+            .objects
+            .read(&id, Kind::Commit, &mut self.buf)
+            .map_err(|e| Problem::Unreadable(e.to_string()))?;
+        Commit::parse(id, raw, self.sha256).map_err(Problem::Malformed)
     }
 
     fn parents(&mut self, id: ObjectId) -> Result<Vec<ObjectId>, ObjectError> {
@@ -358,9 +362,7 @@ impl<'a> Checker<'a> {
         update: &Update,
         report: &mut Report,
     ) -> Result<(), Problem> {
-        let commit = self
-            .read_commit(id)
-            .map_err(|e| Problem::Unreadable(e.to_string()))?;
+        let commit = self.read_commit(id)?;
         let mut ok = true;
         let mut push = |path: Option<String>, problem: Problem, ok: &mut bool| {
             *ok = false;
@@ -386,11 +388,7 @@ impl<'a> Checker<'a> {
         };
         if let Some(files) = self.files {
             let base = match commit.parents.first() {
-                Some(p) => Some(
-                    self.read_commit(*p)
-                        .map_err(|e| Problem::Unreadable(e.to_string()))?
-                        .tree,
-                ),
+                Some(p) => Some(self.read_commit(*p)?.tree),
                 None => None,
             };
             let changes = self
