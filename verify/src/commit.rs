@@ -197,6 +197,8 @@ struct Line<'a> {
     name: &'a [u8],
     value: &'a [u8],
     continuation: bool,
+    /// No space after the name: git does not take such a line as its signature header.
+    bare: bool,
 }
 
 /// Splits the header block into lines (each ending in LF, which is left out of `value`).
@@ -225,6 +227,7 @@ fn lines(headers: &[u8]) -> impl Iterator<Item = Line<'_>> {
             name,
             value,
             continuation,
+            bare: !continuation && memchr(b' ', content).is_none(),
         };
         pos = end;
         Some(line)
@@ -372,7 +375,9 @@ impl Commit {
                 }
                 name if name.starts_with(b"gpgsig") => {
                     sig_headers.push(name);
-                    if name == own_header && own_sig.is_none() {
+                    // `gpgsig` alone is not git's signature header (it needs the space), but
+                    // git drops it from the payload like another algorithm's: count it.
+                    if name == own_header && !line.bare && own_sig.is_none() {
                         let mut text = line.value.to_vec();
                         text.push(b'\n');
                         own_sig = Some((line.start, line.end, text));
@@ -529,6 +534,19 @@ subject line\n\nbody gpgsig not a header\n";
             c.signature,
             SignatureHeader::OtherAlgorithm {
                 header: "gpgsig-sha256".into()
+            }
+        );
+    }
+
+    /// git takes `gpgsig ` (with the space) as the signature header; a bare `gpgsig` line is
+    /// dropped from the payload like another algorithm's header, so it is not one signature.
+    #[test]
+    fn bare_signature_header_name_is_not_the_signature() {
+        let c = parse(&[TREE, AUTHOR, COMMITTER, "gpgsig\n"]).unwrap();
+        assert_eq!(
+            c.signature,
+            SignatureHeader::OtherAlgorithm {
+                header: "gpgsig".into()
             }
         );
     }
