@@ -52,7 +52,7 @@ for spec in "ed25519:-t ed25519" "ecdsa-p256:-t ecdsa -b 256" "ecdsa-p384:-t ecd
     ssh-keygen -q ${spec#*:} -N '' -C alice@example.com -f "keys/$name"
 done
 ssh-keygen -q -t ed25519 -N '' -C ca -f keys/ca
-ssh-keygen -q -s keys/ca -I alice -n alice@example.com -V +52w keys/ed25519.pub
+ssh-keygen -q -s keys/ca -I alice -n alice@example.com -V 20230101:20991231 keys/ed25519.pub
 : >allowed_signers
 
 git init -q repo

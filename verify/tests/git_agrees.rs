@@ -17,7 +17,7 @@ use std::process::{Command, Output, Stdio};
 
 use gix::ObjectId;
 use tally_verify::commit::{Commit, CommitError, IdentityDefect, SignatureHeader};
-use tally_verify::sshsig::{ArmorDefect, SigError, SshSig};
+use tally_verify::sshsig::{ArmorDefect, SigError, SigningKey, SshSig};
 
 /// A scratch repository with a hermetic git configuration.
 struct Git {
@@ -110,12 +110,13 @@ impl Git {
         String::from_utf8(out).unwrap().trim().to_owned()
     }
 
-    /// The committer as `git log` shows it: name, email, date.
+    /// The committer as `git log` shows it (`--no-walk`: the parents need not exist): name,
+    /// email, date.
     fn shown_committer(&self, id: &str) -> (String, String, String) {
         let out = self.ok(
             &[
                 "log",
-                "-1",
+                "--no-walk",
                 "--no-mailmap",
                 "--format=%cn%x00%ce%x00%ct",
                 id,
@@ -537,6 +538,12 @@ fn armor_malleability_rsa() {
 // ---------------------------------------------------------------------------------------------
 // Fuzz corpus replay
 
+fn openssh(key: &ssh_key::public::KeyData) -> String {
+    ssh_key::PublicKey::new(key.clone(), "")
+        .to_openssh()
+        .unwrap()
+}
+
 /// Replays every file under `$TALLY_GIT_REPLAY` (fuzz corpora, directories searched
 /// recursively) through git: what tally parses, git's fsck accepts and shows with the same
 /// committer; a signature tally verifies, `git verify-commit` verifies (trusting the key the
@@ -578,8 +585,21 @@ fn replay_corpus_against_git() {
             continue;
         };
         let id = git.write(&raw);
-        let public = ssh_key::PublicKey::new(sig.key.key_data().clone(), "");
-        let signers = format!("* namespaces=\"git\" {}\n", public.to_openssh().unwrap());
+        // Trust the signing key (or a certificate's CA) for any principal. git also checks a
+        // certificate's validity at the committer date, which tally's signature check alone
+        // does not: such certificates are left out of the comparison.
+        let signers = match &sig.key {
+            SigningKey::Plain(key) => format!("* namespaces=\"git\" {}\n", openssh(key)),
+            SigningKey::Certificate(cert) => {
+                if !u64::try_from(commit.committer.seconds).is_ok_and(|t| cert.valid_at(t)) {
+                    continue;
+                }
+                format!(
+                    "* cert-authority,namespaces=\"git\" {}\n",
+                    openssh(&cert.ca)
+                )
+            }
+        };
         let tally_ok = sig.verify("git", payload).is_ok();
         let (git_ok, output) = git.verify_commit(&id, &signers);
         if tally_ok {
