@@ -34,7 +34,7 @@ impl Git {
         )
         .unwrap();
         let git = Git { dir };
-        git.ok(&["init", "-q", "repo"], None, &git.dir.path().to_owned());
+        git.ok(&["init", "-q", "repo"], None, git.dir.path());
         git
     }
 
