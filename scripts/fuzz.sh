@@ -11,7 +11,8 @@
 # other targets, prints every artifact at the end and exits 1. Reproduce one with
 #   cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run <target> artifacts/<target>/<file>
 #
-# cargo-fuzz needs nightly features; RUSTC_BOOTSTRAP=1 enables them on the stable toolchain
+# Targets are built as cargo-fuzz builds them by default: optimized, with debug assertions and
+# overflow checks on (an overflow is a finding). cargo-fuzz needs nightly features; RUSTC_BOOTSTRAP=1 enables them on the stable toolchain
 # (install it with: cargo install cargo-fuzz --locked). After the run, scripts/fuzz-diff-git.sh
 # replays the commit corpora through real git.
 set -euo pipefail
