@@ -734,6 +734,109 @@ fn refuses_commit_with_a_second_signature_header() {
     ]);
 }
 
+/// Signs `payload` with `key` as git would (`ssh-keygen -Y sign -n git`), returning the armor.
+fn ssh_sign(key: &Key, payload: &[u8]) -> String {
+    let out = run_with_stdin(
+        Command::new("ssh-keygen")
+            .args(["-q", "-Y", "sign", "-n", "git", "-f"])
+            .arg(&key.private),
+        payload,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Issue 10: git's fsck reads only the first `committer` line and `git log` shows the last.
+/// Alice signs a commit whose second committer line names Bob: it passes fsck, git shows Bob
+/// as the committer and `git verify-commit` says the signature is good; tally refuses it.
+#[test]
+fn refuses_a_second_committer_line_issue_10() {
+    let env = TestEnv::new();
+    let server = env.server(&alice_and_bob(), &[]);
+    let work = env.clone_as(&server, "work", &alice());
+    let base = push_base(&work);
+    let signed = work.commit("a").file("a.yaml", "a: 1\n").create();
+    let raw = work.cat_commit(&signed);
+    let range = signature_header_range(&raw);
+    let mut payload = raw[..range.start].to_vec();
+    payload.extend_from_slice(b"committer Bob <bob@example.com> 1700000000 +0000\n");
+    payload.extend_from_slice(&raw[range.end..]);
+    let signature = header("gpgsig", &ssh_sign(&keys().alice, &payload));
+    let mut forged = payload[..range.start].to_vec();
+    forged.extend_from_slice(signature.as_bytes());
+    forged.extend_from_slice(&payload[range.start..]);
+    let crafted = work.hash_commit(&forged);
+    assert_eq!(
+        work.git_ok(&["log", "-1", "--format=%ce", &crafted]),
+        "bob@example.com"
+    );
+    work.update_ref("refs/heads/main", &crafted);
+    let push = work.push(&["origin", "main"]);
+    assert_refused_and_unmoved(&push, &server, "main", Some(&base));
+    push.line_with(&[
+        short(&crafted),
+        "malformed commit: second committer header on line",
+        "recreate the commit with git itself",
+    ]);
+}
+
+/// Issue 10: the armor is not signed, so re-wrapping it at 64 columns makes a new commit id
+/// that `git verify-commit` still accepts; tally refuses it and says what changed.
+#[test]
+fn refuses_rewrapped_signature_armor_issue_10() {
+    let env = TestEnv::new();
+    let server = env.server(&alice_and_bob(), &[]);
+    let work = env.clone_as(&server, "work", &alice());
+    let base = push_base(&work);
+    let signed = work.commit("a").file("a.yaml", "a: 1\n").create();
+    let raw = work.cat_commit(&signed);
+    let range = signature_header_range(&raw);
+    let block = std::str::from_utf8(&raw[range.clone()]).unwrap();
+    let lines: Vec<&str> = block
+        .lines()
+        .map(|l| &l[l.find(' ').unwrap() + 1..])
+        .collect();
+    let b64 = lines[1..lines.len() - 1].concat();
+    let body: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    let armor = format!(
+        "{}\n{}\n{}\n",
+        lines[0],
+        body.join("\n"),
+        lines[lines.len() - 1]
+    );
+    let mut forged = raw[..range.start].to_vec();
+    forged.extend_from_slice(header("gpgsig", &armor).as_bytes());
+    forged.extend_from_slice(&raw[range.end..]);
+    let crafted = work.hash_commit(&forged);
+    assert_ne!(crafted, signed);
+    let signers_file = env.write("git_allowed_signers", &alice_and_bob().text());
+    run_ok(
+        work.git()
+            .arg("-c")
+            .arg(format!(
+                "gpg.ssh.allowedSignersFile={}",
+                signers_file.display()
+            ))
+            .args(["verify-commit", &crafted]),
+    );
+    work.update_ref("refs/heads/main", &crafted);
+    let push = work.push(&["origin", "main"]);
+    assert_refused_and_unmoved(&push, &server, "main", Some(&base));
+    push.line_with(&[
+        short(&crafted),
+        "signature armor is not as ssh-keygen writes it: base64 line 2 is 64 characters",
+        "push the commit exactly as git wrote it",
+    ]);
+}
+
 #[test]
 fn refuses_openpgp_signature_and_explains_ssh_signing() {
     let env = TestEnv::new();

@@ -9,21 +9,20 @@
 //! algorithm from the payload, so a commit with a second signature header gets a new object id
 //! while an old signature still verifies. tally refuses any commit with more than one signature
 //! header instead of reproducing that.
+//!
+//! The header block must also have the shape `fsck.c: fsck_commit` requires (`tree`, then any
+//! `parent`s, then exactly one `author`, then `committer`; no NUL; the last header line ends
+//! in LF), with no second `tree`, `author` or `committer` anywhere: git's readers disagree about
+//! a repeated header (`git log --format=%ce` shows the *last* `committer` line, `fsck` reads
+//! only the first and stops), so a commit that has one could be shown with another committer
+//! than the one tally checked. tally enforces this whether or not the server sets
+//! `receive.fsckObjects`. Identities are read as in [`ident`].
 
 use gix::ObjectId;
 
-/// The committer (or author) line of a commit: name, email and the timestamp git records.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    /// Name as written, before the `<`.
-    pub name: String,
-    /// Email between `<` and `>`.
-    pub email: String,
-    /// Seconds since the Unix epoch.
-    pub seconds: i64,
-    /// The time zone offset as written (`+0100`).
-    pub offset: String,
-}
+pub mod ident;
+
+pub use ident::{Identity, IdentityDefect};
 
 /// What the header block says about signatures.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +57,8 @@ pub struct Commit {
     pub tree: ObjectId,
     /// Parent ids in order.
     pub parents: Vec<ObjectId>,
+    /// The author line.
+    pub author: Identity,
     /// The committer line.
     pub committer: Identity,
     /// The signature split from the payload.
@@ -66,20 +67,78 @@ pub struct Commit {
     pub summary: String,
 }
 
-/// Why a commit object could not be read.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+/// Why a commit object is refused. Messages leave out the commit id: whoever shows the
+/// error names the commit (see `revision::Violation`).
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CommitError {
+    /// A NUL byte in the header block (`fsck`: nulInHeader, fatal).
+    #[error("NUL byte in the commit header at offset {offset}")]
+    NulInHeader {
+        /// The commit.
+        id: ObjectId,
+        /// Byte offset in the object.
+        offset: usize,
+    },
+    /// A NUL byte in the message (`fsck`: nulInCommit). `git commit` refuses to write one, and
+    /// git's message readers stop at it, so what was signed is not what git shows.
+    #[error("NUL byte in the commit message at offset {offset}")]
+    NulInMessage {
+        /// The commit.
+        id: ObjectId,
+        /// Byte offset in the object.
+        offset: usize,
+    },
+    /// The last header line has no LF and no message follows (`fsck`: unterminatedHeader).
+    #[error("the commit header does not end with a newline")]
+    UnterminatedHeader {
+        /// The commit.
+        id: ObjectId,
+    },
     /// A header git requires is absent.
-    #[error("commit {id}: missing {header} header")]
+    #[error("missing {header} header")]
     Missing {
         /// The commit.
         id: ObjectId,
         /// The header.
         header: &'static str,
     },
-    /// A header's value does not parse.
-    #[error("commit {id}: malformed {header} header: {reason}")]
+    /// A header that must appear once appears again (`tree`, `author`, `committer`,
+    /// `encoding`).
+    #[error("second {header} header on line {line} (git shows one, tally would check another)")]
+    Duplicate {
+        /// The commit.
+        id: ObjectId,
+        /// The header.
+        header: &'static str,
+        /// Line of the repeated header, from 1.
+        line: usize,
+    },
+    /// A header where git's fsck requires another (`tree`, `parent`s, `author`, `committer`
+    /// open every commit, in that order).
+    #[error("{found:?} header on line {line} where git requires {expected}")]
+    OutOfOrder {
+        /// The commit.
+        id: ObjectId,
+        /// The header name found (lossy).
+        found: String,
+        /// What git's fsck expects there.
+        expected: &'static str,
+        /// Line, from 1.
+        line: usize,
+    },
+    /// A continuation line (starting with a space) after a header that is one line.
+    #[error("line {line} continues the {header} header, which is one line")]
+    Continuation {
+        /// The commit.
+        id: ObjectId,
+        /// The header continued (or `nothing` before the first header).
+        header: &'static str,
+        /// Line, from 1.
+        line: usize,
+    },
+    /// A tree or parent id does not parse.
+    #[error("malformed {header} header: {reason}")]
     Malformed {
         /// The commit.
         id: ObjectId,
@@ -88,77 +147,256 @@ pub enum CommitError {
         /// What is wrong with it.
         reason: String,
     },
+    /// An author or committer line git's fsck refuses.
+    #[error("malformed {header} line: {defect}")]
+    Identity {
+        /// The commit.
+        id: ObjectId,
+        /// `author` or `committer`.
+        header: &'static str,
+        /// Which rule it breaks.
+        defect: IdentityDefect,
+    },
+    /// An `encoding` other than UTF-8: git re-encodes the whole header block, names and
+    /// emails included, before showing it (`pretty.c: repo_logmsg_reencode`), so the bytes
+    /// tally checked are not what git shows.
+    #[error("commit encoding {encoding:?}; only UTF-8 is accepted")]
+    Encoding {
+        /// The commit.
+        id: ObjectId,
+        /// The header's value (lossy).
+        encoding: String,
+    },
+}
+
+/// Where each header line must be: the order `fsck_commit` checks.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Stage {
+    Tree,
+    ParentsOrAuthor,
+    Committer,
+    Rest,
+}
+
+impl Stage {
+    fn expected(self) -> &'static str {
+        match self {
+            Stage::Tree => "tree first",
+            Stage::ParentsOrAuthor => "parent or author after tree",
+            Stage::Committer => "committer after author",
+            Stage::Rest => "no tree, parent, author or committer after committer",
+        }
+    }
+}
+
+/// A header line: its name, value, and where it is in the object.
+struct Line<'a> {
+    number: usize,
+    start: usize,
+    end: usize,
+    name: &'a [u8],
+    value: &'a [u8],
+    continuation: bool,
+    /// No space after the name: git does not take such a line as its signature header.
+    bare: bool,
+}
+
+/// Splits the header block into lines (each ending in LF, which is left out of `value`).
+fn lines(headers: &[u8]) -> impl Iterator<Item = Line<'_>> {
+    let mut pos = 0;
+    let mut number = 0;
+    std::iter::from_fn(move || {
+        if pos >= headers.len() {
+            return None;
+        }
+        let end = memchr(b'\n', &headers[pos..]).map_or(headers.len(), |i| pos + i + 1);
+        let content = headers[pos..end]
+            .strip_suffix(b"\n")
+            .unwrap_or(&headers[pos..end]);
+        number += 1;
+        let continuation = content.first() == Some(&b' ');
+        let (name, value) = match memchr(b' ', content) {
+            _ if continuation => (&b""[..], &content[1..]),
+            Some(i) => (&content[..i], &content[i + 1..]),
+            None => (content, &b""[..]),
+        };
+        let line = Line {
+            number,
+            start: pos,
+            end,
+            name,
+            value,
+            continuation,
+            bare: !continuation && memchr(b' ', content).is_none(),
+        };
+        pos = end;
+        Some(line)
+    })
+}
+
+/// Where the header block ends and the message begins (`fsck.c: verify_headers`).
+fn split_header(id: ObjectId, raw: &[u8]) -> Result<(usize, usize), CommitError> {
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            0 => return Err(CommitError::NulInHeader { id, offset: i }),
+            b'\n' if i == 0 => return Ok((0, 1)),
+            b'\n' if raw.get(i + 1) == Some(&b'\n') => return Ok((i + 1, i + 2)),
+            _ => {}
+        }
+        i += 1;
+    }
+    if raw.last() == Some(&b'\n') {
+        Ok((raw.len(), raw.len()))
+    } else {
+        Err(CommitError::UnterminatedHeader { id })
+    }
 }
 
 impl Commit {
-    /// Parses a raw commit object (`git cat-file commit` bytes).
+    /// Parses a raw commit object (`git cat-file commit` bytes), refusing what git's fsck
+    /// refuses and any header git's readers could disagree about.
     ///
     /// `sha256` selects which signature header belongs to this repository (`gpgsig-sha256`
-    /// for SHA-256 object ids, `gpgsig` otherwise).
+    /// for SHA-256 object ids, `gpgsig` otherwise) and the length of tree and parent ids.
     pub fn parse(id: ObjectId, raw: &[u8], sha256: bool) -> Result<Commit, CommitError> {
+        let (header_end, body_start) = split_header(id, raw)?;
+        if let Some(i) = memchr(0, &raw[body_start..]) {
+            return Err(CommitError::NulInMessage {
+                id,
+                offset: body_start + i,
+            });
+        }
+        let headers = &raw[..header_end];
+        for header in ["tree", "author", "committer"] {
+            if !lines(headers).any(|l| !l.continuation && l.name == header.as_bytes()) {
+                return Err(CommitError::Missing { id, header });
+            }
+        }
+
         let own_header: &[u8] = if sha256 { b"gpgsig-sha256" } else { b"gpgsig" };
+        let hex_len = if sha256 { 64 } else { 40 };
+        let mut stage = Stage::Tree;
         let mut tree = None;
         let mut parents = Vec::new();
+        let mut author = None;
         let mut committer = None;
-        let mut sig_headers: Vec<Vec<u8>> = Vec::new();
+        let mut encoding_seen = false;
+        let mut sig_headers: Vec<&[u8]> = Vec::new();
         let mut own_sig: Option<(usize, usize, Vec<u8>)> = None; // start, end, signature text
         let mut in_sig = false;
+        // The header the next continuation line would continue, if it is one line only.
+        let mut one_line: Option<&'static str> = Some("nothing");
 
-        let mut pos = 0;
-        let body_start;
-        loop {
-            if pos >= raw.len() {
-                body_start = raw.len();
-                break;
-            }
-            let end = memchr(b'\n', &raw[pos..]).map_or(raw.len(), |i| pos + i + 1);
-            let line = &raw[pos..end];
-            if line == b"\n" {
-                body_start = end;
-                break;
-            }
-            let content = line.strip_suffix(b"\n").unwrap_or(line);
-            if content.first() == Some(&b' ') {
-                // A continuation line belongs to the header above it.
-                if let (true, Some((_, sig_end, text))) = (in_sig, own_sig.as_mut()) {
-                    text.extend_from_slice(&line[1..]);
-                    *sig_end = end;
+        for line in lines(headers) {
+            if line.continuation {
+                if let Some(header) = one_line {
+                    return Err(CommitError::Continuation {
+                        id,
+                        header,
+                        line: line.number,
+                    });
                 }
-                pos = end;
+                if let (true, Some((_, sig_end, text))) = (in_sig, own_sig.as_mut()) {
+                    text.extend_from_slice(line.value);
+                    text.push(b'\n');
+                    *sig_end = line.end;
+                }
                 continue;
             }
             in_sig = false;
-            let (name, value) = match memchr(b' ', content) {
-                Some(i) => (&content[..i], &content[i + 1..]),
-                None => (content, &b""[..]),
+            one_line = None;
+            let out_of_order = |stage: Stage| CommitError::OutOfOrder {
+                id,
+                found: String::from_utf8_lossy(line.name).into_owned(),
+                expected: stage.expected(),
+                line: line.number,
             };
-            match name {
-                b"tree" if tree.is_none() => tree = Some(parse_id(id, "tree", value)?),
-                b"parent" => parents.push(parse_id(id, "parent", value)?),
-                b"committer" if committer.is_none() => {
-                    committer = Some(parse_identity(id, value)?);
-                }
-                _ if name.starts_with(b"gpgsig") => {
-                    sig_headers.push(name.to_vec());
-                    if name == own_header && own_sig.is_none() {
-                        let mut text = value.to_vec();
-                        if line.ends_with(b"\n") {
-                            text.push(b'\n');
+            let duplicate = |header: &'static str| CommitError::Duplicate {
+                id,
+                header,
+                line: line.number,
+            };
+            match line.name {
+                b"tree" => {
+                    one_line = Some("tree");
+                    match stage {
+                        Stage::Tree => {
+                            tree = Some(parse_id(id, "tree", line.value, hex_len)?);
+                            stage = Stage::ParentsOrAuthor;
                         }
-                        own_sig = Some((pos, end, text));
+                        _ => return Err(duplicate("tree")),
+                    }
+                }
+                b"parent" => {
+                    one_line = Some("parent");
+                    match stage {
+                        Stage::ParentsOrAuthor => {
+                            parents.push(parse_id(id, "parent", line.value, hex_len)?);
+                        }
+                        other => return Err(out_of_order(other)),
+                    }
+                }
+                b"author" => {
+                    one_line = Some("author");
+                    match stage {
+                        Stage::ParentsOrAuthor => {
+                            author = Some(parse_identity(id, "author", line.value)?);
+                            stage = Stage::Committer;
+                        }
+                        Stage::Tree => return Err(out_of_order(stage)),
+                        Stage::Committer | Stage::Rest => return Err(duplicate("author")),
+                    }
+                }
+                b"committer" => {
+                    one_line = Some("committer");
+                    match stage {
+                        Stage::Committer => {
+                            committer = Some(parse_identity(id, "committer", line.value)?);
+                            stage = Stage::Rest;
+                        }
+                        Stage::Rest => return Err(duplicate("committer")),
+                        other => return Err(out_of_order(other)),
+                    }
+                }
+                _ if stage != Stage::Rest => return Err(out_of_order(stage)),
+                b"encoding" => {
+                    if encoding_seen {
+                        return Err(duplicate("encoding"));
+                    }
+                    encoding_seen = true;
+                    one_line = Some("encoding");
+                    if !is_utf8_name(line.value) {
+                        return Err(CommitError::Encoding {
+                            id,
+                            encoding: String::from_utf8_lossy(line.value).into_owned(),
+                        });
+                    }
+                }
+                name if name.starts_with(b"gpgsig") => {
+                    sig_headers.push(name);
+                    // `gpgsig` alone is not git's signature header (it needs the space), but
+                    // git drops it from the payload like another algorithm's: count it.
+                    if name == own_header && !line.bare && own_sig.is_none() {
+                        let mut text = line.value.to_vec();
+                        text.push(b'\n');
+                        own_sig = Some((line.start, line.end, text));
                         in_sig = true;
                     }
                 }
+                // Other headers (mergetag, extensions) are not read by tally nor shown by git
+                // as author or committer; continuation lines may follow them.
                 _ => {}
             }
-            pos = end;
         }
 
-        let tree = tree.ok_or(CommitError::Missing { id, header: "tree" })?;
-        let committer = committer.ok_or(CommitError::Missing {
-            id,
-            header: "committer",
-        })?;
+        let (Some(tree), Some(author), Some(committer)) = (tree, author, committer) else {
+            // Each was found by the pre-scan, so the order check above returned first.
+            return Err(CommitError::Missing {
+                id,
+                header: "committer",
+            });
+        };
         let signature = match (sig_headers.len(), own_sig) {
             (0, _) => SignatureHeader::Unsigned,
             (1, Some((start, end, signature))) => {
@@ -168,7 +406,7 @@ impl Commit {
                 SignatureHeader::One { signature, payload }
             }
             (1, None) => SignatureHeader::OtherAlgorithm {
-                header: String::from_utf8_lossy(&sig_headers[0]).into_owned(),
+                header: String::from_utf8_lossy(sig_headers[0]).into_owned(),
             },
             (count, _) => SignatureHeader::Multiple { count },
         };
@@ -179,6 +417,7 @@ impl Commit {
             id,
             tree,
             parents,
+            author,
             committer,
             signature,
             summary,
@@ -190,50 +429,33 @@ fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
     hay.iter().position(|b| *b == needle)
 }
 
-fn parse_id(id: ObjectId, header: &'static str, value: &[u8]) -> Result<ObjectId, CommitError> {
-    ObjectId::from_hex(value).map_err(|e| CommitError::Malformed {
-        id,
-        header,
-        reason: e.to_string(),
-    })
+/// Whether an `encoding` value names UTF-8 the way git's `is_encoding_utf8` does.
+fn is_utf8_name(value: &[u8]) -> bool {
+    value.eq_ignore_ascii_case(b"utf-8") || value.eq_ignore_ascii_case(b"utf8")
 }
 
-/// Parses `Name <email> 1700000000 +0100`, reading from the right as git does
-/// (`split_ident_line`), so that names containing `<` still parse.
-fn parse_identity(id: ObjectId, value: &[u8]) -> Result<Identity, CommitError> {
-    let bad = |reason: &str| CommitError::Malformed {
-        id,
-        header: "committer",
-        reason: reason.to_owned(),
-    };
-    let close = value
-        .iter()
-        .rposition(|b| *b == b'>')
-        .ok_or_else(|| bad("no '>' after the email"))?;
-    let open = value[..close]
-        .iter()
-        .rposition(|b| *b == b'<')
-        .ok_or_else(|| bad("no '<' before the email"))?;
-    let name = String::from_utf8_lossy(value[..open].trim_ascii_end()).into_owned();
-    let email = std::str::from_utf8(&value[open + 1..close])
-        .map_err(|_| bad("email is not UTF-8"))?
-        .to_owned();
-    let rest = std::str::from_utf8(&value[close + 1..])
-        .map_err(|_| bad("date is not UTF-8"))?
-        .trim();
-    let mut parts = rest.split_ascii_whitespace();
-    let seconds = parts
-        .next()
-        .ok_or_else(|| bad("no timestamp"))?
-        .parse::<i64>()
-        .map_err(|_| bad("timestamp is not a number"))?;
-    let offset = parts.next().unwrap_or("+0000").to_owned();
-    Ok(Identity {
-        name,
-        email,
-        seconds,
-        offset,
-    })
+fn parse_id(
+    id: ObjectId,
+    header: &'static str,
+    value: &[u8],
+    hex_len: usize,
+) -> Result<ObjectId, CommitError> {
+    let malformed = |reason: String| CommitError::Malformed { id, header, reason };
+    if value.len() != hex_len {
+        return Err(malformed(format!(
+            "expected {hex_len} hex digits, found {} bytes",
+            value.len()
+        )));
+    }
+    ObjectId::from_hex(value).map_err(|e| malformed(e.to_string()))
+}
+
+fn parse_identity(
+    id: ObjectId,
+    header: &'static str,
+    value: &[u8],
+) -> Result<Identity, CommitError> {
+    Identity::parse(value).map_err(|defect| CommitError::Identity { id, header, defect })
 }
 
 #[cfg(test)]
@@ -255,10 +477,22 @@ U1NIU0lH\n \
 \n\
 subject line\n\nbody gpgsig not a header\n";
 
+    const TREE: &str = "tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n";
+    const PARENT: &str = "parent 2222222222222222222222222222222222222222\n";
+    const AUTHOR: &str = "author A <a@x> 1 +0000\n";
+    const COMMITTER: &str = "committer C <c@x> 2 +0000\n";
+
+    fn parse(headers: &[&str]) -> Result<Commit, CommitError> {
+        let mut raw = headers.concat();
+        raw.push_str("\nmsg\n");
+        Commit::parse(id(), raw.as_bytes(), false)
+    }
+
     #[test]
     fn splits_signature_and_payload_like_git() {
         let c = Commit::parse(id(), SIGNED, false).unwrap();
         assert_eq!(c.parents.len(), 1);
+        assert_eq!(c.author.email, "a@example.com");
         assert_eq!(c.committer.email, "c@example.com");
         assert_eq!(c.committer.seconds, 1_700_000_100);
         assert_eq!(c.committer.offset, "-0230");
@@ -304,46 +538,235 @@ subject line\n\nbody gpgsig not a header\n";
         );
     }
 
+    /// git takes `gpgsig ` (with the space) as the signature header; a bare `gpgsig` line is
+    /// dropped from the payload like another algorithm's header, so it is not one signature.
+    #[test]
+    fn bare_signature_header_name_is_not_the_signature() {
+        let c = parse(&[TREE, AUTHOR, COMMITTER, "gpgsig\n"]).unwrap();
+        assert_eq!(
+            c.signature,
+            SignatureHeader::OtherAlgorithm {
+                header: "gpgsig".into()
+            }
+        );
+    }
+
     #[test]
     fn unsigned_commit_has_no_signature() {
-        let raw =
-            b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\ncommitter x <x@y> 1 +0000\n\nmsg\n";
-        let c = Commit::parse(id(), raw, false).unwrap();
+        let c = parse(&[TREE, AUTHOR, COMMITTER]).unwrap();
         assert_eq!(c.signature, SignatureHeader::Unsigned);
         assert!(c.parents.is_empty());
     }
 
     #[test]
-    fn missing_tree_is_an_error() {
-        let raw = b"committer x <x@y> 1 +0000\n\nmsg\n";
-        assert!(matches!(
-            Commit::parse(id(), raw, false),
-            Err(CommitError::Missing { header: "tree", .. })
-        ));
+    fn missing_tree_author_or_committer_is_refused() {
+        for (headers, header) in [
+            (&[AUTHOR, COMMITTER][..], "tree"),
+            (&[TREE, COMMITTER][..], "author"),
+            (&[TREE, PARENT, AUTHOR][..], "committer"),
+        ] {
+            assert!(
+                matches!(parse(headers), Err(CommitError::Missing { header: h, .. }) if h == header),
+                "{headers:?}"
+            );
+        }
     }
 
+    /// Issue 10: `git log --format=%ce` shows the last `committer` line, fsck reads the first.
     #[test]
-    fn malformed_committer_is_an_error() {
-        for raw in [
-            &b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\ncommitter nobody 1 +0000\n\n"[..],
-            b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\ncommitter x <x@y> soon +0000\n\n",
-            b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\ncommitter x <x@y>\n\n",
+    fn duplicate_tree_author_or_committer_is_refused() {
+        let second_committer = "committer B <b@y> 3 +0000\n";
+        for (headers, header, line) in [
+            (&[TREE, TREE, AUTHOR, COMMITTER][..], "tree", 2),
+            (&[TREE, AUTHOR, AUTHOR, COMMITTER][..], "author", 3),
+            (
+                &[TREE, AUTHOR, COMMITTER, second_committer][..],
+                "committer",
+                4,
+            ),
+            (
+                &[TREE, AUTHOR, COMMITTER, "foo bar\n", second_committer][..],
+                "committer",
+                5,
+            ),
+            (&[TREE, AUTHOR, COMMITTER, AUTHOR][..], "author", 4),
+            (&[TREE, AUTHOR, COMMITTER, TREE][..], "tree", 4),
+            (
+                &[
+                    TREE,
+                    AUTHOR,
+                    COMMITTER,
+                    "encoding UTF-8\n",
+                    "encoding utf8\n",
+                ][..],
+                "encoding",
+                5,
+            ),
         ] {
-            assert!(matches!(
-                Commit::parse(id(), raw, false),
-                Err(CommitError::Malformed {
-                    header: "committer",
-                    ..
-                })
-            ));
+            assert_eq!(
+                parse(headers).unwrap_err(),
+                CommitError::Duplicate {
+                    id: id(),
+                    header,
+                    line
+                },
+                "{headers:?}"
+            );
         }
     }
 
     #[test]
-    fn name_with_angle_bracket_parses_from_the_right() {
-        let raw = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\ncommitter a <b> c <c@example.com> 5 +0000\n\n";
-        let c = Commit::parse(id(), raw, false).unwrap();
-        assert_eq!(c.committer.email, "c@example.com");
+    fn header_order_is_the_one_fsck_requires() {
+        for (headers, found, line) in [
+            (&[AUTHOR, TREE, COMMITTER][..], "author", 1),
+            (&[PARENT, TREE, AUTHOR, COMMITTER][..], "parent", 1),
+            (&[TREE, COMMITTER, AUTHOR][..], "committer", 2),
+            (&[TREE, AUTHOR, PARENT, COMMITTER][..], "parent", 3),
+            (&[TREE, AUTHOR, COMMITTER, PARENT][..], "parent", 4),
+            (
+                &[TREE, "encoding UTF-8\n", AUTHOR, COMMITTER][..],
+                "encoding",
+                2,
+            ),
+            (&[TREE, AUTHOR, "gpgsig x\n", COMMITTER][..], "gpgsig", 3),
+        ] {
+            assert!(
+                matches!(parse(headers), Err(CommitError::OutOfOrder { found: f, line: l, .. }) if f == found && l == line),
+                "{headers:?}: {:?}",
+                parse(headers)
+            );
+        }
+        assert!(parse(&[TREE, PARENT, PARENT, AUTHOR, COMMITTER, "mergetag x\n y\n"]).is_ok());
+    }
+
+    #[test]
+    fn continuation_of_a_one_line_header_is_refused() {
+        for (headers, header) in [
+            (&[" x\n", TREE, AUTHOR, COMMITTER][..], "nothing"),
+            (&[TREE, " x\n", AUTHOR, COMMITTER][..], "tree"),
+            (&[TREE, AUTHOR, COMMITTER, " x\n"][..], "committer"),
+            (
+                &[TREE, AUTHOR, COMMITTER, "encoding UTF-8\n", " x\n"][..],
+                "encoding",
+            ),
+        ] {
+            assert!(
+                matches!(parse(headers), Err(CommitError::Continuation { header: h, .. }) if h == header),
+                "{headers:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_identities_name_their_defect() {
+        for (headers, header, defect) in [
+            (
+                &[TREE, AUTHOR, "committer nobody 1 +0000\n"][..],
+                "committer",
+                IdentityDefect::NoEmail,
+            ),
+            (
+                &[TREE, AUTHOR, "committer x <x@y> soon +0000\n"][..],
+                "committer",
+                IdentityDefect::BadDate,
+            ),
+            (
+                &[TREE, AUTHOR, "committer x <x@y>\n"][..],
+                "committer",
+                IdentityDefect::NoSpaceBeforeDate,
+            ),
+            (
+                &[TREE, "author x<x@y> 1 +0000\n", COMMITTER][..],
+                "author",
+                IdentityDefect::NoSpaceBeforeEmail,
+            ),
+        ] {
+            assert_eq!(
+                parse(headers).unwrap_err(),
+                CommitError::Identity {
+                    id: id(),
+                    header,
+                    defect
+                },
+                "{headers:?}"
+            );
+        }
+    }
+
+    /// git shows `b` as the email of `a <b> c <c@example.com>` (first `<...>`); the old reader
+    /// took the last one.
+    #[test]
+    fn name_with_angle_brackets_is_refused() {
+        assert_eq!(
+            parse(&[TREE, AUTHOR, "committer a <b> c <c@example.com> 5 +0000\n"]).unwrap_err(),
+            CommitError::Identity {
+                id: id(),
+                header: "committer",
+                defect: IdentityDefect::BadDate
+            }
+        );
+    }
+
+    #[test]
+    fn nul_bytes_are_refused() {
+        let mut raw = [TREE, AUTHOR, COMMITTER, "\nmsg\n"].concat().into_bytes();
+        raw[TREE.len() + 3] = 0;
+        assert_eq!(
+            Commit::parse(id(), &raw, false).unwrap_err(),
+            CommitError::NulInHeader {
+                id: id(),
+                offset: TREE.len() + 3
+            }
+        );
+        let raw = [TREE, AUTHOR, COMMITTER, "\nm\0sg\n"].concat();
+        let offset = raw.len() - 4;
+        assert_eq!(
+            Commit::parse(id(), raw.as_bytes(), false).unwrap_err(),
+            CommitError::NulInMessage { id: id(), offset }
+        );
+    }
+
+    #[test]
+    fn unterminated_header_is_refused() {
+        let raw = [TREE, AUTHOR, COMMITTER.trim_end()].concat();
+        assert_eq!(
+            Commit::parse(id(), raw.as_bytes(), false).unwrap_err(),
+            CommitError::UnterminatedHeader { id: id() }
+        );
+        // No message at all is not a crime, as long as the last header ends in LF.
+        let raw = [TREE, AUTHOR, COMMITTER].concat();
+        assert!(Commit::parse(id(), raw.as_bytes(), false).is_ok());
+    }
+
+    #[test]
+    fn only_utf8_encoding_is_accepted() {
+        for ok in ["UTF-8", "utf8", "Utf-8"] {
+            let enc = format!("encoding {ok}\n");
+            assert!(parse(&[TREE, AUTHOR, COMMITTER, &enc]).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            parse(&[TREE, AUTHOR, COMMITTER, "encoding UTF-7\n"]).unwrap_err(),
+            CommitError::Encoding {
+                id: id(),
+                encoding: "UTF-7".into()
+            }
+        );
+    }
+
+    #[test]
+    fn ids_of_the_wrong_length_are_refused() {
+        let sha256_tree = format!("tree {}\n", "4".repeat(64));
+        assert!(matches!(
+            parse(&[&sha256_tree, AUTHOR, COMMITTER]),
+            Err(CommitError::Malformed { header: "tree", .. })
+        ));
+        assert!(matches!(
+            parse(&[TREE, "parent 22\n", AUTHOR, COMMITTER]),
+            Err(CommitError::Malformed {
+                header: "parent",
+                ..
+            })
+        ));
     }
 
     #[test]

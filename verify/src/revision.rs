@@ -13,7 +13,7 @@ use gix::objs::Kind;
 use gix::objs::tree::EntryKind;
 use jiff::Timestamp;
 
-use crate::commit::Commit;
+use crate::commit::{Commit, CommitError};
 use crate::files::{FileProblem, FileRules, printable};
 use crate::objects::{ObjectError, Objects};
 use crate::syntax::Format;
@@ -75,6 +75,8 @@ pub enum Problem {
         /// Where the ref is.
         actual: Option<ObjectId>,
     },
+    /// The commit object is malformed or ambiguous (git's fsck rules, duplicate headers).
+    Malformed(CommitError),
 }
 
 /// One reason to refuse an update.
@@ -110,6 +112,9 @@ impl Violation {
             Problem::Signature(p) => p.fix().into(),
             Problem::File(p) => p.fix(self.path.as_deref().unwrap_or("")),
             Problem::Tree(p) => p.fix(self.path.as_deref().unwrap_or("")),
+            Problem::Malformed(_) => {
+                "recreate the commit with git itself (git commit --amend --no-edit -S); commits git's fsck refuses, or that git would show with another author or committer, are refused".into()
+            }
             Problem::Unreadable(_) => {
                 "this is a server-side problem: an administrator should run git fsck on the repository".into()
             }
@@ -180,6 +185,7 @@ impl std::fmt::Display for Violation {
                     seq.map(|s| format!(" (entry {s})")).unwrap_or_default()
                 )
             }
+            Problem::Malformed(e) => write!(f, "malformed commit: {e}"),
         }
     }
 }
@@ -353,11 +359,9 @@ impl<'a> Checker<'a> {
         self.check_commits(&walk.commits, update, &mut report);
         match self.read_commit(new) {
             Ok(c) => report.new_tree = Some(c.tree),
-            Err(e) => report.violations.push(violation(
-                Some(new),
-                None,
-                Problem::Unreadable(e.to_string()),
-            )),
+            // Already reported as the new commit's own violation.
+            Err(Problem::Malformed(_)) if walk.commits.contains(&new) => {}
+            Err(problem) => report.violations.push(violation(Some(new), None, problem)),
         }
         report
     }
@@ -439,12 +443,12 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn read_commit(&mut self, id: ObjectId) -> Result<Commit, ObjectError> {
-        let raw = self.objects.read(&id, Kind::Commit, &mut self.buf)?;
-        Commit::parse(id, raw, self.sha256).map_err(|e| ObjectError::Read {
-            id,
-            message: e.to_string(),
-        })
+    fn read_commit(&mut self, id: ObjectId) -> Result<Commit, Problem> {
+        let raw = self
+            .objects
+            .read(&id, Kind::Commit, &mut self.buf)
+            .map_err(|e| Problem::Unreadable(e.to_string()))?;
+        Commit::parse(id, raw, self.sha256).map_err(Problem::Malformed)
     }
 
     fn parents(&mut self, id: ObjectId) -> Result<Vec<ObjectId>, ObjectError> {
@@ -464,9 +468,7 @@ impl<'a> Checker<'a> {
         update: &Update,
         report: &mut Report,
     ) -> Result<(), Problem> {
-        let commit = self
-            .read_commit(id)
-            .map_err(|e| Problem::Unreadable(e.to_string()))?;
+        let commit = self.read_commit(id)?;
         let mut ok = true;
         let mut push = |path: Option<String>, problem: Problem, ok: &mut bool| {
             *ok = false;
@@ -492,11 +494,7 @@ impl<'a> Checker<'a> {
         };
         if let Some(files) = self.files {
             let base = match commit.parents.first() {
-                Some(p) => Some(
-                    self.read_commit(*p)
-                        .map_err(|e| Problem::Unreadable(e.to_string()))?
-                        .tree,
-                ),
+                Some(p) => Some(self.read_commit(*p)?.tree),
                 None => None,
             };
             let diff = crate::tree::diff(self.objects, base, commit.tree, &mut self.buf)

@@ -6,6 +6,15 @@
 //! `"SSHSIG" || string namespace || string reserved || string hash_algorithm || string H(payload)`.
 //! The parser here is tally's own so that every field is checked with a precise error; the
 //! cryptography is `ssh-key`'s.
+//!
+//! The armor must be exactly what `ssh-keygen -Y sign` writes (OpenSSH `sshsig.c:
+//! sshsig_armor`, `sshbuf-misc.c: sshbuf_dtob64`): the BEGIN line, LF, the padded base64 of
+//! the blob in lines of 70 characters (the last one 1 to 70) each ending in LF, the END line,
+//! LF, and nothing else. `ssh-keygen -Y verify` reads more than that (`sshsig_dearmor` takes a
+//! CRLF after BEGIN, skips whitespace in the base64 and ignores anything after END), and git
+//! hands it the signature as written, so `git verify-commit` accepts a commit whose armor was
+//! re-wrapped or had text appended. The signed payload does not cover the armor, so each such
+//! copy is a new commit id under an old signature: tally refuses every one of them.
 
 use base64ct::{Base64, Encoding};
 use sha2::{Digest, Sha256, Sha512};
@@ -82,6 +91,9 @@ pub enum SigError {
     /// Base64 body does not decode.
     #[error("signature armor is not valid base64")]
     Base64,
+    /// The armor is not byte for byte what `ssh-keygen -Y sign` writes.
+    #[error("signature armor is not as ssh-keygen writes it: {0}")]
+    Armor(ArmorDefect),
     /// The decoded blob ends early or a field is malformed.
     #[error("malformed SSHSIG blob: {0}")]
     Malformed(&'static str),
@@ -129,20 +141,51 @@ pub enum SigError {
     NoUserPresence,
 }
 
+/// How an armored signature differs from what `ssh-keygen -Y sign` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArmorDefect {
+    /// Bytes before the BEGIN line.
+    #[error("text before the BEGIN line")]
+    TextBeforeBegin,
+    /// A CR anywhere (CRLF line endings).
+    #[error("carriage return on line {line} (ssh-keygen writes LF only)")]
+    CarriageReturn {
+        /// Line of the armor, from 1 (the BEGIN line).
+        line: usize,
+    },
+    /// No END line.
+    #[error("no END line")]
+    NoEnd,
+    /// Bytes after the END line's LF, or no LF after it.
+    #[error("text after the END line, or no newline ending it")]
+    TextAfterEnd,
+    /// A base64 line of another length than 70 (the last: 1 to 70).
+    #[error("base64 line {line} is {length} characters (ssh-keygen writes lines of 70)")]
+    LineLength {
+        /// Line of the armor, from 1 (the BEGIN line).
+        line: usize,
+        /// Its length.
+        length: usize,
+    },
+    /// The bits after the last full byte are not zero: another spelling of the same blob.
+    #[error("the last base64 character has non-zero padding bits")]
+    PaddingBits,
+}
+
 impl SshSig {
-    /// Parses the armored signature text taken from a commit's `gpgsig` header.
+    /// Parses the armored signature text taken from a commit's `gpgsig` header, refusing any
+    /// armor other than what `ssh-keygen -Y sign` writes.
     pub fn from_armored(text: &[u8]) -> Result<SshSig, SigError> {
         if text.len() > MAX_ARMORED {
             return Err(SigError::TooLarge { size: text.len() });
         }
-        let text = std::str::from_utf8(text).map_err(|_| SigError::NotArmored)?;
-        let text = text.trim();
-        let inner = text
-            .strip_prefix(BEGIN)
-            .and_then(|t| t.strip_suffix(END))
-            .ok_or(SigError::NotArmored)?;
-        let b64: String = inner.split_ascii_whitespace().collect();
-        let blob = Base64::decode_vec(&b64).map_err(|_| SigError::Base64)?;
+        let b64 = dearmor(text)?;
+        if !padding_bits_are_zero(&b64) {
+            return Err(SigError::Armor(ArmorDefect::PaddingBits));
+        }
+        let b64 = std::str::from_utf8(&b64).map_err(|_| SigError::Base64)?;
+        let blob = Base64::decode_vec(b64).map_err(|_| SigError::Base64)?;
         SshSig::from_blob(&blob)
     }
 
@@ -240,6 +283,86 @@ impl SshSig {
             }
         }
         Ok(())
+    }
+}
+
+/// Base64 characters per armor line (`sshbuf_dtob64` with `wrap`).
+const LINE: usize = 70;
+
+/// Checks that `text` is armor exactly as `ssh-keygen -Y sign` writes it and returns the
+/// base64 text, its lines joined.
+fn dearmor(text: &[u8]) -> Result<Vec<u8>, SigError> {
+    let defect = SigError::Armor;
+    let Some(rest) = text
+        .strip_prefix(BEGIN.as_bytes())
+        .and_then(|t| t.strip_prefix(b"\n"))
+    else {
+        return Err(if text.starts_with(format!("{BEGIN}\r").as_bytes()) {
+            defect(ArmorDefect::CarriageReturn { line: 1 })
+        } else if find(text, BEGIN.as_bytes()).is_some() {
+            defect(ArmorDefect::TextBeforeBegin)
+        } else {
+            SigError::NotArmored
+        });
+    };
+    if let Some(i) = rest.iter().position(|b| *b == b'\r') {
+        let line = 2 + rest[..i].iter().filter(|b| **b == b'\n').count();
+        return Err(defect(ArmorDefect::CarriageReturn { line }));
+    }
+    let Some(at) = find(rest, END.as_bytes()).filter(|at| *at == 0 || rest[at - 1] == b'\n') else {
+        return Err(defect(ArmorDefect::NoEnd));
+    };
+    if &rest[at + END.len()..] != b"\n" {
+        return Err(defect(ArmorDefect::TextAfterEnd));
+    }
+    let body = &rest[..at];
+    let mut lines: Vec<&[u8]> = body.split(|b| *b == b'\n').collect();
+    // The body ends in LF, so the split ends with an empty piece; an empty body has one.
+    lines.pop();
+    if lines.is_empty() {
+        return Err(defect(ArmorDefect::LineLength { line: 2, length: 0 }));
+    }
+    let count = lines.len();
+    for (i, line) in lines.iter().enumerate() {
+        let fits = if i + 1 == count {
+            (1..=LINE).contains(&line.len())
+        } else {
+            line.len() == LINE
+        };
+        if !fits {
+            return Err(defect(ArmorDefect::LineLength {
+                line: i + 2,
+                length: line.len(),
+            }));
+        }
+    }
+    Ok(lines.concat())
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Whether the unused low bits of the last base64 character before `=` padding are zero
+/// (RFC 4648 section 3.5: canonical encoding). OpenSSH's `b64_pton` refuses them too.
+fn padding_bits_are_zero(b64: &[u8]) -> bool {
+    let pad = b64.iter().rev().take_while(|b| **b == b'=').count();
+    let Some(&last) = b64.len().checked_sub(pad + 1).and_then(|i| b64.get(i)) else {
+        return true;
+    };
+    let value = match last {
+        b'A'..=b'Z' => last - b'A',
+        b'a'..=b'z' => last - b'a' + 26,
+        b'0'..=b'9' => last - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        // Not base64 at all: the decoder says so.
+        _ => return true,
+    };
+    match pad {
+        1 => value & 0b11 == 0,
+        2 => value & 0b1111 == 0,
+        _ => true,
     }
 }
 
@@ -386,6 +509,92 @@ mod tests {
         assert_eq!(
             sig.verify("git", b"payload").unwrap_err(),
             SigError::BadSignature
+        );
+    }
+
+    /// Armor around `blob` as `ssh-keygen -Y sign` writes it.
+    fn armor(blob: &[u8], width: usize) -> String {
+        let b64 = Base64::encode_string(blob);
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(width)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        format!("{BEGIN}\n{}\n{END}\n", lines.join("\n"))
+    }
+
+    #[test]
+    fn canonical_armor_parses() {
+        let blob = security_key_signature(b"payload", 0x01);
+        assert!(blob.len() > 2 * LINE, "several lines");
+        SshSig::from_armored(armor(&blob, LINE).as_bytes()).unwrap();
+    }
+
+    /// Each way of re-spelling the same blob, refused with the defect it has.
+    #[test]
+    fn every_armor_defect_is_refused_by_name() {
+        let blob = security_key_signature(b"payload", 0x01);
+        let good = armor(&blob, LINE);
+        let defect = |text: &str| match SshSig::from_armored(text.as_bytes()) {
+            Err(SigError::Armor(d)) => d,
+            other => panic!("{other:?} for {text:?}"),
+        };
+        assert_eq!(
+            defect(&armor(&blob, 64)),
+            ArmorDefect::LineLength {
+                line: 2,
+                length: 64
+            }
+        );
+        assert_eq!(
+            defect(&armor(&blob, 76)),
+            ArmorDefect::LineLength {
+                line: 2,
+                length: 76
+            }
+        );
+        assert_eq!(
+            defect(&good.replace('\n', "\r\n")),
+            ArmorDefect::CarriageReturn { line: 1 }
+        );
+        let third = good.match_indices('\n').nth(2).unwrap().0;
+        let mut cr = good.clone();
+        cr.insert(third, '\r');
+        assert_eq!(defect(&cr), ArmorDefect::CarriageReturn { line: 3 });
+        assert_eq!(defect(&format!("{good}x\n")), ArmorDefect::TextAfterEnd);
+        assert_eq!(defect(good.trim_end()), ArmorDefect::TextAfterEnd);
+        assert_eq!(defect(&format!("{good}\n")), ArmorDefect::TextAfterEnd);
+        assert_eq!(defect(&format!("x\n{good}")), ArmorDefect::TextBeforeBegin);
+        assert_eq!(defect(&format!(" {good}")), ArmorDefect::TextBeforeBegin);
+        assert_eq!(defect(&good.replace(END, "")), ArmorDefect::NoEnd);
+        assert_eq!(
+            defect(&good.replace(&format!("\n{END}"), END)),
+            ArmorDefect::NoEnd
+        );
+        let blank = good.replacen('\n', "\n\n", 2).replacen("\n\n", "\n", 1);
+        assert!(matches!(
+            defect(&blank),
+            ArmorDefect::LineLength { length: 0, .. }
+        ));
+        assert_eq!(
+            defect(&format!("{BEGIN}\n{END}\n")),
+            ArmorDefect::LineLength { line: 2, length: 0 }
+        );
+    }
+
+    #[test]
+    fn non_zero_padding_bits_are_refused() {
+        // 121 bytes: one '=' of padding, two spare bits in the last character.
+        let mut blob = security_key_signature(b"payload", 0x01);
+        blob.truncate(121);
+        let good = armor(&blob, LINE);
+        assert!(good.contains("=\n"));
+        let at = good.find('=').unwrap() - 1;
+        let mut bad = good.into_bytes();
+        bad[at] += 1;
+        assert_eq!(
+            SshSig::from_armored(&bad).unwrap_err(),
+            SigError::Armor(ArmorDefect::PaddingBits)
         );
     }
 

@@ -248,6 +248,9 @@ impl SignatureProblem {
             SignatureProblem::Signature(SigError::Certificate(_)) => {
                 "issue the certificate with a validity period (ssh-keygen -s <ca-key> -I <id> -n <email> -V +52w <key.pub>) and re-sign: git commit --amend --no-edit -S"
             }
+            SignatureProblem::Signature(SigError::Armor(_)) => {
+                "push the commit exactly as git wrote it; a signature re-wrapped or re-encoded after signing gives the commit a new id, so re-sign it: git commit --amend --no-edit -S"
+            }
             SignatureProblem::MultipleHeaders { .. } | SignatureProblem::Signature(_) => {
                 "re-sign the commit: git commit --amend --no-edit -S"
             }
@@ -308,10 +311,9 @@ impl Trust {
             }
             SignatureHeader::One { signature, payload } => (signature, payload),
         };
-        if !signature
-            .trim_ascii_start()
-            .starts_with(crate::sshsig::BEGIN.as_bytes())
-        {
+        // Armor with text before it is still SSH armor, refused for that text by the parser.
+        let begin = crate::sshsig::BEGIN.as_bytes();
+        if !signature.windows(begin.len()).any(|w| w == begin) {
             return Err(SignatureProblem::NotSsh {
                 kind: foreign_kind(signature),
             });
