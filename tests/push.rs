@@ -65,9 +65,9 @@ fn accepts_ed25519_signed_commit_and_names_the_signer() {
     push.assert_accepted();
     assert_eq!(server.branch("main").as_deref(), Some(c.as_str()));
     assert_eq!(
-        push.line_with(&["accepted"]),
+        push.line_with(&["passed tally's checks"]),
         format!(
-            "tally: accepted {} on refs/heads/main (1 new commit, signed by alice@example.com)",
+            "tally: passed tally's checks: {} on refs/heads/main (1 new commit, signed by alice@example.com)",
             short(&c)
         )
     );
@@ -88,7 +88,11 @@ fn accepts_signer_with_key(key: &Key) {
     let push = work.push(&["origin", "main"]);
     push.assert_accepted();
     assert_eq!(server.branch("main").as_deref(), Some(c.as_str()));
-    push.line_with(&["accepted", short(&c), "signed by ops@example.com"]);
+    push.line_with(&[
+        "passed tally's checks",
+        short(&c),
+        "signed by ops@example.com",
+    ]);
 }
 
 #[test]
@@ -169,9 +173,9 @@ fn accepts_multi_commit_push_by_several_signers() {
     push.assert_accepted();
     assert_eq!(server.branch("main").as_deref(), Some(tip.as_str()));
     assert_eq!(
-        push.line_with(&["accepted"]),
+        push.line_with(&["passed tally's checks"]),
         format!(
-            "tally: accepted {} on refs/heads/main (5 new commits, signed by alice@example.com, \
+            "tally: passed tally's checks: {} on refs/heads/main (5 new commits, signed by alice@example.com, \
              bob@example.com, carol@example.com, dave@example.com)",
             short(&tip)
         )
@@ -190,7 +194,7 @@ fn accepts_branch_creation_from_a_root_commit() {
     push.assert_accepted();
     assert_eq!(server.branch("main").as_deref(), Some(tip.as_str()));
     push.line_with(&[
-        "accepted",
+        "passed tally's checks",
         short(&tip),
         "(2 new commits, signed by alice@example.com)",
     ]);
@@ -210,7 +214,7 @@ fn accepts_creating_a_second_protected_branch_from_main() {
     push.assert_accepted();
     assert_eq!(server.branch("release/1.0").as_deref(), Some(main.as_str()));
     push.line_with(&[
-        "accepted",
+        "passed tally's checks",
         short(&main),
         "refs/heads/release/1.0 (0 new commits)",
     ]);
@@ -227,7 +231,7 @@ fn accepts_creating_a_second_protected_branch_from_main() {
     assert_eq!(server.branch("release/1.1").as_deref(), Some(rel.as_str()));
     assert_eq!(server.branch("main").as_deref(), Some(main.as_str()));
     push.line_with(&[
-        "accepted",
+        "passed tally's checks",
         short(&rel),
         "refs/heads/release/1.1 (1 new commit, signed by bob@example.com)",
     ]);
@@ -386,7 +390,11 @@ fn push_with_certificate(validity: Option<&str>) {
     let push = work.push(&["origin", "main"]);
     push.assert_accepted();
     assert_eq!(server.branch("main").as_deref(), Some(c.as_str()));
-    push.line_with(&["accepted", short(&c), "signed by alice@example.com"]);
+    push.line_with(&[
+        "passed tally's checks",
+        short(&c),
+        "signed by alice@example.com",
+    ]);
 }
 
 #[test]

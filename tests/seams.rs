@@ -403,3 +403,57 @@ fn maintenance_succeeds_in_a_guarded_repository_and_records_nothing() {
     work.push(&["origin", "HEAD:main"]).assert_accepted();
     server.assert_ledger_intact();
 }
+
+/// Issue 11, item 4: pre-receive cannot know whether a later hook refuses the push (here an
+/// `update` hook, as gitolite's or a forge's). Its verdict is bound to that push's
+/// receive-pack, so a `git update-ref` by hand afterwards, with exactly the same old and new
+/// commits, is refused and never recorded as accepted in the pusher's name.
+#[test]
+fn a_verdict_belongs_to_its_push_only() {
+    let env = TestEnv::new();
+    let server = env.server(&alice_and_bob(), &[]);
+    let work = env.clone_as(&server, "work", &alice());
+    let base = work.commit("base").file("base.yaml", "a: 1\n").create();
+    work.push_main_ok();
+    let update_hook = server.path.join("hooks/update");
+    std::fs::write(
+        &update_hook,
+        "#!/bin/sh\necho 'update hook: no pushes today' >&2\nexit 1\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&update_hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let next = work.commit("next").file("b.yaml", "b: 1\n").create();
+    let push = work.push(&["origin", "HEAD:main"]);
+    assert_eq!(push.code, 1, "{}", push.stderr);
+    assert!(
+        push.stderr
+            .contains("hook declined to update refs/heads/main"),
+        "{}",
+        push.stderr
+    );
+    push.line_with(&["passed tally's checks", short(&next)]);
+    assert!(
+        push.stderr.contains("update hook: no pushes today"),
+        "{}",
+        push.stderr
+    );
+    assert_eq!(server.branch("main").as_deref(), Some(base.as_str()));
+    std::fs::remove_file(&update_hook).unwrap();
+
+    let out = server
+        .git()
+        .args(["update-ref", "refs/heads/main", &next, &base])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("no pre-receive verdict"), "{stderr}");
+    assert_eq!(server.branch("main").as_deref(), Some(base.as_str()));
+    let accepted = server.log(&["--kind", "accepted"]);
+    assert!(
+        accepted.iter().all(|e| e["new"] != next.as_str()),
+        "{accepted:?}"
+    );
+    server.assert_ledger_intact();
+}

@@ -272,7 +272,7 @@ pub fn run(git_dir: &Path, input: &mut impl BufRead, out: &mut impl Write, now: 
                     .map(|c| c.signer.principal.as_str())
                     .collect();
                 reporter.line(&format!(
-                    "accepted {} on {} ({} new commit{}{})",
+                    "passed tally's checks: {} on {} ({} new commit{}{})",
                     v.update
                         .new
                         .map(|n| n.to_hex_with_len(10).to_string())

@@ -22,8 +22,54 @@ use crate::config::{Policy, TALLY_DIR};
 use crate::pusher::Pusher;
 
 /// A verdict older than this is not honoured: the ref update follows its pre-receive within
-/// seconds.
+/// seconds. (The binding to the receiving process, [`Receiver`], is what ties a verdict to
+/// its push; this only bounds how long a push's leftovers can lie around.)
 pub const PENDING_TTL_SECONDS: i64 = 600;
+
+/// The `git receive-pack` process a hook runs under, by pid and start time (so a reused pid
+/// is another process): a verdict is usable only by the ref update of the push that produced
+/// it. pre-receive cannot know whether a later hook (gitolite's `update`, the platform's own
+/// checks) refuses the push; bound like this, a verdict left by a refused push cannot be used
+/// by a `git update-ref` afterwards, which runs under no receive-pack.
+///
+/// Found by walking up from the hook's parent (a platform may put its own process between:
+/// Gitea's `gitea hook`, a shell wrapper) to the nearest process whose command line is git's
+/// receive-pack. Linux only (`/proc`); elsewhere there is no binding and the time to live
+/// applies alone.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Receiver {
+    pid: u32,
+    start: u64,
+}
+
+impl Receiver {
+    /// The receive-pack process above this one, if any.
+    pub fn current() -> Option<Receiver> {
+        let mut pid = std::os::unix::process::parent_id();
+        for _ in 0..8 {
+            if pid <= 1 {
+                return None;
+            }
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // Fields after the command name, which is in parentheses and may hold anything.
+            let fields: Vec<&str> = stat
+                .get(stat.rfind(')')? + 1..)?
+                .split_whitespace()
+                .collect();
+            let is_receive_pack = cmdline
+                .split(|b| *b == 0)
+                .any(|arg| arg == b"receive-pack" || arg.ends_with(b"git-receive-pack"));
+            if is_receive_pack {
+                // stat(5): field 22, starttime; fields[0] is field 3.
+                let start = fields.get(19)?.parse().ok()?;
+                return Some(Receiver { pid, start });
+            }
+            pid = fields.get(1)?.parse().ok()?;
+        }
+        None
+    }
+}
 
 /// The paths of tally's files in one repository.
 #[derive(Debug, Clone)]
@@ -105,6 +151,9 @@ struct Pending {
     pusher: String,
     policy_digest: String,
     created: i64,
+    /// The push's receive-pack, where one could be found.
+    #[serde(default)]
+    receiver: Option<Receiver>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -186,6 +235,7 @@ pub fn leave_verdicts(
             pusher: pusher.to_string(),
             policy_digest: config.digest_hex(),
             created: now.as_second(),
+            receiver: Receiver::current(),
         };
         let bytes = serde_json::to_vec(&pending).map_err(|e| RecordError::Corrupt {
             path: dir.display().to_string(),
@@ -217,11 +267,13 @@ fn sweep_stale(dir: &Path) {
     }
 }
 
-/// Takes the verdict for an update, if pre-receive left one that is still fresh.
+/// Takes the verdict for an update, if pre-receive left one that is still fresh and, with
+/// `bound`, was left under the same receive-pack as this hook runs under.
 fn take_verdict(
     paths: &Paths,
     update: &Update,
     now: Timestamp,
+    bound: bool,
 ) -> Result<Option<Pending>, RecordError> {
     let path = paths
         .pending()
@@ -240,7 +292,8 @@ fn take_verdict(
         && pending.new == update.new.map(|o| o.to_string());
     let fresh = now.as_second() - pending.created <= PENDING_TTL_SECONDS
         && pending.created <= now.as_second() + 60;
-    Ok((matches && fresh).then_some(pending))
+    let same_push = !bound || pending.receiver.is_none() || pending.receiver == Receiver::current();
+    Ok((matches && fresh && same_push).then_some(pending))
 }
 
 fn remove_verdict(paths: &Paths, update: &Update) {
@@ -504,7 +557,7 @@ pub fn prepared(
             // A name the ref rules look at, being deleted: allowed.
             continue;
         }
-        match take_verdict(paths, u, now)? {
+        match take_verdict(paths, u, now, true)? {
             Some(p) => accepted.push((u.clone(), p)),
             None => refused.push((
                 u.clone(),
@@ -649,7 +702,10 @@ pub fn post_receive(
     let mut accepted = Vec::new();
     let mut landed_without = Vec::new();
     for u in updates {
-        match take_verdict(paths, u, now)? {
+        // Not bound: on platforms without reference-transaction, pre-receive and post-receive
+        // may run under different helper processes (Gitea's `gitea hook`), and the move has
+        // already happened anyway.
+        match take_verdict(paths, u, now, false)? {
             Some(p) => accepted.push((u.clone(), p)),
             None if ledger_has_move(paths, u)? => {}
             None => landed_without.push((
