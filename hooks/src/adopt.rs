@@ -53,7 +53,9 @@ pub fn adopt(
     out: &mut impl Write,
     now: Timestamp,
 ) -> Result<bool, AdminError> {
-    let refname = if opts.branch.starts_with("refs/heads/") {
+    // A full ref name is taken as it is (a protected branch inside a GIT_NAMESPACE is
+    // `refs/namespaces/<ns>/refs/heads/<name>`); a short one is a branch.
+    let refname = if opts.branch.starts_with("refs/") {
         opts.branch.clone()
     } else {
         format!("refs/heads/{}", opts.branch)
@@ -112,7 +114,7 @@ pub fn adopt(
         .filter(|id| repo.find_commit(*id).is_ok())
         .collect();
     hidden
-        .extend(crate::pre_receive::other_protected_tips(&repo, &config, &refname).map_err(fail)?);
+        .extend(crate::pre_receive::recorded_tips(&repo, &store, &config, &refname).map_err(fail)?);
     let update = Update {
         refname: refname.clone(),
         old: None,

@@ -140,12 +140,14 @@ pub fn decide(
     let named: Vec<Violation> = updates
         .iter()
         .filter_map(|u| {
-            crate::refs::judge(config, u).map(|problem| Violation {
-                refname: u.refname.clone(),
-                commit: None,
-                path: None,
-                problem,
-            })
+            crate::refs::judge(config, u)
+                .or_else(|| alias_of_protected(repo, config, &u.refname))
+                .map(|problem| Violation {
+                    refname: u.refname.clone(),
+                    commit: None,
+                    path: None,
+                    problem,
+                })
         })
         .collect();
     let protected: Vec<&Update> = updates
@@ -181,10 +183,9 @@ pub fn decide(
             violations.push(gap);
             continue;
         }
-        let hidden = if update.old.is_none() {
-            other_protected_tips(repo, config, &update.refname)?
-        } else {
-            Vec::new()
+        let hidden = match (&ledger, update.old) {
+            (Some(ledger), None) => recorded_tips(repo, ledger, config, &update.refname)?,
+            _ => Vec::new(),
         };
         match checker.check(update, &hidden).into_verdict() {
             Ok(v) => verdicts.push(v),
@@ -198,33 +199,62 @@ pub fn decide(
     })
 }
 
+/// A push to a symbolic ref moves the ref it points to: one that points (through any chain)
+/// at a protected branch is that branch under another name, and the push is refused as
+/// such, rather than judged as an unprotected ref and then refused by the ref transaction
+/// for a move the pusher never named.
+fn alias_of_protected(
+    repo: &gix::Repository,
+    config: &Config,
+    refname: &str,
+) -> Option<tally_verify::revision::Problem> {
+    if config.is_protected(refname) {
+        return None;
+    }
+    let mut name = refname.to_owned();
+    for _ in 0..5 {
+        let r = repo.try_find_reference(name.as_str()).ok()??;
+        match r.target() {
+            gix::refs::TargetRef::Symbolic(target) => name = target.as_bstr().to_string(),
+            gix::refs::TargetRef::Object(_) => break,
+        }
+        if config.is_protected(&name) {
+            return Some(tally_verify::revision::Problem::Alias { branch: name });
+        }
+    }
+    None
+}
+
 /// Opens the repository a hook runs in, ignoring the environment's git configuration.
 pub fn open_repo(git_dir: &Path) -> Result<gix::Repository, HookError> {
     Ok(tally_verify::repository::open(git_dir)?)
 }
 
-/// Tips of the protected branches other than `refname`: their history was judged when it
-/// landed, so a new branch started from one of them is checked from there on. Unprotected
-/// branches are not trusted: anyone may have pushed anything to them.
-pub(crate) fn other_protected_tips(
+/// Where the ledger puts the protected branches other than `refname`: their history was
+/// judged when it landed, so a new branch started from one of them is checked from there on.
+/// The ledger's record, not the branches' current tips: a tip that moved outside tally was
+/// judged by no one. Unprotected branches are not trusted: anyone may have pushed anything.
+pub(crate) fn recorded_tips(
     repo: &gix::Repository,
+    ledger: &tally_ledger::Store,
     config: &Config,
     refname: &str,
 ) -> Result<Vec<ObjectId>, HookError> {
-    let err = |e: &dyn std::fmt::Display| HookError::Repository {
-        path: repo.git_dir().display().to_string(),
-        message: format!("cannot list branches: {e}"),
-    };
     let mut tips = Vec::new();
-    let refs = repo.references().map_err(|e| err(&e))?;
-    for r in refs.all().map_err(|e| err(&e))? {
-        let mut r = r.map_err(|e| err(&e))?;
-        let name = r.name().as_bstr().to_string();
+    for (name, at) in ledger.positions()? {
         if name == refname || !config.is_protected(&name) {
             continue;
         }
-        let id = r.peel_to_id().map_err(|e| err(&e))?;
-        tips.push(id.detach());
+        let Some(id) = at
+            .commit
+            .as_deref()
+            .and_then(|b| ObjectId::try_from(b).ok())
+        else {
+            continue;
+        };
+        if repo.find_commit(id).is_ok() {
+            tips.push(id);
+        }
     }
     Ok(tips)
 }

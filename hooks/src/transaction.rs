@@ -58,6 +58,18 @@ fn relevant(input: &[u8], config: &Policy, hash_len: usize) -> Result<Vec<Update
             return Err(format!("malformed hook input line {}", i + 1));
         };
         if !config.is_protected(refname) && crate::refs::name_rule(config, refname).is_none() {
+            // A symbolic ref made to point at a protected branch would let pushes to it move
+            // that branch under another name. HEAD (of the repository or of a namespace) is
+            // one no push can name.
+            if let Some(target) = new.strip_prefix("ref:")
+                && crate::refs::without_namespaces(refname).starts_with("refs/")
+                && config.is_protected(target.trim())
+            {
+                return Err(format!(
+                    "{refname} would become a symbolic ref to the protected branch {}, which pushes to it would move under another name",
+                    target.trim()
+                ));
+            }
             continue;
         }
         let id = |hex: &str| -> Result<Option<ObjectId>, String> {
@@ -168,7 +180,11 @@ pub fn run(
     let updates = match updates {
         Ok(u) => u,
         Err(e) => {
-            reporter.error(&format!("ref update refused: {e}"));
+            // `prepared` said so already when it refused; `aborted` follows with the same
+            // input.
+            if state == State::Prepared {
+                reporter.error(&format!("ref update refused: {e}"));
+            }
             return state != State::Prepared;
         }
     };

@@ -1050,6 +1050,31 @@ impl Store {
         Ok(out)
     }
 
+    /// Where the ledger puts every ref that an entry set ([`Store::position`] of each ref
+    /// named in the ledger), in ref name order. The refs are found by a skip-scan of the
+    /// ref index, so the cost is in the number of refs, not of entries.
+    pub fn positions(&self) -> Result<Vec<(String, crate::chain::Position)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "WITH RECURSIVE r(name) AS (
+                 SELECT min(refname) FROM entries WHERE refname > ''
+                 UNION ALL
+                 SELECT (SELECT min(refname) FROM entries WHERE refname > r.name)
+                 FROM r WHERE r.name IS NOT NULL
+             )
+             SELECT name FROM r WHERE name IS NOT NULL",
+        )?;
+        let names: Vec<String> = stmt
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::new();
+        for name in names {
+            if let Some(at) = position_of(&self.conn, &name)? {
+                out.push((name, at));
+            }
+        }
+        Ok(out)
+    }
+
     /// Where the ledger says `refname` is: the latest entry that set it and was not aborted
     /// (see [`crate::chain::effect`]), or `None` if no entry set it. The hooks compare a
     /// protected ref's old value with this before they let it move.

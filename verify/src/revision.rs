@@ -61,6 +61,12 @@ pub enum Problem {
         /// The protected branch.
         branch: String,
     },
+    /// The ref is a symbolic ref to a protected branch: a push to it moves that branch
+    /// under another name.
+    Alias {
+        /// The protected branch.
+        branch: String,
+    },
     /// The objects could not be read: the push cannot be judged.
     Unreadable(String),
     /// Another push is moving the ref right now.
@@ -99,6 +105,7 @@ impl Violation {
             Problem::Deletion => "protected branches cannot be deleted".into(),
             Problem::Reserved => "push to another ref; refs/tally/ is written only by tally on the server".into(),
             Problem::ReplaceRef => "do not push replace refs: make the change as a new signed commit on the branch".into(),
+            Problem::Alias { branch } => format!("push to {branch} itself"),
             Problem::Shadows { branch } => format!(
                 "use a name that git cannot confuse with the protected branch {branch} (for a tag, e.g. {branch}-v1)"
             ),
@@ -143,6 +150,11 @@ impl std::fmt::Display for Violation {
             Problem::ReplaceRef => write!(
                 f,
                 "{} is a replace ref, which would make git show other content under an approved commit id",
+                self.refname
+            ),
+            Problem::Alias { branch } => write!(
+                f,
+                "{} is a symbolic ref to the protected branch {branch} on the server",
                 self.refname
             ),
             Problem::Shadows { branch } => write!(
