@@ -14,6 +14,8 @@
 #   checkpoint           the signed checkpoint note of that ledger
 #   export_bundle        the bundle's files joined by 0xFF bytes, as the target cuts them
 #   syntax_*             small YAML, JSON and TOML documents, valid and hostile
+#   tree                 raw tree objects of this repository (git cat-file tree)
+#   gitattributes        .gitattributes files, harmless and converting, with macros and quotes
 # Seeds are small and deterministic in shape (keys and signatures differ per run), so they are
 # committed; what libFuzzer adds to the corpora is not (fuzz/.gitignore).
 set -euo pipefail
@@ -141,6 +143,19 @@ printf '{"a": [1, 2.5e3, true, null, "\\u00e9"], "b": {"c": {}}}\n' | seed synta
 printf '[[[[[[[[[[1]]]]]]]]]]\n' | seed syntax_json deep
 printf 'title = "t"\n[server]\nport = 8080\nhosts = ["a", "b"]\n[[item]]\nx = 1979-05-27T07:32:00Z\ny = { z = 1.5 }\n' |
     seed syntax_toml config
+
+printf 'a: 1\n"a": 2\n' | seed syntax_yaml duplicate-key
+printf '%%TAG !! tag:yaml.org,2002:python/\n---\nx: !!object {}\n' | seed syntax_yaml tag-directive
+printf '{"a": 1, "\\u0061": 2}\n' | seed syntax_json duplicate-key
+
+# --- trees and attributes -----------------------------------------------------------------------
+for t in "HEAD^{tree}" HEAD:verify HEAD:verify/src HEAD:docs; do
+    git -C "$root" cat-file tree "$t" | seed tree "$(echo "$t" | tr -c 'a-z' '-')"
+done
+printf '*.yaml -text\n*.png binary\n' | seed gitattributes harmless
+printf '"quoted path" filter=lfs diff=lfs merge=lfs -text\n*.sh ident eol=crlf\n*.md working-tree-encoding=UTF-16\n' |
+    seed gitattributes converting
+printf '[attr]evil filter=x\n*.yaml evil\n# comment\n!negated\n' | seed gitattributes macro
 
 echo "fuzz-seed: seeds written under fuzz/corpus/"
 find "$corpus" -name 'seed-*' | sed "s|^$root/||" | sort | awk -F/ '{print $3}' | uniq -c
