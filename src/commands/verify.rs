@@ -41,7 +41,7 @@ pub struct AgentArgs {
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
     /// The remote the branch is fetched from (`tally pull` fetches it into
-    /// refs/tally/remotes/<remote>/<branch>, which is what is verified).
+    /// `refs/tally/remotes/<remote>/<branch>`, which is what is verified).
     #[arg(long, value_name = "NAME", default_value = "origin")]
     pub remote: String,
     /// Print the approval as JSON.
