@@ -146,15 +146,42 @@ pub enum Effect {
 
 /// The effect of an entry on ref positions: the one rule every reader of positions applies.
 pub fn effect(entry: &EntryView<'_>) -> Effect {
-    if entry.refname.is_empty() {
+    effect_of(entry.kind, entry.refname, entry.aborts)
+}
+
+/// [`effect`] from the fields it depends on (for an entry not encoded yet).
+pub fn effect_of(kind: Kind, refname: &str, aborts: Option<u64>) -> Effect {
+    if refname.is_empty() {
         return Effect::Nothing;
     }
-    match (entry.kind, entry.aborts) {
+    match (kind, aborts) {
         (Kind::Aborted, Some(target)) => Effect::Cancels(target),
         (Kind::Accepted, _) => Effect::Sets { continuous: true },
         (Kind::PolicyChange | Kind::Adopted, _) => Effect::Sets { continuous: false },
         _ => Effect::Nothing,
     }
+}
+
+/// The continuity rule for one move: entry `seq` moves `refname` from `old`, and the ledger
+/// last put the ref at `at` (`None`: never set). The chain verifier applies it forwards; the
+/// store applies it on append.
+pub fn continuity(
+    seq: u64,
+    refname: &str,
+    old: Option<&[u8]>,
+    at: Option<&Position>,
+) -> Result<(), ChainError> {
+    let recorded = at.and_then(|p| p.commit.as_deref());
+    if recorded == old {
+        return Ok(());
+    }
+    Err(ChainError::Gap {
+        seq,
+        refname: refname.to_owned(),
+        old: old.map(<[u8]>::to_vec),
+        recorded: recorded.map(<[u8]>::to_vec),
+        recorded_seq: at.map(|p| p.seq),
+    })
 }
 
 /// A ref's position while verifying forwards, with what it was before, so that an abort of
@@ -345,16 +372,7 @@ impl ChainVerifier {
                     None => None,
                 };
                 if continuous && let Some(before) = &before {
-                    let recorded = before.as_ref().and_then(|p| p.commit.as_deref());
-                    if recorded != entry.old {
-                        return Err(ChainError::Gap {
-                            seq,
-                            refname: entry.refname.to_owned(),
-                            old: entry.old.map(<[u8]>::to_vec),
-                            recorded: recorded.map(<[u8]>::to_vec),
-                            recorded_seq: before.as_ref().map(|p| p.seq),
-                        });
-                    }
+                    continuity(seq, entry.refname, entry.old, before.as_ref())?;
                 }
                 self.refs
                     .insert(entry.refname.to_owned(), Slot::Known { at, before });

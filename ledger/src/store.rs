@@ -798,19 +798,16 @@ impl Store {
                 let bytes = entry
                     .encode()
                     .map_err(|source| StoreError::Encode { seq, source })?;
-                if entry.kind == Kind::Accepted {
+                let effect = crate::chain::effect_of(entry.kind, &entry.refname, entry.aborts);
+                if effect == (crate::chain::Effect::Sets { continuous: true }) {
                     // Continuity (chain.rs): the move starts where the ledger has the ref.
                     let at = position_of(&tx, &entry.refname)?;
-                    let recorded = at.as_ref().and_then(|p| p.commit.clone());
-                    if recorded != entry.old {
-                        return Err(StoreError::Chain(crate::chain::ChainError::Gap {
-                            seq,
-                            refname: entry.refname.clone(),
-                            old: entry.old.clone(),
-                            recorded,
-                            recorded_seq: at.map(|p| p.seq),
-                        }));
-                    }
+                    crate::chain::continuity(
+                        seq,
+                        &entry.refname,
+                        entry.old.as_deref(),
+                        at.as_ref(),
+                    )?;
                 }
                 if let Some(target) = entry.aborts {
                     if position_of(&tx, &entry.refname)?.is_none_or(|p| p.seq != target) {
