@@ -2005,6 +2005,48 @@ fn ledger_checkpoint_signs_the_head_again_and_advances_the_published_ref() {
         after_json["checkpoints"].as_u64(),
         before_json["checkpoints"].as_u64().map(|c| c + 1)
     );
+
+    // Issue 11, item 5: the next heartbeat replaces this one instead of adding a commit, so
+    // the ref's history grows with entries, not with heartbeats; the fresh note is published.
+    let count = |rev: &str| stdout_of(server.git().args(["rev-list", "--count", rev]));
+    let commits = count("refs/tally/ledger");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    std::thread::sleep(Duration::from_nanos(
+        1_000_000_000 - u64::from(now.subsec_nanos()) + 10_000_000,
+    ));
+    let out = server.tally(&["ledger", "checkpoint"]);
+    assert!(out.status.success(), "{out:?}");
+    let again = server.rev("refs/tally/ledger").unwrap();
+    assert_ne!(again, after);
+    assert_eq!(count("refs/tally/ledger"), commits);
+    assert_eq!(
+        stdout_of(server.git().args(["rev-parse", &format!("{again}^")])),
+        before
+    );
+    let published = run_ok(
+        server
+            .git()
+            .args(["cat-file", "blob", &format!("{again}:checkpoint")]),
+    )
+    .stdout;
+    assert_eq!(
+        String::from_utf8(published).unwrap(),
+        String::from_utf8(out.stdout).unwrap()
+    );
+    let (code, _) = verify_json(&server);
+    assert_eq!(code, Some(0));
+
+    // A push after heartbeats publishes its entries on top, as usual.
+    work.commit("next").file("next.yaml", "n: 1\n").create();
+    work.push_main_ok();
+    let tip = server.rev("refs/tally/ledger").unwrap();
+    assert_eq!(
+        stdout_of(server.git().args(["rev-parse", &format!("{tip}^")])),
+        again
+    );
+    server.assert_ledger_intact();
 }
 
 // =============================================================================================

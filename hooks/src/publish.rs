@@ -121,9 +121,24 @@ pub fn publish_with(
                 offset: 0,
             },
         };
+        // A publication that only carries a fresher checkpoint (a heartbeat) replaces a tip
+        // that did the same, rather than adding a commit: history grows with entries, not
+        // with heartbeats (issue 11: 105,000 commits a year at one every 5 minutes). Agents
+        // fetch the ref forced and walk parents only down to their pinned size, which a
+        // replaced heartbeat never held.
+        let parents: Vec<ObjectId> = match tip {
+            Some((id, r)) if r.first == r.size && first == checkpoint.size => repo
+                .find_commit(id)
+                .map_err(err)?
+                .parent_ids()
+                .map(|p| p.detach())
+                .collect(),
+            Some((id, _)) => vec![id],
+            None => Vec::new(),
+        };
         let commit = gix::objs::Commit {
             tree: tree_id,
-            parents: tip.map(|(id, _)| id).into_iter().collect(),
+            parents: parents.into(),
             author: who.clone(),
             committer: who,
             encoding: None,
