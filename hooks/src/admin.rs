@@ -20,7 +20,9 @@ fn fail(e: impl std::fmt::Display) -> AdminError {
     AdminError(e.to_string())
 }
 
-/// The repository a command works on: `--repo`, else the one git says we are in.
+/// The repository a command works on: `--repo`, else the one git says we are in. Run as
+/// root, the process becomes the repository's owner here (`crate::owner`), before anything
+/// is read or written.
 pub fn find_repo(arg: Option<&Path>) -> Result<PathBuf, AdminError> {
     let start = arg.unwrap_or(Path::new("."));
     // Absolute first: gix resolves a relative `..` path against the repository it finds
@@ -38,7 +40,13 @@ pub fn find_repo(arg: Option<&Path>) -> Result<PathBuf, AdminError> {
         ))
     })?;
     let dir = repo.git_dir().to_owned();
-    Ok(dir.canonicalize().unwrap_or(dir))
+    let dir = dir.canonicalize().unwrap_or(dir);
+    // Run as root, every command that touches the repository does so as its owner, so that
+    // no file it writes (a SQLite -wal or -shm file included) locks the hooks out.
+    if let Some(line) = crate::owner::act_as_owner(&dir).map_err(fail)? {
+        eprintln!("tally: {line}");
+    }
+    Ok(dir)
 }
 
 fn open_store(git_dir: &Path) -> Result<Store, AdminError> {

@@ -25,8 +25,11 @@ const MARKER: &str = "# Installed by `tally init`";
 pub struct InitOptions {
     /// The bare repository.
     pub repo: PathBuf,
-    /// allowed_signers file to copy in.
+    /// allowed_signers file to copy in (named in messages).
     pub allowed_signers: PathBuf,
+    /// Its contents, when the caller read it already (before becoming the repository's
+    /// owner, who may not be able to read a file of root's); `None`: read the path.
+    pub allowed_signers_text: Option<String>,
     /// Protected branches; empty means `main`.
     pub branches: Vec<String>,
     /// Overwrite foreign hooks and an existing policy.
@@ -277,12 +280,15 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
         });
     }
     let git_dir = repo.git_dir().to_owned();
-    let signers_text = std::fs::read_to_string(&opts.allowed_signers).map_err(|source| {
-        InitError::Signers(tally_verify::signers::SignersError::Io {
-            path: opts.allowed_signers.clone(),
-            source,
-        })
-    })?;
+    let signers_text = match &opts.allowed_signers_text {
+        Some(text) => text.clone(),
+        None => std::fs::read_to_string(&opts.allowed_signers).map_err(|source| {
+            InitError::Signers(tally_verify::signers::SignersError::Io {
+                path: opts.allowed_signers.clone(),
+                source,
+            })
+        })?,
+    };
     let signers = AllowedSigners::parse(&signers_text)?;
     if signers.is_empty() {
         return Err(InitError::NoSigners {

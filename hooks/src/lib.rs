@@ -12,6 +12,7 @@ pub mod export;
 pub mod init;
 pub mod input;
 pub mod output;
+pub mod owner;
 pub mod pre_receive;
 pub mod publish;
 pub mod pusher;

@@ -30,9 +30,26 @@ pub fn run(args: InitArgs, out: &mut impl Write) -> Outcome {
         Ok(p) => p,
         Err(e) => return Outcome::Config(format!("cannot find the tally binary's own path: {e}")),
     };
+    // Read as the caller (root's files may be closed to the repository's owner), then become
+    // the owner before anything is written.
+    let allowed_signers_text = match std::fs::read_to_string(&args.allowed_signers) {
+        Ok(text) => Some(text),
+        Err(e) => {
+            return Outcome::Config(format!(
+                "cannot read allowed_signers {}: {e}",
+                args.allowed_signers.display()
+            ));
+        }
+    };
+    match tally_hooks::owner::act_as_owner(&args.repo) {
+        Ok(Some(line)) => eprintln!("tally: {line}"),
+        Ok(None) => {}
+        Err(e) => return Outcome::Config(e.to_string()),
+    }
     let opts = InitOptions {
         repo: args.repo,
         allowed_signers: args.allowed_signers,
+        allowed_signers_text,
         branches: args.branches,
         force: args.force,
         shim: tally_hooks::init::find_shim(&tally_binary),
