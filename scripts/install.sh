@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Builds the tally binary the server hooks run, and installs it.
 #
-#   scripts/install.sh [DIR]     build, then install as DIR/tally (default: ~/.cargo/bin)
+#   scripts/install.sh [DIR]     build, then install as DIR/tally (default: ~/.cargo/bin;
+#                                as root /usr/local/bin, which the hosting account can run:
+#                                the hooks start tally as that account, and root's home is
+#                                closed to it)
 #   scripts/install.sh --build   build only; print the binary's path
 #
 # On x86_64 Linux it also builds tally-shim (shim/) and installs it beside tally. `tally init`
@@ -22,10 +25,11 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_only=0
 dest=${CARGO_HOME:-$HOME/.cargo}/bin
+[ "$(id -u)" = 0 ] && dest=/usr/local/bin
 case ${1:-} in
 --build) build_only=1 ;;
 -h | --help)
-	sed -n '2,21s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+	sed -n '2,24s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 	exit 0
 	;;
 "") ;;
