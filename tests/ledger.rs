@@ -1961,7 +1961,7 @@ fn ledger_checkpoint_signs_the_head_again_and_advances_the_published_ref() {
     std::thread::sleep(Duration::from_nanos(
         1_000_000_000 - u64::from(now.subsec_nanos()) + 10_000_000,
     ));
-    let out = server.tally(&["ledger", "checkpoint"]);
+    let out = server.tally(&["ledger", "checkpoint", "--print"]);
     assert!(out.status.success(), "{out:?}");
     let note = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = note.lines().collect();
@@ -2016,7 +2016,7 @@ fn ledger_checkpoint_signs_the_head_again_and_advances_the_published_ref() {
     std::thread::sleep(Duration::from_nanos(
         1_000_000_000 - u64::from(now.subsec_nanos()) + 10_000_000,
     ));
-    let out = server.tally(&["ledger", "checkpoint"]);
+    let out = server.tally(&["ledger", "checkpoint", "--print"]);
     assert!(out.status.success(), "{out:?}");
     let again = server.rev("refs/tally/ledger").unwrap();
     assert_ne!(again, after);
@@ -2037,6 +2037,14 @@ fn ledger_checkpoint_signs_the_head_again_and_advances_the_published_ref() {
     );
     let (code, _) = verify_json(&server);
     assert_eq!(code, Some(0));
+
+    // Without --print it prints nothing, so cron mails nothing.
+    let quiet = server.tally(&["ledger", "checkpoint"]);
+    assert!(quiet.status.success(), "{quiet:?}");
+    assert!(quiet.stdout.is_empty() && quiet.stderr.is_empty(), "{quiet:?}");
+    // (It may have replaced the heartbeat above, if the second turned in between.)
+    let again = server.rev("refs/tally/ledger").unwrap();
+    assert_eq!(count("refs/tally/ledger"), commits);
 
     // A push after heartbeats publishes its entries on top, as usual.
     work.commit("next").file("next.yaml", "n: 1\n").create();

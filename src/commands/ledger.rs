@@ -61,10 +61,14 @@ enum LedgerCommand {
         unchecked: bool,
     },
     /// Sign a fresh checkpoint of the current head and publish it (the freshness heartbeat).
+    /// Prints nothing on success, so that cron mails nothing.
     Checkpoint {
         /// The repository (default: the one the current directory is in).
         #[arg(long, value_name = "REPO")]
         repo: Option<PathBuf>,
+        /// Print the signed checkpoint note.
+        #[arg(long)]
+        print: bool,
     },
 }
 
@@ -117,8 +121,14 @@ pub fn run(args: LedgerArgs, out: &mut impl Write) -> Outcome {
             };
             tally_hooks::adopt::adopt(&repo, &opts, out, jiff::Timestamp::now())
         }),
-        LedgerCommand::Checkpoint { repo } => admin::find_repo(repo.as_deref())
-            .and_then(|repo| admin::checkpoint(&repo, out))
+        LedgerCommand::Checkpoint { repo, print } => admin::find_repo(repo.as_deref())
+            .and_then(|repo| {
+                if print {
+                    admin::checkpoint(&repo, out)
+                } else {
+                    admin::checkpoint(&repo, &mut std::io::sink())
+                }
+            })
             .map(|()| true),
     };
     match result {
