@@ -42,10 +42,17 @@ pub enum Outcome {
     Refused,
     /// Exit 2: bad usage or configuration.
     Config(String),
+    /// Exit 3: the agent could not fetch (server unreachable, fetch failed or timed out):
+    /// nothing was judged; try again later.
+    Retry(String),
+    /// Exit 4: something on the agent's machine prevents deploying (local changes, files in
+    /// the way, a checkout that is not the signed bytes); the reasons were already printed.
+    Local,
 }
 
 /// Parses arguments, runs the command, maps the outcome to an exit status: 0 success,
-/// 1 refused, 2 usage or configuration error.
+/// 1 refused, 2 usage or configuration error, 3 fetch failed (retry), 4 local problem on the
+/// agent's machine.
 pub fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     // git starts a hook process for every push and every state of every ref transaction:
@@ -81,5 +88,10 @@ pub fn main() -> ExitCode {
             eprintln!("tally: error: {message}");
             ExitCode::from(2)
         }
+        Outcome::Retry(message) => {
+            eprintln!("tally: error: {message}");
+            ExitCode::from(3)
+        }
+        Outcome::Local => ExitCode::from(4),
     }
 }

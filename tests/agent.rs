@@ -59,11 +59,21 @@ impl Run {
         self.stdout.trim().to_owned()
     }
 
-    /// Asserts exit 1 and a `tally: <cmd>: ` stderr line holding every one of `parts`.
+    /// Asserts exit 1 (verification refused) and a `tally: <cmd>: ` stderr line holding every
+    /// one of `parts`.
     fn assert_refused(&self, parts: &[&str]) -> &str {
+        self.assert_failed(1, parts)
+    }
+
+    /// Asserts exit 4 (a problem on the agent's machine) and a stderr line with `parts`.
+    fn assert_local(&self, parts: &[&str]) -> &str {
+        self.assert_failed(4, parts)
+    }
+
+    fn assert_failed(&self, code: i32, parts: &[&str]) -> &str {
         assert_eq!(
-            self.code, 1,
-            "the agent should refuse (exit 1); stdout:\n{}\nstderr:\n{}",
+            self.code, code,
+            "the agent should fail with exit {code}; stdout:\n{}\nstderr:\n{}",
             self.stdout, self.stderr
         );
         assert!(self.stdout.is_empty(), "nothing approved: {}", self.stdout);
@@ -1035,7 +1045,7 @@ fn pull_never_moves_the_work_tree_on_failure() {
     let before = agent.snapshot();
     agent
         .pull(&[])
-        .assert_refused(&["local changes", "never touches them"]);
+        .assert_local(&["local changes", "never touches them"]);
     assert_eq!(agent.snapshot(), before);
     assert_eq!(
         std::fs::read_to_string(agent.path.join("base.yaml")).unwrap(),
@@ -1062,7 +1072,7 @@ fn pull_never_moves_the_work_tree_on_failure() {
     let before = agent.snapshot();
     agent
         .pull(&[])
-        .assert_refused(&["not an ancestor of the approved commit"]);
+        .assert_local(&["not an ancestor of the approved commit"]);
     assert_eq!(agent.snapshot(), before);
 
     // Back on the approved line, the pull goes through.
@@ -1359,7 +1369,7 @@ fn the_agent_deploys_the_signed_bytes_or_refuses() {
         .create();
     work.push_main_ok();
     let run = agent.pull(&[]);
-    let line = run.assert_refused(&[
+    let line = run.assert_local(&[
         "differs from the verified tree",
         "apps/db.yaml (content differs from the signed blob)",
         "do not deploy",
@@ -1372,4 +1382,64 @@ fn the_agent_deploys_the_signed_bytes_or_refuses() {
         written, b"replicas: 1\r\n",
         "the machine's attributes converted it"
     );
+}
+
+/// Issue 11, item 9: an unattended agent tells failures apart by exit status, and `--json`
+/// describes a failure too: 3 when the server cannot be reached or the fetch times out (retry;
+/// nothing was judged), 4 for a problem on this machine, 1 when verification refused what was
+/// served (never deploy it), each with what is still deployed.
+#[test]
+fn failures_are_classified_by_exit_status_and_in_json() {
+    let env = TestEnv::new();
+    let (server, work, base) = server_with_base(&env);
+    let agent = Agent::new(&env, &server, "agent", &alice_and_bob());
+    assert_eq!(agent.pull(&[]).approved(), base);
+    let origin = agent.git_ok(&["remote", "get-url", "origin"]);
+
+    // Unreachable: exit 3, and the JSON says retry and what is deployed.
+    agent.git_ok(&["remote", "set-url", "origin", "/nonexistent/server.git"]);
+    let run = agent.pull(&["--json"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json["approved"], false);
+    assert_eq!(json["class"], "retry");
+    assert_eq!(json["exit"], 3);
+    assert_eq!(json["deployed"]["commit"], base.as_str());
+    assert!(
+        json["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("git fetch origin failed")
+    );
+
+    // A server that never answers: the fetch is given up after --fetch-timeout.
+    agent.git_ok(&["config", "protocol.ext.allow", "always"]);
+    agent.git_ok(&["remote", "set-url", "origin", "ext::sleep 600"]);
+    let started = std::time::Instant::now();
+    let run = agent.pull(&["--fetch-timeout", "1s"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains("timed out after 1s"), "{}", run.stderr);
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+
+    // Refused by verification: exit 1, class refused, still on base.
+    agent.git_ok(&["remote", "set-url", "origin", &origin]);
+    work.commit("unsigned")
+        .file("u.yaml", "u: 1\n")
+        .unsigned()
+        .create();
+    run_ok(server.git().args([
+        "-c",
+        "core.hooksPath=/dev/null",
+        "fetch",
+        "-q",
+        work.path.to_str().unwrap(),
+        "+HEAD:refs/heads/main",
+    ]));
+    let run = agent.pull(&["--json"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json["class"], "refused");
+    assert_eq!(json["deployed"]["commit"], base.as_str());
+    assert!(!json["reasons"].as_array().unwrap().is_empty());
+    assert_eq!(agent.head(), base);
 }

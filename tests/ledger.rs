@@ -2041,7 +2041,10 @@ fn ledger_checkpoint_signs_the_head_again_and_advances_the_published_ref() {
     // Without --print it prints nothing, so cron mails nothing.
     let quiet = server.tally(&["ledger", "checkpoint"]);
     assert!(quiet.status.success(), "{quiet:?}");
-    assert!(quiet.stdout.is_empty() && quiet.stderr.is_empty(), "{quiet:?}");
+    assert!(
+        quiet.stdout.is_empty() && quiet.stderr.is_empty(),
+        "{quiet:?}"
+    );
     // (It may have replaced the heartbeat above, if the second turned in between.)
     let again = server.rev("refs/tally/ledger").unwrap();
     assert_eq!(count("refs/tally/ledger"), commits);

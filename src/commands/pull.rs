@@ -11,7 +11,7 @@ use std::process::Command;
 use clap::Args;
 use tally_verify::agent;
 
-use super::verify::{AgentArgs, print_approval, refusal};
+use super::verify::{AgentArgs, Class, failure, print_approval, refusal};
 use crate::cli::Outcome;
 
 /// Arguments of `tally pull`.
@@ -19,15 +19,22 @@ use crate::cli::Outcome;
 pub struct PullArgs {
     #[command(flatten)]
     agent: AgentArgs,
+    /// Give up the fetch after this long (e.g. 30s, 2m) and exit 3, so that an unattended
+    /// agent retries instead of hanging on an unreachable server.
+    #[arg(long, value_name = "DURATION", value_parser = agent::parse_duration, default_value = "60s")]
+    fetch_timeout: std::time::Duration,
 }
 
 /// Runs `tally pull`.
 pub fn run(args: PullArgs, out: &mut impl Write) -> Outcome {
+    let timeout = args.fetch_timeout;
     let args = args.agent;
+    let json = args.json;
     let location = match agent::discover(args.repo.as_deref()) {
         Ok(l) => l,
-        Err(e) => return refusal("pull", &e),
+        Err(e) => return refusal("pull", &e, json, None, out),
     };
+    let opts = args.options(location.git_dir.clone());
     let Some(work_tree) = location.work_tree.clone() else {
         return Outcome::Config(format!(
             "{} is a bare repository: tally pull moves a work tree; in a bare clone run git fetch, then tally verify",
@@ -36,7 +43,7 @@ pub fn run(args: PullArgs, out: &mut impl Write) -> Outcome {
     };
     let branch = match agent::full_branch(&args.branch) {
         Ok(b) => b,
-        Err(e) => return refusal("pull", &e),
+        Err(e) => return refusal("pull", &e, json, None, out),
     };
     let short = branch.strip_prefix("refs/heads/").unwrap_or(&branch);
     let git = Git { dir: &work_tree };
@@ -51,29 +58,33 @@ pub fn run(args: PullArgs, out: &mut impl Write) -> Outcome {
             ));
         }
     }
-    if let Some(outcome) = refuse_local_changes(&git) {
-        return outcome;
+    if let Some(lines) = local_changes(&git) {
+        return failure("pull", Class::Local, &lines, json, Some(&opts), out);
     }
 
-    let fetch = git.output(&[
-        "fetch",
-        "--quiet",
-        "--no-tags",
-        "--no-write-fetch-head",
-        &args.remote,
-        &format!("+{branch}:{}", agent::fetched_ref(&args.remote, &branch)),
-        "+refs/tally/ledger:refs/tally/ledger",
-    ]);
+    let fetch = git.output_within(
+        timeout,
+        &[
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            &args.remote,
+            &format!("+{branch}:{}", agent::fetched_ref(&args.remote, &branch)),
+            "+refs/tally/ledger:refs/tally/ledger",
+        ],
+    );
     if let Err(e) = fetch {
-        return Outcome::Config(format!(
-            "git fetch {} failed: {e}; check the remote's URL and that the server publishes refs/tally/ledger",
+        let line = format!(
+            "git fetch {} failed: {e}; nothing was judged or moved: try again later, and if it persists check the remote's URL and that the server publishes refs/tally/ledger",
             args.remote
-        ));
+        );
+        return failure("pull", Class::Retry, &[line], json, Some(&opts), out);
     }
 
-    let approval = match agent::verify(&args.options(location.git_dir.clone())) {
+    let approval = match agent::verify(&opts) {
         Ok(a) => a,
-        Err(e) => return refusal("pull", &e),
+        Err(e) => return refusal("pull", &e, json, Some(&opts), out),
     };
     let approved = approval.commit.to_string();
 
@@ -92,31 +103,28 @@ pub fn run(args: PullArgs, out: &mut impl Write) -> Outcome {
                 .output(&["merge-base", "--is-ancestor", local, &approved])
                 .is_err()
         {
-            let _ = writeln!(
-                std::io::stderr(),
-                "tally: pull: local {short} is at {local}, which is not an ancestor of the approved commit {approved}: it has commits the ledger did not approve; tally pull only fast-forwards, so nothing was moved; if the approved commit is what should run, reset to it yourself (git reset --keep {approved})"
+            let line = format!(
+                "local {short} is at {local}, which is not an ancestor of the approved commit {approved}: it has commits the ledger did not approve; tally pull only fast-forwards, so nothing was moved; if the approved commit is what should run, reset to it yourself (git reset --keep {approved})"
             );
-            return Outcome::Refused;
+            return failure("pull", Class::Local, &[line], json, Some(&opts), out);
         }
-        if let Some(outcome) = refuse_local_changes(&git) {
-            return outcome;
+        if let Some(lines) = local_changes(&git) {
+            return failure("pull", Class::Local, &lines, json, Some(&opts), out);
         }
         if let Err(e) = git.output(&["merge", "--ff-only", "--quiet", &approved]) {
-            let _ = writeln!(
-                std::io::stderr(),
-                "tally: pull: git merge --ff-only {approved} failed: {e}; the work tree was not moved: fix what git reports (untracked files in the way?), then run tally pull again"
+            let line = format!(
+                "git merge --ff-only {approved} failed: {e}; the work tree was not moved: fix what git reports (untracked files in the way?), then run tally pull again"
             );
-            return Outcome::Refused;
+            return failure("pull", Class::Local, &[line], json, Some(&opts), out);
         }
         match git.output(&["rev-parse", "HEAD"]) {
             Ok(head) if head == approved => {}
             other => {
                 let head = other.unwrap_or_else(|e| e);
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "tally: pull: HEAD is at {head} after the fast-forward, not at the approved commit {approved}; check the clone (git status) before deploying"
+                let line = format!(
+                    "HEAD is at {head} after the fast-forward, not at the approved commit {approved}; check the clone (git status) before deploying"
                 );
-                return Outcome::Refused;
+                return failure("pull", Class::Local, &[line], json, Some(&opts), out);
             }
         }
     }
@@ -132,26 +140,24 @@ pub fn run(args: PullArgs, out: &mut impl Write) -> Outcome {
         Err(e) => return Outcome::Config(format!("cannot read the clone's objects: {e}")),
     };
     if let Err(e) = agent::checkout::compare(&objects, approval.tree, &work_tree) {
-        return refusal("pull", &e);
+        return refusal("pull", &e, json, Some(&opts), out);
     }
     print_approval(out, &approval, args.json)
 }
 
-/// Refuses (exit 1) when tracked files have local changes, staged or not: pull never touches
+/// The reason lines when tracked files have local changes, staged or not: pull never touches
 /// them. Untracked files are left to git, which refuses to overwrite them.
-fn refuse_local_changes(git: &Git<'_>) -> Option<Outcome> {
+fn local_changes(git: &Git<'_>) -> Option<Vec<String>> {
     match git.output(&["status", "--porcelain", "--untracked-files=no"]) {
         Ok(changes) if changes.is_empty() => None,
         Ok(changes) => {
             let count = changes.lines().count();
             let first = changes.lines().next().unwrap_or_default().trim();
-            let _ = writeln!(
-                std::io::stderr(),
-                "tally: pull: the work tree has local changes ({count} changed paths, e.g. {first:?}); tally pull never touches them, so nothing was fetched or moved: commit, stash (git stash) or discard them, then run tally pull again"
-            );
-            Some(Outcome::Refused)
+            Some(vec![format!(
+                "the work tree has local changes ({count} changed paths, e.g. {first:?}); tally pull never touches them, so nothing was fetched or moved: commit, stash (git stash) or discard them, then run tally pull again"
+            )])
         }
-        Err(e) => Some(Outcome::Config(format!("git status failed: {e}"))),
+        Err(e) => Some(vec![format!("git status failed: {e}")]),
     }
 }
 
@@ -164,8 +170,41 @@ impl Git<'_> {
     /// Runs git; its trimmed stdout on success, its trimmed stderr (or the spawn error) on
     /// failure.
     fn output(&self, args: &[&str]) -> Result<String, String> {
-        let out = Command::new("git")
-            .arg("-C")
+        self.output_within(std::time::Duration::MAX, args)
+    }
+
+    /// [`Git::output`], killing git if it runs longer than `limit` (a fetch from a server
+    /// that does not answer).
+    fn output_within(&self, limit: std::time::Duration, args: &[&str]) -> Result<String, String> {
+        use std::os::unix::process::CommandExt;
+        let child = self
+            .command(args)
+            // Its own process group, so that a timeout ends git's helpers (ssh,
+            // git-remote-https) with it.
+            .process_group(0)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run git: {e}"))?;
+        let out = wait_within(child, limit)
+            .map_err(|e| format!("git {}: {e}", args.first().unwrap_or(&"")))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            let stderr = String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .replace('\n', " ");
+            Err(if stderr.is_empty() {
+                format!("git {} exited with {}", args.join(" "), out.status)
+            } else {
+                stderr
+            })
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("git");
+        cmd.arg("-C")
             .arg(self.dir)
             // Check out the signed bytes: no line-ending conversion, no attributes from
             // outside the tree (tally refuses trees whose own .gitattributes convert), and
@@ -188,20 +227,61 @@ impl Git<'_> {
             .env_remove("GIT_DIR")
             .env_remove("GIT_WORK_TREE")
             .env_remove("GIT_INDEX_FILE")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run git: {e}"))?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        } else {
-            let stderr = String::from_utf8_lossy(&out.stderr)
-                .trim()
-                .replace('\n', " ");
-            Err(if stderr.is_empty() {
-                format!("git {} exited with {}", args.join(" "), out.status)
-            } else {
-                stderr
-            })
-        }
+            .stdin(std::process::Stdio::null());
+        cmd
     }
+}
+
+/// Waits for `child`, reading its output, and kills it once `limit` has passed.
+fn wait_within(
+    mut child: std::process::Child,
+    limit: std::time::Duration,
+) -> Result<std::process::Output, String> {
+    use std::io::Read;
+    // Drain both pipes on threads, so that a chatty git never blocks on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let start = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if start.elapsed() >= limit => {
+                if let Ok(pid) = i32::try_from(child.id()) {
+                    let _ = nix::sys::signal::killpg(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("timed out after {}s", limit.as_secs()));
+            }
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(e) => return Err(e.to_string()),
+        }
+    };
+    Ok(std::process::Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
 }

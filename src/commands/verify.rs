@@ -79,11 +79,105 @@ pub fn run(args: VerifyArgs, out: &mut impl Write) -> Outcome {
     let args = args.agent;
     let location = match agent::discover(args.repo.as_deref()) {
         Ok(l) => l,
-        Err(e) => return refusal("verify", &e),
+        Err(e) => return refusal("verify", &e, args.json, None, out),
     };
-    match agent::verify(&args.options(location.git_dir)) {
+    let opts = args.options(location.git_dir);
+    match agent::verify(&opts) {
         Ok(approval) => print_approval(out, &approval, args.json),
-        Err(e) => refusal("verify", &e),
+        Err(e) => refusal("verify", &e, args.json, Some(&opts), out),
+    }
+}
+
+/// How an unattended agent should treat a failure, by exit status (docs/agent.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// 1: verification refused what was served: never deploy it; someone should look.
+    Refused,
+    /// 2: the agent's own configuration or usage is wrong.
+    Config,
+    /// 3: the fetch failed or timed out: nothing was judged; retry later.
+    Retry,
+    /// 4: something on this machine prevents deploying (local changes, files in the way, a
+    /// checkout that is not the signed bytes).
+    Local,
+}
+
+impl Class {
+    fn name(self) -> &'static str {
+        match self {
+            Class::Refused => "refused",
+            Class::Config => "config",
+            Class::Retry => "retry",
+            Class::Local => "local",
+        }
+    }
+    fn exit(self) -> u8 {
+        match self {
+            Class::Refused => 1,
+            Class::Config => 2,
+            Class::Retry => 3,
+            Class::Local => 4,
+        }
+    }
+}
+
+/// What is still deployed, from the agent's state file (unchanged by a failure), for JSON.
+fn deployed(opts: Option<&agent::Options>) -> serde_json::Value {
+    let Some(opts) = opts else {
+        return serde_json::Value::Null;
+    };
+    let Ok(branch) = agent::full_branch(&opts.branch) else {
+        return serde_json::Value::Null;
+    };
+    let path = opts
+        .state
+        .clone()
+        .unwrap_or_else(|| agent::state::default_path(&opts.git_dir, &branch));
+    std::fs::read(&path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .map_or(serde_json::Value::Null, |state| state["deployed"].clone())
+}
+
+/// Reports a failure of class `class` with its reason lines: on stderr, and with `--json`
+/// also as one JSON object on stdout (`approved: false`, the class, the exit status, the
+/// reasons, and what is still deployed), then the outcome that exits with the class's
+/// status.
+pub fn failure(
+    command: &str,
+    class: Class,
+    lines: &[String],
+    json: bool,
+    opts: Option<&agent::Options>,
+    out: &mut impl Write,
+) -> Outcome {
+    if json {
+        let value = serde_json::json!({
+            "approved": false,
+            "class": class.name(),
+            "exit": class.exit(),
+            "reasons": lines,
+            "deployed": deployed(opts),
+        });
+        if let Ok(text) = serde_json::to_string_pretty(&value) {
+            let _ = writeln!(out, "{text}");
+        }
+    }
+    match class {
+        Class::Config => Outcome::Config(lines.join("; ")),
+        Class::Retry => Outcome::Retry(lines.join("; ")),
+        Class::Refused | Class::Local => {
+            let stderr = std::io::stderr();
+            let mut err = stderr.lock();
+            for line in lines {
+                let _ = writeln!(err, "tally: {command}: {line}");
+            }
+            if class == Class::Local {
+                Outcome::Local
+            } else {
+                Outcome::Refused
+            }
+        }
     }
 }
 
@@ -104,16 +198,26 @@ pub fn print_approval(out: &mut impl Write, approval: &Approval, json: bool) -> 
     }
 }
 
-/// Maps an agent error to the outcome: setup problems exit 2, refusals print one line per
-/// reason and exit 1.
-pub fn refusal(command: &str, error: &AgentError) -> Outcome {
-    if error.is_setup() {
-        return Outcome::Config(error.to_string());
-    }
-    let stderr = std::io::stderr();
-    let mut err = stderr.lock();
-    for line in error.lines() {
-        let _ = writeln!(err, "tally: {command}: {line}");
-    }
-    Outcome::Refused
+/// Maps an agent error to its class: setup problems exit 2, a checkout that is not the signed
+/// bytes is this machine's problem (4), everything else is a refusal of what was served (1).
+pub fn refusal(
+    command: &str,
+    error: &AgentError,
+    json: bool,
+    opts: Option<&agent::Options>,
+    out: &mut impl Write,
+) -> Outcome {
+    let class = if error.is_setup() {
+        Class::Config
+    } else if matches!(error, AgentError::WorkTreeDiffers { .. }) {
+        Class::Local
+    } else {
+        Class::Refused
+    };
+    let lines = if class == Class::Config {
+        vec![error.to_string()]
+    } else {
+        error.lines()
+    };
+    failure(command, class, &lines, json, opts, out)
 }
