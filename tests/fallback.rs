@@ -107,3 +107,59 @@ fn post_receive_next_to_reference_transaction_records_each_move_once() {
     assert!(server.log(&["--kind", "rejected"]).is_empty());
     server.assert_ledger_intact();
 }
+
+/// Issue 11, item 6: on a platform that owns hooks/ (Gitea's dispatchers are already there),
+/// `tally init --no-hooks` sets up tally/ and leaves every hook file alone; the platform's own
+/// hook keeps running, and tally's scripts in its `.d` directories enforce and record.
+#[test]
+fn init_no_hooks_leaves_the_platforms_hooks_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    let path = env.bare_repo("gitea");
+    let hooks = path.join("hooks");
+    let dispatcher = "#!/bin/sh\ninput=$(cat)\necho \"platform hook $0 ran\" >&2\nfor h in \"$0.d\"/*; do\n  [ -x \"$h\" ] || continue\n  printf '%s\\n' \"$input\" | \"$h\" \"$@\" || exit $?\ndone\n";
+    for hook in ["pre-receive", "post-receive"] {
+        std::fs::create_dir_all(hooks.join(format!("{hook}.d"))).unwrap();
+        std::fs::write(hooks.join(hook), dispatcher).unwrap();
+        std::fs::set_permissions(hooks.join(hook), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let signers = env.write("allowed_signers", &alice_and_bob().text());
+    let init = env.tally_init([
+        path.as_os_str(),
+        "--allowed-signers".as_ref(),
+        signers.as_os_str(),
+        "--no-hooks".as_ref(),
+    ]);
+    let stdout = String::from_utf8_lossy(&init.stdout);
+    assert_eq!(init.status.code(), Some(0), "{init:?}");
+    assert!(stdout.contains("not installed (--no-hooks)"), "{stdout}");
+    assert_eq!(
+        std::fs::read_to_string(hooks.join("pre-receive")).unwrap(),
+        dispatcher
+    );
+    assert!(!hooks.join("reference-transaction").exists());
+    assert!(path.join("tally/policy.toml").exists());
+
+    // The platform's install step, as the README gives it: tally's hook file in each .d.
+    for hook in ["pre-receive", "post-receive"] {
+        let file = hooks.join(format!("{hook}.d/tally"));
+        std::fs::write(&file, format!("#!{TALLY} hook\n")).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let server = env.server_at(path);
+    let work = env.clone_as(&server, "work", &alice());
+    work.commit("unsigned")
+        .file("a.yaml", "a: 1\n")
+        .unsigned()
+        .create();
+    let push = work.push(&["origin", "HEAD:main"]);
+    push.assert_refused();
+    assert!(push.stderr.contains("platform hook"), "{}", push.stderr);
+    // Start over with a signed root commit.
+    run_ok(work.git().args(["update-ref", "-d", "HEAD"]));
+    let good = work.commit("signed").file("a.yaml", "a: 1\n").create();
+    work.push(&["origin", "HEAD:main"]).assert_accepted();
+    let accepted = server.log(&["--kind", "accepted"]);
+    assert_eq!(accepted[0]["new"], good.as_str(), "{accepted:?}");
+    server.assert_ledger_intact();
+}

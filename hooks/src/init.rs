@@ -34,6 +34,9 @@ pub struct InitOptions {
     pub branches: Vec<String>,
     /// Overwrite foreign hooks and an existing policy.
     pub force: bool,
+    /// Set up `tally/` only and leave `hooks/` alone: for platforms that own the hooks
+    /// directory (Gitea/Forgejo `pre-receive.d`, GitLab's `gitaly hooks set`, gitolite).
+    pub no_hooks: bool,
     /// The tally binary the hooks run, by absolute path.
     pub tally_binary: PathBuf,
     /// `tally-shim`, by absolute path, if it is installed beside tally (see [`find_shim`]):
@@ -314,7 +317,9 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
     }
 
     // Check everything that can refuse before writing anything.
-    if let Some(value) = git_config_get(&git_dir, "core.hooksPath") {
+    if opts.no_hooks {
+        // The platform runs the hooks; where they live is its business.
+    } else if let Some(value) = git_config_get(&git_dir, "core.hooksPath") {
         return Err(InitError::HooksPath {
             repo: git_dir.display().to_string(),
             value,
@@ -322,7 +327,8 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
         });
     }
     let hooks_dir = git_dir.join("hooks");
-    for (name, _) in HOOKS {
+    let hooks: &[(&str, &str)] = if opts.no_hooks { &[] } else { HOOKS };
+    for (name, _) in hooks {
         let path = hooks_dir.join(name);
         if let Ok(existing) = std::fs::read_to_string(&path) {
             if !existing.contains(MARKER) && !opts.force {
@@ -344,7 +350,9 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
     }
 
     std::fs::create_dir_all(&tally_dir).map_err(io(&tally_dir))?;
-    std::fs::create_dir_all(&hooks_dir).map_err(io(&hooks_dir))?;
+    if !opts.no_hooks {
+        std::fs::create_dir_all(&hooks_dir).map_err(io(&hooks_dir))?;
+    }
     let policy_text = default_policy_text(&branches);
     let policy = match (&existing_policy, opts.force) {
         (Some(_), false) => Wrote::Kept,
@@ -353,7 +361,7 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
     let signers_path = tally_dir.join("allowed_signers");
     let signers_wrote = write_file(&signers_path, signers_text.as_bytes(), 0o644)?;
     let mut hook_lines = Vec::new();
-    for (name, arg) in HOOKS {
+    for (name, arg) in hooks {
         let path = hooks_dir.join(name);
         let (script, through) = hook_file(&opts.tally_binary, arg, opts.shim.as_deref());
         let wrote = write_file(&path, script.as_bytes(), 0o755)?;
@@ -390,6 +398,14 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
             ""
         };
         let _ = writeln!(out, "  hook            {}: {}{via}", p(path), wrote.verb());
+    }
+    if opts.no_hooks {
+        let _ = writeln!(
+            out,
+            "  hooks           not installed (--no-hooks): until the platform runs `{} hook pre-receive` and `{} hook post-receive` (or reference-transaction), nothing is enforced; see the README's Hosting platforms",
+            p(&opts.tally_binary),
+            p(&opts.tally_binary)
+        );
     }
     let _ = writeln!(out, "  git config      receive.fsckObjects=true");
     for line in &ledger {

@@ -22,6 +22,11 @@ pub struct InitArgs {
     /// Replace hooks tally did not write, and rewrite an existing policy.
     #[arg(long)]
     force: bool,
+    /// Set up the policy, signers, key and ledger but leave hooks/ alone, for platforms that
+    /// own it (Gitea/Forgejo, GitLab, gitolite): install their hook scripts as the README
+    /// says.
+    #[arg(long)]
+    no_hooks: bool,
 }
 
 /// Runs `tally init`.
@@ -52,6 +57,7 @@ pub fn run(args: InitArgs, out: &mut impl Write) -> Outcome {
         allowed_signers_text,
         branches: args.branches,
         force: args.force,
+        no_hooks: args.no_hooks,
         shim: tally_hooks::init::find_shim(&tally_binary),
         tally_binary,
     };
