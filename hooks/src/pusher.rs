@@ -42,6 +42,17 @@ impl Pusher {
         ];
         for (source, var) in platforms {
             if let Some(name) = some(var) {
+                // GitLab also says which account id (`user-42`, or `key-7` for a deploy key)
+                // and which protocol (`ssh`, `http`, `web` for the web editor and merge
+                // button) the push came through.
+                let name = match (source, some("GL_ID"), some("GL_PROTOCOL")) {
+                    ("gitlab", None, None) => name,
+                    ("gitlab", id, protocol) => {
+                        let details: Vec<String> = id.into_iter().chain(protocol).collect();
+                        format!("{name} ({})", details.join(", "))
+                    }
+                    _ => name,
+                };
                 return Pusher { source, name };
             }
         }
@@ -138,6 +149,15 @@ mod tests {
         assert_eq!(
             with(&[("USER", "git"), ("GL_USERNAME", "alice")]).to_string(),
             "gitlab:alice"
+        );
+        assert_eq!(
+            with(&[
+                ("GL_USERNAME", "alice"),
+                ("GL_ID", "user-42"),
+                ("GL_PROTOCOL", "web")
+            ])
+            .to_string(),
+            "gitlab:alice (user-42, web)"
         );
         assert_eq!(
             with(&[("USER", "git"), ("GITEA_PUSHER_NAME", "bob")]).to_string(),
