@@ -230,6 +230,10 @@ show git -C alice add apps
 dated git -C alice commit -q -S -m "add config"
 push_expect refused h alice push origin main
 
+# --- (i) ----------------------------------------------------------------------------------------
+heading "(i) a tag named main, which git resolves before the branch main  [expect: refused]"
+push_expect refused i alice push origin HEAD:refs/tags/main
+
 heading "the server's main after all of this: only alice's signed change"
 show git -C server.git log --oneline main
 
@@ -243,8 +247,8 @@ count_kind() {
 accepted=$(count_kind accepted)
 rejected=$(count_kind rejected)
 printf -- '-> %s accepted, %s rejected\n' "$accepted" "$rejected"
-if [ "$accepted" -ne 1 ] || [ "$rejected" -ne 7 ]; then
-	failures+=("(ledger) tally log shows $accepted accepted and $rejected rejected entries, expected 1 and 7")
+if [ "$accepted" -ne 1 ] || [ "$rejected" -ne 8 ]; then
+	failures+=("(ledger) tally log shows $accepted accepted and $rejected rejected entries, expected 1 and 8")
 fi
 newest=$(tally log --repo server.git --branch main --kind accepted --limit 1 --json |
 	sed -n 's/.*"new":"\([0-9a-f]*\)".*/\1/p')
@@ -371,6 +375,6 @@ if [ "${#failures[@]}" -gt 0 ]; then
 	printf '  %s\n' "${failures[@]}" >&2
 	exit 1
 fi
-printf '\ndemo OK: 2 pushes accepted, 7 refused, a hand-made move refused, all in a ledger that verifies;\n'
+printf '\ndemo OK: 2 pushes accepted, 8 refused, a hand-made move refused, all in a ledger that verifies;\n'
 printf 'an agent pulled what the ledger accepted and refused a rolled-back server;\n'
 printf 'an audit bundle verified offline, and an edit to it was detected\n'
