@@ -494,12 +494,7 @@ fn the_approved_commit_is_the_branch_tip_after_good_pushes() {
     // entries, not heartbeats); the agent, fetching the ref forced, takes the fresher note.
     // (A checkpoint's time is in whole seconds: wait for the next one so the note differs.)
     let pinned = agent.state()["checkpoint"]["note"].clone();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_nanos(
-        1_000_000_000 - u64::from(now.subsec_nanos()) + 10_000_000,
-    ));
+    wait_for_the_next_second();
     let out = server.tally(&["ledger", "checkpoint"]);
     assert!(out.status.success());
     assert_eq!(agent.pull(&["--max-age", "1h"]).approved(), a3);

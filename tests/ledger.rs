@@ -1955,12 +1955,7 @@ fn ledger_checkpoint_signs_the_head_again_and_advances_the_published_ref() {
 
     // A checkpoint carries its signing time in whole seconds and Ed25519 is deterministic, so
     // one signed in the same second as the push's would be the very note already published.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    std::thread::sleep(Duration::from_nanos(
-        1_000_000_000 - u64::from(now.subsec_nanos()) + 10_000_000,
-    ));
+    wait_for_the_next_second();
     let out = server.tally(&["ledger", "checkpoint", "--print"]);
     assert!(out.status.success(), "{out:?}");
     let note = String::from_utf8(out.stdout).unwrap();
@@ -2010,12 +2005,7 @@ fn ledger_checkpoint_signs_the_head_again_and_advances_the_published_ref() {
     // the ref's history grows with entries, not with heartbeats; the fresh note is published.
     let count = |rev: &str| stdout_of(server.git().args(["rev-list", "--count", rev]));
     let commits = count("refs/tally/ledger");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    std::thread::sleep(Duration::from_nanos(
-        1_000_000_000 - u64::from(now.subsec_nanos()) + 10_000_000,
-    ));
+    wait_for_the_next_second();
     let out = server.tally(&["ledger", "checkpoint", "--print"]);
     assert!(out.status.success(), "{out:?}");
     let again = server.rev("refs/tally/ledger").unwrap();

@@ -1138,3 +1138,16 @@ pub fn with_pgp_signature(raw: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&raw[range.end..]);
     out
 }
+
+/// Waits until the next whole second of the wall clock. A checkpoint carries its signing time
+/// in whole seconds and Ed25519 is deterministic, so two checkpoints of one ledger signed in the
+/// same second are the same note; `tally ledger checkpoint` reads the real clock, so a test that
+/// needs a different note has to let the second turn.
+pub fn wait_for_the_next_second() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_nanos(
+        1_000_000_000 - u64::from(now.subsec_nanos()) + 10_000_000,
+    ));
+}
