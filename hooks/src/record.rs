@@ -573,11 +573,13 @@ pub fn prepared(
             )),
         }
     }
+    // One open of the ledger serves the continuity check and the append.
+    let mut ledger = None;
     if !accepted.is_empty() {
-        let store = Store::open(&paths.ledger())?;
+        let (store, _) = ledger.insert(open(paths)?);
         let mut kept = Vec::with_capacity(accepted.len());
         for (u, p) in accepted {
-            match off_ledger(paths, &store, &u)? {
+            match off_ledger(paths, store, &u)? {
                 Some(gap) => refused.push((u, gap.to_string())),
                 None => kept.push((u, p)),
             }
@@ -592,10 +594,10 @@ pub fn prepared(
         append_rejected(paths, config, pusher, &rejected, now)?;
         return Ok(Prepared::Refused(refused));
     }
-    if accepted.is_empty() {
+    let Some(opened) = ledger.filter(|_| !accepted.is_empty()) else {
         return Ok(Prepared::Recorded(None));
-    }
-    let store = append_accepted(paths, config, pusher, &accepted, now, true)?;
+    };
+    let store = append_accepted(paths, opened, config, pusher, &accepted, now, true)?;
     Ok(Prepared::Recorded(Some(Box::new(store))))
 }
 
@@ -604,13 +606,13 @@ pub fn prepared(
 /// record per update so that `aborted` can cancel it.
 fn append_accepted(
     paths: &Paths,
+    (mut store, key): (Store, SigningKey),
     config: &Policy,
     pusher: &Pusher,
     accepted: &[(Update, Pending)],
     now: Timestamp,
     in_flight: bool,
 ) -> Result<Store, RecordError> {
-    let (mut store, key) = open(paths)?;
     let mut entries: Vec<NewEntry> = policy_change(&store, config, pusher)?.into_iter().collect();
     let pending_path = paths.pending();
     for (u, p) in accepted {
@@ -719,7 +721,7 @@ pub fn post_receive(
         }
     }
     if !accepted.is_empty() {
-        append_accepted(paths, config, pusher, &accepted, now, false)?;
+        append_accepted(paths, open(paths)?, config, pusher, &accepted, now, false)?;
     }
     if !landed_without.is_empty() {
         append_rejected(paths, config, pusher, &landed_without, now)?;

@@ -1003,25 +1003,22 @@ impl<'e> Work<'e> {
 
     /// Writes a raw commit object (`git hash-object -t commit -w --stdin`); returns its id.
     pub fn hash_commit(&self, raw: &[u8]) -> String {
-        let out = run_with_stdin(
-            self.git()
-                .args(["hash-object", "-t", "commit", "-w", "--stdin"]),
-            raw,
-        );
-        assert!(
-            out.status.success(),
-            "hash-object: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        self.hash_object(&["-t", "commit"], raw)
     }
 
     /// Writes a raw object of type `kind` without git's format checks
     /// (`git hash-object -t <kind> --literally -w --stdin`); returns its id.
     pub fn hash_literally(&self, kind: &str, raw: &[u8]) -> String {
+        self.hash_object(&["-t", kind, "--literally"], raw)
+    }
+
+    /// `git hash-object <args> -w --stdin` of `raw`; returns the id.
+    fn hash_object(&self, args: &[&str], raw: &[u8]) -> String {
         let out = run_with_stdin(
             self.git()
-                .args(["hash-object", "-t", kind, "--literally", "-w", "--stdin"]),
+                .arg("hash-object")
+                .args(args)
+                .args(["-w", "--stdin"]),
             raw,
         );
         assert!(
