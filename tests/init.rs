@@ -162,6 +162,61 @@ fn init_refuses_to_overwrite_a_foreign_hook_without_force() {
     assert!(repo.join("tally/policy.toml").exists());
 }
 
+/// A foreign `update` hook is where platforms keep their access control (gitolite's is a
+/// symlink to its own): init keeps it, even with `--force`, says so and how to chain tally's;
+/// the push is still guarded (by reference-transaction) and the foreign hook still runs.
+#[test]
+fn init_keeps_a_foreign_update_hook_even_with_force() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    let server = env.server(&alice_and_bob(), &[]);
+    let platform = env.write(
+        "platform-update",
+        "#!/bin/sh\necho \"platform update hook saw $1\" >&2\nexit 0\n",
+    );
+    std::fs::set_permissions(&platform, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let hook = server.path.join("hooks/update");
+    std::fs::remove_file(&hook).unwrap();
+    std::os::unix::fs::symlink(&platform, &hook).unwrap();
+    let signers = env.write("signers", &alice_and_bob().text());
+    for force in [false, true] {
+        let mut args = vec![
+            server.path.as_os_str(),
+            "--allowed-signers".as_ref(),
+            signers.as_os_str(),
+        ];
+        if force {
+            args.push("--force".as_ref());
+        }
+        let out = env.tally_init(args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let text = stdout(&out);
+        assert!(
+            text.lines()
+                .any(|l| l.contains("hooks/update: kept, it is not tally's")
+                    && l.contains("hook update \"$1\" \"$2\" \"$3\"")),
+            "{text}"
+        );
+        assert_eq!(std::fs::read_link(&hook).unwrap(), platform);
+    }
+    let work = env.clone_as(&server, "work", &alice());
+    work.commit("base").file("base.yaml", "a: 1\n").create();
+    let push = work.push(&["origin", "HEAD:main"]);
+    assert_eq!(push.code, 0, "{}", push.stderr);
+    assert!(
+        push.stderr
+            .contains("platform update hook saw refs/heads/main"),
+        "{}",
+        push.stderr
+    );
+    work.commit("unsigned")
+        .file("c.yaml", "c: 1\n")
+        .unsigned()
+        .create();
+    let push = work.push(&["origin", "HEAD:main"]);
+    assert_eq!(push.code, 1, "{}", push.stderr);
+}
+
 #[test]
 fn init_refuses_a_non_bare_repository() {
     let env = TestEnv::new();
@@ -408,7 +463,7 @@ fn tally_hook_takes_the_hook_from_the_file_path() {
             path.display()
         );
     }
-    let out = hook(&server.path.join("hooks/update"), &[]);
+    let out = hook(&server.path.join("hooks/post-update"), &[]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("cannot tell which hook"),

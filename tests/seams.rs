@@ -549,3 +549,48 @@ fn symbolic_refs_to_a_protected_branch_are_refused() {
         "fix: push to refs/heads/main itself",
     ]);
 }
+
+/// Issue 11, item 8: a refusal that only the ref transaction could make (here: a hook that
+/// runs between pre-receive and the ref update removes tally's verdicts) reaches the pusher
+/// as `remote:` lines and `[remote rejected]`, not as git dying mid-push
+/// (`fatal: ref updates aborted by hook`, `unexpected disconnect`), because tally's `update`
+/// hook applies the same rule where git relays what a hook says.
+#[test]
+fn a_refusal_after_pre_receive_reaches_the_pusher_as_a_message() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    let server = env.server(&alice_and_bob(), &[]);
+    let work = env.clone_as(&server, "work", &alice());
+    let base = work.commit("base").file("base.yaml", "a: 1\n").create();
+    work.push_main_ok();
+    // The platform's layout: its own update hook, then the ones in update.d (tally's).
+    let hooks = server.path.join("hooks");
+    std::fs::create_dir(hooks.join("update.d")).unwrap();
+    std::fs::rename(hooks.join("update"), hooks.join("update.d/tally")).unwrap();
+    std::fs::write(
+        hooks.join("update"),
+        "#!/bin/sh\nrm -f tally/pending/*\nexec hooks/update.d/tally \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(hooks.join("update"), std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let next = work.commit("next").file("b.yaml", "b: 1\n").create();
+    let push = work.push(&["origin", "HEAD:main"]);
+    assert_eq!(push.code, 1, "{}", push.stderr);
+    push.line_with(&["passed tally's checks", short(&next)]);
+    push.line_with(&["push refused", "no pre-receive verdict", short(&next)]);
+    assert!(
+        push.stderr
+            .contains("! [remote rejected] HEAD -> main (hook declined)"),
+        "{}",
+        push.stderr
+    );
+    for dying in ["fatal", "unexpected disconnect", "hung up"] {
+        assert!(!push.stderr.contains(dying), "{dying}: {}", push.stderr);
+    }
+    assert_eq!(server.branch("main").as_deref(), Some(base.as_str()));
+    let rejected = server.log(&["--kind", "rejected"]);
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(rejected[0]["new"], next.as_str(), "{rejected:?}");
+    server.assert_ledger_intact();
+}

@@ -14,8 +14,16 @@ use crate::config::{POLICY_FILE, TALLY_DIR, default_policy_text, parse_policy};
 /// The hooks tally installs, and the `tally hook` argument each runs.
 pub const HOOKS: &[(&str, &str)] = &[
     ("pre-receive", "pre-receive"),
+    ("update", "update"),
     ("reference-transaction", "reference-transaction"),
 ];
+
+/// The hook tally installs only where the file is free (or tally's): `update` is where
+/// platforms put their own access control (gitolite's is a symlink to its `update`), so a
+/// foreign one is kept, even with `--force`. Without tally's `update` every rule still
+/// holds (`reference-transaction` applies them all); only the refusals that `pre-receive`
+/// cannot foresee reach the pusher as a dropped connection instead of a message.
+const OPTIONAL_HOOK: &str = "update";
 
 /// Marks a hook script as tally's own.
 const MARKER: &str = "# Installed by `tally init`";
@@ -328,19 +336,22 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
     }
     let hooks_dir = git_dir.join("hooks");
     let hooks: &[(&str, &str)] = if opts.no_hooks { &[] } else { HOOKS };
-    for (name, _) in hooks {
+    let mut kept_foreign = None;
+    let mut install = Vec::new();
+    for &(name, arg) in hooks {
         let path = hooks_dir.join(name);
-        if let Ok(existing) = std::fs::read_to_string(&path) {
-            if !existing.contains(MARKER) && !opts.force {
-                return Err(InitError::ForeignHook {
-                    path: path.display().to_string(),
-                });
-            }
-        } else if path.exists() && !opts.force {
+        let ours = std::fs::read_to_string(&path).is_ok_and(|t| t.contains(MARKER));
+        let foreign = !ours && std::fs::symlink_metadata(&path).is_ok();
+        if foreign && name == OPTIONAL_HOOK {
+            kept_foreign = Some(path);
+            continue;
+        }
+        if foreign && !opts.force {
             return Err(InitError::ForeignHook {
                 path: path.display().to_string(),
             });
         }
+        install.push((name, arg));
     }
     let tally_dir = git_dir.join(TALLY_DIR);
     let policy_path = tally_dir.join(POLICY_FILE);
@@ -361,7 +372,7 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
     let signers_path = tally_dir.join("allowed_signers");
     let signers_wrote = write_file(&signers_path, signers_text.as_bytes(), 0o644)?;
     let mut hook_lines = Vec::new();
-    for (name, arg) in hooks {
+    for (name, arg) in install {
         let path = hooks_dir.join(name);
         let (script, through) = hook_file(&opts.tally_binary, arg, opts.shim.as_deref());
         let wrote = write_file(&path, script.as_bytes(), 0o755)?;
@@ -398,6 +409,14 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
             ""
         };
         let _ = writeln!(out, "  hook            {}: {}{via}", p(path), wrote.verb());
+    }
+    if let Some(path) = &kept_foreign {
+        let _ = writeln!(
+            out,
+            "  hook            {}: kept, it is not tally's (the platform's access control, if any, keeps working). For refusals that only the ref transaction can make to reach the pusher as messages, have it run `{} hook update \"$1\" \"$2\" \"$3\"` and fail when that fails",
+            p(path),
+            p(&opts.tally_binary)
+        );
     }
     if opts.no_hooks {
         let _ = writeln!(

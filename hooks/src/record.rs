@@ -531,6 +531,70 @@ pub enum Prepared {
     Refused(Vec<(Update, String)>),
 }
 
+/// Why a protected ref update that no verdict of its push covers is refused.
+fn no_verdict(u: &Update) -> String {
+    format!(
+        "{} moved outside an accepted push (no pre-receive verdict for {} -> {})",
+        u.refname,
+        u.old.map_or_else(
+            || "(no expected old value)".to_owned(),
+            |o| o.to_hex_with_len(10).to_string()
+        ),
+        short(u.new)
+    )
+}
+
+/// The `update` hook, which git runs for each ref of a push after `pre-receive` and the
+/// platform's own hooks, just before the ref transaction: the same rules as `prepared`
+/// ([`crate::refs::judge`], a verdict of this push for exactly this update, a ledger that
+/// opens), applied where git still relays the hook's words to the pusher. A refusal in
+/// `prepared` makes git die mid-push (`fatal: ref updates aborted by hook`), with the hook's
+/// output on receive-pack's raw stderr, lost over HTTP; a refusal here is an ordinary
+/// `remote:` message and `[remote rejected] (hook declined)`. `prepared` still applies every
+/// rule: this only moves the refusals it can foresee to where the pusher sees them.
+///
+/// Returns the reasons to refuse, after recording them as a `rejected` entry; empty to let
+/// the update through.
+pub fn update_hook(
+    paths: &Paths,
+    config: &Policy,
+    pusher: &Pusher,
+    update: &Update,
+    now: Timestamp,
+) -> Result<Vec<String>, RecordError> {
+    let mut reasons = Vec::new();
+    if let Some(problem) = crate::refs::judge(config, update) {
+        let violation = Violation {
+            refname: update.refname.clone(),
+            commit: None,
+            path: None,
+            problem,
+        };
+        reasons.push(violation.to_string());
+    } else if config.is_protected(&update.refname) {
+        if take_verdict(paths, update, now, true)?.is_none() {
+            reasons.push(no_verdict(update));
+        } else {
+            // What `prepared` will need: a failure there would reach the pusher only as a
+            // dead connection.
+            let (store, _) = open(paths)?;
+            if let Some(gap) = off_ledger(paths, &store, update)? {
+                reasons.push(gap.to_string());
+            }
+        }
+    }
+    if !reasons.is_empty() {
+        append_rejected(
+            paths,
+            config,
+            pusher,
+            &[(update.clone(), reasons.clone())],
+            now,
+        )?;
+    }
+    Ok(reasons)
+}
+
 /// `reference-transaction prepared`: refuses protected ref moves without a verdict, and
 /// appends the accepted entries (plus a policy change if any) in one transaction.
 pub fn prepared(
@@ -559,18 +623,7 @@ pub fn prepared(
         }
         match take_verdict(paths, u, now, true)? {
             Some(p) => accepted.push((u.clone(), p)),
-            None => refused.push((
-                u.clone(),
-                format!(
-                    "{} moved outside an accepted push (no pre-receive verdict for {} -> {})",
-                    u.refname,
-                    u.old.map_or_else(
-                        || "(no expected old value)".to_owned(),
-                        |o| o.to_hex_with_len(10).to_string()
-                    ),
-                    short(u.new)
-                ),
-            )),
+            None => refused.push((u.clone(), no_verdict(u))),
         }
     }
     // One open of the ledger serves the continuity check and the append.

@@ -264,6 +264,81 @@ pub fn run(
     }
 }
 
+/// The `update` hook: git runs it once per ref of a push, with the ref's name as the client
+/// sent it and its old and new values (zeros for none), after `pre-receive`, and relays its
+/// output to the pusher. Returns whether the ref may be updated. See
+/// [`record::update_hook`] for why this hook exists beside `prepared`.
+pub fn update(
+    git_dir: &Path,
+    refname: &str,
+    old: &str,
+    new: &str,
+    out: &mut impl Write,
+    now: Timestamp,
+) -> bool {
+    let mut reporter = Reporter::from_env(out);
+    let result = (|| -> Result<Vec<String>, String> {
+        let config = Policy::load(git_dir).map_err(|e| e.to_string())?;
+        // Under GIT_NAMESPACE git names the ref as the client sent it; the ref, the verdict
+        // and the ledger use the namespaced name (as in pre-receive).
+        let refname = match std::env::var_os("GIT_NAMESPACE") {
+            Some(ns) => format!(
+                "{}{refname}",
+                crate::refs::namespace_prefix(&ns.to_string_lossy())
+            ),
+            None => refname.to_owned(),
+        };
+        if !config.is_protected(&refname) && crate::refs::name_rule(&config, &refname).is_none() {
+            return Ok(Vec::new());
+        }
+        let id = |hex: &str| -> Result<Option<ObjectId>, String> {
+            let id = ObjectId::from_hex(hex.as_bytes()).map_err(|_| {
+                format!(
+                    "{refname}: {:?} is not an object id",
+                    crate::output::ascii(hex)
+                )
+            })?;
+            Ok((!id.is_null()).then_some(id))
+        };
+        let update = Update {
+            refname: refname.clone(),
+            old: id(old)?,
+            new: id(new)?,
+        };
+        if update.old.is_some() && update.old == update.new {
+            return Ok(Vec::new());
+        }
+        record::update_hook(
+            &Paths::new(git_dir),
+            &config,
+            &Pusher::from_env(),
+            &update,
+            now,
+        )
+        .map_err(|e| format!("cannot check it against the ledger: {e}"))
+    })();
+    match result {
+        Ok(reasons) if reasons.is_empty() => true,
+        Ok(reasons) => {
+            // Recorded: publish, so agents and auditors see the attempt. No ref lock is
+            // held yet (git locks refs when the transaction is prepared, after this hook).
+            publish(git_dir, &Paths::new(git_dir), now, &mut reporter);
+            for reason in &reasons {
+                reporter.error(&format!("push refused: {reason}"));
+            }
+            reporter.error("protected branches move only through a push that tally accepted; the attempt is recorded in the ledger");
+            false
+        }
+        Err(e) => {
+            reporter.error(&format!("push refused: {e}"));
+            reporter.error(
+                "this is a server configuration problem; contact the repository administrator",
+            );
+            false
+        }
+    }
+}
+
 /// `post-receive` (installed only on platforms without `reference-transaction`): records the
 /// protected moves that landed. Its exit status is ignored by git; problems are printed.
 pub fn post_receive(

@@ -21,6 +21,16 @@ enum Hook {
     /// git's post-receive hook, for platforms that run no reference-transaction hook:
     /// record the protected moves that landed.
     PostReceive,
+    /// git's update hook: refuse, where the pusher sees it, a protected ref update that the
+    /// ref transaction would refuse (no verdict of this push, an unwritable ledger).
+    Update {
+        /// The ref, as the client named it.
+        refname: String,
+        /// Its old value (zeros: the ref is created).
+        old: String,
+        /// Its new value (zeros: the ref is deleted).
+        new: String,
+    },
     /// git's reference-transaction hook: record accepted moves, refuse all others.
     ReferenceTransaction {
         /// The transaction state git passes: preparing, prepared, committed or aborted.
@@ -29,7 +39,12 @@ enum Hook {
 }
 
 /// The hooks `tally hook` runs, by the name git gives their files.
-const HOOK_NAMES: [&str; 3] = ["pre-receive", "reference-transaction", "post-receive"];
+const HOOK_NAMES: [&str; 4] = [
+    "pre-receive",
+    "update",
+    "reference-transaction",
+    "post-receive",
+];
 
 /// Runs a hook straight from the arguments git and the kernel pass, without the command-line
 /// parser; `None` for anything else (help, typos), which the parser then explains.
@@ -41,7 +56,7 @@ const HOOK_NAMES: [&str; 3] = ["pre-receive", "reference-transaction", "post-rec
 /// of Gitea and GitLab. The `reference-transaction` states with no work (`committed`; git
 /// 2.54's `preparing`) end here at once.
 pub fn direct(args: &[OsString]) -> Option<Outcome> {
-    if args.get(1).is_none_or(|a| a != "hook") || !(3..=4).contains(&args.len()) {
+    if args.get(1).is_none_or(|a| a != "hook") || !(3..=6).contains(&args.len()) {
         return None;
     }
     let given = &args[2];
@@ -67,6 +82,24 @@ pub fn direct(args: &[OsString]) -> Option<Outcome> {
         HOOK_NAMES.iter().find(|h| *given == **h)?
     };
     let state = args.get(3).map(|s| s.to_str());
+    if name == "update" {
+        let [refname, old, new] = [3, 4, 5].map(|i| args.get(i).and_then(|a| a.to_str()));
+        return match (refname, old, new) {
+            (Some(refname), Some(old), Some(new)) => Some(run(HookArgs {
+                hook: Hook::Update {
+                    refname: refname.to_owned(),
+                    old: old.to_owned(),
+                    new: new.to_owned(),
+                },
+            })),
+            _ => Some(Outcome::Config(
+                "the update hook takes three arguments, the ref name, its old value and its new value, as git passes them (ref names must be UTF-8)".to_owned(),
+            )),
+        };
+    }
+    if args.len() > 4 {
+        return None;
+    }
     let hook = match (name, state) {
         ("pre-receive", None) => Hook::PreReceive,
         ("post-receive", None) => Hook::PostReceive,
@@ -125,6 +158,22 @@ pub fn run(args: HookArgs) -> Outcome {
                 jiff::Timestamp::now(),
             );
             Outcome::Success
+        }
+        Hook::Update { refname, old, new } => {
+            let stderr = std::io::stderr();
+            let ok = tally_hooks::transaction::update(
+                &git_dir(),
+                &refname,
+                &old,
+                &new,
+                &mut stderr.lock(),
+                jiff::Timestamp::now(),
+            );
+            if ok {
+                Outcome::Success
+            } else {
+                Outcome::Refused
+            }
         }
         Hook::ReferenceTransaction { state } => {
             let Some(state) = tally_hooks::transaction::State::parse(&state) else {
