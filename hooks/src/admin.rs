@@ -46,6 +46,8 @@ pub fn find_repo(arg: Option<&Path>) -> Result<PathBuf, AdminError> {
     if let Some(line) = crate::owner::act_as_owner(&dir).map_err(fail)? {
         eprintln!("tally: {line}");
     }
+    // In a repository several accounts push to, what this command writes stays theirs too.
+    crate::shared::adopt_umask(&dir);
     Ok(dir)
 }
 

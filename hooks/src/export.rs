@@ -107,7 +107,7 @@ pub fn export(
             ..Default::default()
         },
     )?;
-    let key = tally_ledger::key::load_signing(&paths.key())?;
+    let key = paths.load_key()?;
     if key.verifying_key().to_bytes() != store.public_key() {
         return Err(ExportError::WrongKey { path: paths.key() });
     }

@@ -137,6 +137,17 @@ pub enum InitError {
     /// The ledger or its key cannot be created or opened.
     #[error("ledger: {0}")]
     Ledger(String),
+    /// `core.sharedRepository` holds a value git rejects too.
+    #[error(transparent)]
+    Sharing(#[from] crate::shared::BadSharing),
+    /// Making tally's files shared (or private) failed.
+    #[error("cannot set the permissions of {path} for core.sharedRepository: {source}")]
+    Share {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// `git config` failed.
     #[error("cannot set git configuration {key} in {repo}: {message}")]
     GitConfig {
@@ -353,6 +364,9 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
         }
         install.push((name, arg));
     }
+    let sharing = crate::shared::Sharing::parse(
+        git_config_get(&git_dir, "core.sharedRepository").as_deref(),
+    )?;
     let tally_dir = git_dir.join(TALLY_DIR);
     let policy_path = tally_dir.join(POLICY_FILE);
     let existing_policy = std::fs::read(&policy_path).ok();
@@ -361,6 +375,7 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
     }
 
     std::fs::create_dir_all(&tally_dir).map_err(io(&tally_dir))?;
+    let shared_line = share(&git_dir, sharing)?;
     if !opts.no_hooks {
         std::fs::create_dir_all(&hooks_dir).map_err(io(&hooks_dir))?;
     }
@@ -381,6 +396,8 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
     // Defence in depth: git itself checks every pushed object's format.
     git_config(&git_dir, "receive.fsckObjects", "true")?;
     let ledger = set_up_ledger(&repo, &git_dir)?;
+    // Again, for what SQLite created with its own mode (0644 narrowed by the umask).
+    share(&git_dir, sharing)?;
 
     let p = |path: &Path| path.display().to_string();
     let _ = writeln!(out, "tally init: {}", p(&git_dir));
@@ -427,6 +444,9 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
         );
     }
     let _ = writeln!(out, "  git config      receive.fsckObjects=true");
+    if let Some(line) = shared_line {
+        let _ = writeln!(out, "  {line}");
+    }
     for line in &ledger {
         let _ = writeln!(out, "  {line}");
     }
@@ -460,6 +480,80 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
     Ok(())
 }
 
+/// Gives tally's files the permissions `core.sharedRepository` asks for (see
+/// [`crate::shared`]) and takes the matching umask for what init writes next. In a shared
+/// repository everything in `tally/` gets the repository's group, files its mode (the key:
+/// group-readable only), directories setgid; in a private one a `tally/` that was shared
+/// before is made the owner's again (the key back to 0600). Returns the line init prints.
+fn share(git_dir: &Path, sharing: crate::shared::Sharing) -> Result<Option<String>, InitError> {
+    use crate::shared::{Sharing, set_mode};
+    use std::os::unix::fs::MetadataExt;
+    let paths = crate::record::Paths::new(git_dir);
+    let fail = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| InitError::Share { path, source }
+    };
+    let was_shared = Sharing::of_tally_dir(&paths.dir) != Sharing::Private;
+    if sharing == Sharing::Private {
+        if was_shared {
+            set_mode(&paths.dir, 0o755, None).map_err(fail(&paths.dir))?;
+            set_mode(&paths.key(), 0o600, None).map_err(fail(&paths.key()))?;
+        }
+        return Ok(None);
+    }
+    let gid = std::fs::metadata(git_dir).map_err(fail(git_dir))?.gid();
+    set_mode(&paths.dir, sharing.dir_mode(), Some(gid)).map_err(fail(&paths.dir))?;
+    crate::shared::adopt_umask(git_dir);
+    let entries = std::fs::read_dir(&paths.dir).map_err(fail(&paths.dir))?;
+    for entry in entries {
+        let path = entry.map_err(fail(&paths.dir))?.path();
+        let meta = std::fs::symlink_metadata(&path).map_err(fail(&path))?;
+        if meta.is_dir() {
+            set_mode(&path, sharing.dir_mode(), Some(gid)).map_err(fail(&path))?;
+            for inner in std::fs::read_dir(&path).map_err(fail(&path))? {
+                let inner = inner.map_err(fail(&path))?.path();
+                set_mode(&inner, sharing.ledger_mode(), Some(gid)).map_err(fail(&inner))?;
+            }
+        } else if path == paths.key() {
+            set_mode(&path, sharing.key_mode(), Some(gid)).map_err(fail(&path))?;
+        } else if meta.is_file() {
+            let mode = if is_ledger_file(&path, &paths) {
+                sharing.ledger_mode()
+            } else {
+                // policy.toml, allowed_signers, the public key: read by every member,
+                // changed by the owner.
+                (meta.mode() & 0o644) | 0o040
+            };
+            set_mode(&path, mode, Some(gid)).map_err(fail(&path))?;
+        }
+    }
+    let Sharing::Shared { file_mode } = sharing else {
+        return Ok(None);
+    };
+    let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+        .ok()
+        .flatten()
+        .map_or_else(|| format!("gid {gid}"), |g| g.name);
+    Ok(Some(format!(
+        "shared          core.sharedRepository: tally's files are group {group}'s, mode {file_mode:04o}, directories setgid; the ledger key is readable by the group, whose members' pushes sign entries"
+    )))
+}
+
+/// The ledger database and SQLite's files beside it (`-wal`, `-shm`, `-journal`).
+fn is_ledger_file(path: &Path, paths: &crate::record::Paths) -> bool {
+    let ledger = paths.ledger();
+    let (Some(name), Some(ledger_name)) = (
+        path.file_name().and_then(|n| n.to_str()),
+        ledger.file_name().and_then(|n| n.to_str()),
+    ) else {
+        return false;
+    };
+    name == ledger_name
+        || name
+            .strip_prefix(ledger_name)
+            .is_some_and(|r| r.starts_with('-'))
+}
+
 /// Creates the ledger key and the ledger on first run (recording the policy and the tips of
 /// protected branches that existed before tally), and leaves both alone afterwards.
 fn set_up_ledger(repo: &gix::Repository, git_dir: &Path) -> Result<Vec<String>, InitError> {
@@ -474,10 +568,15 @@ fn set_up_ledger(repo: &gix::Repository, git_dir: &Path) -> Result<Vec<String>, 
             "ledger key      {}: unchanged",
             paths.key().display()
         ));
-        tally_ledger::key::load_signing(&paths.key()).map_err(|e| ledger_err(&e))?
+        paths.load_key().map_err(|e| ledger_err(&e))?
     } else {
         let key = tally_ledger::key::generate(&paths.key(), "tally ledger key")
             .map_err(|e| ledger_err(&e))?;
+        let sharing = crate::shared::Sharing::of_repository(git_dir);
+        if sharing != crate::shared::Sharing::Private {
+            crate::shared::set_mode(&paths.key(), sharing.key_mode(), None)
+                .map_err(|e| ledger_err(&e))?;
+        }
         lines.push(format!(
             "ledger key      {}: created (public key: {})",
             paths.key().display(),

@@ -18,4 +18,5 @@ pub mod publish;
 pub mod pusher;
 pub mod record;
 pub mod refs;
+pub mod shared;
 pub mod transaction;

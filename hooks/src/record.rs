@@ -97,6 +97,15 @@ impl Paths {
     pub fn public_key(&self) -> PathBuf {
         tally_ledger::key::public_path(&self.key())
     }
+    /// Loads the ledger key, group-readable where the repository is shared
+    /// ([`crate::shared`]).
+    pub fn load_key(&self) -> Result<SigningKey, tally_ledger::key::KeyError> {
+        let readers = match crate::shared::Sharing::of_tally_dir(&self.dir) {
+            crate::shared::Sharing::Private => tally_ledger::key::Readers::Owner,
+            crate::shared::Sharing::Shared { .. } => tally_ledger::key::Readers::Group,
+        };
+        tally_ledger::key::load_signing_as(&self.key(), readers)
+    }
     fn pending(&self) -> PathBuf {
         self.dir.join("pending")
     }
@@ -360,7 +369,7 @@ pub fn off_ledger(
 
 /// Opens the ledger and its key for appending.
 pub fn open(paths: &Paths) -> Result<(Store, SigningKey), RecordError> {
-    let key = tally_ledger::key::load_signing(&paths.key())?;
+    let key = paths.load_key()?;
     let store = Store::open(&paths.ledger())?;
     Ok((store, key))
 }

@@ -199,6 +199,22 @@ fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyError> {
 /// OpenSSH does), an encrypted key, a non-ed25519 key, and a key whose public half does not
 /// match its private half.
 pub fn load_signing(path: &Path) -> Result<SigningKey, KeyError> {
+    load_signing_as(path, Readers::Owner)
+}
+
+/// Who may read the ledger key file besides its owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readers {
+    /// No one: mode 0600 or narrower (the default).
+    Owner,
+    /// The file's group too, read only (0640): a repository that several unix accounts push
+    /// to (`core.sharedRepository`), where every member's push signs entries.
+    Group,
+}
+
+/// [`load_signing`], accepting the permissions `readers` allows. Never a key that anyone
+/// but its owner can write, or that other users outside its group can read.
+pub fn load_signing_as(path: &Path, readers: Readers) -> Result<SigningKey, KeyError> {
     let mut file = fs::File::open(path).map_err(io_error(path))?;
     // Check the permissions of the file actually opened, not of whatever the path names later.
     let meta = file.metadata().map_err(io_error(path))?;
@@ -206,7 +222,11 @@ pub fn load_signing(path: &Path) -> Result<SigningKey, KeyError> {
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = meta.permissions().mode() & 0o7777;
-        if mode & 0o077 != 0 {
+        let forbidden = match readers {
+            Readers::Owner => 0o077,
+            Readers::Group => 0o037,
+        };
+        if mode & forbidden != 0 {
             return Err(KeyError::Unprotected {
                 path: path.to_owned(),
                 mode,

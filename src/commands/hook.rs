@@ -132,6 +132,9 @@ fn git_dir() -> PathBuf {
 
 /// Runs a hook. Its messages go to stderr, which git relays to the pusher.
 pub fn run(args: HookArgs) -> Outcome {
+    // In a repository several unix accounts push to, every file a hook writes must stay
+    // writable by the others (one `stat`; see tally_hooks::shared).
+    tally_hooks::shared::adopt_umask(&git_dir());
     match args.hook {
         Hook::PreReceive => {
             let stdin = std::io::stdin();
