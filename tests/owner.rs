@@ -373,6 +373,31 @@ fn every_member_of_a_group_shared_repository_pushes_and_is_recorded() {
         entries.len(),
         "maintenance recorded something"
     );
+
+    // A ledger this member cannot write (a mistaken chmod): the push is refused with a message
+    // the pusher sees (from the update hook), not by git dying in the ref transaction.
+    let ledger = repo.join("tally/ledger.sqlite");
+    std::fs::set_permissions(&ledger, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+    let fourth = work.commit("fourth").file("e.yaml", "e: 1\n").create();
+    let (code, stderr) = push(&member);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.lines().any(|l| l
+            .starts_with("remote: tally: push refused: cannot check it against the ledger")
+            && l.contains("ledger.sqlite")
+            && l.contains("Permission denied")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("[remote rejected] HEAD -> main (hook declined)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("fatal"), "{stderr}");
+    assert_eq!(server.branch("main").as_deref(), Some(third.as_str()));
+    std::fs::set_permissions(&ledger, std::os::unix::fs::PermissionsExt::from_mode(0o660)).unwrap();
+    let (code, stderr) = push(&member);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(server.branch("main").as_deref(), Some(fourth.as_str()));
     drop(member);
     drop(owner);
 }

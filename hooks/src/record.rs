@@ -587,6 +587,14 @@ pub fn update_hook(
             // What `prepared` will need: a failure there would reach the pusher only as a
             // dead connection.
             let (store, _) = open(paths)?;
+            for path in [paths.ledger(), paths.dir.clone()] {
+                nix::unistd::access(&path, nix::unistd::AccessFlags::W_OK).map_err(|e| {
+                    RecordError::Io {
+                        path: path.display().to_string(),
+                        source: std::io::Error::from(e),
+                    }
+                })?;
+            }
             if let Some(gap) = off_ledger(paths, &store, update)? {
                 reasons.push(gap.to_string());
             }
