@@ -87,8 +87,12 @@ def parse(path):
             continue
         key = (cols[1], m.group(1))
         if cols[3] == "child_start":
-            hook = re.search(r"hook:(\S+) argv:\[\S+ ?([a-z]*)\]", cols[8])
-            starts[key] = f"{hook.group(1)} {hook.group(2)}".strip() if hook else None
+            hook = re.search(r"hook:(\S+) argv:\[\S+ ?([a-z]*)", cols[8])
+            # reference-transaction by state; the others (update: once per ref) by name.
+            if hook and hook.group(1) == "reference-transaction":
+                starts[key] = f"{hook.group(1)} {hook.group(2)}".strip()
+            else:
+                starts[key] = hook.group(1) if hook else None
         elif cols[3] == "child_exit" and starts.get(key):
             times[starts[key]] = times.get(starts[key], 0) + float(cols[6]) * 1000
     return total, times

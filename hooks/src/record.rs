@@ -555,8 +555,8 @@ fn no_verdict(u: &Update) -> String {
 
 /// The `update` hook, which git runs for each ref of a push after `pre-receive` and the
 /// platform's own hooks, just before the ref transaction: the same rules as `prepared`
-/// ([`crate::refs::judge`], a verdict of this push for exactly this update, a ledger that
-/// opens), applied where git still relays the hook's words to the pusher. A refusal in
+/// ([`crate::refs::judge`], a verdict of this push for exactly this update, a ledger and key
+/// this account can use), applied where git still relays the hook's words to the pusher. A refusal in
 /// `prepared` makes git die mid-push (`fatal: ref updates aborted by hook`), with the hook's
 /// output on receive-pack's raw stderr, lost over HTTP; a refusal here is an ordinary
 /// `remote:` message and `[remote rejected] (hook declined)`. `prepared` still applies every
@@ -584,19 +584,21 @@ pub fn update_hook(
         if take_verdict(paths, update, now, true)?.is_none() {
             reasons.push(no_verdict(update));
         } else {
-            // What `prepared` will need: a failure there would reach the pusher only as a
-            // dead connection.
-            let (store, _) = open(paths)?;
-            for path in [paths.ledger(), paths.dir.clone()] {
-                nix::unistd::access(&path, nix::unistd::AccessFlags::W_OK).map_err(|e| {
-                    RecordError::Io {
-                        path: path.display().to_string(),
-                        source: std::io::Error::from(e),
-                    }
+            // What `prepared` will need, where a failure would reach the pusher only as a
+            // dead connection: a key it can read, a ledger and a directory (for SQLite's
+            // files) it can write. Checked by permission only: opening the ledger here would
+            // cost every push about a millisecond (pre-receive opened it, and checked the
+            // ledger's position of the branch, moments ago).
+            use nix::unistd::{AccessFlags, access};
+            for (path, how) in [
+                (paths.key(), AccessFlags::R_OK),
+                (paths.ledger(), AccessFlags::R_OK | AccessFlags::W_OK),
+                (paths.dir.clone(), AccessFlags::W_OK | AccessFlags::X_OK),
+            ] {
+                access(&path, how).map_err(|e| RecordError::Io {
+                    path: path.display().to_string(),
+                    source: std::io::Error::from(e),
                 })?;
-            }
-            if let Some(gap) = off_ledger(paths, &store, update)? {
-                reasons.push(gap.to_string());
             }
         }
     }
