@@ -192,3 +192,175 @@ fn ssh_git_shell_account_records_the_login_key() {
     repo.assert_ledger_intact();
     repo.assert_owned_by_account();
 }
+
+/// Maintenance on a served repository: auto-gc after every push (in the foreground, so that a
+/// failure would reach the pusher), then `git gc`, `git pack-refs`, `git repack` and
+/// `git maintenance` by hand as the hosting account. All succeed, and the ledger holds exactly
+/// the pushes: maintenance moves no branch, so it records nothing.
+#[test]
+fn maintenance_and_auto_gc_on_a_served_repository_record_nothing() {
+    let test = "maintenance_and_auto_gc_on_a_served_repository_record_nothing";
+    if !can_run(test, &[(SSHD, "openssh-server")]) {
+        return;
+    }
+    let env = server_env();
+    let tally = tally_for_accounts(env.root());
+    let account = Account::create(env.root(), &git_shell());
+    let repo = guarded_by_root(&env, &account, &tally);
+    // Every push keeps its pack (unpackLimit 1), and more than one pack triggers gc --auto.
+    for (key, value) in [
+        ("gc.auto", "1"),
+        ("gc.autoPackLimit", "1"),
+        ("gc.autoDetach", "false"),
+        ("receive.autogc", "true"),
+        ("receive.unpackLimit", "1"),
+    ] {
+        run_ok(repo.git().args(["config", key, value]));
+    }
+    let alice_login = login_key(env.root(), "alice-login");
+    account.authorize(&[&alice_login]);
+    let sshd = Sshd::start(env.root(), &[&account]);
+    let work = clone_over_ssh(
+        &env,
+        &sshd,
+        &account,
+        &repo.path.display().to_string(),
+        "alice",
+        &alice(),
+        &alice_login,
+    );
+    let before = repo.entries().len();
+
+    let mut pushed = Vec::new();
+    for i in 0..4 {
+        let id = work
+            .commit(&format!("change {i}"))
+            .file("app.yaml", format!("replicas: {i}\n"))
+            .create();
+        let push = work.push(&["origin", "HEAD:refs/heads/main"]);
+        push.assert_accepted();
+        assert!(
+            !push.stderr.contains("fatal") && !push.stderr.contains("error"),
+            "{}",
+            push.stderr
+        );
+        assert_eq!(repo.branch("main").as_deref(), Some(id.as_str()));
+        pushed.push(id);
+    }
+    // Auto-gc ran: four pushes kept four packs, gc left one.
+    let packs = std::fs::read_dir(repo.path.join("objects/pack"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension() == Some("pack".as_ref()))
+        .count();
+    assert_eq!(packs, 1, "auto-gc did not repack");
+
+    for args in [
+        &["gc", "--quiet"][..],
+        &["pack-refs", "--all"],
+        &["repack", "-a", "-d", "-q"],
+        &["maintenance", "run", "--task=gc", "--quiet"],
+    ] {
+        run_ok(repo.git().args(args));
+    }
+    let tip = pushed.last().unwrap();
+    assert_eq!(repo.branch("main").as_deref(), Some(tip.as_str()));
+
+    let entries = repo.entries();
+    let new: Vec<(&str, &str)> = entries[before..]
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap(), e["new"].as_str().unwrap()))
+        .collect();
+    let expected: Vec<(&str, &str)> = pushed.iter().map(|id| ("accepted", id.as_str())).collect();
+    assert_eq!(new, expected);
+    assert!(repo.entries_of("rejected").is_empty());
+
+    // Still guarded after all of it.
+    let unsigned = work
+        .commit("after maintenance")
+        .file("app.yaml", "replicas: 9\n")
+        .unsigned()
+        .create();
+    assert_refused_unsigned(&work.push(&["origin", "HEAD:refs/heads/main"]), &unsigned);
+    assert_eq!(repo.branch("main").as_deref(), Some(tip.as_str()));
+    repo.assert_ledger_intact();
+    repo.assert_owned_by_account();
+}
+
+/// The heartbeat from root's crontab: `tally ledger checkpoint` run as root becomes the
+/// repository's owner (saying so on stderr, as every root-run command does), prints nothing
+/// else, leaves every file the hosting account's, and each heartbeat replaces the previous
+/// heartbeat's publication, so `refs/tally/ledger` grows with entries, not with heartbeats
+/// (README, "Heartbeat").
+#[test]
+fn heartbeat_as_root_keeps_ownership_and_does_not_grow_the_ledger_ref() {
+    let test = "heartbeat_as_root_keeps_ownership_and_does_not_grow_the_ledger_ref";
+    if !can_run(test, &[(SSHD, "openssh-server")]) {
+        return;
+    }
+    let env = server_env();
+    let tally = tally_for_accounts(env.root());
+    let account = Account::create(env.root(), &git_shell());
+    let repo = guarded_by_root(&env, &account, &tally);
+    let alice_login = login_key(env.root(), "alice-login");
+    account.authorize(&[&alice_login]);
+    let sshd = Sshd::start(env.root(), &[&account]);
+    let work = clone_over_ssh(
+        &env,
+        &sshd,
+        &account,
+        &repo.path.display().to_string(),
+        "alice",
+        &alice(),
+        &alice_login,
+    );
+    work.commit("base")
+        .file("app.yaml", "replicas: 1\n")
+        .create();
+    work.push(&["origin", "HEAD:refs/heads/main"])
+        .assert_accepted();
+    let entries = repo.entries().len();
+
+    let heartbeat = || {
+        let mut cmd = Command::new(&tally);
+        env.hermetic(&mut cmd);
+        let out = cmd
+            .args(["ledger", "checkpoint", "--repo"])
+            .arg(&repo.path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert!(out.stdout.is_empty(), "{out:?}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{stderr}");
+        assert!(
+            lines[0].starts_with(&format!(
+                "tally: running as {} (uid {})",
+                account.name, account.uid
+            )),
+            "{stderr}"
+        );
+        repo.assert_owned_by_account();
+        repo.rev("refs/tally/ledger").unwrap()
+    };
+
+    // A checkpoint carries its signing time in whole seconds: one signed in the second of the
+    // push's would be the note already published. Each heartbeat here waits for a new second.
+    let pushed = repo.rev("refs/tally/ledger").unwrap();
+    let published = repo.ledger_commits();
+    wait_for_the_next_second();
+    let first = heartbeat();
+    // The first heartbeat after a push publishes its note on top of the push's publication.
+    assert_ne!(first, pushed, "the heartbeat published no fresh note");
+    assert_eq!(repo.ledger_commits(), published + 1);
+    wait_for_the_next_second();
+    let second = heartbeat();
+    assert_ne!(
+        second, first,
+        "the second heartbeat published no fresh note"
+    );
+    assert_eq!(repo.ledger_commits(), published + 1);
+
+    assert_eq!(repo.entries().len(), entries, "a heartbeat added an entry");
+    repo.assert_ledger_intact();
+}

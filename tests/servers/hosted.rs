@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use super::account::Account;
-use crate::common::TestEnv;
+use crate::common::{TestEnv, stdout_of};
 
 /// A bare repository `account` hosts, guarded by `tally` (the binary its hooks name).
 pub struct Hosted<'a> {
@@ -46,6 +46,16 @@ impl Hosted<'_> {
     /// Where `refs/heads/<branch>` points, if it exists.
     pub fn branch(&self, branch: &str) -> Option<String> {
         self.rev(&format!("refs/heads/{branch}"))
+    }
+
+    /// How many commits `refs/tally/ledger` has.
+    pub fn ledger_commits(&self) -> usize {
+        stdout_of(
+            self.git()
+                .args(["rev-list", "--count", "refs/tally/ledger"]),
+        )
+        .parse()
+        .unwrap()
     }
 
     /// `tally <args> --repo <repository>` as the hosting account; the output whatever the
