@@ -21,6 +21,8 @@ mod common;
 mod daemon;
 #[path = "servers/hosted.rs"]
 mod hosted;
+#[path = "servers/http.rs"]
+mod http;
 #[path = "servers/sshd.rs"]
 mod sshd;
 
@@ -31,6 +33,7 @@ use std::process::Command;
 use account::{Account, is_root, login_key, tally_for_accounts};
 use common::*;
 use hosted::{Hosted, init_as_root};
+use http::{FCGIWRAP, GitHttp, NGINX};
 use sshd::{SSHD, Sshd};
 
 /// Whether `test` can run here: as root, with every server binary it `needs` (path, Debian
@@ -188,6 +191,99 @@ fn ssh_git_shell_account_records_the_login_key() {
         "{rejected}"
     );
     assert_eq!(repo.entries_of("accepted").len(), 1);
+
+    repo.assert_ledger_intact();
+    repo.assert_owned_by_account();
+}
+
+/// Smart HTTP: nginx authenticates (basic auth) and fcgiwrap runs `git http-backend` as the
+/// hosting account. The ledger names the authenticated user (`REMOTE_USER`), the refusal
+/// reaches the pusher as `remote:` lines over HTTP, and a clone over HTTP gets the branch and
+/// `refs/tally/ledger`, as an agent would fetch them.
+#[test]
+fn smart_http_with_basic_auth_records_the_http_user() {
+    let test = "smart_http_with_basic_auth_records_the_http_user";
+    if !can_run(test, &[(NGINX, "nginx"), (FCGIWRAP, "fcgiwrap")]) {
+        return;
+    }
+    let env = server_env();
+    let tally = tally_for_accounts(env.root());
+    let account = Account::create(env.root(), Path::new("/usr/sbin/nologin"));
+    let repo = guarded_by_root(&env, &account, &tally);
+    let http = GitHttp::start(
+        env.root(),
+        &account,
+        &account.home,
+        &[("alice", "alice-secret"), ("bob", "bob-secret")],
+    );
+    let work = env.clone_url_as(
+        &http.url("alice", "alice-secret", "deploy.git"),
+        "alice",
+        &alice(),
+        &[],
+    );
+
+    let base = work
+        .commit("base")
+        .file("app.yaml", "replicas: 1\n")
+        .create();
+    work.push(&["origin", "HEAD:refs/heads/main"])
+        .assert_accepted();
+    assert_eq!(repo.branch("main").as_deref(), Some(base.as_str()));
+    assert_eq!(
+        entry_for(&repo, "accepted", &base)["pusher"].as_str(),
+        Some("http:alice")
+    );
+
+    let unsigned = work
+        .commit("unsigned")
+        .file("app.yaml", "replicas: 2\n")
+        .unsigned()
+        .create();
+    let push = work.push(&["origin", "HEAD:refs/heads/main"]);
+    assert_refused_unsigned(&push, &unsigned);
+    assert_eq!(repo.branch("main").as_deref(), Some(base.as_str()));
+    let rejected = entry_for(&repo, "rejected", &unsigned);
+    assert_eq!(rejected["pusher"].as_str(), Some("http:alice"));
+
+    // Another basic-auth user, same hosting account: the ledger tells them apart.
+    let bob_work = env.clone_url_as(
+        &http.url("bob", "bob-secret", "deploy.git"),
+        "bob",
+        &bob(),
+        &[],
+    );
+    let by_bob = bob_work
+        .commit("bob's")
+        .file("bob.yaml", "owner: bob\n")
+        .create();
+    bob_work
+        .push(&["origin", "HEAD:refs/heads/main"])
+        .assert_accepted();
+    assert_eq!(repo.branch("main").as_deref(), Some(by_bob.as_str()));
+    assert_eq!(
+        entry_for(&repo, "accepted", &by_bob)["pusher"].as_str(),
+        Some("http:bob")
+    );
+
+    // A fresh clone over HTTP, and the ledger ref fetched the way an agent fetches it.
+    let reader = env.clone_url_as(
+        &http.url("alice", "alice-secret", "deploy.git"),
+        "reader",
+        &alice(),
+        &[],
+    );
+    assert_eq!(reader.git_ok(&["rev-parse", "origin/main"]), by_bob);
+    reader.git_ok(&[
+        "fetch",
+        "-q",
+        "origin",
+        "+refs/tally/ledger:refs/tally/ledger",
+    ]);
+    assert_eq!(
+        Some(reader.git_ok(&["rev-parse", "refs/tally/ledger"])),
+        repo.rev("refs/tally/ledger")
+    );
 
     repo.assert_ledger_intact();
     repo.assert_owned_by_account();
