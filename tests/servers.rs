@@ -36,6 +36,9 @@ use hosted::{Hosted, init_as_root};
 use http::{FCGIWRAP, GitHttp, NGINX};
 use sshd::{SSHD, Sshd};
 
+/// gitolite's command (Debian package gitolite3).
+const GITOLITE: &str = "/usr/bin/gitolite";
+
 /// Whether `test` can run here: as root, with every server binary it `needs` (path, Debian
 /// package). Otherwise it says so in one loud line.
 fn can_run(test: &str, needs: &[(&str, &str)]) -> bool {
@@ -285,6 +288,217 @@ fn smart_http_with_basic_auth_records_the_http_user() {
         repo.rev("refs/tally/ledger")
     );
 
+    repo.assert_ledger_intact();
+    repo.assert_owned_by_account();
+}
+
+/// gitolite: the hosting account's `gitolite setup`, repositories and users managed by
+/// pushes to gitolite-admin over sshd, tally set up in a gitolite repository with `tally init`
+/// as that account. The ledger names the gitolite user; a push tally's pre-receive passed but
+/// gitolite's update hook denied lands nowhere and records no acceptance, and its verdict
+/// cannot be used by a later `git update-ref` on the server; gitolite recompiling (an admin
+/// push) and re-linking hooks (`gitolite setup`) leave the repository guarded and the admin
+/// able to push.
+#[test]
+fn gitolite_repository_stays_guarded_and_records_the_gitolite_user() {
+    let test = "gitolite_repository_stays_guarded_and_records_the_gitolite_user";
+    if !can_run(test, &[(SSHD, "openssh-server"), (GITOLITE, "gitolite3")]) {
+        return;
+    }
+    let env = server_env();
+    let tally = tally_for_accounts(env.root());
+    let account = Account::create(env.root(), Path::new("/bin/sh"));
+    let logins = env.root().join("logins");
+    std::fs::create_dir(&logins).unwrap();
+    let admin_login = login_key(&logins, "admin");
+    let alice_login = login_key(&logins, "alice");
+    let bob_login = login_key(&logins, "bob");
+    run_ok(
+        account
+            .command(GITOLITE)
+            .args(["setup", "-pk"])
+            .arg(&admin_login.public),
+    );
+    let sshd = Sshd::start(env.root(), &[&account]);
+
+    // The admin creates `deploy`: Alice may push anywhere, Bob only under bob/.
+    let admin_user = User::new("Admin", "admin@example.com", &admin_login);
+    let admin = clone_over_ssh(
+        &env,
+        &sshd,
+        &account,
+        "gitolite-admin",
+        "admin",
+        &admin_user,
+        &admin_login,
+    );
+    let mut conf = "repo gitolite-admin\n    RW+ = admin\n\n\
+                    repo deploy\n    RW+ = alice\n    RW bob/ = bob\n"
+        .to_owned();
+    let key_text = |k: &Key| std::fs::read_to_string(&k.public).unwrap();
+    admin
+        .commit("add deploy, alice and bob")
+        .file("conf/gitolite.conf", &conf)
+        .file("keydir/alice.pub", key_text(&alice_login))
+        .file("keydir/bob.pub", key_text(&bob_login))
+        .unsigned()
+        .create();
+    admin.push(&["origin", "HEAD"]).assert_accepted();
+    let deploy = account.home.join("repositories").join("deploy.git");
+    assert!(
+        deploy.is_dir(),
+        "gitolite did not create {}",
+        deploy.display()
+    );
+
+    // gitolite's `git init` leaves HEAD at master; clones are to check out main.
+    run_ok(
+        account
+            .git(&deploy)
+            .args(["symbolic-ref", "HEAD", "refs/heads/main"]),
+    );
+
+    // The hosting account guards it, as the README's table says.
+    let signers = env.write("allowed_signers", &alice_and_bob().text());
+    run_ok(
+        account
+            .command(&tally)
+            .arg("init")
+            .arg(&deploy)
+            .arg("--allowed-signers")
+            .arg(&signers),
+    );
+    let repo = Hosted {
+        account: &account,
+        path: deploy,
+        tally: tally.clone(),
+    };
+
+    let alice_work = clone_over_ssh(
+        &env,
+        &sshd,
+        &account,
+        "deploy",
+        "alice",
+        &alice(),
+        &alice_login,
+    );
+    let base = alice_work
+        .commit("base")
+        .file("app.yaml", "replicas: 1\n")
+        .create();
+    alice_work
+        .push(&["origin", "HEAD:refs/heads/main"])
+        .assert_accepted();
+    assert_eq!(repo.branch("main").as_deref(), Some(base.as_str()));
+    assert_eq!(
+        entry_for(&repo, "accepted", &base)["pusher"].as_str(),
+        Some("gitolite:alice")
+    );
+
+    // Bob signs a good commit, but gitolite does not let him write main: its update hook,
+    // which runs after tally's pre-receive passed the push, denies it.
+    let bob_work = clone_over_ssh(&env, &sshd, &account, "deploy", "bob", &bob(), &bob_login);
+    let by_bob = bob_work
+        .commit("bob's")
+        .file("bob.yaml", "owner: bob\n")
+        .create();
+    let push = bob_work.push(&["origin", "HEAD:refs/heads/main"]);
+    assert_eq!(push.code, 1, "{}", push.stderr);
+    push.line_with(&[
+        "passed tally's checks",
+        short(&by_bob),
+        "on refs/heads/main",
+    ]);
+    assert!(
+        push.stderr
+            .contains("remote: FATAL: W refs/heads/main deploy bob DENIED by fallthru")
+            && push
+                .stderr
+                .contains("remote: error: hook declined to update refs/heads/main")
+            && !push.stderr.contains("pre-receive hook declined"),
+        "{}",
+        push.stderr
+    );
+    assert_eq!(repo.branch("main").as_deref(), Some(base.as_str()));
+    let accepted = repo.entries_of("accepted");
+    assert_eq!(accepted.len(), 1, "{accepted:#?}");
+    assert!(accepted.iter().all(|e| e["new"] != by_bob.as_str()));
+
+    // The admin adds a repository: gitolite recompiles (rewriting every repository's gl-conf)
+    // and creates it. The admin is not locked out, and deploy is still guarded.
+    conf.push_str("\nrepo other\n    RW+ = alice\n");
+    admin
+        .commit("add other")
+        .file("conf/gitolite.conf", &conf)
+        .unsigned()
+        .create();
+    admin.push(&["origin", "HEAD"]).assert_accepted();
+    assert!(account.home.join("repositories/other.git").is_dir());
+    let unsigned = alice_work
+        .commit("unsigned")
+        .file("app.yaml", "replicas: 2\n")
+        .unsigned()
+        .create();
+    let push = alice_work.push(&["origin", "HEAD:refs/heads/main"]);
+    assert_refused_unsigned(&push, &unsigned);
+    assert_eq!(repo.branch("main").as_deref(), Some(base.as_str()));
+
+    // `gitolite setup` again (after an upgrade, say) re-links its hooks into every repository.
+    run_ok(account.command(GITOLITE).arg("setup"));
+    let push = alice_work.push(&["origin", "HEAD:refs/heads/main"]);
+    assert_refused_unsigned(&push, &unsigned);
+    assert_eq!(repo.branch("main").as_deref(), Some(base.as_str()));
+    assert_eq!(
+        entry_for(&repo, "rejected", &unsigned)["pusher"].as_str(),
+        Some("gitolite:alice")
+    );
+
+    // Bob's commit is in the repository (receive-pack keeps the objects of a push whose
+    // pre-receive passed), and tally's pre-receive left a verdict for his push. That verdict
+    // moves nothing: an administrator's `git update-ref` to his commit is refused, and
+    // recorded.
+    let out = repo
+        .git()
+        .args(["update-ref", "refs/heads/main", &by_bob, &base])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "update-ref landed: {out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "tally: ref update refused: refs/heads/main moved outside an accepted push (no pre-receive verdict for {} -> {})",
+            short(&base),
+            short(&by_bob)
+        )),
+        "{stderr}"
+    );
+    assert_eq!(repo.branch("main").as_deref(), Some(base.as_str()));
+    let rejected = entry_for(&repo, "rejected", &by_bob);
+    assert_eq!(
+        rejected["pusher"].as_str(),
+        Some(format!("unix:{}", account.name).as_str())
+    );
+    assert!(
+        repo.entries_of("accepted")
+            .iter()
+            .all(|e| e["new"] != by_bob.as_str())
+    );
+
+    // And a signed push still lands.
+    alice_work.reset_hard(&base);
+    let next = alice_work
+        .commit("next")
+        .file("app.yaml", "replicas: 3\n")
+        .create();
+    alice_work
+        .push(&["origin", "HEAD:refs/heads/main"])
+        .assert_accepted();
+    assert_eq!(repo.branch("main").as_deref(), Some(next.as_str()));
+    assert_eq!(
+        entry_for(&repo, "accepted", &next)["pusher"].as_str(),
+        Some("gitolite:alice")
+    );
     repo.assert_ledger_intact();
     repo.assert_owned_by_account();
 }
