@@ -1148,3 +1148,34 @@ pub fn wait_for_the_next_second() {
         1_000_000_000 - u64::from(now.subsec_nanos()) + 10_000_000,
     ));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Clones of served repositories (tests/servers.rs)
+
+impl TestEnv {
+    /// A work clone of the repository served at `url` (ssh, http, any transport git speaks),
+    /// configured to sign every commit as `user`. Each `config` pair (`core.sshCommand`, say)
+    /// is set with `git clone --config`, so it takes effect for the clone itself and stays in
+    /// the clone for every later fetch and push.
+    pub fn clone_url_as(
+        &self,
+        url: &str,
+        name: &str,
+        user: &User,
+        config: &[(&str, &str)],
+    ) -> Work<'_> {
+        let path = self.root().join(name);
+        let mut cmd = self.git(self.root());
+        cmd.args(["clone", "-q"]);
+        for (key, value) in config {
+            cmd.arg("--config").arg(format!("{key}={value}"));
+        }
+        run_ok(cmd.arg(url).arg(&path));
+        let work = Work { env: self, path };
+        work.config("user.name", &user.name);
+        work.config("user.email", &user.email);
+        work.config("user.signingkey", &user.signing_key.display().to_string());
+        work.config("commit.gpgsign", "true");
+        work
+    }
+}
