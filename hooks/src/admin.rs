@@ -43,7 +43,11 @@ pub fn find_repo(arg: Option<&Path>) -> Result<PathBuf, AdminError> {
     let dir = dir.canonicalize().unwrap_or(dir);
     // Run as root, every command that touches the repository does so as its owner, so that
     // no file it writes (a SQLite -wal or -shm file included) locks the hooks out.
-    if let Some(line) = crate::owner::act_as_owner(&dir).map_err(fail)? {
+    // Said to a person at a terminal; from cron (root's crontab) a successful command stays
+    // silent, since cron mails whatever a job prints.
+    if let Some(line) = crate::owner::act_as_owner(&dir).map_err(fail)?
+        && std::io::IsTerminal::is_terminal(&std::io::stderr())
+    {
         eprintln!("tally: {line}");
     }
     // In a repository several accounts push to, what this command writes stays theirs too.
