@@ -1,12 +1,7 @@
 //! Publication of the ledger to `refs/tally/ledger`, so an agent needs nothing but git.
 //!
-//! The ref points to a chain of commits, one per publication. Each commit's tree holds:
-//!
-//! - `entries`: the entries appended since the parent publication, each as a 4-byte
-//!   big-endian length followed by the entry's stored bytes (exactly what was hashed);
-//! - `range`: `<first seq> <size>\n`, the seqs `first..size` that `entries` holds;
-//! - `checkpoint`: the signed checkpoint for `size` (C2SP signed note).
-//!
+//! What a publication holds is `tally_ledger::publication`'s format (one commit per
+//! publication; blobs `entries`, `range`, `checkpoint`); this module writes it as git objects.
 //! Fetching the ref brings only the commits and blobs published since the last fetch, so an
 //! agent's work is proportional to what is new. The commits are written with gix, which runs
 //! no hooks, and the ref moves by compare-and-swap; a concurrent publisher that wins simply
@@ -25,9 +20,8 @@ use gix_zlib::stream::deflate::{Compress, FlushCompress};
 use jiff::Timestamp;
 use tally_ledger::Store;
 
-/// The ref the ledger is published to; its format is read by the agent's
-/// `tally_verify::agent::publication`, which also parses the `range` blob for both sides.
-pub use tally_verify::agent::publication::{LEDGER_REF, Range};
+use tally_ledger::publication::{CHECKPOINT, ENTRIES, RANGE, push_entry};
+pub use tally_ledger::publication::{LEDGER_REF, Range};
 
 /// Why publication failed. The ledger itself is intact; the next publication catches up.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +41,7 @@ pub fn current(repo: &gix::Repository) -> Result<Option<(ObjectId, Range)>, Publ
     let commit = repo.find_commit(id).map_err(err)?;
     let tree = commit.tree().map_err(err)?;
     let entry = tree
-        .find_entry("range")
+        .find_entry(RANGE)
         .ok_or_else(|| err(format!("publication {id} has no range file")))?;
     let blob = entry.object().map_err(err)?;
     let range = Range::parse(&blob.data)
@@ -87,7 +81,7 @@ pub fn publish_with(
                 let commit = repo.find_commit(id).map_err(err)?;
                 let tree = commit.tree().map_err(err)?;
                 let published = tree
-                    .find_entry("checkpoint")
+                    .find_entry(CHECKPOINT)
                     .map(|e| e.object().map(|o| o.data.clone()));
                 matches!(published, Some(Ok(data)) if data == note.as_bytes())
             }
@@ -99,17 +93,20 @@ pub fn publish_with(
         let mut entries = Vec::new();
         store
             .raw_entries(first..checkpoint.size, |_, bytes| {
-                entries.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-                entries.extend_from_slice(bytes);
+                push_entry(&mut entries, bytes)
             })
             .map_err(err)?;
-        let range = format!("{first} {}\n", checkpoint.size);
+        let range = Range {
+            first,
+            size: checkpoint.size,
+        };
         let mut loose = LooseWriter::new(repo);
+        // Tree entries in git's order (by name).
         let tree = gix::objs::Tree {
             entries: vec![
-                tree_entry("checkpoint", loose.write(Kind::Blob, note.as_bytes())?),
-                tree_entry("entries", loose.write(Kind::Blob, &entries)?),
-                tree_entry("range", loose.write(Kind::Blob, range.as_bytes())?),
+                tree_entry(CHECKPOINT, loose.write(Kind::Blob, note.as_bytes())?),
+                tree_entry(ENTRIES, loose.write(Kind::Blob, &entries)?),
+                tree_entry(RANGE, loose.write(Kind::Blob, range.encode().as_bytes())?),
             ],
         };
         let tree_id = loose.write_object(&tree)?;
@@ -127,7 +124,7 @@ pub fn publish_with(
         // fetch the ref forced and walk parents only down to their pinned size, which a
         // replaced heartbeat never held.
         let parents: Vec<ObjectId> = match tip {
-            Some((id, r)) if r.first == r.size && first == checkpoint.size => repo
+            Some((id, r)) if range.replaces(&r) => repo
                 .find_commit(id)
                 .map_err(err)?
                 .parent_ids()
@@ -142,7 +139,7 @@ pub fn publish_with(
             author: who.clone(),
             committer: who,
             encoding: None,
-            message: format!("tally ledger: entries {first}..{}\n", checkpoint.size).into(),
+            message: range.commit_message().into(),
             extra_headers: Vec::new(),
         };
         let commit_id = loose.write_object(&commit)?;

@@ -13,6 +13,8 @@
 //! - [`checkpoint`]: C2SP `tlog-checkpoint` notes signed as C2SP `signed-note`s, with a
 //!   `cosignature/v1` timestamp from the same key for freshness.
 //! - [`key`]: the ledger key, an OpenSSH ed25519 key file.
+//! - [`publication`]: the format of the ledger's publication at `refs/tally/ledger` (the
+//!   blobs of each publication commit), for the server's writer and every reader.
 //! - `store` (cargo feature `store`, on by default): the SQLite store: appends in one
 //!   transaction with a compare-and-swap head, every checkpoint ever signed, and whole-ledger
 //!   verification. Agents read the published ledger and build without it (no SQLite).
@@ -27,6 +29,7 @@ pub mod entry;
 pub mod export;
 pub mod key;
 pub mod merkle;
+pub mod publication;
 #[cfg(feature = "store")]
 pub mod store;
 

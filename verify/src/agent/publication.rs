@@ -1,13 +1,7 @@
-//! Reading the ledger as the server publishes it to `refs/tally/ledger`.
+//! Reading the ledger's publications at `refs/tally/ledger` out of a clone's object store.
 //!
-//! The ref points to a chain of commits, one per publication (see the server's
-//! `hooks/src/publish.rs`). Each commit's tree holds three blobs:
-//!
-//! - `entries`: the entries appended since the parent publication, each a `u32` big-endian
-//!   length followed by the entry's stored bytes (exactly what was hashed);
-//! - `range`: `<first seq> <size>\n`, the seqs `first..size` that `entries` holds;
-//! - `checkpoint`: the signed checkpoint note for `size`.
-//!
+//! The format (the three blobs of each publication commit, their bounds, the entries'
+//! framing) is `tally_ledger::publication`'s; this module finds those blobs in git objects.
 //! An agent walks from the tip back only to the first publication that starts at or before the
 //! size it pinned, so its work is proportional to what was published since its last run.
 //! Everything read here is untrusted: sizes are bounded before anything is read, and the
@@ -15,55 +9,14 @@
 
 use gix::ObjectId;
 use gix::objs::Kind;
-use tally_ledger::checkpoint::MAX_NOTE_LEN;
-use tally_ledger::entry::MAX_ENCODED_LEN;
+use tally_ledger::publication::{
+    CHECKPOINT, ENTRIES, MAX_CHECKPOINT_LEN, MAX_RANGE_LEN, RANGE, read_entries,
+};
+
+pub use tally_ledger::publication::{LEDGER_REF, Range};
 
 use super::error::AgentError;
 use crate::objects::{ObjectError, Objects};
-
-/// The ref the server publishes the ledger to.
-pub const LEDGER_REF: &str = "refs/tally/ledger";
-
-/// The longest `range` blob read: two `u64` in decimal, a space and a newline.
-const MAX_RANGE_LEN: u64 = 64;
-
-/// What one publication commit says it covers: the entries `first..size`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Range {
-    /// The first seq in `entries`.
-    pub first: u64,
-    /// The ledger size at the publication's checkpoint.
-    pub size: u64,
-}
-
-impl Range {
-    /// Parses a `range` blob strictly: `<first> <size>\n`, canonical decimals, `first <= size`.
-    pub fn parse(bytes: &[u8]) -> Option<Range> {
-        let text = std::str::from_utf8(bytes).ok()?;
-        let (a, b) = text.strip_suffix('\n')?.split_once(' ')?;
-        let number = |s: &str| {
-            let canonical = !s.is_empty()
-                && s.bytes().all(|c| c.is_ascii_digit())
-                && (s == "0" || !s.starts_with('0'));
-            canonical.then(|| s.parse::<u64>().ok()).flatten()
-        };
-        let range = Range {
-            first: number(a)?,
-            size: number(b)?,
-        };
-        (range.first <= range.size).then_some(range)
-    }
-
-    /// The number of entries the publication holds.
-    pub fn len(&self) -> u64 {
-        self.size - self.first
-    }
-
-    /// Whether the publication holds no entry (a freshness heartbeat).
-    pub fn is_empty(&self) -> bool {
-        self.first == self.size
-    }
-}
 
 /// One publication commit, its blobs located but not read.
 #[derive(Debug, Clone)]
@@ -126,17 +79,17 @@ impl<'a> Reader<'a> {
             }
             let name: &[u8] = entry.filename.as_ref();
             let slot = match name {
-                b"range" => &mut range,
-                b"checkpoint" => &mut checkpoint,
-                b"entries" => &mut entries,
+                n if n == RANGE.as_bytes() => &mut range,
+                n if n == CHECKPOINT.as_bytes() => &mut checkpoint,
+                n if n == ENTRIES.as_bytes() => &mut entries,
                 _ => continue,
             };
             *slot = Some(entry.oid.to_owned());
         }
         let missing = |name: &str| bad(format!("has no {name} file"));
-        let range_id = range.ok_or_else(|| missing("range"))?;
-        let checkpoint = checkpoint.ok_or_else(|| missing("checkpoint"))?;
-        let entries = entries.ok_or_else(|| missing("entries"))?;
+        let range_id = range.ok_or_else(|| missing(RANGE))?;
+        let checkpoint = checkpoint.ok_or_else(|| missing(CHECKPOINT))?;
+        let entries = entries.ok_or_else(|| missing(ENTRIES))?;
         let data = self.blob(commit, range_id, MAX_RANGE_LEN)?;
         let range = Range::parse(data).ok_or_else(|| bad("has a malformed range file".into()))?;
         Ok(Publication {
@@ -164,7 +117,7 @@ impl<'a> Reader<'a> {
     /// Reads a publication's signed checkpoint note.
     pub fn checkpoint(&mut self, publication: &Publication) -> Result<String, AgentError> {
         let commit = publication.commit;
-        let data = self.blob(commit, publication.checkpoint, MAX_NOTE_LEN as u64)?;
+        let data = self.blob(commit, publication.checkpoint, MAX_CHECKPOINT_LEN)?;
         String::from_utf8(data.to_vec()).map_err(|_| AgentError::Publication {
             commit,
             problem: "has a checkpoint that is not UTF-8".into(),
@@ -176,44 +129,15 @@ impl<'a> Reader<'a> {
     pub fn entries(
         &mut self,
         publication: &Publication,
-        mut each: impl FnMut(u64, &[u8]),
+        each: impl FnMut(u64, &[u8]),
     ) -> Result<(), AgentError> {
         let commit = publication.commit;
-        let bad = |problem: String| AgentError::Publication { commit, problem };
         let range = publication.range;
-        let max = range
-            .len()
-            .saturating_mul(4 + MAX_ENCODED_LEN as u64)
-            .min(u64::from(u32::MAX) * 16);
-        let mut rest = self.blob(commit, publication.entries, max)?;
-        let mut seq = range.first;
-        while !rest.is_empty() {
-            let Some((len, tail)) = rest.split_first_chunk::<4>() else {
-                return Err(bad("has a truncated entries file".into()));
-            };
-            let len = u32::from_be_bytes(*len) as usize;
-            if len > MAX_ENCODED_LEN || tail.len() < len {
-                return Err(bad("has a truncated entries file".into()));
-            }
-            if seq == range.size {
-                return Err(bad(format!(
-                    "holds more entries than its range {}..{}",
-                    range.first, range.size
-                )));
-            }
-            each(seq, &tail[..len]);
-            seq += 1;
-            rest = &tail[len..];
-        }
-        if seq != range.size {
-            return Err(bad(format!(
-                "holds {} entries but its range says {}..{}",
-                seq - range.first,
-                range.first,
-                range.size
-            )));
-        }
-        Ok(())
+        let blob = self.blob(commit, publication.entries, range.max_entries_len())?;
+        read_entries(blob, range, each).map_err(|e| AgentError::Publication {
+            commit,
+            problem: e.to_string(),
+        })
     }
 
     /// Walks from the tip back to the first publication that starts at or before `pinned`
@@ -264,33 +188,5 @@ fn object_error(id: ObjectId, e: ObjectError) -> AgentError {
         other => AgentError::Clone {
             message: format!("object {id}: {other}"),
         },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn range_parses_only_the_canonical_form() {
-        assert_eq!(Range::parse(b"0 3\n"), Some(Range { first: 0, size: 3 }));
-        assert_eq!(Range::parse(b"7 7\n"), Some(Range { first: 7, size: 7 }));
-        for bad in [
-            &b"0 3"[..],
-            b"3 0\n",
-            b"03 4\n",
-            b"0  3\n",
-            b"-1 3\n",
-            b"0 3\n\n",
-            b"0 18446744073709551616\n",
-            b"",
-        ] {
-            assert_eq!(
-                Range::parse(bad),
-                None,
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
-        }
     }
 }
