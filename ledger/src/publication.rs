@@ -205,7 +205,11 @@ mod tests {
         read_entries(&blob, range, |seq, bytes| read.push((seq, bytes.to_vec()))).unwrap();
         assert_eq!(
             read,
-            vec![(5, b"one".to_vec()), (6, Vec::new()), (7, b"three".to_vec())]
+            vec![
+                (5, b"one".to_vec()),
+                (6, Vec::new()),
+                (7, b"three".to_vec())
+            ]
         );
     }
 

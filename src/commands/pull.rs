@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use clap::Args;
-use tally_verify::agent;
+use tally_agent as agent;
 
 use super::verify::{AgentArgs, Class, failure, print_approval, refusal};
 use crate::cli::Outcome;

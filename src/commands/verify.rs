@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use jiff::Timestamp;
-use tally_verify::agent::{self, AgentError, Approval};
+use tally_agent::{self as agent, AgentError, Approval};
 
 use crate::cli::Outcome;
 

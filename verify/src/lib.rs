@@ -1,14 +1,13 @@
 //! tally's revision checks, shared by the git server's hook and the deployment agent.
 //!
-//! Everything here reads and nothing writes: the hook runs these checks before it records a
-//! verdict, and an agent runs the same checks against its own trusted signers before it deploys.
-//! The crate has no database and no command line, so what an agent runs can be read in one
-//! sitting; [`agent`] is that agent: ledger checks against its pinned state, then these revision
-//! checks against its own signers. Its state file is the only thing this crate writes.
+//! Pure judgement: everything here reads objects and writes nothing. The hook runs these checks
+//! before it records a verdict, and the agent (`tally-agent`) runs the same checks against its
+//! own trusted signers before it deploys. The crate has no database, no state and no command
+//! line: commit and signature parsing, SSHSIG and certificates, allowed_signers, trust, file
+//! rules, syntax, tree and revision rules.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod agent;
 pub mod attributes;
 pub mod certificate;
 pub mod commit;

@@ -22,13 +22,20 @@
 //!    without a ledger entry is refused), and its tree is the entry's (no mix-and-match);
 //! 6. every commit since the last deployed one (on the first run: the whole history, or from
 //!    `--trust-from`) is linear, descends from it, and is signed by a signer of the agent's own
-//!    allowed_signers, by the same rules as the server's hook ([`crate::revision::Checker`]
+//!    allowed_signers, by the same rules as the server's hook ([`tally_verify::revision::Checker`]
 //!    without the file policy).
 //!
 //! Only then is the state replaced (atomically) and the commit approved. The work is
 //! proportional to what was published since the last run: the walk over `refs/tally/ledger`
 //! stops at the first publication that starts at or before the pinned size. The agent writes
 //! nothing but its state file, and fork evidence next to it.
+//!
+//! This crate is what runs on deployment machines. It depends on `tally-verify` (the
+//! judgement) and on `tally-ledger` without its SQLite store: an agent reads the published
+//! ledger and never links SQLite.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod checkout;
 pub mod error;
@@ -50,8 +57,8 @@ pub use error::AgentError;
 use publication::{LEDGER_REF, Publication, Reader};
 use state::State;
 
-use crate::objects::Objects;
-use crate::revision::{CheckedCommit, Checker, Update};
+use tally_verify::objects::Objects;
+use tally_verify::revision::{CheckedCommit, Checker, Update};
 
 /// How far in the agent's future a checkpoint's time may be when `--max-age` is given (clock
 /// skew between the server and the agent).
@@ -242,19 +249,21 @@ impl Approval {
 pub fn verify(opts: &Options) -> Result<Approval, AgentError> {
     let branch = full_branch(&opts.branch)?;
     let key = tally_ledger::key::load_public(&opts.ledger_key).map_err(AgentError::LedgerKey)?;
-    let trust = crate::trust::load(&opts.allowed_signers, None).map_err(AgentError::Signers)?;
+    let trust =
+        tally_verify::trust::load(&opts.allowed_signers, None).map_err(AgentError::Signers)?;
     let files = match &opts.policy {
-        Some(path) => crate::files::load_policy(path).map_err(AgentError::Policy)?,
-        None => crate::files::FileRules::new(
-            &crate::files::FilePolicy::default(),
-            crate::syntax::Limits::default(),
+        Some(path) => tally_verify::files::load_policy(path).map_err(AgentError::Policy)?,
+        None => tally_verify::files::FileRules::new(
+            &tally_verify::files::FilePolicy::default(),
+            tally_verify::syntax::Limits::default(),
         )
         .map_err(|e| AgentError::Policy(e.to_string()))?,
     };
-    let repo = crate::repository::open(&opts.git_dir).map_err(|e| AgentError::Repository {
-        path: opts.git_dir.clone(),
-        message: e.to_string(),
-    })?;
+    let repo =
+        tally_verify::repository::open(&opts.git_dir).map_err(|e| AgentError::Repository {
+            path: opts.git_dir.clone(),
+            message: e.to_string(),
+        })?;
     let state_path = opts
         .state
         .clone()
@@ -439,7 +448,7 @@ pub fn verify(opts: &Options) -> Result<Approval, AgentError> {
 
     // The whole tree deployed (not only what the new commits changed): git's tree rules and
     // no `.gitattributes` that would make a checkout differ from the signed bytes.
-    let violations = crate::revision::check_checkout(&objects, &branch, chosen.commit, tree)
+    let violations = tally_verify::revision::check_checkout(&objects, &branch, chosen.commit, tree)
         .map_err(|e| AgentError::Clone {
             message: e.to_string(),
         })?;

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use gix::ObjectId;
 use tally_ledger::{CheckpointError, EntryError, KeyError};
 
-use crate::revision::{Problem, Violation};
-use crate::trust::LoadError;
+use tally_verify::revision::{Problem, Violation};
+use tally_verify::trust::LoadError;
 
 /// Why `tally verify` (or the verify step of `tally pull`) approved nothing.
 ///

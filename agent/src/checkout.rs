@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use gix::ObjectId;
 use gix::objs::tree::EntryKind;
 
-use super::AgentError;
-use crate::objects::Objects;
+use crate::AgentError;
+use tally_verify::objects::Objects;
 
 /// Most differing paths named in the refusal.
 const MAX_NAMED: usize = 10;

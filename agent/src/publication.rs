@@ -15,8 +15,8 @@ use tally_ledger::publication::{
 
 pub use tally_ledger::publication::{LEDGER_REF, Range};
 
-use super::error::AgentError;
-use crate::objects::{ObjectError, Objects};
+use crate::error::AgentError;
+use tally_verify::objects::{ObjectError, Objects};
 
 /// One publication commit, its blobs located but not read.
 #[derive(Debug, Clone)]

@@ -20,7 +20,7 @@ use tally_ledger::checkpoint::SignedCheckpoint;
 use tally_ledger::merkle::{Frontier, Hash};
 use tally_ledger::{VerifiedCheckpoint, VerifierKey, VerifyingKey};
 
-use super::error::AgentError;
+use crate::error::AgentError;
 
 /// The state format this build writes and the only one it reads.
 pub const VERSION: u32 = 1;
