@@ -67,7 +67,7 @@ fn open_store(git_dir: &Path) -> Result<Store, AdminError> {
 fn hex(bytes: &Option<Vec<u8>>) -> String {
     bytes
         .as_ref()
-        .map(|b| b.iter().map(|x| format!("{x:02x}")).collect())
+        .map(|b| tally_ledger::hex::encode(b))
         .unwrap_or_default()
 }
 

@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tally_verify::files::{FilePolicy, FileRules};
 use tally_verify::signers::{AllowedSigners, SignersError};
 use tally_verify::syntax::Limits;
@@ -148,16 +147,10 @@ impl Policy {
             })?,
             None => Vec::new(),
         };
-        let mut hasher = Sha256::new();
-        hasher.update(b"tally policy digest v1\n");
-        for bytes in [&text, &signers_text, &revoked_text] {
-            hasher.update((bytes.len() as u64).to_be_bytes());
-            hasher.update(bytes);
-        }
         Ok(Policy {
             file,
             protected,
-            digest: hasher.finalize().into(),
+            digest: tally_ledger::export::policy_digest(&text, &signers_text, &revoked_text),
             path,
             signers_path,
             signers_text,
@@ -182,7 +175,7 @@ impl Policy {
 
     /// The policy digest as lowercase hex.
     pub fn digest_hex(&self) -> String {
-        self.digest.iter().map(|b| format!("{b:02x}")).collect()
+        tally_ledger::hex::encode(&self.digest)
     }
 
     /// Parses the signers and revocations and compiles the file rules.

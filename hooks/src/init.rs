@@ -276,9 +276,16 @@ fn hook_file(tally: &Path, hook_arg: &str, shim: Option<&Path>) -> (String, bool
     let quoted = path.replace('\'', r"'\''");
     // The input is read to its end so that git never writes into a closed pipe.
     let skip = if hook_arg == "reference-transaction" {
-        "case \"$1\" in preparing|committed) while read -r _; do :; done; exit 0 ;; esac\n"
+        let idle: Vec<&str> = crate::transaction::State::IDLE
+            .iter()
+            .map(|s| s.name())
+            .collect();
+        format!(
+            "case \"$1\" in {}) while read -r _; do :; done; exit 0 ;; esac\n",
+            idle.join("|")
+        )
     } else {
-        ""
+        String::new()
     };
     let text = format!(
         "#!/bin/sh\n{MARKER}; `tally init` rewrites this file, do not edit it.\n{skip}exec '{quoted}' hook {hook_arg} \"$@\"\n"
@@ -595,11 +602,7 @@ fn set_up_ledger(repo: &gix::Repository, git_dir: &Path) -> Result<Vec<String>, 
     }
     let config = crate::config::Config::load(git_dir)?;
     let public = key.verifying_key().to_bytes();
-    let id: String = Sha256::digest(public)
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let id = tally_ledger::hex::encode(&Sha256::digest(public)[..8]);
     let name: String = git_dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

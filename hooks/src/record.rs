@@ -180,7 +180,7 @@ fn update_key(refname: &str, old: Option<ObjectId>, new: Option<ObjectId>) -> St
     h.update(old.map(|o| o.to_string()).unwrap_or_default());
     h.update([0]);
     h.update(new.map(|o| o.to_string()).unwrap_or_default());
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    tally_ledger::hex::encode(&h.finalize())
 }
 
 fn raw(id: Option<ObjectId>) -> Option<Vec<u8>> {
@@ -507,7 +507,7 @@ pub fn bounded_refusal(refused: &[(Update, Vec<String>)]) -> Vec<(Update, Vec<St
                     h.update(reason.as_bytes());
                     h.update(b"\n");
                 }
-                let digest: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+                let digest = tally_ledger::hex::encode(&h.finalize());
                 kept.push(format!(
                     "{} reason{} in all, cut to fit the ledger; sha256 of the full list: {digest}",
                     reasons.len(),
@@ -961,15 +961,7 @@ fn short(id: Option<ObjectId>) -> String {
 }
 
 fn decode_digest(hex: &str) -> Option<[u8; 32]> {
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, chunk) in hex.as_bytes().chunks(2).enumerate() {
-        let s = std::str::from_utf8(chunk).ok()?;
-        out[i] = u8::from_str_radix(s, 16).ok()?;
-    }
-    Some(out)
+    tally_ledger::hex::decode_array(hex)
 }
 
 #[cfg(test)]

@@ -32,15 +32,37 @@ pub enum State {
 }
 
 impl State {
+    /// The states with no work: `prepared` appends and publishes, and the next `prepared`
+    /// drops the in-flight markers of moves that landed. Every form of the installed hook
+    /// ends these before tally does anything (`tally hook`, the shell form of
+    /// [`crate::init::hook_script`], and `tally-shim`, whose own copy a test compares).
+    pub const IDLE: [State; 2] = [State::Preparing, State::Committed];
+
     /// Parses the hook's argument.
     pub fn parse(arg: &str) -> Option<State> {
-        Some(match arg {
-            "preparing" => State::Preparing,
-            "prepared" => State::Prepared,
-            "committed" => State::Committed,
-            "aborted" => State::Aborted,
-            _ => return None,
-        })
+        [
+            State::Preparing,
+            State::Prepared,
+            State::Committed,
+            State::Aborted,
+        ]
+        .into_iter()
+        .find(|s| s.name() == arg)
+    }
+
+    /// The hook's argument for this state.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Preparing => "preparing",
+            State::Prepared => "prepared",
+            State::Committed => "committed",
+            State::Aborted => "aborted",
+        }
+    }
+
+    /// Whether the state has no work (see [`State::IDLE`]).
+    pub fn is_idle(self) -> bool {
+        State::IDLE.contains(&self)
     }
 }
 
@@ -148,10 +170,7 @@ pub fn run(
             return false;
         }
     };
-    if matches!(state, State::Preparing | State::Committed) {
-        // Nothing to do: `prepared` appended and published, and the next `prepared` drops the
-        // in-flight markers of moves that landed. The installed hook ends these states
-        // before tally even parses its arguments (`tally hook` in the binary).
+    if state.is_idle() {
         return true;
     }
     let config = match Policy::load(git_dir) {
@@ -392,5 +411,34 @@ pub fn publish(git_dir: &Path, paths: &Paths, now: Timestamp, reporter: &mut Rep
         .and_then(|store| crate::publish::publish(git_dir, &store, now).map_err(|e| e.to_string()));
     if let Err(e) = result {
         reporter.error(&format!("warning: {e}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `tally-shim` is a freestanding program that cannot call this crate: its list of idle
+    /// states must be this one.
+    #[test]
+    fn the_shim_ends_exactly_the_idle_states() {
+        let shim = include_str!("../../shim/src/main.rs");
+        let line = shim
+            .lines()
+            .find(|l| l.contains("matches!(arg(3),"))
+            .expect("the shim's state test");
+        let mut named: Vec<&str> = line
+            .split("b\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .collect();
+        named.sort_unstable();
+        let mut idle: Vec<&str> = State::IDLE.iter().map(|s| s.name()).collect();
+        idle.sort_unstable();
+        assert_eq!(named, idle, "{line}");
+        for name in ["preparing", "prepared", "committed", "aborted"] {
+            assert_eq!(State::parse(name).map(State::name), Some(name));
+        }
+        assert_eq!(State::parse("Prepared"), None);
     }
 }

@@ -1,45 +1,32 @@
-//! Lowercase hexadecimal, for JSON output, error messages and verifier keys.
+//! Lowercase hexadecimal, the one implementation every tally crate uses (for JSON output,
+//! state files, error messages and verifier keys), over the maintained `base16ct` crate.
 
 use std::fmt;
 
-const DIGITS: &[u8; 16] = b"0123456789abcdef";
-
 /// Encodes bytes as lowercase hexadecimal.
-pub(crate) fn encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
+pub fn encode(bytes: &[u8]) -> String {
+    base16ct::lower::encode_string(bytes)
 }
 
-/// Decodes lowercase hexadecimal of an exact length; `None` for anything else.
-pub(crate) fn decode_lower(text: &str) -> Option<Vec<u8>> {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        }
-    }
-    let bytes = text.as_bytes();
-    if !bytes.len().is_multiple_of(2) {
-        return None;
-    }
-    bytes
-        .chunks_exact(2)
-        .map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?))
-        .collect()
+/// Decodes lowercase hexadecimal; `None` for anything else (uppercase, odd length).
+pub fn decode_lower(text: &str) -> Option<Vec<u8>> {
+    base16ct::lower::decode_vec(text).ok()
 }
 
-/// Displays bytes as lowercase hexadecimal without allocating.
-pub(crate) struct Hex<'a>(pub(crate) &'a [u8]);
+/// Decodes lowercase hexadecimal of exactly `N` bytes.
+pub fn decode_array<const N: usize>(text: &str) -> Option<[u8; N]> {
+    decode_lower(text)?.try_into().ok()
+}
+
+/// Displays bytes as lowercase hexadecimal without allocating a string for all of them.
+pub struct Hex<'a>(pub &'a [u8]);
 
 impl fmt::Display for Hex<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
+        let mut buf = [0u8; 64];
+        for chunk in self.0.chunks(32) {
+            let text = base16ct::lower::encode_str(chunk, &mut buf).map_err(|_| fmt::Error)?;
+            f.write_str(text)?;
         }
         Ok(())
     }

@@ -33,7 +33,7 @@ pub mod publication;
 #[cfg(feature = "store")]
 pub mod store;
 
-mod hex;
+pub mod hex;
 
 pub use chain::{ChainError, ChainVerifier, GENESIS};
 pub use checkpoint::{

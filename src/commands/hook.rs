@@ -113,10 +113,7 @@ pub fn direct(args: &[OsString]) -> Option<Outcome> {
         ("post-receive", None) => Hook::PostReceive,
         ("reference-transaction", Some(Some(state))) => {
             use tally_hooks::transaction::State;
-            if matches!(
-                State::parse(state),
-                Some(State::Committed | State::Preparing)
-            ) {
+            if State::parse(state).is_some_and(State::is_idle) {
                 // Read to the end, so that git never writes into a closed pipe.
                 let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
                 return Some(Outcome::Success);
