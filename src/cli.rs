@@ -1,6 +1,7 @@
 //! Argument parsing, dispatch, and the one place where outcomes become exit codes.
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +34,64 @@ enum Command {
     Pull(commands::pull::PullArgs),
 }
 
+/// Standard output as every command writes it: the first write error is kept (later writes
+/// are dropped), and [`Output::finish`] turns it into the exit status. So a command's report
+/// is written with `let _ = writeln!(out, ...)` and still never "succeeds" into a full disk
+/// (`tally ledger key > ledger.pub`). A closed pipe (`tally log | head`) is not an error, as in
+/// ripgrep: whoever closed it has read what they wanted.
+pub struct Output<W: Write> {
+    inner: W,
+    error: Option<std::io::Error>,
+}
+
+impl<W: Write> Output<W> {
+    /// Wraps standard output (or, in tests, any writer).
+    pub fn new(inner: W) -> Output<W> {
+        Output { inner, error: None }
+    }
+
+    /// Flushes, then the outcome a failed write changes: a command that succeeded exits 4
+    /// (a local problem) with the reason; a failure keeps its own status, with the reason added.
+    pub fn finish(mut self, outcome: Outcome) -> Outcome {
+        if self.error.is_none()
+            && let Err(e) = self.inner.flush()
+        {
+            self.error = Some(e);
+        }
+        match self.error {
+            None => outcome,
+            Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => outcome,
+            Some(e) => {
+                eprintln!("tally: error: cannot write to standard output: {e}");
+                match outcome {
+                    Outcome::Success => Outcome::Local,
+                    other => other,
+                }
+            }
+        }
+    }
+}
+
+impl<W: Write> Write for Output<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.error.is_some() {
+            return Ok(buf.len());
+        }
+        self.inner.write(buf).inspect_err(|e| {
+            self.error = Some(std::io::Error::new(e.kind(), e.to_string()));
+        })
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.error.is_some() {
+            return Ok(());
+        }
+        self.inner.flush().inspect_err(|e| {
+            self.error = Some(std::io::Error::new(e.kind(), e.to_string()));
+        })
+    }
+}
+
 /// How a command ended; mapped to the exit status in [`main`].
 #[derive(Debug)]
 pub enum Outcome {
@@ -45,14 +104,15 @@ pub enum Outcome {
     /// Exit 3: the agent could not fetch (server unreachable, fetch failed or timed out):
     /// nothing was judged; try again later.
     Retry(String),
-    /// Exit 4: something on the agent's machine prevents deploying (local changes, files in
-    /// the way, a checkout that is not the signed bytes); the reasons were already printed.
+    /// Exit 4: something on this machine prevents it: on an agent's, local changes, files in
+    /// the way, a checkout that is not the signed bytes; anywhere, output that cannot be
+    /// written. The reasons were already printed.
     Local,
 }
 
 /// Parses arguments, runs the command, maps the outcome to an exit status: 0 success,
-/// 1 refused, 2 usage or configuration error, 3 fetch failed (retry), 4 local problem on the
-/// agent's machine.
+/// 1 refused, 2 usage or configuration error, 3 fetch failed (retry), 4 local problem (the
+/// agent's work tree, or output that cannot be written).
 pub fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     // git starts a hook process for every push and every state of every ref transaction:
@@ -69,8 +129,8 @@ pub fn main() -> ExitCode {
                 }
             };
             let stdout = std::io::stdout();
-            let mut out = stdout.lock();
-            match cli.command {
+            let mut out = Output::new(stdout.lock());
+            let outcome = match cli.command {
                 Command::Init(args) => commands::init::run(args, &mut out),
                 Command::Hook(args) => commands::hook::run(args),
                 Command::Log(args) => commands::log::run(args, &mut out),
@@ -78,7 +138,8 @@ pub fn main() -> ExitCode {
                 Command::Export(args) => commands::export::run(args, &mut out),
                 Command::Verify(args) => commands::verify::run(args, &mut out),
                 Command::Pull(args) => commands::pull::run(args, &mut out),
-            }
+            };
+            out.finish(outcome)
         }
     };
     match outcome {
@@ -93,5 +154,51 @@ pub fn main() -> ExitCode {
             ExitCode::from(3)
         }
         Outcome::Local => ExitCode::from(4),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Full;
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::from_raw_os_error(28)) // ENOSPC
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    struct Closed;
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn output_that_cannot_be_written_fails_the_command() {
+        let mut out = Output::new(Full);
+        let _ = writeln!(out, "ssh-ed25519 AAAA...");
+        let _ = writeln!(out, "more");
+        assert!(matches!(out.finish(Outcome::Success), Outcome::Local));
+        let mut out = Output::new(Full);
+        let _ = writeln!(out, "x");
+        assert!(matches!(out.finish(Outcome::Refused), Outcome::Refused));
+    }
+
+    #[test]
+    fn a_closed_pipe_is_not_an_error() {
+        let mut out = Output::new(Closed);
+        let _ = writeln!(out, "line");
+        assert!(matches!(out.finish(Outcome::Success), Outcome::Success));
+        let mut out = Output::new(Vec::new());
+        let _ = writeln!(out, "line");
+        assert!(matches!(out.finish(Outcome::Success), Outcome::Success));
     }
 }
