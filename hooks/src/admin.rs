@@ -11,13 +11,92 @@ use tally_ledger::{Filter, Kind, Record, Store, VerifierKey};
 use crate::publish::{self, LEDGER_REF, Range};
 use crate::record::Paths;
 
-/// Why a ledger command could not run (exit 2), as opposed to finding a problem (exit 1).
+/// Why a server-side ledger command could not run (exit 2), as opposed to finding a problem
+/// (exit 1).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct AdminError(pub String);
+#[non_exhaustive]
+pub enum AdminError {
+    /// The path given (or the current directory) cannot be opened.
+    #[error("{} cannot be opened ({source}); pass --repo <REPO>", path.display())]
+    Path {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The path is not in a git repository.
+    #[error("{} is not in a git repository ({source}); pass --repo <REPO>", path.display())]
+    NotARepository {
+        /// The path.
+        path: PathBuf,
+        /// What gix said.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Reading the repository (refs, commits, trees, blobs) failed.
+    #[error("cannot read {what}: {source}")]
+    Git {
+        /// What was being read.
+        what: String,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Running as the repository's owner failed.
+    #[error(transparent)]
+    Owner(#[from] crate::owner::OwnerError),
+    /// The ledger store failed.
+    #[error(transparent)]
+    Store(#[from] tally_ledger::StoreError),
+    /// A ledger key file is missing or unusable.
+    #[error(transparent)]
+    Key(#[from] tally_ledger::KeyError),
+    /// The verifier key does not fit the ledger.
+    #[error(transparent)]
+    Checkpoint(#[from] tally_ledger::CheckpointError),
+    /// The public key beside the ledger key is not the one the ledger was created with.
+    #[error(
+        "{} does not match the key the ledger was created with; restore it from a backup",
+        path.display()
+    )]
+    WrongPublicKey {
+        /// The public key file.
+        path: PathBuf,
+    },
+    /// The policy cannot be loaded.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Recording failed.
+    #[error(transparent)]
+    Record(#[from] crate::record::RecordError),
+    /// Publication failed.
+    #[error(transparent)]
+    Publish(#[from] crate::publish::PublishError),
+    /// The published ledger does not have the publication format.
+    #[error("{LEDGER_REF}: publication {commit} {problem}")]
+    Publication {
+        /// The publication commit.
+        commit: gix::ObjectId,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The output could not be written.
+    #[error("cannot write the output: {0}")]
+    Output(#[source] std::io::Error),
+    /// JSON output could not be produced.
+    #[error("cannot encode JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// `tally ledger adopt` was given something it cannot adopt.
+    #[error(transparent)]
+    Adopt(#[from] crate::adopt::AdoptError),
+}
 
-fn fail(e: impl std::fmt::Display) -> AdminError {
-    AdminError(e.to_string())
+/// Maps a repository read error, naming what was read.
+pub(crate) fn git<E: std::error::Error + Send + Sync + 'static>(
+    what: impl std::fmt::Display,
+) -> impl FnOnce(E) -> AdminError {
+    move |e| AdminError::Git {
+        what: what.to_string(),
+        source: Box::new(e),
+    }
 }
 
 /// The repository a command works on: `--repo`, else the one git says we are in. Run as
@@ -27,17 +106,13 @@ pub fn find_repo(arg: Option<&Path>) -> Result<PathBuf, AdminError> {
     let start = arg.unwrap_or(Path::new("."));
     // Absolute first: gix resolves a relative `..` path against the repository it finds
     // around the current directory (`--repo ../deploy.git` from inside a clone failed).
-    let absolute = start.canonicalize().map_err(|e| {
-        AdminError(format!(
-            "{} cannot be opened ({e}); pass --repo <REPO>",
-            start.display()
-        ))
+    let absolute = start.canonicalize().map_err(|e| AdminError::Path {
+        path: start.to_owned(),
+        source: e,
     })?;
-    let repo = gix::discover(&absolute).map_err(|e| {
-        AdminError(format!(
-            "{} is not in a git repository ({e}); pass --repo <REPO>",
-            start.display()
-        ))
+    let repo = gix::discover(&absolute).map_err(|e| AdminError::NotARepository {
+        path: start.to_owned(),
+        source: Box::new(e),
     })?;
     let dir = repo.git_dir().to_owned();
     let dir = dir.canonicalize().unwrap_or(dir);
@@ -45,7 +120,7 @@ pub fn find_repo(arg: Option<&Path>) -> Result<PathBuf, AdminError> {
     // no file it writes (a SQLite -wal or -shm file included) locks the hooks out.
     // Said to a person at a terminal; from cron (root's crontab) a successful command stays
     // silent, since cron mails whatever a job prints.
-    if let Some(line) = crate::owner::act_as_owner(&dir).map_err(fail)?
+    if let Some(line) = crate::owner::act_as_owner(&dir)?
         && std::io::IsTerminal::is_terminal(&std::io::stderr())
     {
         eprintln!("tally: {line}");
@@ -61,7 +136,7 @@ fn open_store(git_dir: &Path) -> Result<Store, AdminError> {
         read_only: true,
         ..Default::default()
     };
-    Store::open_with(&path, &options).map_err(fail)
+    Ok(Store::open_with(&path, &options)?)
 }
 
 fn hex(bytes: &Option<Vec<u8>>) -> String {
@@ -113,28 +188,26 @@ pub fn log(git_dir: &Path, opts: &LogOptions, out: &mut impl Write) -> Result<()
         let _ = write!(out, "[");
     }
     let mut first = true;
-    store
-        .log_each(&filter, |record| {
-            let written = if opts.json {
-                let sep = if first { "" } else { "," };
-                serde_json::to_string(&record)
-                    .map_err(std::io::Error::other)
-                    .and_then(|j| write!(out, "{sep}\n{j}"))
-            } else {
-                write_entry(out, &record)
-            };
-            first = false;
-            match written {
-                Ok(()) => true,
-                // A closed pipe (`tally log | head`) is not an error.
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => false,
-                Err(e) => {
-                    result = Err(fail(e));
-                    false
-                }
+    store.log_each(&filter, |record| {
+        let written = if opts.json {
+            let sep = if first { "" } else { "," };
+            serde_json::to_string(&record)
+                .map_err(std::io::Error::other)
+                .and_then(|j| write!(out, "{sep}\n{j}"))
+        } else {
+            write_entry(out, &record)
+        };
+        first = false;
+        match written {
+            Ok(()) => true,
+            // A closed pipe (`tally log | head`) is not an error.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => false,
+            Err(e) => {
+                result = Err(AdminError::Output(e));
+                false
             }
-        })
-        .map_err(fail)?;
+        }
+    })?;
     if opts.json {
         let _ = writeln!(out, "\n]");
     }
@@ -192,8 +265,8 @@ fn verifier(
     pinned: Option<&Path>,
 ) -> Result<VerifierKey, AdminError> {
     let path = pinned.map_or_else(|| Paths::new(git_dir).public_key(), Path::to_path_buf);
-    let key = tally_ledger::key::load_public(&path).map_err(fail)?;
-    VerifierKey::new(store.origin(), key).map_err(fail)
+    let key = tally_ledger::key::load_public(&path)?;
+    Ok(VerifierKey::new(store.origin(), key)?)
 }
 
 /// Prints the ledger's public key as one OpenSSH line.
@@ -201,17 +274,14 @@ fn verifier(
 /// verifier key (`<origin>+<key id>+<key>`) that other note tools accept.
 pub fn key(git_dir: &Path, json: bool, out: &mut impl Write) -> Result<(), AdminError> {
     let path = Paths::new(git_dir).public_key();
-    let key = tally_ledger::key::load_public(&path).map_err(fail)?;
+    let key = tally_ledger::key::load_public(&path)?;
     let store = open_store(git_dir)?;
     if store.public_key() != key.to_bytes() {
-        return Err(AdminError(format!(
-            "{} does not match the key the ledger was created with; restore it from a backup",
-            path.display()
-        )));
+        return Err(AdminError::WrongPublicKey { path });
     }
     let line = tally_ledger::key::public_line(&key, store.origin());
     if json {
-        let verifier = VerifierKey::new(store.origin(), key).map_err(fail)?;
+        let verifier = VerifierKey::new(store.origin(), key)?;
         let value = serde_json::json!({
             "openssh": line,
             "origin": store.origin(),
@@ -227,10 +297,10 @@ pub fn key(git_dir: &Path, json: bool, out: &mut impl Write) -> Result<(), Admin
 /// Signs a fresh checkpoint of the current head and publishes it: the freshness heartbeat.
 pub fn checkpoint(git_dir: &Path, out: &mut impl Write) -> Result<(), AdminError> {
     let paths = Paths::new(git_dir);
-    let (mut store, key) = crate::record::open(&paths).map_err(fail)?;
+    let (mut store, key) = crate::record::open(&paths)?;
     let now = Timestamp::now();
-    let note = store.checkpoint(now, &key).map_err(fail)?;
-    publish::publish(git_dir, &store, now).map_err(fail)?;
+    let note = store.checkpoint(now, &key)?;
+    publish::publish(git_dir, &store, now)?;
     let _ = write!(out, "{}", note.text());
     Ok(())
 }
@@ -305,15 +375,25 @@ fn check_branches(
     positions: &std::collections::BTreeMap<String, tally_ledger::chain::Position>,
     outcome: &mut VerifyOutcome,
 ) -> Result<(), AdminError> {
-    let config = crate::config::Policy::load(git_dir).map_err(fail)?;
-    let repo = gix::open_opts(git_dir, gix::open::Options::isolated()).map_err(fail)?;
+    let config = crate::config::Policy::load(git_dir)?;
+    let repo =
+        gix::open_opts(git_dir, gix::open::Options::isolated()).map_err(git(git_dir.display()))?;
     let mut actual = std::collections::BTreeMap::new();
     // Every protected branch, inside GIT_NAMESPACEs too.
-    for r in repo.references().map_err(fail)?.all().map_err(fail)? {
-        let mut r = r.map_err(fail)?;
+    for r in repo
+        .references()
+        .map_err(git("the refs"))?
+        .all()
+        .map_err(git("the refs"))?
+    {
+        let mut r = r.map_err(|e| AdminError::Git {
+            what: "the refs".into(),
+            source: Box::new(e),
+        })?;
         let name = r.name().as_bstr().to_string();
         if config.is_protected(&name) {
-            actual.insert(name, r.peel_to_id().map_err(fail)?.detach());
+            let id = r.peel_to_id().map_err(git(&name))?.detach();
+            actual.insert(name, id);
         }
     }
     let id =
@@ -350,33 +430,37 @@ fn check_publication(
     store: &Store,
     outcome: &mut VerifyOutcome,
 ) -> Result<(), AdminError> {
-    let repo = gix::open_opts(git_dir, gix::open::Options::isolated()).map_err(fail)?;
-    let Some((tip, tip_range)) = publish::current(&repo).map_err(fail)? else {
+    let repo =
+        gix::open_opts(git_dir, gix::open::Options::isolated()).map_err(git(git_dir.display()))?;
+    let Some((tip, tip_range)) = publish::current(&repo)? else {
         outcome
             .notes
             .push(format!("{LEDGER_REF} does not exist yet; the next push or `tally ledger checkpoint` publishes it"));
         return Ok(());
     };
     let mut stored_notes = HashSet::new();
-    store
-        .for_each_checkpoint(|c| {
-            stored_notes.insert(c.note.text().to_owned());
-            Ok(())
-        })
-        .map_err(fail)?;
+    store.for_each_checkpoint(|c| {
+        stored_notes.insert(c.note.text().to_owned());
+        Ok(())
+    })?;
     let mut cursor = Some(tip);
     let mut expect_size = tip_range.size;
     while let Some(id) = cursor {
-        let commit = repo.find_commit(id).map_err(fail)?;
-        let tree = commit.tree().map_err(fail)?;
+        let commit = repo.find_commit(id).map_err(git(id))?;
+        let tree = commit.tree().map_err(git(id))?;
         let read = |name: &str| -> Result<Vec<u8>, AdminError> {
             let entry = tree
                 .find_entry(name)
-                .ok_or_else(|| AdminError(format!("publication {id} lacks {name}")))?;
-            Ok(entry.object().map_err(fail)?.data.clone())
+                .ok_or_else(|| AdminError::Publication {
+                    commit: id,
+                    problem: format!("lacks {name}"),
+                })?;
+            Ok(entry.object().map_err(git(id))?.data.clone())
         };
-        let range = Range::parse(&read("range")?)
-            .ok_or_else(|| AdminError(format!("publication {id} has a malformed range")))?;
+        let range = Range::parse(&read("range")?).ok_or_else(|| AdminError::Publication {
+            commit: id,
+            problem: "has a malformed range".into(),
+        })?;
         if range.size != expect_size {
             outcome.problems.push(format!(
                 "{LEDGER_REF}: publication {id} ends at {} but the next one starts at {expect_size}",
@@ -420,14 +504,12 @@ fn check_publication(
             return Ok(());
         }
         let mut mismatch = None;
-        store
-            .raw_entries(range.first..range.size, |seq, bytes| {
-                let i = (seq - range.first) as usize;
-                if mismatch.is_none() && published.get(i).is_none_or(|p| *p != bytes) {
-                    mismatch = Some(seq);
-                }
-            })
-            .map_err(fail)?;
+        store.raw_entries(range.first..range.size, |seq, bytes| {
+            let i = (seq - range.first) as usize;
+            if mismatch.is_none() && published.get(i).is_none_or(|p| *p != bytes) {
+                mismatch = Some(seq);
+            }
+        })?;
         if let Some(seq) = mismatch {
             outcome.problems.push(format!(
                 "{LEDGER_REF}: entry #{seq} as published in {id} differs from the store"
@@ -442,7 +524,7 @@ fn check_publication(
             ));
         }
     }
-    let head = store.head().map_err(fail)?;
+    let head = store.head()?;
     if tip_range.size < head.size {
         outcome.notes.push(format!(
             "{LEDGER_REF} publishes {} of {} entries; the next push or `tally ledger checkpoint` catches up",

@@ -41,9 +41,46 @@ pub struct AdoptOptions {
     pub reason: Option<String>,
 }
 
-fn fail(e: impl std::fmt::Display) -> AdminError {
-    AdminError(e.to_string())
+/// What `tally ledger adopt` refuses to do, before it writes anything (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdoptError {
+    /// `--branch` is not a ref name.
+    #[error("{0:?} is not a branch name")]
+    BadBranch(String),
+    /// The branch is not protected by the policy.
+    #[error(
+        "{0} is not a protected branch (policy.toml [branches] protected); only protected branches are recorded"
+    )]
+    NotProtected(String),
+    /// `--commit` is not an object id.
+    #[error("--commit {0:?} is not a full hex object id")]
+    BadCommit(String),
+    /// `--commit` names no commit here.
+    #[error("--commit {0} is not a commit of this repository")]
+    NoSuchCommit(ObjectId),
+    /// No `--commit` and no branch to adopt.
+    #[error("{0} does not exist; pass --commit <id> to create it at a commit")]
+    NoBranch(String),
+    /// The repository cannot be opened or read as the hooks read it.
+    #[error(transparent)]
+    Repository(#[from] crate::pre_receive::HookError),
+    /// git update-ref could not be run.
+    #[error("cannot run git update-ref: {0}")]
+    RunGit(#[source] std::io::Error),
+    /// git update-ref refused.
+    #[error(
+        "git update-ref could not move {refname} to {to} (did it move meanwhile?); nothing was recorded"
+    )]
+    Moved {
+        /// The branch.
+        refname: String,
+        /// Where it was to go.
+        to: ObjectId,
+    },
 }
+
+use crate::admin::git;
 
 /// Adopts the branch. `Ok(false)`: the history broke a rule; every problem was printed and
 /// nothing was written.
@@ -61,39 +98,31 @@ pub fn adopt(
         format!("refs/heads/{}", opts.branch)
     };
     gix::refs::FullName::try_from(refname.as_str())
-        .map_err(|_| AdminError(format!("{:?} is not a branch name", opts.branch)))?;
-    let config = Config::load(git_dir).map_err(fail)?;
+        .map_err(|_| AdoptError::BadBranch(opts.branch.clone()))?;
+    let config = Config::load(git_dir)?;
     if !config.is_protected(&refname) {
-        return Err(AdminError(format!(
-            "{refname} is not a protected branch (policy.toml [branches] protected); only protected branches are recorded"
-        )));
+        return Err(AdoptError::NotProtected(refname).into());
     }
-    let repo = crate::pre_receive::open_repo(git_dir).map_err(fail)?;
+    let repo = crate::pre_receive::open_repo(git_dir).map_err(AdoptError::from)?;
     let tip = repo
         .try_find_reference(refname.as_str())
-        .map_err(fail)?
+        .map_err(git(&refname))?
         .map(|mut r| r.peel_to_id().map(|id| id.detach()))
         .transpose()
-        .map_err(fail)?;
+        .map_err(git(&refname))?;
     let target = match &opts.commit {
         Some(text) => {
-            let id = ObjectId::from_hex(text.trim().as_bytes()).map_err(|_| {
-                AdminError(format!("--commit {text:?} is not a full hex object id"))
-            })?;
-            repo.find_commit(id).map_err(|_| {
-                AdminError(format!("--commit {id} is not a commit of this repository"))
-            })?;
+            let id = ObjectId::from_hex(text.trim().as_bytes())
+                .map_err(|_| AdoptError::BadCommit(text.clone()))?;
+            repo.find_commit(id)
+                .map_err(|_| AdoptError::NoSuchCommit(id))?;
             id
         }
-        None => tip.ok_or_else(|| {
-            AdminError(format!(
-                "{refname} does not exist; pass --commit <id> to create it at a commit"
-            ))
-        })?,
+        None => tip.ok_or_else(|| AdoptError::NoBranch(refname.clone()))?,
     };
     let paths = Paths::new(git_dir);
-    let (mut store, key) = record::open(&paths).map_err(fail)?;
-    let at = store.position(&refname).map_err(fail)?;
+    let (mut store, key) = record::open(&paths)?;
+    let at = store.position(&refname)?;
     let recorded = at
         .as_ref()
         .and_then(|p| p.commit.as_deref())
@@ -113,8 +142,10 @@ pub fn adopt(
         .into_iter()
         .filter(|id| repo.find_commit(*id).is_ok())
         .collect();
-    hidden
-        .extend(crate::pre_receive::recorded_tips(&repo, &store, &config, &refname).map_err(fail)?);
+    hidden.extend(
+        crate::pre_receive::recorded_tips(&repo, &store, &config, &refname)
+            .map_err(AdoptError::from)?,
+    );
     let update = Update {
         refname: refname.clone(),
         old: None,
@@ -134,12 +165,12 @@ pub fn adopt(
         .find_commit(target)
         .and_then(|c| c.tree_id())
         .map(|t| t.detach())
-        .map_err(fail)?;
+        .map_err(git(target))?;
     if opts.unchecked {
         reasons.push("its history was NOT checked (--unchecked)".into());
     } else {
-        let objects =
-            Objects::open(repo.common_dir(), None, Vec::new(), repo.object_hash()).map_err(fail)?;
+        let objects = Objects::open(repo.common_dir(), None, Vec::new(), repo.object_hash())
+            .map_err(git("the object database"))?;
         let mut checker = Checker::new(&objects, &config.trust, Some(&config.files), now);
         match checker.check(&update, &hidden).into_verdict() {
             Ok(verdict) => {
@@ -193,14 +224,14 @@ pub fn adopt(
         reasons,
         aborts: None,
     };
-    let outcome = store.append(vec![entry], now, &key).map_err(fail)?;
+    let outcome = store.append(vec![entry], now, &key)?;
     let _ = writeln!(
         out,
         "adopted {target} on {refname}: entry {} (ledger size {})",
         outcome.size - 1,
         outcome.size
     );
-    crate::publish::publish(git_dir, &store, now).map_err(fail)?;
+    crate::publish::publish(git_dir, &store, now)?;
     Ok(true)
 }
 
@@ -223,11 +254,13 @@ fn move_branch(
         .arg(to.to_string())
         .arg(from.unwrap_or(zero).to_string())
         .status()
-        .map_err(|e| AdminError(format!("cannot run git update-ref: {e}")))?;
+        .map_err(AdoptError::RunGit)?;
     if !status.success() {
-        return Err(AdminError(format!(
-            "git update-ref could not move {refname} to {to} (did it move meanwhile?); nothing was recorded"
-        )));
+        return Err(AdoptError::Moved {
+            refname: refname.to_owned(),
+            to,
+        }
+        .into());
     }
     Ok(())
 }

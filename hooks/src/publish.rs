@@ -25,34 +25,104 @@ pub use tally_ledger::publication::{LEDGER_REF, Range};
 
 /// Why publication failed. The ledger itself is intact; the next publication catches up.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot publish the ledger to {LEDGER_REF}: {0}")]
-pub struct PublishError(String);
+#[non_exhaustive]
+pub enum PublishError {
+    /// The repository could not be opened.
+    #[error("cannot publish the ledger to {LEDGER_REF}: cannot open the repository: {0}")]
+    Open(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Reading the published tip (the ref, its commit, tree or blobs) failed.
+    #[error("cannot publish the ledger to {LEDGER_REF}: cannot read {what}: {source}")]
+    Read {
+        /// What was being read.
+        what: String,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The published tip does not have the publication format.
+    #[error("cannot publish the ledger to {LEDGER_REF}: publication {commit} {problem}")]
+    Malformed {
+        /// The publication commit.
+        commit: ObjectId,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// The store could not be read.
+    #[error("cannot publish the ledger to {LEDGER_REF}: {0}")]
+    Store(#[from] tally_ledger::StoreError),
+    /// The published ledger is ahead of the store: the store was rolled back.
+    #[error(
+        "cannot publish the ledger to {LEDGER_REF}: the published ledger has {published} entries but the store's checkpoint only {checkpoint}; the store was rolled back"
+    )]
+    RolledBack {
+        /// Entries published.
+        published: u64,
+        /// Entries at the store's latest checkpoint.
+        checkpoint: u64,
+    },
+    /// Writing an object failed.
+    #[error("cannot publish the ledger to {LEDGER_REF}: cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Encoding an object failed.
+    #[error("cannot publish the ledger to {LEDGER_REF}: cannot encode an object: {0}")]
+    Encode(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Other publishers kept moving the ref.
+    #[error(
+        "cannot publish the ledger to {LEDGER_REF}: the ref could not be updated after {attempts} attempts ({last}); the next publication catches up"
+    )]
+    Contended {
+        /// How many times it was tried.
+        attempts: u32,
+        /// The last failure.
+        last: String,
+    },
+}
 
-fn err(e: impl std::fmt::Display) -> PublishError {
-    PublishError(e.to_string())
+fn read<E: std::error::Error + Send + Sync + 'static>(
+    what: impl std::fmt::Display,
+) -> impl FnOnce(E) -> PublishError {
+    move |e| PublishError::Read {
+        what: what.to_string(),
+        source: Box::new(e),
+    }
+}
+
+fn encode<E: std::error::Error + Send + Sync + 'static>(e: E) -> PublishError {
+    PublishError::Encode(Box::new(e))
 }
 
 /// Reads the tip publication: its commit id and range, if the ref exists.
 pub fn current(repo: &gix::Repository) -> Result<Option<(ObjectId, Range)>, PublishError> {
-    let Some(mut r) = repo.try_find_reference(LEDGER_REF).map_err(err)? else {
+    let Some(mut r) = repo
+        .try_find_reference(LEDGER_REF)
+        .map_err(read(LEDGER_REF))?
+    else {
         return Ok(None);
     };
-    let id = r.peel_to_id().map_err(err)?.detach();
-    let commit = repo.find_commit(id).map_err(err)?;
-    let tree = commit.tree().map_err(err)?;
-    let entry = tree
-        .find_entry(RANGE)
-        .ok_or_else(|| err(format!("publication {id} has no range file")))?;
-    let blob = entry.object().map_err(err)?;
-    let range = Range::parse(&blob.data)
-        .ok_or_else(|| err(format!("publication {id} has a malformed range file")))?;
+    let id = r.peel_to_id().map_err(read(LEDGER_REF))?.detach();
+    let commit = repo.find_commit(id).map_err(read(id))?;
+    let tree = commit.tree().map_err(read(id))?;
+    let entry = tree.find_entry(RANGE).ok_or(PublishError::Malformed {
+        commit: id,
+        problem: "has no range file",
+    })?;
+    let blob = entry.object().map_err(read(id))?;
+    let range = Range::parse(&blob.data).ok_or(PublishError::Malformed {
+        commit: id,
+        problem: "has a malformed range file",
+    })?;
     Ok(Some((id, range)))
 }
 
 /// Publishes every entry up to the store's latest checkpoint that is not yet published, and
 /// that checkpoint. Does nothing when the ref is already current.
 pub fn publish(git_dir: &Path, store: &Store, now: Timestamp) -> Result<(), PublishError> {
-    let repo = gix::open_opts(git_dir, gix::open::Options::isolated()).map_err(err)?;
+    let repo = gix::open_opts(git_dir, gix::open::Options::isolated())
+        .map_err(|e| PublishError::Open(Box::new(e)))?;
     publish_with(&repo, store, now)
 }
 
@@ -65,21 +135,21 @@ pub fn publish_with(
     let mut last_error = String::new();
     for _ in 0..5 {
         let tip = current(repo)?;
-        let checkpoint = store.latest_checkpoint().map_err(err)?;
+        let checkpoint = store.latest_checkpoint()?;
         let first = tip.map_or(0, |(_, r)| r.size);
         if let Some((_, r)) = tip
             && r.size > checkpoint.size
         {
-            return Err(err(format!(
-                "the published ledger has {} entries but the store's checkpoint only {}; the store was rolled back",
-                r.size, checkpoint.size
-            )));
+            return Err(PublishError::RolledBack {
+                published: r.size,
+                checkpoint: checkpoint.size,
+            });
         }
         let note = checkpoint.note.text().to_owned();
         let unchanged = match tip {
             Some((id, r)) if r.size == checkpoint.size => {
-                let commit = repo.find_commit(id).map_err(err)?;
-                let tree = commit.tree().map_err(err)?;
+                let commit = repo.find_commit(id).map_err(read(id))?;
+                let tree = commit.tree().map_err(read(id))?;
                 let published = tree
                     .find_entry(CHECKPOINT)
                     .map(|e| e.object().map(|o| o.data.clone()));
@@ -91,11 +161,9 @@ pub fn publish_with(
             return Ok(());
         }
         let mut entries = Vec::new();
-        store
-            .raw_entries(first..checkpoint.size, |_, bytes| {
-                push_entry(&mut entries, bytes)
-            })
-            .map_err(err)?;
+        store.raw_entries(first..checkpoint.size, |_, bytes| {
+            push_entry(&mut entries, bytes)
+        })?;
         let range = Range {
             first,
             size: checkpoint.size,
@@ -126,7 +194,7 @@ pub fn publish_with(
         let parents: Vec<ObjectId> = match tip {
             Some((id, r)) if range.replaces(&r) => repo
                 .find_commit(id)
-                .map_err(err)?
+                .map_err(read(id))?
                 .parent_ids()
                 .map(|p| p.detach())
                 .collect(),
@@ -157,7 +225,7 @@ pub fn publish_with(
                 expected,
                 new: gix::refs::Target::Object(commit_id),
             },
-            name: LEDGER_REF.try_into().map_err(err)?,
+            name: LEDGER_REF.try_into().map_err(encode)?,
             deref: false,
         };
         // The reflog identity is given, so gix need not work out the local time zone.
@@ -178,9 +246,10 @@ pub fn publish_with(
             Err(e) => last_error = e.to_string(),
         }
     }
-    Err(err(format!(
-        "the ref could not be updated after 5 attempts ({last_error}); the next publication catches up"
-    )))
+    Err(PublishError::Contended {
+        attempts: 5,
+        last: last_error,
+    })
 }
 
 /// Writes the loose objects of one publication into `objects/`: small ones as stored zlib
@@ -223,7 +292,7 @@ impl LooseWriter {
 
     /// Writes an object given in its serialised form; returns its id.
     fn write(&mut self, kind: Kind, data: &[u8]) -> Result<ObjectId, PublishError> {
-        let id = gix::objs::compute_hash(self.hash, kind, data).map_err(err)?;
+        let id = gix::objs::compute_hash(self.hash, kind, data).map_err(encode)?;
         let hex = id.to_hex().to_string();
         let dir = self.objects.join(&hex[..2]);
         let path = dir.join(&hex[2..]);
@@ -243,7 +312,10 @@ impl LooseWriter {
         if let Err(e) = std::fs::create_dir(&dir)
             && e.kind() != std::io::ErrorKind::AlreadyExists
         {
-            return Err(err(format!("cannot create {}: {e}", dir.display())));
+            return Err(PublishError::Write {
+                path: dir,
+                source: e,
+            });
         }
         // A unique temporary name in the same directory, then rename: readers see the whole
         // object or none (git's own protocol, `odb_write_loose_object`).
@@ -266,7 +338,7 @@ impl LooseWriter {
         })();
         if let Err(e) = written_file {
             let _ = std::fs::remove_file(&tmp);
-            return Err(err(format!("cannot write {}: {e}", path.display())));
+            return Err(PublishError::Write { path, source: e });
         }
         Ok(id)
     }
@@ -290,7 +362,7 @@ impl LooseWriter {
                     &mut self.packed[written..],
                     FlushCompress::Finish,
                 )
-                .map_err(err)?;
+                .map_err(encode)?;
             written += (compress.total_out() - before_out) as usize;
             match status {
                 Status::StreamEnd => break,
@@ -307,7 +379,7 @@ impl LooseWriter {
     /// Writes a tree or commit.
     fn write_object(&mut self, object: &dyn gix::objs::WriteTo) -> Result<ObjectId, PublishError> {
         let mut data = Vec::with_capacity(object.size() as usize);
-        object.write_to(&mut data).map_err(err)?;
+        object.write_to(&mut data).map_err(encode)?;
         self.write(object.kind(), &data)
     }
 }

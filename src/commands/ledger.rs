@@ -83,8 +83,7 @@ pub fn run(args: LedgerArgs, out: &mut impl Write) -> Outcome {
             let stderr = std::io::stderr();
             let outcome = admin::verify(&repo, ledger_key.as_deref(), &mut stderr.lock())?;
             if json {
-                let text = serde_json::to_string_pretty(&outcome)
-                    .map_err(|e| admin::AdminError(e.to_string()))?;
+                let text = serde_json::to_string_pretty(&outcome)?;
                 let _ = writeln!(out, "{text}");
             } else if outcome.ok {
                 let _ = writeln!(
