@@ -8,8 +8,61 @@
 use signature::Verifier;
 use ssh_key::{Algorithm, Signature, public::KeyData};
 
-use crate::sshsig::SigError;
 use crate::wire::Reader;
+
+/// Why an OpenSSH certificate in a signature cannot be used.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CertificateDefect {
+    /// The certified key's type is not one tally verifies.
+    #[error("certified key type {0} is not supported")]
+    KeyType(String),
+    /// The certified key does not decode.
+    #[error("certified key: {0}")]
+    Key(#[source] ssh_key::Error),
+    /// The CA key is itself a certificate.
+    #[error("the CA key is itself a certificate")]
+    CaIsCertificate,
+    /// The CA key does not decode.
+    #[error("CA key: {0}")]
+    CaKey(#[source] ssh_key::Error),
+    /// The CA signed with SHA-1.
+    #[error("the CA signed with ssh-rsa (SHA-1), which OpenSSH refuses")]
+    CaSha1,
+    /// The CA signature does not decode.
+    #[error("CA signature: {0}")]
+    CaSignature(#[source] ssh_key::Error),
+    /// The CA signature's algorithm is not the CA key's.
+    #[error("CA signature algorithm does not match the CA key")]
+    CaAlgorithm,
+    /// The CA signature does not verify.
+    #[error("the CA signature does not verify")]
+    CaSignatureInvalid,
+}
+
+/// Why a certificate blob cannot be read or used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CertificateError {
+    /// A field is cut short or malformed (named).
+    #[error("malformed OpenSSH certificate: {0}")]
+    Malformed(&'static str),
+    /// The certificate decodes but cannot be used.
+    #[error("unusable OpenSSH certificate: {0}")]
+    Defect(#[source] CertificateDefect),
+}
+
+impl From<crate::wire::Truncated> for CertificateError {
+    fn from(t: crate::wire::Truncated) -> CertificateError {
+        CertificateError::Malformed(t.0)
+    }
+}
+
+impl From<CertificateDefect> for CertificateError {
+    fn from(d: CertificateDefect) -> CertificateError {
+        CertificateError::Defect(d)
+    }
+}
 
 const SUFFIX: &str = "-cert-v01@openssh.com";
 /// `SSH_CERT_TYPE_USER`.
@@ -40,8 +93,8 @@ pub struct UserCertificate {
     signature: Signature,
 }
 
-fn text(bytes: &[u8], what: &'static str) -> Result<String, SigError> {
-    String::from_utf8(bytes.to_vec()).map_err(|_| SigError::Malformed(what))
+fn text(bytes: &[u8], what: &'static str) -> Result<String, CertificateError> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| CertificateError::Malformed(what))
 }
 
 /// Whether a key blob's algorithm name is a certificate type.
@@ -54,12 +107,12 @@ pub fn is_certificate(blob: &[u8]) -> bool {
 
 impl UserCertificate {
     /// Parses a certificate blob as found in an SSHSIG public key field.
-    pub fn parse(blob: &[u8]) -> Result<UserCertificate, SigError> {
+    pub fn parse(blob: &[u8]) -> Result<UserCertificate, CertificateError> {
         let mut r = Reader(blob);
         let cert_alg = text(r.string("certificate type")?, "certificate type")?;
         let plain = cert_alg
             .strip_suffix(SUFFIX)
-            .ok_or(SigError::Malformed("not a certificate"))?;
+            .ok_or(CertificateError::Malformed("not a certificate"))?;
         r.string("nonce")?;
         // The public key fields between the nonce and the serial, per key type
         // (PROTOCOL.certkeys), copied verbatim after the plain type name.
@@ -69,8 +122,8 @@ impl UserCertificate {
             "sk-ssh-ed25519@openssh.com" => 2,
             "sk-ecdsa-sha2-nistp256@openssh.com" => 3,
             other => {
-                return Err(SigError::Certificate(format!(
-                    "certified key type {other} is not supported"
+                return Err(CertificateError::Defect(CertificateDefect::KeyType(
+                    other.to_owned(),
                 )));
             }
         };
@@ -81,7 +134,7 @@ impl UserCertificate {
             key_blob.extend_from_slice(r.raw_string("certified key")?);
         }
         let key = ssh_key::PublicKey::from_bytes(&key_blob)
-            .map_err(|e| SigError::Certificate(format!("certified key: {e}")))?
+            .map_err(|e| CertificateError::Defect(CertificateDefect::Key(e)))?
             .key_data()
             .clone();
         let serial = r.u64("serial")?;
@@ -106,24 +159,22 @@ impl UserCertificate {
         let signed_len = blob.len() - r.0.len();
         let sig_blob = r.string("certificate signature")?;
         if !r.0.is_empty() {
-            return Err(SigError::Malformed("trailing bytes after the certificate"));
-        }
-        if is_certificate(ca_blob) {
-            return Err(SigError::Certificate(
-                "the CA key is itself a certificate".into(),
+            return Err(CertificateError::Malformed(
+                "trailing bytes after the certificate",
             ));
         }
+        if is_certificate(ca_blob) {
+            return Err(CertificateError::Defect(CertificateDefect::CaIsCertificate));
+        }
         let ca = ssh_key::PublicKey::from_bytes(ca_blob)
-            .map_err(|e| SigError::Certificate(format!("CA key: {e}")))?
+            .map_err(|e| CertificateError::Defect(CertificateDefect::CaKey(e)))?
             .key_data()
             .clone();
         if Reader(sig_blob).string("signature algorithm")? == b"ssh-rsa" {
-            return Err(SigError::Certificate(
-                "the CA signed with ssh-rsa (SHA-1), which OpenSSH refuses".into(),
-            ));
+            return Err(CertificateError::Defect(CertificateDefect::CaSha1));
         }
         let signature = Signature::try_from(sig_blob)
-            .map_err(|e| SigError::Certificate(format!("CA signature: {e}")))?;
+            .map_err(|e| CertificateError::Defect(CertificateDefect::CaSignature(e)))?;
         Ok(UserCertificate {
             key,
             ca,
@@ -140,19 +191,17 @@ impl UserCertificate {
     }
 
     /// Checks the CA's signature over the certificate bytes as received.
-    pub fn verify_ca_signature(&self) -> Result<(), SigError> {
+    pub fn verify_ca_signature(&self) -> Result<(), CertificateError> {
         let fits = match (self.ca.algorithm(), self.signature.algorithm()) {
             (Algorithm::Rsa { .. }, Algorithm::Rsa { hash }) => hash.is_some(),
             (k, s) => k == s,
         };
         if !fits {
-            return Err(SigError::Certificate(
-                "CA signature algorithm does not match the CA key".into(),
-            ));
+            return Err(CertificateError::Defect(CertificateDefect::CaAlgorithm));
         }
         self.ca
             .verify(&self.signed, &self.signature)
-            .map_err(|_| SigError::Certificate("the CA signature does not verify".into()))
+            .map_err(|_| CertificateError::Defect(CertificateDefect::CaSignatureInvalid))
     }
 
     /// Whether `t` (seconds since the epoch) is inside the validity period

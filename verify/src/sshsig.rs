@@ -75,6 +75,21 @@ pub struct SshSig {
     pub signature: Signature,
 }
 
+impl From<crate::wire::Truncated> for SigError {
+    fn from(t: crate::wire::Truncated) -> SigError {
+        SigError::Malformed(t.0)
+    }
+}
+
+impl From<crate::certificate::CertificateError> for SigError {
+    fn from(e: crate::certificate::CertificateError) -> SigError {
+        match e {
+            crate::certificate::CertificateError::Malformed(what) => SigError::Malformed(what),
+            crate::certificate::CertificateError::Defect(d) => SigError::Certificate(d),
+        }
+    }
+}
+
 /// Why an SSHSIG signature is unreadable or does not verify.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
@@ -103,15 +118,18 @@ pub enum SigError {
     /// Hash other than sha256/sha512.
     #[error("unsupported SSHSIG hash algorithm {0:?} (expected sha256 or sha512)")]
     Hash(String),
-    /// Key blob unreadable or of an unsupported type.
+    /// Key blob unreadable.
     #[error("unsupported or malformed public key in signature: {0}")]
-    Key(String),
-    /// The certificate in the signature cannot be decoded.
+    Key(#[source] ssh_key::Error),
+    /// Key of a type tally does not verify.
+    #[error("unsupported or malformed public key in signature: key type {0} is not supported")]
+    KeyType(ssh_key::Algorithm),
+    /// The certificate in the signature cannot be used.
     #[error("unusable OpenSSH certificate in the signature: {0}")]
-    Certificate(String),
+    Certificate(#[source] crate::certificate::CertificateDefect),
     /// Signature blob unreadable or of an unsupported algorithm.
     #[error("unsupported or malformed signature: {0}")]
-    Signature(String),
+    Signature(#[source] ssh_key::Error),
     /// RSA signature with SHA-1.
     #[error("ssh-rsa (SHA-1) signatures are refused; sign with rsa-sha2-256 or rsa-sha2-512")]
     RsaSha1,
@@ -219,8 +237,7 @@ impl SshSig {
         if sig_alg == b"ssh-rsa" {
             return Err(SigError::RsaSha1);
         }
-        let signature =
-            Signature::try_from(sig_blob).map_err(|e| SigError::Signature(e.to_string()))?;
+        let signature = Signature::try_from(sig_blob).map_err(SigError::Signature)?;
         let key_alg = key.key_data().algorithm();
         if !algorithm_fits(&key_alg, &signature.algorithm()) {
             return Err(SigError::AlgorithmMismatch {
@@ -373,13 +390,10 @@ fn parse_key(blob: &[u8]) -> Result<SigningKey, SigError> {
             blob,
         )?)));
     }
-    let key = ssh_key::PublicKey::from_bytes(blob).map_err(|e| SigError::Key(e.to_string()))?;
+    let key = ssh_key::PublicKey::from_bytes(blob).map_err(SigError::Key)?;
     let data = key.key_data().clone();
     if data.is_other() {
-        return Err(SigError::Key(format!(
-            "key type {} is not supported",
-            data.algorithm()
-        )));
+        return Err(SigError::KeyType(data.algorithm()));
     }
     Ok(SigningKey::Plain(data))
 }

@@ -378,7 +378,10 @@ impl Trust {
                 ca: ca_fingerprint,
             });
         }
-        cert.verify_ca_signature().map_err(|e| bad(e.to_string()))?;
+        cert.verify_ca_signature().map_err(|e| match e {
+            crate::certificate::CertificateError::Defect(defect) => bad(defect.to_string()),
+            other => bad(other.to_string()),
+        })?;
         if cert.cert_type != crate::certificate::USER {
             return Err(bad(
                 "it is a host certificate, not a user certificate".into()
