@@ -379,7 +379,7 @@ fn record_refusal(
     }
     let paths = Paths::new(git_dir);
     match record::append_rejected(&paths, config, pusher, &refused, now) {
-        Ok(_) => crate::transaction::publish(git_dir, &paths, now, reporter),
+        Ok(_) => crate::publish::publish_or_warn(git_dir, &paths, now, reporter),
         Err(e) => reporter.error(&format!(
             "warning: the refusal could not be recorded in the ledger: {e}"
         )),

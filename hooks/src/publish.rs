@@ -118,6 +118,22 @@ pub fn current(repo: &gix::Repository) -> Result<Option<(ObjectId, Range)>, Publ
     Ok(Some((id, range)))
 }
 
+/// Publishes the ledger from the store at `paths`; a failure is printed as a warning and
+/// changes no outcome (the store is the record, and the next publication catches up).
+pub fn publish_or_warn(
+    git_dir: &Path,
+    paths: &crate::record::Paths,
+    now: Timestamp,
+    reporter: &mut crate::output::Reporter<impl std::io::Write>,
+) {
+    let result = Store::open(&paths.ledger())
+        .map_err(PublishError::from)
+        .and_then(|store| publish(git_dir, &store, now));
+    if let Err(e) = result {
+        reporter.error(&format!("warning: {e}"));
+    }
+}
+
 /// Publishes every entry up to the store's latest checkpoint that is not yet published, and
 /// that checkpoint. Does nothing when the ref is already current.
 pub fn publish(git_dir: &Path, store: &Store, now: Timestamp) -> Result<(), PublishError> {

@@ -185,7 +185,7 @@ pub fn run(
             return true;
         }
     };
-    let repo = match crate::pre_receive::open_repo(git_dir) {
+    let repo = match tally_verify::repository::open(git_dir) {
         Ok(r) => r,
         Err(e) => {
             reporter.error(&format!("ref update refused: {e}"));
@@ -277,7 +277,7 @@ pub fn run(
                     "cannot record the aborted ref update in the ledger: {e}; run `tally ledger verify`"
                 ));
             }
-            publish(git_dir, &paths, now, &mut reporter);
+            crate::publish::publish_or_warn(git_dir, &paths, now, &mut reporter);
             true
         }
     }
@@ -341,7 +341,7 @@ pub fn update(
         Ok(reasons) => {
             // Recorded: publish, so agents and auditors see the attempt. No ref lock is
             // held yet (git locks refs when the transaction is prepared, after this hook).
-            publish(git_dir, &Paths::new(git_dir), now, &mut reporter);
+            crate::publish::publish_or_warn(git_dir, &Paths::new(git_dir), now, &mut reporter);
             for reason in &reasons {
                 reporter.error(&format!("push refused: {reason}"));
             }
@@ -379,7 +379,7 @@ pub fn post_receive(
     let result = Policy::load(git_dir)
         .map_err(|e| e.to_string())
         .and_then(|policy| {
-            let hash_len = crate::pre_receive::open_repo(git_dir)
+            let hash_len = tally_verify::repository::open(git_dir)
                 .map_err(|e| e.to_string())?
                 .object_hash()
                 .len_in_bytes();
@@ -392,7 +392,7 @@ pub fn post_receive(
                 record::post_receive(&paths, &policy, &Pusher::from_env(), &updates, now)
                     .map_err(|e| e.to_string())?;
             if appended {
-                publish(git_dir, &paths, now, &mut reporter);
+                crate::publish::publish_or_warn(git_dir, &paths, now, &mut reporter);
             }
             Ok(())
         });
@@ -400,17 +400,6 @@ pub fn post_receive(
         reporter.error(&format!(
             "warning: the push landed but could not be recorded in the ledger: {e}; run `tally ledger verify`"
         ));
-    }
-}
-
-/// Publishes the ledger; failure is reported but changes no outcome (the store is the record,
-/// and the next publication catches up).
-pub fn publish(git_dir: &Path, paths: &Paths, now: Timestamp, reporter: &mut Reporter<impl Write>) {
-    let result = tally_ledger::Store::open(&paths.ledger())
-        .map_err(|e| e.to_string())
-        .and_then(|store| crate::publish::publish(git_dir, &store, now).map_err(|e| e.to_string()));
-    if let Err(e) = result {
-        reporter.error(&format!("warning: {e}"));
     }
 }
 
