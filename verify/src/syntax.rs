@@ -36,6 +36,9 @@
 //! TOML 1.1 parser will load, within the limits, and says nothing about whether a tool will
 //! accept its contents.
 
+// `yaml`, `json` and `toml_check` check one format each; `keys` says when two YAML or JSON keys
+// are the same, and `tags` which YAML tags are allowed. Every format is bounded by `limits` and
+// reports an `error`. The position helpers the formats share end this file.
 mod error;
 mod json;
 mod keys;

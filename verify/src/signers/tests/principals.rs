@@ -91,7 +91,7 @@ fn empty_quoted_principals_are_refused() {
     );
 }
 
-// ---- match_pattern_list ---------------------------------------------------------------
+// ---- match_pattern_list -------------------------------------------------------------------
 
 #[test]
 fn pattern_list_wildcards() {

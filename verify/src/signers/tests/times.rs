@@ -190,7 +190,7 @@ fn times_not_after_the_epoch_are_refused() {
     assert!(matches!(e, SignersError::TimeBeforeEpoch { .. }), "{e:?}");
 }
 
-// ---- validity -------------------------------------------------------------------------
+// ---- validity -----------------------------------------------------------------------------
 
 fn window() -> SignerEntry {
     one(&format!(
