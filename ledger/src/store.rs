@@ -12,6 +12,7 @@
 //! value of the wrong type, a NULL or a blob of the wrong length is reported as
 //! [`Corruption`], never a panic; every entry read back is checked against its leaf hash.
 
+mod append;
 mod verify;
 
 use std::ops::Range;
@@ -740,7 +741,8 @@ impl Store {
     /// Appends entries and signs a checkpoint of the new head, all in one transaction.
     ///
     /// The store assigns each entry its seq, the time `now`, the ledger's repository id and the
-    /// previous entry's leaf hash. On any error nothing is written.
+    /// previous entry's leaf hash. On any error nothing is written. The rules are
+    /// `append::append`'s, shared by every backend.
     pub fn append(
         &mut self,
         entries: Vec<NewEntry>,
@@ -753,158 +755,20 @@ impl Store {
         self.check_key(key)?;
         let time = unix_seconds(now)?;
         let timeout = self.busy_timeout;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| {
-                if is_busy(&e) {
-                    StoreError::Busy { timeout }
-                } else {
-                    StoreError::Database(e)
-                }
-            })?;
-        let StoredHead { head, mut frontier } = read_head(&tx)?;
-        if frontier.size() != head.size || frontier.root() != head.root {
-            return Err(StoreError::HeadInconsistent);
-        }
-        let first_seq = head.size;
-        let mut prev = head.last_leaf;
-        let mut nodes = Vec::with_capacity(64 * 32);
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO entries (seq, bytes, leaf_hash, nodes, kind, refname, aborts)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            let mut target_kind = tx.prepare_cached("SELECT kind FROM entries WHERE seq = ?1")?;
-            let mut aborted = tx.prepare_cached("SELECT 1 FROM entries WHERE aborts = ?1")?;
-            for new in entries {
-                let seq = frontier.size();
-                let entry = Entry {
-                    seq,
-                    kind: new.kind,
-                    time: now,
-                    repository: self.repository.clone(),
-                    refname: new.refname,
-                    old: new.old,
-                    new: new.new,
-                    new_tree: new.new_tree,
-                    commits: new.commits,
-                    pusher: new.pusher,
-                    policy_digest: new.policy_digest,
-                    reasons: new.reasons,
-                    aborts: new.aborts,
-                    prev_hash: prev,
-                };
-                let bytes = entry
-                    .encode()
-                    .map_err(|source| StoreError::Encode { seq, source })?;
-                let effect = crate::chain::effect_of(entry.kind, &entry.refname, entry.aborts);
-                if effect == (crate::chain::Effect::Sets { continuous: true }) {
-                    // Continuity (chain.rs): the move starts where the ledger has the ref.
-                    let at = position_of(&tx, &entry.refname)?;
-                    crate::chain::continuity(
-                        seq,
-                        &entry.refname,
-                        entry.old.as_deref(),
-                        at.as_ref(),
-                    )?;
-                }
-                if let Some(target) = entry.aborts {
-                    if position_of(&tx, &entry.refname)?.is_none_or(|p| p.seq != target) {
-                        return Err(StoreError::BadAbort {
-                            target,
-                            problem: "it is not the latest entry that set the aborted entry's ref",
-                        });
-                    }
-                    let kind: Option<i64> = target_kind
-                        .query_row([to_sql(target)?], |row| row.get(0))
-                        .optional()?;
-                    let cancellable = [Kind::Accepted, Kind::PolicyChange, Kind::Adopted]
-                        .map(|k| i64::from(k.code()));
-                    match kind {
-                        None => {
-                            return Err(StoreError::BadAbort {
-                                target,
-                                problem: "no such entry",
-                            });
-                        }
-                        Some(k) if !cancellable.contains(&k) => {
-                            return Err(StoreError::BadAbort {
-                                target,
-                                problem: "only accepted, policy-change and adopted entries can be aborted",
-                            });
-                        }
-                        Some(_) => {}
-                    }
-                    if aborted.exists([to_sql(target)?])? {
-                        return Err(StoreError::BadAbort {
-                            target,
-                            problem: "it is already aborted",
-                        });
-                    }
-                }
-                let leaf = leaf_hash(&bytes);
-                nodes.clear();
-                frontier.append_collecting(&leaf, |node| nodes.extend_from_slice(node));
-                insert.execute(params![
-                    to_sql(seq)?,
-                    bytes,
-                    leaf.as_slice(),
-                    nodes.as_slice(),
-                    i64::from(entry.kind.code()),
-                    entry.refname,
-                    entry.aborts.map(to_sql).transpose()?,
-                ])?;
-                prev = leaf;
-            }
-        }
-        let size = frontier.size();
-        let root = frontier.root();
-        let checkpoint = Checkpoint {
-            origin: self.origin.clone(),
-            size,
-            root,
-        }
-        .sign(time, key)?;
-        tx.execute(
-            "INSERT INTO checkpoints (size, root, time, note) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                to_sql(size)?,
-                root.as_slice(),
-                to_sql(time)?,
-                checkpoint.text()
-            ],
-        )?;
-        let moved = tx.execute(
-            "UPDATE head SET size = ?1, root = ?2, last_leaf = ?3, frontier = ?4
-             WHERE id = 1 AND size = ?5 AND root = ?6",
-            params![
-                to_sql(size)?,
-                root.as_slice(),
-                prev.as_slice(),
-                frontier.to_bytes(),
-                to_sql(head.size)?,
-                head.root.as_slice()
-            ],
-        )?;
-        if moved != 1 {
-            return Err(StoreError::HeadMoved {
-                expected_size: head.size,
-            });
-        }
-        tx.commit().map_err(|e| self_busy(e, timeout))?;
+        let ledger = append::Ledger {
+            origin: &self.origin,
+            repository: &self.repository,
+        };
+        let mut tx = SqliteTx::begin(&mut self.conn, timeout)?;
+        let outcome = append::append(&mut tx, &ledger, entries, now, time, key)?;
+        tx.commit(timeout)?;
         // Keep the WAL short (see `configure`): every few appends, fold it into the database
         // and truncate it. The entries are committed either way; a checkpoint that cannot run
         // now (another process reading) only leaves the WAL longer until the next one.
-        if size % WAL_TRUNCATE_EVERY == 0 {
+        if outcome.size % WAL_TRUNCATE_EVERY == 0 {
             let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
         }
-        Ok(AppendOutcome {
-            first_seq,
-            size,
-            root,
-            checkpoint,
-        })
+        Ok(outcome)
     }
 
     /// Signs a fresh checkpoint of the current head (the freshness heartbeat) and keeps it.
@@ -916,30 +780,13 @@ impl Store {
         self.check_key(key)?;
         let time = unix_seconds(now)?;
         let timeout = self.busy_timeout;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| self_busy(e, timeout))?;
-        let StoredHead { head, frontier } = read_head(&tx)?;
-        if frontier.size() != head.size || frontier.root() != head.root {
-            return Err(StoreError::HeadInconsistent);
-        }
-        let checkpoint = Checkpoint {
-            origin: self.origin.clone(),
-            size: head.size,
-            root: head.root,
-        }
-        .sign(time, key)?;
-        tx.execute(
-            "INSERT INTO checkpoints (size, root, time, note) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                to_sql(head.size)?,
-                head.root.as_slice(),
-                to_sql(time)?,
-                checkpoint.text()
-            ],
-        )?;
-        tx.commit().map_err(|e| self_busy(e, timeout))?;
+        let ledger = append::Ledger {
+            origin: &self.origin,
+            repository: &self.repository,
+        };
+        let mut tx = SqliteTx::begin(&mut self.conn, timeout)?;
+        let checkpoint = append::heartbeat(&mut tx, &ledger, time, key)?;
+        tx.commit(timeout)?;
         Ok(checkpoint)
     }
 
@@ -1215,6 +1062,108 @@ impl Store {
 
     pub(crate) fn connection(&self) -> &Connection {
         &self.conn
+    }
+}
+
+/// The SQLite side of an append: one `BEGIN IMMEDIATE` transaction, which serialises with
+/// every other writer of the file.
+struct SqliteTx<'c> {
+    tx: rusqlite::Transaction<'c>,
+}
+
+impl<'c> SqliteTx<'c> {
+    fn begin(conn: &'c mut Connection, timeout: Duration) -> Result<SqliteTx<'c>, StoreError> {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self_busy(e, timeout))?;
+        Ok(SqliteTx { tx })
+    }
+
+    fn commit(self, timeout: Duration) -> Result<(), StoreError> {
+        self.tx.commit().map_err(|e| self_busy(e, timeout))
+    }
+}
+
+impl append::AppendTx for SqliteTx<'_> {
+    fn head(&mut self) -> Result<StoredHead, StoreError> {
+        read_head(&self.tx)
+    }
+
+    fn position(&mut self, refname: &str) -> Result<Option<crate::chain::Position>, StoreError> {
+        position_of(&self.tx, refname)
+    }
+
+    fn kind_of(&mut self, seq: u64) -> Result<Option<i64>, StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT kind FROM entries WHERE seq = ?1")?;
+        Ok(stmt
+            .query_row([to_sql(seq)?], |row| row.get(0))
+            .optional()?)
+    }
+
+    fn is_aborted(&mut self, seq: u64) -> Result<bool, StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT 1 FROM entries WHERE aborts = ?1")?;
+        Ok(stmt.exists([to_sql(seq)?])?)
+    }
+
+    fn insert_entry(&mut self, row: &append::EntryRow<'_>) -> Result<(), StoreError> {
+        let mut insert = self.tx.prepare_cached(
+            "INSERT INTO entries (seq, bytes, leaf_hash, nodes, kind, refname, aborts)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        insert.execute(params![
+            to_sql(row.seq)?,
+            row.bytes,
+            row.leaf.as_slice(),
+            row.nodes,
+            row.kind,
+            row.refname,
+            row.aborts.map(to_sql).transpose()?,
+        ])?;
+        Ok(())
+    }
+
+    fn insert_checkpoint(
+        &mut self,
+        checkpoint: &SignedCheckpoint,
+        size: u64,
+        root: &Hash,
+        time: u64,
+    ) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO checkpoints (size, root, time, note) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                to_sql(size)?,
+                root.as_slice(),
+                to_sql(time)?,
+                checkpoint.text()
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn move_head(
+        &mut self,
+        from: &Head,
+        to: &Head,
+        frontier: &Frontier,
+    ) -> Result<bool, StoreError> {
+        let moved = self.tx.execute(
+            "UPDATE head SET size = ?1, root = ?2, last_leaf = ?3, frontier = ?4
+             WHERE id = 1 AND size = ?5 AND root = ?6",
+            params![
+                to_sql(to.size)?,
+                to.root.as_slice(),
+                to.last_leaf.as_slice(),
+                frontier.to_bytes(),
+                to_sql(from.size)?,
+                from.root.as_slice()
+            ],
+        )?;
+        Ok(moved == 1)
     }
 }
 
