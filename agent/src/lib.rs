@@ -247,45 +247,120 @@ impl Approval {
 /// Runs the agent's checks on the clone and, if they all pass, pins the new state and returns
 /// the approved commit.
 pub fn verify(opts: &Options) -> Result<Approval, AgentError> {
-    let branch = full_branch(&opts.branch)?;
-    let key = tally_ledger::key::load_public(&opts.ledger_key).map_err(AgentError::LedgerKey)?;
-    let trust =
-        tally_verify::trust::load(&opts.allowed_signers, None).map_err(AgentError::Signers)?;
-    let files = match &opts.policy {
-        Some(path) => tally_verify::files::load_policy(path).map_err(AgentError::Policy)?,
-        None => tally_verify::files::FileRules::new(
-            &tally_verify::files::FilePolicy::default(),
-            tally_verify::syntax::Limits::default(),
-        )
-        .map_err(|e| AgentError::Policy(e.to_string()))?,
-    };
-    let repo =
-        tally_verify::repository::open(&opts.git_dir).map_err(|e| AgentError::Repository {
-            path: opts.git_dir.clone(),
-            message: e.to_string(),
-        })?;
-    let state_path = opts
-        .state
-        .clone()
-        .unwrap_or_else(|| state::default_path(repo.git_dir(), &branch));
-    let loaded = state::load(&state_path, &branch, &key, &opts.ledger_key)?;
-    let pinned = loaded.state.as_ref();
-    let objects =
-        Objects::open(repo.common_dir(), None, Vec::new(), repo.object_hash()).map_err(|e| {
-            AgentError::Clone {
-                message: e.to_string(),
-            }
-        })?;
-    let mut reader = Reader::new(&objects);
-
+    let setup = Setup::load(opts)?;
+    let pinned = setup.loaded.state.as_ref();
+    let mut reader = Reader::new(&setup.objects);
     // 1. The newest checkpoint, signed by the pinned key.
-    let tip_id = find_ref(&repo, LEDGER_REF)?.ok_or(AgentError::NoLedger)?;
-    let tip = reader.publication(tip_id)?;
-    let note = reader.checkpoint(&tip)?;
-    let signed = SignedCheckpoint::parse(&note).map_err(|source| AgentError::Checkpoint {
+    let tip = verified_tip(&setup, &mut reader, pinned)?;
+    // 2. Freshness, and 3. size and root against the pinned ones.
+    check_against_pinned(&setup, &tip, pinned)?;
+    // 3. The entries since the pinned size extend the pinned tree to the signed root.
+    let mut scan = scan_since(&setup, &mut reader, &tip, pinned)?;
+    // 4. The latest accepted entry for the branch.
+    let chosen = latest_entry(&setup, &scan, &tip, pinned)?;
+    // 5. The fetched branch is the entry's commit, with the entry's tree.
+    let tracking = check_fetched(&setup, &chosen, pinned)?;
+    // 6. Every new commit, against the agent's own signers; then the whole tree deployed.
+    let (base, commits) = check_new_commits(&setup, &scan, &chosen, pinned)?;
+    check_whole_tree(&setup, &chosen)?;
+    // Everything holds: pin the new state.
+    pin(&setup, &mut scan, &tip, &chosen, pinned)?;
+    Ok(Approval {
+        branch: setup.branch,
+        commit: chosen.commit,
+        tree: chosen.tree,
+        seq: chosen.seq,
+        previous: base,
+        commits,
+        checkpoint: tip.checkpoint,
+        note: tip.note,
+        tracking,
+        state: setup.state_path,
+        first_run: pinned.is_none(),
+    })
+}
+
+/// What a run of the agent reads before it checks anything: the operator's pinned inputs,
+/// the clone, and the state of the last run.
+struct Setup<'o> {
+    opts: &'o Options,
+    branch: String,
+    key: tally_ledger::VerifyingKey,
+    trust: tally_verify::trust::Trust,
+    files: tally_verify::files::FileRules,
+    repo: gix::Repository,
+    state_path: PathBuf,
+    loaded: state::Loaded,
+    objects: Objects,
+}
+
+impl<'o> Setup<'o> {
+    fn load(opts: &'o Options) -> Result<Setup<'o>, AgentError> {
+        let branch = full_branch(&opts.branch)?;
+        let key =
+            tally_ledger::key::load_public(&opts.ledger_key).map_err(AgentError::LedgerKey)?;
+        let trust =
+            tally_verify::trust::load(&opts.allowed_signers, None).map_err(AgentError::Signers)?;
+        let files = match &opts.policy {
+            Some(path) => tally_verify::files::load_policy(path).map_err(AgentError::Policy)?,
+            None => tally_verify::files::FileRules::new(
+                &tally_verify::files::FilePolicy::default(),
+                tally_verify::syntax::Limits::default(),
+            )
+            .map_err(|e| AgentError::Policy(e.to_string()))?,
+        };
+        let repo =
+            tally_verify::repository::open(&opts.git_dir).map_err(|e| AgentError::Repository {
+                path: opts.git_dir.clone(),
+                message: e.to_string(),
+            })?;
+        let state_path = opts
+            .state
+            .clone()
+            .unwrap_or_else(|| state::default_path(repo.git_dir(), &branch));
+        let loaded = state::load(&state_path, &branch, &key, &opts.ledger_key)?;
+        let objects = Objects::open(repo.common_dir(), None, Vec::new(), repo.object_hash())
+            .map_err(|e| AgentError::Clone {
+                message: e.to_string(),
+            })?;
+        Ok(Setup {
+            opts,
+            branch,
+            key,
+            trust,
+            files,
+            repo,
+            state_path,
+            loaded,
+            objects,
+        })
+    }
+}
+
+/// The tip publication and its verified checkpoint (step 1).
+struct Tip {
+    publication: Publication,
+    note: String,
+    checkpoint: VerifiedCheckpoint,
+    vkey: VerifierKey,
+    origin: String,
+}
+
+/// Step 1: the newest checkpoint, from the tip of `refs/tally/ledger`, verifies with the
+/// pinned ledger key under the pinned origin, and covers exactly its publication's range.
+fn verified_tip(
+    setup: &Setup<'_>,
+    reader: &mut Reader<'_>,
+    pinned: Option<&State>,
+) -> Result<Tip, AgentError> {
+    let tip_id = find_ref(&setup.repo, LEDGER_REF)?.ok_or(AgentError::NoLedger)?;
+    let publication = reader.publication(tip_id)?;
+    let note = reader.checkpoint(&publication)?;
+    let bad = |source| AgentError::Checkpoint {
         commit: tip_id,
         source,
-    })?;
+    };
+    let signed = SignedCheckpoint::parse(&note).map_err(bad)?;
     let served_origin = &signed.unverified().origin;
     let origin = match pinned {
         Some(s) if s.origin != *served_origin => {
@@ -297,32 +372,39 @@ pub fn verify(opts: &Options) -> Result<Approval, AgentError> {
         Some(s) => s.origin.clone(),
         None => served_origin.clone(),
     };
-    let vkey = VerifierKey::new(&origin, key).map_err(|source| AgentError::Checkpoint {
-        commit: tip_id,
-        source,
-    })?;
-    let checkpoint = signed
-        .verify(&vkey)
-        .map_err(|source| AgentError::Checkpoint {
-            commit: tip_id,
-            source,
-        })?;
-    if checkpoint.size() != tip.range.size {
+    let vkey = VerifierKey::new(&origin, setup.key).map_err(bad)?;
+    let checkpoint = signed.verify(&vkey).map_err(bad)?;
+    if checkpoint.size() != publication.range.size {
         return Err(AgentError::Publication {
             commit: tip_id,
             problem: format!(
                 "carries a checkpoint for {} entries but its range ends at {}",
                 checkpoint.size(),
-                tip.range.size
+                publication.range.size
             ),
         });
     }
+    Ok(Tip {
+        publication,
+        note,
+        checkpoint,
+        vkey,
+        origin,
+    })
+}
 
-    // 2. Freshness, and 3. size and root against the pinned ones: every reason that applies
-    // is reported (a restored backup is typically both older and smaller).
-    let mut reasons = check_freshness(&checkpoint, pinned, opts);
-    let start = pinned.map_or(0, |s| s.checkpoint.size());
+/// Steps 2 and 3 against the pinned state: freshness, no rollback, no fork at the pinned
+/// size. Every reason that applies is reported (a restored backup is typically both older and
+/// smaller).
+fn check_against_pinned(
+    setup: &Setup<'_>,
+    tip: &Tip,
+    pinned: Option<&State>,
+) -> Result<(), AgentError> {
+    let checkpoint = &tip.checkpoint;
+    let mut reasons = check_freshness(checkpoint, pinned, setup.opts);
     if let Some(s) = pinned {
+        let start = s.checkpoint.size();
         if checkpoint.size() < start {
             reasons.push(AgentError::Rollback {
                 pinned: start,
@@ -330,17 +412,27 @@ pub fn verify(opts: &Options) -> Result<Approval, AgentError> {
             });
         }
         if checkpoint.size() == start && checkpoint.root() != s.checkpoint.root() {
-            let evidence = keep_evidence(&state_path, &s.note, &note, opts.now)?;
-            reasons.push(fork(s, &checkpoint, evidence));
+            let evidence = keep_evidence(&setup.state_path, &s.note, &tip.note, setup.opts.now)?;
+            reasons.push(fork(s, checkpoint, evidence));
         }
     }
-    if let Some(error) = AgentError::combine(reasons) {
-        return Err(error);
+    match AgentError::combine(reasons) {
+        Some(error) => Err(error),
+        None => Ok(()),
     }
+}
 
-    // 3. The entries since the pinned size extend the pinned tree to the signed root.
-    let publications = reader.since(tip, start)?;
-    let mut scan = Scan::new(&branch, pinned);
+/// Step 3: streams the entries published since the pinned size through the chain rules and
+/// the pinned Merkle frontier, which must end at the signed root.
+fn scan_since<'s>(
+    setup: &'s Setup<'_>,
+    reader: &mut Reader<'_>,
+    tip: &Tip,
+    pinned: Option<&State>,
+) -> Result<Scan<'s>, AgentError> {
+    let start = pinned.map_or(0, |s| s.checkpoint.size());
+    let publications = reader.since(tip.publication.clone(), start)?;
+    let mut scan = Scan::new(&setup.branch, pinned);
     for publication in publications.iter().rev() {
         reader.entries(publication, |seq, bytes| {
             if seq >= start {
@@ -348,25 +440,34 @@ pub fn verify(opts: &Options) -> Result<Approval, AgentError> {
             }
         })?;
     }
-    if scan.frontier.root() != *checkpoint.root() {
+    if scan.frontier.root() != *tip.checkpoint.root() {
         return Err(diverged(
-            &mut reader,
-            &vkey,
+            reader,
+            &tip.vkey,
             pinned,
             &publications,
-            &checkpoint,
-            &note,
-            &state_path,
-            opts.now,
+            &tip.checkpoint,
+            &tip.note,
+            &setup.state_path,
+            setup.opts.now,
         )?);
     }
     if let Some(problem) = scan.problem.take() {
         return Err(problem);
     }
+    Ok(scan)
+}
 
-    // 4. The latest accepted entry for the branch.
-    let hash_len = objects.hash_kind().len_in_bytes();
-    let chosen = scan.latest(pinned, checkpoint.size(), hash_len)?;
+/// Step 4: the latest accepted entry for the branch, never older than the deployed one nor
+/// one that cancels it.
+fn latest_entry(
+    setup: &Setup<'_>,
+    scan: &Scan<'_>,
+    tip: &Tip,
+    pinned: Option<&State>,
+) -> Result<Chosen, AgentError> {
+    let hash_len = setup.objects.hash_kind().len_in_bytes();
+    let chosen = scan.latest(pinned, tip.checkpoint.size(), hash_len)?;
     if let Some(s) = pinned {
         if scan.aborted.contains(&s.deployed_seq) {
             return Err(AgentError::DeployedAborted {
@@ -381,10 +482,19 @@ pub fn verify(opts: &Options) -> Result<Approval, AgentError> {
             });
         }
     }
+    Ok(chosen)
+}
 
-    // 5. The fetched branch is the entry's commit, with the entry's tree.
-    let (tracking, tip_commit) = fetched_branch(&repo, &opts.remote, &branch)?;
-    if !objects.contains(&chosen.commit) {
+/// Step 5: the entry's commit is in the clone, the fetched branch points to it, and its tree
+/// is the entry's. Returns the fetched ref's name.
+fn check_fetched(
+    setup: &Setup<'_>,
+    chosen: &Chosen,
+    pinned: Option<&State>,
+) -> Result<String, AgentError> {
+    let branch = &setup.branch;
+    let (tracking, tip_commit) = fetched_branch(&setup.repo, &setup.opts.remote, branch)?;
+    if !setup.objects.contains(&chosen.commit) {
         return Err(AgentError::CommitMissing {
             seq: chosen.seq,
             branch: branch.clone(),
@@ -401,7 +511,7 @@ pub fn verify(opts: &Options) -> Result<Approval, AgentError> {
             deployed: pinned.map(|s| s.deployed_commit),
         });
     }
-    let tree = commit_tree(&objects, chosen.commit)?;
+    let tree = commit_tree(&setup.objects, chosen.commit)?;
     if tree != chosen.tree {
         return Err(AgentError::TreeMismatch {
             seq: chosen.seq,
@@ -410,8 +520,19 @@ pub fn verify(opts: &Options) -> Result<Approval, AgentError> {
             found: tree,
         });
     }
+    Ok(tracking)
+}
 
-    // 6. Every new commit, against the agent's own signers.
+/// Step 6: every commit since the deployed one (on a first run: the whole history, or from
+/// `--trust-from`) is linear, descends from it, is signed by the agent's own signers and
+/// passes the file rules. Returns the base and the commits checked.
+fn check_new_commits(
+    setup: &Setup<'_>,
+    scan: &Scan<'_>,
+    chosen: &Chosen,
+    pinned: Option<&State>,
+) -> Result<(Option<ObjectId>, Vec<CheckedCommit>), AgentError> {
+    let opts = setup.opts;
     let base = match (pinned, &opts.trust_from) {
         (Some(s), _) => Some(s.deployed_commit),
         (None, Some(text)) => {
@@ -419,58 +540,75 @@ pub fn verify(opts: &Options) -> Result<Approval, AgentError> {
                 value: text.clone(),
             };
             let id = ObjectId::from_hex(text.trim().as_bytes()).map_err(|_| bad())?;
-            if id.kind() != objects.hash_kind() || !objects.contains(&id) {
+            if id.kind() != setup.objects.hash_kind() || !setup.objects.contains(&id) {
                 return Err(bad());
             }
             Some(id)
         }
         (None, None) => None,
     };
-    let mut commits = Vec::new();
-    if base != Some(chosen.commit) {
-        let mut checker = Checker::new(&objects, &trust, Some(&files), opts.now);
-        let update = Update {
-            refname: branch.clone(),
-            old: base,
-            new: Some(chosen.commit),
-        };
-        let verdict = checker
-            .check(&update, &[])
-            .into_verdict()
-            .map_err(|violations| AgentError::Commits {
-                violations,
-                allowed_signers: opts.allowed_signers.clone(),
-                base,
-                baseline: scan.baseline,
-            })?;
-        commits = verdict.commits;
+    if base == Some(chosen.commit) {
+        return Ok((base, Vec::new()));
     }
-
-    // The whole tree deployed (not only what the new commits changed): git's tree rules and
-    // no `.gitattributes` that would make a checkout differ from the signed bytes.
-    let violations = tally_verify::revision::check_checkout(&objects, &branch, chosen.commit, tree)
-        .map_err(|e| AgentError::Clone {
-            message: e.to_string(),
+    let mut checker = Checker::new(&setup.objects, &setup.trust, Some(&setup.files), opts.now);
+    let update = Update {
+        refname: setup.branch.clone(),
+        old: base,
+        new: Some(chosen.commit),
+    };
+    let verdict = checker
+        .check(&update, &[])
+        .into_verdict()
+        .map_err(|violations| AgentError::Commits {
+            violations,
+            allowed_signers: opts.allowed_signers.clone(),
+            base,
+            baseline: scan.baseline,
         })?;
-    if !violations.is_empty() {
-        return Err(AgentError::Checkout { violations });
-    }
+    Ok((base, verdict.commits))
+}
 
-    // Everything holds: pin the new state.
+/// The whole tree deployed (not only what the new commits changed): git's tree rules and no
+/// `.gitattributes` that would make a checkout differ from the signed bytes.
+fn check_whole_tree(setup: &Setup<'_>, chosen: &Chosen) -> Result<(), AgentError> {
+    let violations = tally_verify::revision::check_checkout(
+        &setup.objects,
+        &setup.branch,
+        chosen.commit,
+        chosen.tree,
+    )
+    .map_err(|e| AgentError::Clone {
+        message: e.to_string(),
+    })?;
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(AgentError::Checkout { violations })
+    }
+}
+
+/// Replaces the state file (atomically) with what this run verified, unless nothing changed.
+fn pin(
+    setup: &Setup<'_>,
+    scan: &mut Scan<'_>,
+    tip: &Tip,
+    chosen: &Chosen,
+    pinned: Option<&State>,
+) -> Result<(), AgentError> {
     let repository = scan
         .repository
         .clone()
         .or_else(|| pinned.map(|s| s.repository.clone()))
         .unwrap_or_default();
     let new_state = State {
-        branch: branch.clone(),
-        origin,
+        branch: setup.branch.clone(),
+        origin: tip.origin.clone(),
         repository,
-        checkpoint: checkpoint.clone(),
-        note: note.clone(),
-        frontier: scan.frontier,
+        checkpoint: tip.checkpoint.clone(),
+        note: tip.note.clone(),
+        frontier: std::mem::take(&mut scan.frontier),
         last_leaf: scan.last_leaf,
-        publication: tip_id,
+        publication: tip.publication.commit,
         deployed_seq: chosen.seq,
         deployed_commit: chosen.commit,
         deployed_tree: chosen.tree,
@@ -481,22 +619,10 @@ pub fn verify(opts: &Options) -> Result<Approval, AgentError> {
             && s.deployed_seq == new_state.deployed_seq
     });
     if !unchanged {
-        let bytes = state::to_bytes(&new_state, &key, opts.now);
-        state::store(&state_path, loaded.raw.as_deref(), &bytes)?;
+        let bytes = state::to_bytes(&new_state, &setup.key, setup.opts.now);
+        state::store(&setup.state_path, setup.loaded.raw.as_deref(), &bytes)?;
     }
-    Ok(Approval {
-        branch,
-        commit: chosen.commit,
-        tree: chosen.tree,
-        seq: chosen.seq,
-        previous: base,
-        commits,
-        checkpoint,
-        note,
-        tracking,
-        state: state_path,
-        first_run: pinned.is_none(),
-    })
+    Ok(())
 }
 
 /// Step 2: `--max-age`, clock skew, and never older than the pinned checkpoint.
