@@ -295,21 +295,216 @@ fn hook_file(tally: &Path, hook_arg: &str, shim: Option<&Path>) -> (String, bool
 
 /// Sets up the repository and prints what it did and what to do next.
 pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
-    tally_verify::repository::check_format(&opts.repo)?;
-    let repo = gix::open_opts(&opts.repo, gix::open::Options::isolated()).map_err(|e| {
-        InitError::NotBare {
-            path: opts.repo.display().to_string(),
-            reason: e.to_string(),
+    // 1. Everything that can refuse, before anything is written.
+    let plan = Plan::check(opts)?;
+    // 2. The writes.
+    let done = plan.apply(opts)?;
+    // 3. What was done, and what to do next.
+    plan.report(opts, &done, out);
+    Ok(())
+}
+
+/// What init will do, decided and checked before anything is written.
+struct Plan {
+    repo: gix::Repository,
+    git_dir: PathBuf,
+    signers_text: String,
+    signer_lines: usize,
+    branches: Vec<String>,
+    hooks_dir: PathBuf,
+    /// The hooks to (re)write, by file name and `tally hook` argument.
+    install: Vec<(&'static str, &'static str)>,
+    /// A foreign `update` hook that stays.
+    kept_foreign: Option<PathBuf>,
+    sharing: crate::shared::Sharing,
+    policy_path: PathBuf,
+    existing_policy: Option<Vec<u8>>,
+}
+
+/// What init wrote.
+struct Done {
+    policy: Wrote,
+    signers_path: PathBuf,
+    signers: Wrote,
+    hooks: Vec<(PathBuf, Wrote, bool)>,
+    shared_line: Option<String>,
+    ledger: Vec<String>,
+}
+
+impl Plan {
+    fn check(opts: &InitOptions) -> Result<Plan, InitError> {
+        tally_verify::repository::check_format(&opts.repo)?;
+        let repo = gix::open_opts(&opts.repo, gix::open::Options::isolated()).map_err(|e| {
+            InitError::NotBare {
+                path: opts.repo.display().to_string(),
+                reason: e.to_string(),
+            }
+        })?;
+        if !repo.is_bare() {
+            return Err(InitError::NotBare {
+                path: opts.repo.display().to_string(),
+                reason: "it has a working tree".into(),
+            });
         }
-    })?;
-    if !repo.is_bare() {
-        return Err(InitError::NotBare {
-            path: opts.repo.display().to_string(),
-            reason: "it has a working tree".into(),
-        });
+        let git_dir = repo.git_dir().to_owned();
+        let (signers_text, signer_lines) = read_signers(opts)?;
+        let branches = branches(opts)?;
+        if opts.no_hooks {
+            // The platform runs the hooks; where they live is its business.
+        } else if let Some(value) = git_config_get(&git_dir, "core.hooksPath") {
+            return Err(InitError::HooksPath {
+                repo: git_dir.display().to_string(),
+                value,
+                script: hook_script(&opts.tally_binary, "pre-receive", None).replace('\n', " \\n "),
+            });
+        }
+        let hooks_dir = git_dir.join("hooks");
+        let (install, kept_foreign) = hooks_to_install(opts, &hooks_dir)?;
+        let sharing = crate::shared::Sharing::parse(
+            git_config_get(&git_dir, "core.sharedRepository").as_deref(),
+        )?;
+        let policy_path = git_dir.join(TALLY_DIR).join(POLICY_FILE);
+        let existing_policy = std::fs::read(&policy_path).ok();
+        if let (Some(text), false) = (&existing_policy, opts.force) {
+            parse_policy(&policy_path, text).map_err(InitError::BadPolicy)?;
+        }
+        Ok(Plan {
+            repo,
+            git_dir,
+            signers_text,
+            signer_lines,
+            branches,
+            hooks_dir,
+            install,
+            kept_foreign,
+            sharing,
+            policy_path,
+            existing_policy,
+        })
     }
-    let git_dir = repo.git_dir().to_owned();
-    let signers_text = match &opts.allowed_signers_text {
+
+    fn apply(&self, opts: &InitOptions) -> Result<Done, InitError> {
+        let tally_dir = self.git_dir.join(TALLY_DIR);
+        std::fs::create_dir_all(&tally_dir).map_err(io(&tally_dir))?;
+        let shared_line = share(&self.git_dir, self.sharing)?;
+        if !opts.no_hooks {
+            std::fs::create_dir_all(&self.hooks_dir).map_err(io(&self.hooks_dir))?;
+        }
+        let policy = match (&self.existing_policy, opts.force) {
+            (Some(_), false) => Wrote::Kept,
+            _ => write_file(
+                &self.policy_path,
+                default_policy_text(&self.branches).as_bytes(),
+                0o644,
+            )?,
+        };
+        let signers_path = tally_dir.join("allowed_signers");
+        let signers = write_file(&signers_path, self.signers_text.as_bytes(), 0o644)?;
+        let mut hooks = Vec::new();
+        for &(name, arg) in &self.install {
+            let path = self.hooks_dir.join(name);
+            let (script, through) = hook_file(&opts.tally_binary, arg, opts.shim.as_deref());
+            let wrote = write_file(&path, script.as_bytes(), 0o755)?;
+            hooks.push((path, wrote, through));
+        }
+        // Defence in depth: git itself checks every pushed object's format.
+        git_config(&self.git_dir, "receive.fsckObjects", "true")?;
+        let ledger = set_up_ledger(&self.repo, &self.git_dir)?;
+        // Again, for what SQLite created with its own mode (0644 narrowed by the umask).
+        share(&self.git_dir, self.sharing)?;
+        Ok(Done {
+            policy,
+            signers_path,
+            signers,
+            hooks,
+            shared_line,
+            ledger,
+        })
+    }
+
+    fn report(&self, opts: &InitOptions, done: &Done, out: &mut impl Write) {
+        let p = |path: &Path| path.display().to_string();
+        let _ = writeln!(out, "tally init: {}", p(&self.git_dir));
+        let _ = writeln!(
+            out,
+            "  policy          {}: {}",
+            p(&self.policy_path),
+            done.policy.verb()
+        );
+        let _ = writeln!(
+            out,
+            "  allowed signers {}: {} ({} line{})",
+            p(&done.signers_path),
+            done.signers.verb(),
+            self.signer_lines,
+            if self.signer_lines == 1 { "" } else { "s" }
+        );
+        for (path, wrote, through_shim) in &done.hooks {
+            let via = if *through_shim {
+                " (through tally-shim)"
+            } else {
+                ""
+            };
+            let _ = writeln!(out, "  hook            {}: {}{via}", p(path), wrote.verb());
+        }
+        if let Some(path) = &self.kept_foreign {
+            let _ = writeln!(
+                out,
+                "  hook            {}: kept, it is not tally's (the platform's access control, if any, keeps working). For refusals that only the ref transaction can make to reach the pusher as messages, have it run `{} hook update \"$1\" \"$2\" \"$3\"` and fail when that fails",
+                p(path),
+                p(&opts.tally_binary)
+            );
+        }
+        if opts.no_hooks {
+            let _ = writeln!(
+                out,
+                "  hooks           not installed (--no-hooks): until the platform runs `{} hook pre-receive` and `{} hook post-receive` (or reference-transaction), nothing is enforced; see the README's Hosting platforms",
+                p(&opts.tally_binary),
+                p(&opts.tally_binary)
+            );
+        }
+        let _ = writeln!(out, "  git config      receive.fsckObjects=true");
+        if let Some(line) = &done.shared_line {
+            let _ = writeln!(out, "  {line}");
+        }
+        for line in &done.ledger {
+            let _ = writeln!(out, "  {line}");
+        }
+        if matches!(done.policy, Wrote::Kept) {
+            let current = self
+                .existing_policy
+                .as_deref()
+                .and_then(|t| parse_policy(&self.policy_path, t).ok())
+                .map(|pf| pf.branches.protected.join(", "))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "protected branches (from the existing policy): {current}"
+            );
+        } else {
+            let _ = writeln!(out, "protected branches: {}", self.branches.join(", "));
+        }
+        let _ = writeln!(out, "next:");
+        let _ = writeln!(
+            out,
+            "  - review {} (file allow-list, size and syntax limits, allowed YAML tags)",
+            p(&self.policy_path)
+        );
+        let _ = writeln!(
+            out,
+            "  - signers configure git: git config gpg.format ssh; git config user.signingkey <key.pub>; git config commit.gpgsign true"
+        );
+        let _ = writeln!(
+            out,
+            "  - push signed commits; refused pushes explain what to fix"
+        );
+    }
+}
+
+/// The allowed_signers text (read by the caller already, or from the path) and its number of
+/// lines; refused if it does not parse or names no one.
+fn read_signers(opts: &InitOptions) -> Result<(String, usize), InitError> {
+    let text = match &opts.allowed_signers_text {
         Some(text) => text.clone(),
         None => std::fs::read_to_string(&opts.allowed_signers).map_err(|source| {
             InitError::Signers(tally_verify::signers::SignersError::Io {
@@ -318,12 +513,18 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
             })
         })?,
     };
-    let signers = AllowedSigners::parse(&signers_text)?;
+    let signers = AllowedSigners::parse(&text)?;
     if signers.is_empty() {
         return Err(InitError::NoSigners {
             path: opts.allowed_signers.display().to_string(),
         });
     }
+    let lines = signers.entries().len();
+    Ok((text, lines))
+}
+
+/// The protected branches (`main` by default), each a plain branch name.
+fn branches(opts: &InitOptions) -> Result<Vec<String>, InitError> {
     let branches = if opts.branches.is_empty() {
         vec!["main".to_owned()]
     } else {
@@ -341,19 +542,17 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
             return Err(InitError::BadBranch { name: b.clone() });
         }
     }
+    Ok(branches)
+}
 
-    // Check everything that can refuse before writing anything.
-    if opts.no_hooks {
-        // The platform runs the hooks; where they live is its business.
-    } else if let Some(value) = git_config_get(&git_dir, "core.hooksPath") {
-        return Err(InitError::HooksPath {
-            repo: git_dir.display().to_string(),
-            value,
-            script: hook_script(&opts.tally_binary, "pre-receive", None).replace('\n', " \\n "),
-        });
-    }
-    let hooks_dir = git_dir.join("hooks");
-    let hooks: &[(&str, &str)] = if opts.no_hooks { &[] } else { HOOKS };
+/// The hooks to write, and a foreign `update` hook that stays ([`OPTIONAL_HOOK`]); refused
+/// if another hook is foreign and `--force` was not given.
+#[allow(clippy::type_complexity)]
+fn hooks_to_install(
+    opts: &InitOptions,
+    hooks_dir: &Path,
+) -> Result<(Vec<(&'static str, &'static str)>, Option<PathBuf>), InitError> {
+    let hooks: &[(&'static str, &'static str)] = if opts.no_hooks { &[] } else { HOOKS };
     let mut kept_foreign = None;
     let mut install = Vec::new();
     for &(name, arg) in hooks {
@@ -371,120 +570,7 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
         }
         install.push((name, arg));
     }
-    let sharing = crate::shared::Sharing::parse(
-        git_config_get(&git_dir, "core.sharedRepository").as_deref(),
-    )?;
-    let tally_dir = git_dir.join(TALLY_DIR);
-    let policy_path = tally_dir.join(POLICY_FILE);
-    let existing_policy = std::fs::read(&policy_path).ok();
-    if let (Some(text), false) = (&existing_policy, opts.force) {
-        parse_policy(&policy_path, text).map_err(InitError::BadPolicy)?;
-    }
-
-    std::fs::create_dir_all(&tally_dir).map_err(io(&tally_dir))?;
-    let shared_line = share(&git_dir, sharing)?;
-    if !opts.no_hooks {
-        std::fs::create_dir_all(&hooks_dir).map_err(io(&hooks_dir))?;
-    }
-    let policy_text = default_policy_text(&branches);
-    let policy = match (&existing_policy, opts.force) {
-        (Some(_), false) => Wrote::Kept,
-        _ => write_file(&policy_path, policy_text.as_bytes(), 0o644)?,
-    };
-    let signers_path = tally_dir.join("allowed_signers");
-    let signers_wrote = write_file(&signers_path, signers_text.as_bytes(), 0o644)?;
-    let mut hook_lines = Vec::new();
-    for (name, arg) in install {
-        let path = hooks_dir.join(name);
-        let (script, through) = hook_file(&opts.tally_binary, arg, opts.shim.as_deref());
-        let wrote = write_file(&path, script.as_bytes(), 0o755)?;
-        hook_lines.push((path, wrote, through));
-    }
-    // Defence in depth: git itself checks every pushed object's format.
-    git_config(&git_dir, "receive.fsckObjects", "true")?;
-    let ledger = set_up_ledger(&repo, &git_dir)?;
-    // Again, for what SQLite created with its own mode (0644 narrowed by the umask).
-    share(&git_dir, sharing)?;
-
-    let p = |path: &Path| path.display().to_string();
-    let _ = writeln!(out, "tally init: {}", p(&git_dir));
-    let _ = writeln!(
-        out,
-        "  policy          {}: {}",
-        p(&policy_path),
-        policy.verb()
-    );
-    let _ = writeln!(
-        out,
-        "  allowed signers {}: {} ({} line{})",
-        p(&signers_path),
-        signers_wrote.verb(),
-        signers.entries().len(),
-        if signers.entries().len() == 1 {
-            ""
-        } else {
-            "s"
-        }
-    );
-    for (path, wrote, through_shim) in &hook_lines {
-        let via = if *through_shim {
-            " (through tally-shim)"
-        } else {
-            ""
-        };
-        let _ = writeln!(out, "  hook            {}: {}{via}", p(path), wrote.verb());
-    }
-    if let Some(path) = &kept_foreign {
-        let _ = writeln!(
-            out,
-            "  hook            {}: kept, it is not tally's (the platform's access control, if any, keeps working). For refusals that only the ref transaction can make to reach the pusher as messages, have it run `{} hook update \"$1\" \"$2\" \"$3\"` and fail when that fails",
-            p(path),
-            p(&opts.tally_binary)
-        );
-    }
-    if opts.no_hooks {
-        let _ = writeln!(
-            out,
-            "  hooks           not installed (--no-hooks): until the platform runs `{} hook pre-receive` and `{} hook post-receive` (or reference-transaction), nothing is enforced; see the README's Hosting platforms",
-            p(&opts.tally_binary),
-            p(&opts.tally_binary)
-        );
-    }
-    let _ = writeln!(out, "  git config      receive.fsckObjects=true");
-    if let Some(line) = shared_line {
-        let _ = writeln!(out, "  {line}");
-    }
-    for line in &ledger {
-        let _ = writeln!(out, "  {line}");
-    }
-    if matches!(policy, Wrote::Kept) {
-        let current = existing_policy
-            .as_deref()
-            .and_then(|t| parse_policy(&policy_path, t).ok())
-            .map(|pf| pf.branches.protected.join(", "))
-            .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "protected branches (from the existing policy): {current}"
-        );
-    } else {
-        let _ = writeln!(out, "protected branches: {}", branches.join(", "));
-    }
-    let _ = writeln!(out, "next:");
-    let _ = writeln!(
-        out,
-        "  - review {} (file allow-list, size and syntax limits, allowed YAML tags)",
-        p(&policy_path)
-    );
-    let _ = writeln!(
-        out,
-        "  - signers configure git: git config gpg.format ssh; git config user.signingkey <key.pub>; git config commit.gpgsign true"
-    );
-    let _ = writeln!(
-        out,
-        "  - push signed commits; refused pushes explain what to fix"
-    );
-    Ok(())
+    Ok((install, kept_foreign))
 }
 
 /// Gives tally's files the permissions `core.sharedRepository` asks for (see
