@@ -211,11 +211,11 @@ impl Approval {
             .iter()
             .map(|c| {
                 serde_json::json!({
-                    "commit": c.id.to_string(),
-                    "principal": c.signer.principal,
-                    "fingerprint": c.signer.fingerprint,
-                    "key_type": c.signer.key_type,
-                    "certificate_authority": c.signer.certificate_authority,
+                    "commit": c.id().to_string(),
+                    "principal": c.signer().principal(),
+                    "fingerprint": c.signer().fingerprint(),
+                    "key_type": c.signer().key_type(),
+                    "certificate_authority": c.signer().certificate_authority(),
                 })
             })
             .collect();
@@ -565,7 +565,7 @@ fn check_new_commits(
             base,
             baseline: scan.baseline,
         })?;
-    Ok((base, verdict.commits))
+    Ok((base, verdict.into_commits()))
 }
 
 /// The whole tree deployed (not only what the new commits changed): git's tree rules and no

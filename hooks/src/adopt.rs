@@ -176,16 +176,20 @@ pub fn adopt(
             Ok(verdict) => {
                 reasons.push(format!(
                     "its history was checked like a push: {} commit{} not covered before",
-                    verdict.commits.len(),
-                    if verdict.commits.len() == 1 { "" } else { "s" }
+                    verdict.commits().len(),
+                    if verdict.commits().len() == 1 {
+                        ""
+                    } else {
+                        "s"
+                    }
                 ));
                 commits = verdict
-                    .commits
+                    .commits()
                     .iter()
                     .map(|c| CommitSigner {
-                        commit: c.id.as_bytes().to_vec(),
-                        principal: c.signer.principal.clone(),
-                        fingerprint: c.signer.fingerprint.clone(),
+                        commit: c.id().as_bytes().to_vec(),
+                        principal: c.signer().principal().to_owned(),
+                        fingerprint: c.signer().fingerprint().to_owned(),
                     })
                     .collect();
             }

@@ -296,20 +296,17 @@ pub fn run(git_dir: &Path, input: &mut impl BufRead, out: &mut impl Write, now: 
                 return false;
             }
             for v in &verdicts {
-                let signers: std::collections::BTreeSet<&str> = v
-                    .commits
-                    .iter()
-                    .map(|c| c.signer.principal.as_str())
-                    .collect();
+                let signers: std::collections::BTreeSet<&str> =
+                    v.commits().iter().map(|c| c.signer().principal()).collect();
                 reporter.line(&format!(
                     "passed tally's checks: {} on {} ({} new commit{}{})",
-                    v.update
+                    v.update()
                         .new
                         .map(|n| n.to_hex_with_len(10).to_string())
                         .unwrap_or_default(),
-                    v.update.refname,
-                    v.commits.len(),
-                    if v.commits.len() == 1 { "" } else { "s" },
+                    v.update().refname,
+                    v.commits().len(),
+                    if v.commits().len() == 1 { "" } else { "s" },
                     if signers.is_empty() {
                         String::new()
                     } else {

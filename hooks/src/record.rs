@@ -226,19 +226,19 @@ pub fn leave_verdicts(
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     sweep_stale(&dir);
     for v in verdicts {
-        let u = &v.update;
+        let u = v.update();
         let pending = Pending {
             refname: u.refname.clone(),
             old: u.old.map(|o| o.to_string()),
             new: u.new.map(|o| o.to_string()),
-            new_tree: v.new_tree.map(|t| t.to_string()),
+            new_tree: v.new_tree().map(|t| t.to_string()),
             commits: v
-                .commits
+                .commits()
                 .iter()
                 .map(|c| PendingCommit {
-                    commit: c.id.to_string(),
-                    principal: c.signer.principal.clone(),
-                    fingerprint: c.signer.fingerprint.clone(),
+                    commit: c.id().to_string(),
+                    principal: c.signer().principal().to_owned(),
+                    fingerprint: c.signer().fingerprint().to_owned(),
                 })
                 .collect(),
             pusher: pusher.to_string(),

@@ -205,37 +205,77 @@ impl std::fmt::Display for Violation {
 /// A new commit that passed every rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckedCommit {
+    id: ObjectId,
+    signer: Signer,
+}
+
+impl CheckedCommit {
     /// The commit.
-    pub id: ObjectId,
+    pub fn id(&self) -> ObjectId {
+        self.id
+    }
+
     /// Who signed it.
-    pub signer: Signer,
+    pub fn signer(&self) -> &Signer {
+        &self.signer
+    }
 }
 
 /// The result of judging one update.
 #[derive(Debug, Clone)]
+///
+/// Made only by [`Checker::check`]; its fields are private, so that a [`Verdict`] (the proof
+/// the ledger requires) can only come from a check that found nothing wrong.
 pub struct Report {
-    /// The update judged.
-    pub update: Update,
-    /// The new tip's tree, when it could be read.
-    pub new_tree: Option<ObjectId>,
-    /// New commits that passed, oldest first.
-    pub commits: Vec<CheckedCommit>,
-    /// Everything wrong, in commit order.
-    pub violations: Vec<Violation>,
+    update: Update,
+    new_tree: Option<ObjectId>,
+    commits: Vec<CheckedCommit>,
+    violations: Vec<Violation>,
 }
 
 /// An update that passed every rule: the proof the next step (the ledger) requires.
 #[derive(Debug, Clone)]
+///
+/// Only [`Report::into_verdict`] makes one (private fields, no other constructor).
 pub struct Verdict {
+    update: Update,
+    new_tree: Option<ObjectId>,
+    commits: Vec<CheckedCommit>,
+}
+
+impl Verdict {
     /// The update.
-    pub update: Update,
+    pub fn update(&self) -> &Update {
+        &self.update
+    }
+
     /// The new tip's tree (`None` only if the update is a no-op deletion, which never passes).
-    pub new_tree: Option<ObjectId>,
+    pub fn new_tree(&self) -> Option<ObjectId> {
+        self.new_tree
+    }
+
     /// Every new commit with its signer, oldest first.
-    pub commits: Vec<CheckedCommit>,
+    pub fn commits(&self) -> &[CheckedCommit] {
+        &self.commits
+    }
+
+    /// The new commits, taken out of the verdict.
+    pub fn into_commits(self) -> Vec<CheckedCommit> {
+        self.commits
+    }
 }
 
 impl Report {
+    /// The update judged.
+    pub fn update(&self) -> &Update {
+        &self.update
+    }
+
+    /// Everything wrong, in commit order.
+    pub fn violations(&self) -> &[Violation] {
+        &self.violations
+    }
+
     /// The verdict if nothing is wrong, else the violations.
     pub fn into_verdict(self) -> Result<Verdict, Vec<Violation>> {
         if self.violations.is_empty() {

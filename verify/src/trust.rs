@@ -114,15 +114,36 @@ pub struct Trust {
 
 /// A verified signer of one commit: the proof that the signature check passed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+///
+/// Only this module's checks make one (private fields): holding a `Signer` means a signature
+/// verified against the allowed signers.
 pub struct Signer {
+    principal: String,
+    fingerprint: String,
+    key_type: String,
+    certificate_authority: Option<String>,
+}
+
+impl Signer {
     /// The principal the signature was accepted for (the committer email).
-    pub principal: String,
+    pub fn principal(&self) -> &str {
+        &self.principal
+    }
+
     /// `SHA256:...` fingerprint of the signing key.
-    pub fingerprint: String,
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
     /// The key type (`ssh-ed25519`, ...).
-    pub key_type: String,
+    pub fn key_type(&self) -> &str {
+        &self.key_type
+    }
+
     /// For a certificate: the fingerprint of the CA that issued it.
-    pub certificate_authority: Option<String>,
+    pub fn certificate_authority(&self) -> Option<&str> {
+        self.certificate_authority.as_deref()
+    }
 }
 
 /// Which moment a validity window was checked at.
