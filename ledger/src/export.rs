@@ -2241,5 +2241,4 @@ fn json_difference(found: &[u8], expected: &[u8]) -> String {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-#[path = "export_tests.rs"]
 mod tests;
