@@ -1,6 +1,7 @@
 //! Unit tests of export bundles: writing, verifying, and each kind of tampering, on ledgers
 //! built in memory (the end-to-end tests in `tests/export.rs` use real pushes).
 
+use super::rows::{csv_field, parse_csv_record};
 use super::*;
 use crate::checkpoint::Checkpoint;
 use crate::entry::{CommitSigner, Entry, Kind, tests::sample_accepted};
