@@ -5,6 +5,7 @@ use super::rows::{csv_field, parse_csv_record};
 use super::*;
 use crate::checkpoint::Checkpoint;
 use crate::entry::{CommitSigner, Entry, Kind, tests::sample_accepted};
+use ssh_key::{HashAlg, LineEnding};
 
 const ORIGIN: &str = "tally/unit";
 
