@@ -1,10 +1,12 @@
 //! Unit tests of export bundles: writing, verifying, and each kind of tampering, on ledgers
 //! built in memory (the end-to-end tests in `tests/export.rs` use real pushes).
 
+use super::manifest::sign_manifest;
 use super::rows::{csv_field, parse_csv_record};
 use super::*;
 use crate::checkpoint::Checkpoint;
 use crate::entry::{CommitSigner, Entry, Kind, tests::sample_accepted};
+use ed25519_dalek::SigningKey;
 use ssh_key::{HashAlg, LineEnding};
 
 const ORIGIN: &str = "tally/unit";
