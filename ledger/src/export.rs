@@ -29,7 +29,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{self, BufRead, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
@@ -41,15 +41,18 @@ use crate::entry::{EntryView, MAX_ENCODED_LEN};
 use crate::hex::{self, Hex};
 use crate::merkle::{Frontier, Hash, leaf_hash};
 
+mod diff;
 mod hashing;
 mod manifest;
 mod readme;
+mod report;
 mod rows;
 mod write;
 
+use diff::{csv_difference, json_difference};
 use hashing::ChunkReader;
 use manifest::{check_manifest_signature, fingerprint, parse_manifest};
-use rows::parse_csv_record;
+pub use report::{BundleError, BundleProblem, BundleReport};
 pub use rows::{csv_header, csv_row, json_row};
 pub use write::{BundleWriter, ExportError, Seal, Summary};
 
@@ -245,195 +248,6 @@ pub fn policy_digest(policy: &[u8], allowed_signers: &[u8], revoked_keys: &[u8])
         h.update(bytes);
     }
     h.finalize().into()
-}
-
-// =============================================================================================
-// Verifying
-
-/// Why a bundle could not be examined at all (as opposed to a problem found in it).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BundleError {
-    /// The bundle directory cannot be read.
-    #[error("{}: cannot read the bundle directory: {source}", path.display())]
-    Unreadable {
-        /// The directory.
-        path: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
-}
-
-/// One thing wrong with a bundle, naming the file, and the row or line where there is one.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum BundleProblem {
-    /// `MANIFEST.sig` is not a valid signature of `MANIFEST` by the pinned ledger key.
-    #[error("MANIFEST.sig: {reason}")]
-    Signature {
-        /// Why.
-        reason: String,
-    },
-    /// A line of `MANIFEST` is malformed.
-    #[error("MANIFEST line {line}: {reason}")]
-    Manifest {
-        /// The line number, from 1.
-        line: usize,
-        /// Why.
-        reason: String,
-    },
-    /// A file of the bundle is missing.
-    #[error("{name}: missing from the bundle")]
-    MissingFile {
-        /// The file.
-        name: String,
-    },
-    /// The directory holds something that is not part of the bundle.
-    #[error("{name}: not part of a tally export bundle (extra file)")]
-    ExtraFile {
-        /// The file.
-        name: String,
-    },
-    /// A file of the bundle is not listed in `MANIFEST`.
-    #[error("{name}: not listed in MANIFEST")]
-    Unlisted {
-        /// The file.
-        name: String,
-    },
-    /// A file's SHA-256 is not the one `MANIFEST` gives.
-    #[error("{name}: SHA-256 is {found}, but MANIFEST says {expected} (the file was changed)")]
-    HashMismatch {
-        /// The file.
-        name: String,
-        /// The hash in `MANIFEST`.
-        expected: String,
-        /// The file's hash.
-        found: String,
-    },
-    /// A file cannot be read.
-    #[error("{name}: cannot be read: {reason}")]
-    Unreadable {
-        /// The file.
-        name: String,
-        /// Why.
-        reason: String,
-    },
-    /// `export.json` is malformed or contradicts the rest of the bundle.
-    #[error("export.json: {reason}")]
-    Description {
-        /// Why.
-        reason: String,
-    },
-    /// The checkpoint does not parse or does not verify with the pinned key.
-    #[error("checkpoint: {reason}")]
-    Checkpoint {
-        /// Why.
-        reason: String,
-    },
-    /// `ledger_key.pub` is not the pinned key.
-    #[error("ledger_key.pub: {reason}")]
-    LedgerKey {
-        /// Why.
-        reason: String,
-    },
-    /// The policy files do not have the digest `export.json` gives.
-    #[error(
-        "policy files: their digest is {computed}, but export.json says {declared} (a policy file was changed)"
-    )]
-    PolicyDigest {
-        /// The digest in `export.json`.
-        declared: String,
-        /// The digest of the files.
-        computed: String,
-    },
-    /// An entry of `ledger.bin` is malformed or breaks the chain.
-    #[error("ledger.bin entry {index} (byte offset {offset}): {reason}")]
-    RawEntry {
-        /// The entry's position in the file, from 0 (its expected seq).
-        index: u64,
-        /// Where it starts in the file.
-        offset: u64,
-        /// Why.
-        reason: String,
-    },
-    /// The entries do not hash to what the checkpoint signs.
-    #[error("ledger.bin: {reason}")]
-    Tree {
-        /// What differs.
-        reason: String,
-    },
-    /// A row of `entries.csv` or `entries.jsonl` is not what the raw entry says.
-    #[error("{file} row {row} (line {line}): {reason}")]
-    Row {
-        /// The file.
-        file: &'static str,
-        /// The row number, from 1 (the CSV header is not a row).
-        row: u64,
-        /// The line the row starts on, from 1.
-        line: u64,
-        /// What differs.
-        reason: String,
-    },
-    /// A row the raw entries call for is not there.
-    #[error("{file}: row {row} (entry seq {seq}) is missing; the file ends after row {}", .row - 1)]
-    MissingRow {
-        /// The file.
-        file: &'static str,
-        /// The missing row's number, from 1.
-        row: u64,
-        /// The raw entry it should show.
-        seq: u64,
-    },
-    /// A row with no raw entry to match it.
-    #[error(
-        "{file} row {row} (line {line}): extra row; no entry of ledger.bin in the range is left for it"
-    )]
-    ExtraRow {
-        /// The file.
-        file: &'static str,
-        /// The row number, from 1.
-        row: u64,
-        /// The line it starts on.
-        line: u64,
-    },
-    /// More row problems were found than are listed.
-    #[error("more problems in the rows were not listed")]
-    MoreRowProblems,
-}
-
-/// The outcome of [`verify_bundle`].
-#[derive(Debug, Clone, Serialize)]
-pub struct BundleReport {
-    /// Whether the bundle verified: no problem found.
-    pub ok: bool,
-    /// The ledger's origin, if the checkpoint could be read.
-    pub origin: Option<String>,
-    /// The checkpoint's size (entries in `ledger.bin`).
-    pub size: Option<u64>,
-    /// The checkpoint's root, hex.
-    pub root: Option<String>,
-    /// When the checkpoint was signed (RFC 3339), if it verified.
-    pub checkpoint_time: Option<String>,
-    /// The range's branch.
-    pub branch: Option<String>,
-    /// The range's start.
-    pub since: Option<String>,
-    /// The range's end.
-    pub until: Option<String>,
-    /// The number of rows checked.
-    pub rows: u64,
-    /// The digest of the bundled policy files.
-    pub policy_digest: Option<String>,
-    /// Everything found wrong, in the order: files and signature, hashes, entries, rows.
-    #[serde(serialize_with = "serialize_problems")]
-    pub problems: Vec<BundleProblem>,
-}
-
-fn serialize_problems<S: serde::Serializer>(
-    problems: &[BundleProblem],
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    s.collect_seq(problems.iter().map(ToString::to_string))
 }
 
 /// Verifies a bundle offline against the pinned ledger key (never the bundle's own copy).
@@ -1125,89 +939,6 @@ impl Rows {
             reason: format!("{reason} (ledger.bin entry seq {seq})"),
         })
     }
-}
-
-/// Shortens a value for a message.
-fn clip(value: &str) -> String {
-    const MAX: usize = 120;
-    if value.chars().count() <= MAX {
-        format!("{value:?}")
-    } else {
-        let head: String = value.chars().take(MAX).collect();
-        format!("{head:?}...")
-    }
-}
-
-/// Shortens a JSON value for a message.
-fn clip_json(value: &serde_json::Value) -> String {
-    const MAX: usize = 120;
-    let text = value.to_string();
-    if text.chars().count() <= MAX {
-        text
-    } else {
-        let head: String = text.chars().take(MAX).collect();
-        format!("{head}...")
-    }
-}
-
-/// Says how a CSV record differs from the expected one: the first column that differs.
-fn csv_difference(found: &[u8], expected: &[u8]) -> String {
-    let expected_fields = parse_csv_record(expected).unwrap_or_default();
-    let fields = match parse_csv_record(found) {
-        Ok(fields) => fields,
-        Err(e) => return format!("not a valid CSV record: {e}"),
-    };
-    if fields.len() != expected_fields.len() {
-        return format!(
-            "has {} columns, not {}",
-            fields.len(),
-            expected_fields.len()
-        );
-    }
-    for ((column, found), expected) in CSV_COLUMNS.iter().zip(&fields).zip(&expected_fields) {
-        if found != expected {
-            return format!(
-                "column {column} is {}, but the raw entry says {}",
-                clip(found),
-                clip(expected)
-            );
-        }
-    }
-    if !found.ends_with(b"\r\n") {
-        return "the record does not end with CRLF".to_owned();
-    }
-    "the values are right but not written as the format prescribes".to_owned()
-}
-
-/// Says how a JSON line differs from the expected one: the first field that differs.
-fn json_difference(found: &[u8], expected: &[u8]) -> String {
-    let expected: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(expected).unwrap_or_default();
-    let found: serde_json::Map<String, serde_json::Value> = match serde_json::from_slice(found) {
-        Ok(serde_json::Value::Object(map)) => map,
-        Ok(_) => return "not a JSON object".to_owned(),
-        Err(e) => return format!("not valid JSON ({e})"),
-    };
-    for key in JSON_FIELDS {
-        let Some(value) = expected.get(key) else {
-            continue;
-        };
-        match found.get(key) {
-            None => return format!("field {key:?} is missing"),
-            Some(v) if v != value => {
-                return format!(
-                    "field {key:?} is {}, but the raw entry says {}",
-                    clip_json(v),
-                    clip_json(value)
-                );
-            }
-            Some(_) => {}
-        }
-    }
-    if let Some(key) = found.keys().find(|k| !expected.contains_key(*k)) {
-        return format!("field {key:?} is not part of the format");
-    }
-    "the values are right but not written as the format prescribes (compact, in field order, one line)".to_owned()
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use crate::checkpoint::Checkpoint;
 use crate::entry::{CommitSigner, Entry, Kind, tests::sample_accepted};
 use ed25519_dalek::SigningKey;
 use ssh_key::{HashAlg, LineEnding};
+use std::path::PathBuf;
 
 const ORIGIN: &str = "tally/unit";
 
