@@ -11,6 +11,9 @@ use crate::merkle::Hash;
 
 use super::{BundleProblem, ExportError, SIGNATURE_NAMESPACE};
 
+/// The files `MANIFEST` lists: for each name, its SHA-256 and the line it is listed on.
+pub(super) type Listed = BTreeMap<String, (Hash, usize)>;
+
 /// Signs `MANIFEST` as `ssh-keygen -Y sign -n tally-export` would: an armored SSHSIG
 /// (OpenSSH `PROTOCOL.sshsig`) with SHA-512, ssh-keygen's default.
 pub(super) fn sign_manifest(key: &SigningKey, manifest: &[u8]) -> Result<String, ExportError> {
@@ -73,10 +76,7 @@ pub(super) fn fingerprint(key: &VerifyingKey) -> String {
 
 /// Parses `MANIFEST`: `<64 lowercase hex>  <file name>` lines, each ending in a line feed,
 /// names unique and without `/`.
-pub(super) fn parse_manifest(
-    text: &[u8],
-    problems: &mut Vec<BundleProblem>,
-) -> BTreeMap<String, (Hash, usize)> {
+pub(super) fn parse_manifest(text: &[u8], problems: &mut Vec<BundleProblem>) -> Listed {
     let mut listed = BTreeMap::new();
     let Ok(text) = std::str::from_utf8(text) else {
         problems.push(BundleProblem::Manifest {
