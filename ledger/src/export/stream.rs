@@ -9,7 +9,7 @@ use crate::chain::ChainVerifier;
 use crate::checkpoint::SignedCheckpoint;
 use crate::entry::{EntryView, MAX_ENCODED_LEN};
 use crate::hex::Hex;
-use crate::merkle::{Frontier, leaf_hash};
+use crate::merkle::{Frontier, Hash, leaf_hash};
 
 use super::diff::{csv_difference, json_difference};
 use super::hashing::ChunkReader;
@@ -28,6 +28,8 @@ pub(super) struct Streamed {
 }
 
 impl Verifier<'_> {
+    /// Opens one of the three streamed files on its hashing reader thread; `None` if it is
+    /// missing (already reported) or cannot be opened (reported here).
     fn open_stream(&mut self, name: &'static str) -> Option<Rows> {
         if !self.present.contains(name) {
             return None;
@@ -63,192 +65,56 @@ impl Verifier<'_> {
         content: &mut Vec<BundleProblem>,
     ) -> Streamed {
         let mut bin = self.open_stream(LEDGER_BIN);
-        let mut jsonl = self.open_stream(ENTRIES_JSONL);
-        let mut csv = self.open_stream(ENTRIES_CSV);
-        let mut rows = 0u64;
-        let mut first_seq = None;
-        let mut last_seq = None;
-        let mut row_problems = 0usize;
-        let mut push_row_problem = |content: &mut Vec<BundleProblem>, p: BundleProblem| {
-            row_problems += 1;
-            if row_problems <= MAX_ROW_PROBLEMS {
-                content.push(p);
-            } else if row_problems == MAX_ROW_PROBLEMS + 1 {
-                content.push(BundleProblem::MoreRowProblems);
-            }
+        let mut files = RowFiles {
+            jsonl: self.open_stream(ENTRIES_JSONL),
+            csv: self.open_stream(ENTRIES_CSV),
+        };
+        let mut content = Content {
+            problems: content,
+            row_problems: 0,
         };
 
         // The CSV header.
-        if let Some(csv) = &mut csv {
-            let mut header = Vec::new();
-            csv_header(&mut header);
-            match csv.next_csv_record() {
-                Ok(true) if csv.buf == header => {}
-                Ok(_) => {
-                    csv.stopped = true;
-                    push_row_problem(
-                        content,
-                        BundleProblem::Row {
-                            file: ENTRIES_CSV,
-                            row: 0,
-                            line: 1,
-                            reason: format!(
-                                "the header is not the documented column list {}",
-                                CSV_COLUMNS.join(",")
-                            ),
-                        },
-                    );
-                }
-                Err(e) => {
-                    csv.stopped = true;
-                    content.push(BundleProblem::Unreadable {
-                        name: ENTRIES_CSV.to_owned(),
-                        reason: e.to_string(),
-                    });
-                }
-            }
-            csv.rows = 0;
+        if let Some(csv) = &mut files.csv {
+            check_csv_header(csv, &mut content);
         }
 
-        let mut frontier = Frontier::new();
-        let mut entry_ok = true;
+        let mut rows = 0;
         if let Some(bin) = &mut bin {
-            let mut chain: Option<ChainVerifier> = None;
-            let mut offset = 0u64;
-            let mut bytes = Vec::new();
-            loop {
-                let index = frontier.size();
-                let raw_problem = |reason: String| BundleProblem::RawEntry {
-                    index,
-                    offset,
-                    reason,
-                };
-                match read_raw_entry(&mut bin.reader, &mut bytes) {
-                    Ok(None) => break,
-                    Ok(Some(())) => {}
-                    Err(reason) => {
-                        content.push(raw_problem(reason));
-                        entry_ok = false;
-                        break;
-                    }
+            // The raw entries, each in the range compared with its rows.
+            let entries = read_entries(
+                &mut bin.reader,
+                range,
+                description,
+                &mut files,
+                &mut content,
+            );
+            rows = entries.rows;
+            if entries.ok {
+                // What the entries add up to, against the checkpoint.
+                if let Some(note) = checkpoint {
+                    check_tree(&entries.frontier, note, &mut content);
                 }
-                let view = match EntryView::parse(&bytes) {
-                    Ok(view) => view,
-                    Err(e) => {
-                        content.push(raw_problem(format!("does not decode: {e}")));
-                        entry_ok = false;
-                        break;
-                    }
-                };
-                let leaf = leaf_hash(&bytes);
-                let repository = description.map_or(view.repository, |d| d.repository.as_str());
-                let chain = chain.get_or_insert_with(|| ChainVerifier::new(repository));
-                if let Err(e) = chain.check(&view, &leaf) {
-                    content.push(raw_problem(e.to_string()));
-                    entry_ok = false;
-                    break;
+                if let Some(d) = description
+                    && range.is_some()
+                {
+                    check_counts(d, &entries, &mut content);
                 }
-                frontier.append(&leaf);
-                offset += 4 + bytes.len() as u64;
-
-                let Some(range) = range else { continue };
-                if !range.contains(&view) {
-                    continue;
-                }
-                rows += 1;
-                first_seq.get_or_insert(view.seq);
-                last_seq = Some(view.seq);
-                for rows_file in [&mut jsonl, &mut csv].into_iter().flatten() {
-                    if rows_file.stopped {
-                        continue;
-                    }
-                    rows_file.expected.clear();
-                    let is_csv = rows_file.name == ENTRIES_CSV;
-                    if is_csv {
-                        csv_row(&view, &leaf, &mut rows_file.expected);
-                    } else {
-                        json_row(&view, &leaf, &mut rows_file.expected);
-                    }
-                    if let Some(problem) = rows_file.compare_next(view.seq) {
-                        rows_file.stopped = true;
-                        push_row_problem(content, problem);
-                    }
-                }
-            }
-        }
-
-        // What the entries add up to, against the checkpoint.
-        if entry_ok && bin.is_some() {
-            if let Some(note) = checkpoint {
-                let signed = note.unverified();
-                if signed.size != frontier.size() {
-                    content.push(BundleProblem::Tree {
-                        reason: format!(
-                            "holds {} entries, but the checkpoint signs size {}",
-                            frontier.size(),
-                            signed.size
-                        ),
-                    });
-                } else if signed.root != frontier.root() {
-                    content.push(BundleProblem::Tree {
-                        reason: format!(
-                            "the entries' Merkle root is {}, but the checkpoint signs {}",
-                            Hex(&frontier.root()),
-                            Hex(&signed.root)
-                        ),
-                    });
-                }
-            }
-            if let Some(d) = description
-                && range.is_some()
-            {
-                let mut differs = |what: &str, declared: String, found: String| {
-                    if declared != found {
-                        content.push(BundleProblem::Description {
-                            reason: format!(
-                                "{what} is {declared}, but the entries of ledger.bin in the range give {found}"
-                            ),
-                        });
-                    }
-                };
-                let show = |s: Option<u64>| s.map_or("null".to_owned(), |s| s.to_string());
-                differs("rows", d.rows.to_string(), rows.to_string());
-                differs("first_seq", show(d.first_seq), show(first_seq));
-                differs("last_seq", show(d.last_seq), show(last_seq));
-            }
-        }
-
-        // Rows left over.
-        if entry_ok && bin.is_some() && range.is_some() {
-            for rows_file in [&mut jsonl, &mut csv].into_iter().flatten() {
-                if rows_file.stopped {
-                    continue;
-                }
-                let more = if rows_file.name == ENTRIES_CSV {
-                    rows_file.next_csv_record()
-                } else {
-                    rows_file.next_line()
-                };
-                match more {
-                    Ok(false) => {}
-                    Ok(true) => push_row_problem(
-                        content,
-                        BundleProblem::ExtraRow {
-                            file: rows_file.name,
-                            row: rows_file.rows,
-                            line: rows_file.lines - rows_file.buf_lines() + 1,
-                        },
-                    ),
-                    Err(e) => content.push(BundleProblem::Unreadable {
-                        name: rows_file.name.to_owned(),
-                        reason: e.to_string(),
-                    }),
+                // Rows left over.
+                if range.is_some() {
+                    files.check_left_over(&mut content);
                 }
             }
         }
 
         // Read every file to its end, for its hash.
-        for stream in [bin, jsonl, csv].into_iter().flatten() {
+        self.finish_streams([bin, files.jsonl, files.csv], &mut content);
+        Streamed { rows }
+    }
+
+    /// Reads each file to its end and records its hash.
+    fn finish_streams(&mut self, streams: [Option<Rows>; 3], content: &mut Content<'_>) {
+        for stream in streams.into_iter().flatten() {
             match stream.reader.finish() {
                 Ok(hash) => {
                     self.hashes.insert(stream.name, hash);
@@ -259,7 +125,238 @@ impl Verifier<'_> {
                 }),
             }
         }
-        Streamed { rows }
+    }
+}
+
+/// The problems found in the entries and the rows, in the order found.
+struct Content<'a> {
+    problems: &'a mut Vec<BundleProblem>,
+    /// The problems found in the rows so far, listed or not.
+    row_problems: usize,
+}
+
+impl Content<'_> {
+    fn push(&mut self, problem: BundleProblem) {
+        self.problems.push(problem);
+    }
+
+    /// Lists a problem in the rows, up to [`MAX_ROW_PROBLEMS`], then says once that more were
+    /// not listed.
+    fn push_row(&mut self, problem: BundleProblem) {
+        self.row_problems += 1;
+        if self.row_problems <= MAX_ROW_PROBLEMS {
+            self.problems.push(problem);
+        } else if self.row_problems == MAX_ROW_PROBLEMS + 1 {
+            self.problems.push(BundleProblem::MoreRowProblems);
+        }
+    }
+}
+
+/// What the raw entries of `ledger.bin` gave, up to the first that failed.
+struct Entries {
+    /// The Merkle tree of the entries read.
+    frontier: Frontier,
+    /// Whether every entry decoded and chained, up to the end of the file.
+    ok: bool,
+    /// The number of entries in the range.
+    rows: u64,
+    /// The seq of the first entry in the range.
+    first_seq: Option<u64>,
+    /// The seq of the last entry in the range.
+    last_seq: Option<u64>,
+}
+
+/// Checks that `entries.csv` starts with the documented header record; if not, its rows are
+/// not checked.
+fn check_csv_header(csv: &mut Rows, content: &mut Content<'_>) {
+    let mut header = Vec::new();
+    csv_header(&mut header);
+    match csv.next_csv_record() {
+        Ok(true) if csv.buf == header => {}
+        Ok(_) => {
+            csv.stopped = true;
+            content.push_row(BundleProblem::Row {
+                file: ENTRIES_CSV,
+                row: 0,
+                line: 1,
+                reason: format!(
+                    "the header is not the documented column list {}",
+                    CSV_COLUMNS.join(",")
+                ),
+            });
+        }
+        Err(e) => {
+            csv.stopped = true;
+            content.push(BundleProblem::Unreadable {
+                name: ENTRIES_CSV.to_owned(),
+                reason: e.to_string(),
+            });
+        }
+    }
+    csv.rows = 0;
+}
+
+/// Reads every raw entry of `ledger.bin`, decodes it, chains it and adds it to the tree, and
+/// compares each entry in the range with the next row of each file. Stops at the first entry
+/// that fails.
+fn read_entries(
+    reader: &mut ChunkReader,
+    range: Option<&Range>,
+    description: Option<&Description>,
+    files: &mut RowFiles,
+    content: &mut Content<'_>,
+) -> Entries {
+    let mut entries = Entries {
+        frontier: Frontier::new(),
+        ok: true,
+        rows: 0,
+        first_seq: None,
+        last_seq: None,
+    };
+    let mut chain: Option<ChainVerifier> = None;
+    let mut offset = 0u64;
+    let mut bytes = Vec::new();
+    loop {
+        let index = entries.frontier.size();
+        let raw_problem = |reason: String| BundleProblem::RawEntry {
+            index,
+            offset,
+            reason,
+        };
+        match read_raw_entry(reader, &mut bytes) {
+            Ok(None) => break,
+            Ok(Some(())) => {}
+            Err(reason) => {
+                content.push(raw_problem(reason));
+                entries.ok = false;
+                break;
+            }
+        }
+        let view = match EntryView::parse(&bytes) {
+            Ok(view) => view,
+            Err(e) => {
+                content.push(raw_problem(format!("does not decode: {e}")));
+                entries.ok = false;
+                break;
+            }
+        };
+        let leaf = leaf_hash(&bytes);
+        let repository = description.map_or(view.repository, |d| d.repository.as_str());
+        let chain = chain.get_or_insert_with(|| ChainVerifier::new(repository));
+        if let Err(e) = chain.check(&view, &leaf) {
+            content.push(raw_problem(e.to_string()));
+            entries.ok = false;
+            break;
+        }
+        entries.frontier.append(&leaf);
+        offset += 4 + bytes.len() as u64;
+
+        let Some(range) = range else { continue };
+        if !range.contains(&view) {
+            continue;
+        }
+        entries.rows += 1;
+        entries.first_seq.get_or_insert(view.seq);
+        entries.last_seq = Some(view.seq);
+        files.compare_rows(&view, &leaf, content);
+    }
+    entries
+}
+
+/// Checks that the entries hash to the size and root the checkpoint signs.
+fn check_tree(frontier: &Frontier, checkpoint: &SignedCheckpoint, content: &mut Content<'_>) {
+    let signed = checkpoint.unverified();
+    if signed.size != frontier.size() {
+        content.push(BundleProblem::Tree {
+            reason: format!(
+                "holds {} entries, but the checkpoint signs size {}",
+                frontier.size(),
+                signed.size
+            ),
+        });
+    } else if signed.root != frontier.root() {
+        content.push(BundleProblem::Tree {
+            reason: format!(
+                "the entries' Merkle root is {}, but the checkpoint signs {}",
+                Hex(&frontier.root()),
+                Hex(&signed.root)
+            ),
+        });
+    }
+}
+
+/// Checks the counts `export.json` gives (rows, first and last seq) against the entries in
+/// the range.
+fn check_counts(d: &Description, entries: &Entries, content: &mut Content<'_>) {
+    let mut differs = |what: &str, declared: String, found: String| {
+        if declared != found {
+            content.push(BundleProblem::Description {
+                reason: format!(
+                    "{what} is {declared}, but the entries of ledger.bin in the range give {found}"
+                ),
+            });
+        }
+    };
+    let show = |s: Option<u64>| s.map_or("null".to_owned(), |s| s.to_string());
+    differs("rows", d.rows.to_string(), entries.rows.to_string());
+    differs("first_seq", show(d.first_seq), show(entries.first_seq));
+    differs("last_seq", show(d.last_seq), show(entries.last_seq));
+}
+
+/// The two row files, each `None` if missing or unopenable (already reported).
+struct RowFiles {
+    jsonl: Option<Rows>,
+    csv: Option<Rows>,
+}
+
+impl RowFiles {
+    /// The row files still being checked: `entries.jsonl`, then `entries.csv`.
+    fn checking(&mut self) -> impl Iterator<Item = &mut Rows> {
+        [&mut self.jsonl, &mut self.csv]
+            .into_iter()
+            .flatten()
+            .filter(|rows_file| !rows_file.stopped)
+    }
+
+    /// Compares the next row of each file with the row the entry gives; a file stops being
+    /// checked at its first wrong row.
+    fn compare_rows(&mut self, view: &EntryView<'_>, leaf: &Hash, content: &mut Content<'_>) {
+        for rows_file in self.checking() {
+            rows_file.expected.clear();
+            let is_csv = rows_file.name == ENTRIES_CSV;
+            if is_csv {
+                csv_row(view, leaf, &mut rows_file.expected);
+            } else {
+                json_row(view, leaf, &mut rows_file.expected);
+            }
+            if let Some(problem) = rows_file.compare_next(view.seq) {
+                rows_file.stopped = true;
+                content.push_row(problem);
+            }
+        }
+    }
+
+    /// Reports a row after the last one the entries call for.
+    fn check_left_over(&mut self, content: &mut Content<'_>) {
+        for rows_file in self.checking() {
+            let more = if rows_file.name == ENTRIES_CSV {
+                rows_file.next_csv_record()
+            } else {
+                rows_file.next_line()
+            };
+            match more {
+                Ok(false) => {}
+                Ok(true) => content.push_row(BundleProblem::ExtraRow {
+                    file: rows_file.name,
+                    row: rows_file.rows,
+                    line: rows_file.lines - rows_file.buf_lines() + 1,
+                }),
+                Err(e) => content.push(BundleProblem::Unreadable {
+                    name: rows_file.name.to_owned(),
+                    reason: e.to_string(),
+                }),
+            }
+        }
     }
 }
 
