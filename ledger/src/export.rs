@@ -32,6 +32,12 @@ use sha2::{Digest, Sha256};
 use crate::entry::EntryView;
 use crate::merkle::Hash;
 
+// The parts, a file each: the row formats (`rows`); writing a bundle (`write`, with its
+// `readme`); `MANIFEST` and its signature (`manifest`); `verify_bundle` and its checks
+// (`verify`), streaming `ledger.bin` and the rows together (`stream`), saying what differs in
+// a wrong row (`diff`), and what it reports (`report`); and the threads that hash the three
+// streamed files as they are written or read (`hashing`). This file holds what they share:
+// the file names and columns, the range, `export.json` and the policy digest.
 mod diff;
 mod hashing;
 mod manifest;
