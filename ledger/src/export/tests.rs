@@ -1,9 +1,24 @@
 //! Unit tests of export bundles: writing, verifying, and each kind of tampering, on ledgers
 //! built in memory (the end-to-end tests in `tests/export.rs` use real pushes).
 
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::SigningKey;
+use sha2::{Digest, Sha256};
+use ssh_key::{HashAlg, LineEnding};
+
+use crate::checkpoint::{Checkpoint, SignedCheckpoint};
+use crate::entry::{CommitSigner, Entry, EntryView, Kind, tests::sample_accepted};
+use crate::hex::{self, Hex};
+use crate::merkle::{Frontier, Hash, leaf_hash};
+
+use super::hashing::ChunkReader;
+use super::manifest::{check_manifest_signature, sign_manifest};
+use super::rows::{csv_field, parse_csv_record};
+use super::stream::Rows;
 use super::*;
-use crate::checkpoint::Checkpoint;
-use crate::entry::{CommitSigner, Entry, Kind, tests::sample_accepted};
 
 const ORIGIN: &str = "tally/unit";
 
