@@ -8,6 +8,14 @@ pub fn encode(bytes: &[u8]) -> String {
     base16ct::lower::encode_string(bytes)
 }
 
+/// Appends the lowercase hexadecimal of `bytes` to `out` (for rows written byte by byte).
+pub fn push(out: &mut Vec<u8>, bytes: &[u8]) {
+    let start = out.len();
+    out.resize(start + 2 * bytes.len(), 0);
+    // The buffer is exactly twice the input's length, so encoding cannot fail.
+    let _ = base16ct::lower::encode(bytes, &mut out[start..]);
+}
+
 /// Decodes lowercase hexadecimal; `None` for anything else (uppercase, odd length).
 pub fn decode_lower(text: &str) -> Option<Vec<u8>> {
     base16ct::lower::decode_vec(text).ok()
@@ -50,5 +58,10 @@ mod tests {
         assert_eq!(decode_lower("abc"), None);
         assert_eq!(decode_lower("zz"), None);
         assert_eq!(Hex(&[1, 2]).to_string(), "0102");
+        let long: Vec<u8> = (0..=255).collect();
+        assert_eq!(Hex(&long).to_string(), encode(&long));
+        let mut out = b"x=".to_vec();
+        push(&mut out, &[0xde, 0xad]);
+        assert_eq!(out, b"x=dead");
     }
 }

@@ -172,13 +172,7 @@ pub(super) fn csv_field(out: &mut Vec<u8>, value: &[u8]) {
 }
 
 fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let start = out.len();
-    out.resize(start + 2 * bytes.len(), 0);
-    for (pair, b) in out[start..].chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 0x0f)];
-    }
+    crate::hex::push(out, bytes);
 }
 
 /// Splits one CSV record into its fields (RFC 4180; the record's line break is optional).
