@@ -110,6 +110,17 @@ pub enum Outcome {
     Local,
 }
 
+impl Outcome {
+    /// Success if a hook or check accepted, else refused (its reasons already printed).
+    pub fn accepted(accepted: bool) -> Outcome {
+        if accepted {
+            Outcome::Success
+        } else {
+            Outcome::Refused
+        }
+    }
+}
+
 /// Parses arguments, runs the command, maps the outcome to an exit status: 0 success,
 /// 1 refused, 2 usage or configuration error, 3 fetch failed (retry), 4 local problem (the
 /// agent's work tree, or output that cannot be written).

@@ -30,6 +30,13 @@ impl<W: Write> Reporter<W> {
         let prefix = if self.gitlab { "GL-HOOK-ERR: " } else { "" };
         let _ = writeln!(self.out, "{prefix}tally: {}", ascii(text));
     }
+
+    /// A push refused because the server cannot judge or record it (not the pusher's fault):
+    /// the reason, and who can fix it.
+    pub fn server_problem(&mut self, what: &str) {
+        self.error(&format!("push refused: {what}"));
+        self.error("this is a server configuration problem; contact the repository administrator");
+    }
 }
 
 /// Escapes everything outside printable ASCII, so no byte of a path, name or email can

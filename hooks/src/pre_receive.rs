@@ -289,10 +289,7 @@ pub fn run(git_dir: &Path, input: &mut impl BufRead, out: &mut impl Write, now: 
             if let (false, Some(config)) = (verdicts.is_empty(), &config)
                 && let Err(e) = record::leave_verdicts(&paths, &verdicts, &pusher, config, now)
             {
-                reporter.error(&format!("push refused: cannot record the verdict: {e}"));
-                reporter.error(
-                    "this is a server configuration problem; contact the repository administrator",
-                );
+                reporter.server_problem(&format!("cannot record the verdict: {e}"));
                 return false;
             }
             for v in &verdicts {
@@ -335,10 +332,7 @@ pub fn run(git_dir: &Path, input: &mut impl BufRead, out: &mut impl Write, now: 
             false
         }
         Err(e) => {
-            reporter.error(&format!("push refused: {e}"));
-            reporter.error(
-                "this is a server configuration problem; contact the repository administrator",
-            );
+            reporter.server_problem(&e.to_string());
             false
         }
     }

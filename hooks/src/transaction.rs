@@ -349,10 +349,7 @@ pub fn update(
             false
         }
         Err(e) => {
-            reporter.error(&format!("push refused: {e}"));
-            reporter.error(
-                "this is a server configuration problem; contact the repository administrator",
-            );
+            reporter.server_problem(&e.to_string());
             false
         }
     }

@@ -150,11 +150,7 @@ pub fn run(args: HookArgs) -> Outcome {
                 &mut stderr.lock(),
                 jiff::Timestamp::now(),
             );
-            if accepted {
-                Outcome::Success
-            } else {
-                Outcome::Refused
-            }
+            Outcome::accepted(accepted)
         }
         Hook::PostReceive => {
             let stdin = std::io::stdin();
@@ -177,11 +173,7 @@ pub fn run(args: HookArgs) -> Outcome {
                 &mut stderr.lock(),
                 jiff::Timestamp::now(),
             );
-            if ok {
-                Outcome::Success
-            } else {
-                Outcome::Refused
-            }
+            Outcome::accepted(ok)
         }
         Hook::ReferenceTransaction { state } => {
             let Some(state) = tally_hooks::transaction::State::parse(&state) else {
@@ -198,11 +190,7 @@ pub fn run(args: HookArgs) -> Outcome {
                 &mut stderr.lock(),
                 jiff::Timestamp::now(),
             );
-            if ok {
-                Outcome::Success
-            } else {
-                Outcome::Refused
-            }
+            Outcome::accepted(ok)
         }
     }
 }
