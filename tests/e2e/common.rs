@@ -10,8 +10,6 @@
 //!
 //! Keys are real OpenSSH keys made by `ssh-keygen`, generated once and shared by every test
 //! (RSA generation alone would otherwise dominate the suite's run time).
-#![allow(clippy::unwrap_used)]
-#![allow(dead_code)]
 
 use std::cell::Cell;
 use std::io::Write;
@@ -1150,7 +1148,7 @@ pub fn wait_for_the_next_second() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Clones of served repositories (tests/servers.rs)
+// Clones of served repositories (tests/e2e/servers.rs)
 
 impl TestEnv {
     /// A work clone of the repository served at `url` (ssh, http, any transport git speaks),
@@ -1178,4 +1176,17 @@ impl TestEnv {
         work.config("commit.gpgsign", "true");
         work
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unix accounts (tests/e2e/owner.rs, tests/e2e/servers.rs)
+
+/// Takes this process's turn at the account databases, until the guard is dropped.
+///
+/// useradd, userdel, groupadd and groupdel lock /etc/passwd and /etc/group and give up when
+/// another process holds the lock, so the test threads of this binary that make or remove
+/// accounts and groups take turns.
+pub fn passwd_turn() -> std::sync::MutexGuard<'static, ()> {
+    static PASSWD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    PASSWD.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -4,13 +4,10 @@
 //! Each test is named for what it attacks or accepts, and asserts the exit status of the push,
 //! where the branch is in the bare repository afterwards, and the words a pusher relies on in
 //! the refusal: the short commit id, the path or key fingerprint, and the fix.
-#![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 /// The one-document YAML most tests start the branch with.
 const BASE_YAML: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n";

@@ -6,9 +6,6 @@
 //!
 //! The two `#[ignore]`d tests at the end are the agent's benchmarks (`scripts/bench-agent.sh`):
 //! they print timings and assert only correctness.
-#![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -19,7 +16,7 @@ use tally_ledger::checkpoint::{Checkpoint, SignedCheckpoint};
 use tally_ledger::merkle::{Frontier, leaf_hash};
 use tally_ledger::{Entry, EntryView, Kind};
 
-use common::*;
+use crate::common::*;
 
 const BASE_YAML: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n";
 

@@ -8,9 +8,6 @@
 //!
 //! Tests marked `#[ignore = "bug: ..."]` or `#[ignore = "finding: ..."]` state what must hold
 //! and fail today; the reason says how.
-#![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
@@ -20,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::*;
+use crate::common::*;
 
 /// The one-document YAML most tests start the branch with.
 const BASE_YAML: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n";
