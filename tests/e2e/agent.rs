@@ -18,12 +18,6 @@ use tally_ledger::{Entry, EntryView, Kind};
 
 use crate::common::*;
 
-const BASE_YAML: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n";
-
-/// A hooks directory that does not exist: `git -c` with it runs no hook, as someone with a
-/// shell on the server could arrange.
-const NO_HOOKS: &str = "core.hooksPath=/nonexistent-tally-test-hooks";
-
 // =============================================================================================
 // Helpers
 
@@ -201,20 +195,6 @@ fn server_with_base(env: &TestEnv) -> (Server<'_>, Work<'_>, String) {
     let base = work.commit("base").file("base.yaml", BASE_YAML).create();
     work.push_main_ok();
     (server, work, base)
-}
-
-/// Copies a directory tree (the bare repository holds only files and directories).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// A copy of the whole bare repository: objects, refs, hooks, the ledger and its key.

@@ -558,6 +558,24 @@ impl TestEnv {
 // ---------------------------------------------------------------------------------------------
 // The guarded bare repository
 
+/// A hooks directory that does not exist: `git -c` with it runs no hook at all, as someone
+/// with a shell on the server could arrange.
+pub const NO_HOOKS: &str = "core.hooksPath=/nonexistent-tally-test-hooks";
+
+/// Copies a directory tree (regular files and directories; a bare repository has nothing else).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
 /// The bare repository `tally init` set up.
 pub struct Server<'e> {
     env: &'e TestEnv,
@@ -689,6 +707,9 @@ impl Server<'_> {
 
 // ---------------------------------------------------------------------------------------------
 // Work clones and commits
+
+/// The one-document YAML most tests start the branch with.
+pub const BASE_YAML: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n";
 
 /// A non-bare clone where commits are made and pushed from.
 pub struct Work<'e> {

@@ -19,13 +19,6 @@ use serde_json::Value;
 
 use crate::common::*;
 
-/// The one-document YAML most tests start the branch with.
-const BASE_YAML: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n";
-
-/// A hooks directory that does not exist: `git -c` with it runs no hook at all, as someone
-/// with a shell on the server could arrange.
-const NO_HOOKS: &str = "core.hooksPath=/nonexistent-tally-test-hooks";
-
 // =============================================================================================
 // Helpers
 
@@ -170,20 +163,6 @@ fn assert_verify_fails(server: &Server<'_>, what: &str, parts: &[&str]) -> Strin
         );
     }
     stderr
-}
-
-/// Copies a directory tree (regular files and directories; the repository has nothing else).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// A copy of the whole bare repository (objects, refs, hooks, `tally/` with the SQLite store,

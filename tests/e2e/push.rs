@@ -9,9 +9,6 @@ use std::process::Command;
 
 use crate::common::*;
 
-/// The one-document YAML most tests start the branch with.
-const BASE_YAML: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n";
-
 /// Nine levels of nine aliases: 9^9 nodes once expanded.
 const BILLION_LAUGHS: &str = r#"a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
 b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
