@@ -2,7 +2,6 @@
 //!
 //! The payload tally extracts must be byte-for-byte what git signed: `ssh-keygen -Y
 //! check-novalidate` over tally's payload is the independent witness.
-#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -9,7 +9,6 @@
 //!
 //! `replay_corpus_against_git` (ignored; run by `scripts/fuzz-diff-git.sh`) applies the same
 //! rule to every file of a fuzz corpus.
-#![allow(clippy::unwrap_used)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,13 +1,10 @@
 //! End-to-end tests of `tally init`: what it writes, that it is idempotent, and that it refuses
 //! what it must not touch.
-#![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 
 /// Every file under `dir`, with its bytes and mode.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {

@@ -1,11 +1,8 @@
 //! The post-receive fallback for hosting platforms that run no reference-transaction hook
 //! (GitLab server hooks, Gitea's pre-receive.d): checks still refuse, and what landed is still
 //! recorded.
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// Turns a `tally init` repository into what such a platform runs: Gitea's layout, where
 /// `hooks/<hook>` runs every file in `hooks/<hook>.d/` with the same input, and tally's files

@@ -1,6 +1,5 @@
 //! Tampering with a real ledger file, the way someone with a shell on the git server could:
 //! each change is detected by `Store::verify`, with the variant that names what happened.
-#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 

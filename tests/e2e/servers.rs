@@ -12,26 +12,19 @@
 //! fcgiwrap, gitolite3, which `.ci/run` installs). Without them a test says loudly that it did
 //! not run. Every server listens on a free port of 127.0.0.1, keeps its state in the test's
 //! temporary directory, and is stopped when the test ends, also when it fails.
-#![allow(clippy::unwrap_used)]
 
-#[path = "servers/account.rs"]
 mod account;
-mod common;
-#[path = "servers/daemon.rs"]
 mod daemon;
-#[path = "servers/hosted.rs"]
 mod hosted;
-#[path = "servers/http.rs"]
 mod http;
-#[path = "servers/sshd.rs"]
 mod sshd;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::common::*;
 use account::{Account, is_root, login_key, tally_for_accounts};
-use common::*;
 use hosted::{Hosted, init_as_root};
 use http::{FCGIWRAP, GitHttp, NGINX};
 use sshd::{SSHD, Sshd};
@@ -55,7 +48,7 @@ fn can_run(test: &str, needs: &[(&str, &str)]) -> bool {
         what.push_str(&format!(" and {}", missing.join(", ")));
     }
     eprintln!(
-        "SKIPPED: tests/servers.rs {test}: {what}; run the suite as root on a machine where .ci/run installed them (CI does) to cover issue 11"
+        "SKIPPED: tests/e2e/servers.rs {test}: {what}; run the suite as root on a machine where .ci/run installed them (CI does) to cover issue 11"
     );
     false
 }

@@ -2,16 +2,13 @@
 //! real pushes with the real `git` and `ssh-keygen`, exported, then checked by the verifier,
 //! by standard tools (`sha256sum`, `ssh-keygen -Y`, Python's `csv` module), and after each kind
 //! of tampering.
-#![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use common::*;
+use crate::common::*;
 
 /// A file name the policy refuses, whose refusal reason then holds a comma and double quotes.
 const AWKWARD: &str = "a,b \"c\".sh";

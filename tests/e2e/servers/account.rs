@@ -6,15 +6,10 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::common::{Key, TALLY, run_ok, stdout_of};
-
-/// useradd and userdel lock /etc/passwd and give up when another holds the lock: the test
-/// threads of this process take turns.
-static PASSWD: Mutex<()> = Mutex::new(());
+use crate::common::{Key, TALLY, passwd_turn, run_ok, stdout_of};
 
 /// Numbers account names, which are `tsv<pid><n>`: unique per process and per test thread.
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -38,7 +33,7 @@ impl Account {
     /// useradd would leave `!`, which sshd without PAM reads as a locked account and refuses
     /// even a key.
     pub fn create(parent: &Path, shell: &Path) -> Account {
-        let _turn = PASSWD.lock().unwrap_or_else(|e| e.into_inner());
+        let _turn = passwd_turn();
         for _ in 0..10 {
             let name = format!(
                 "tsv{}{}",
@@ -160,7 +155,7 @@ impl Drop for Account {
         while processes_of(self.uid) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        let _turn = PASSWD.lock().unwrap_or_else(|e| e.into_inner());
+        let _turn = passwd_turn();
         match Command::new("userdel").arg("-r").arg(&self.name).output() {
             Ok(out) if out.status.success() => {}
             other => eprintln!("userdel -r {} failed: {other:?}", self.name),

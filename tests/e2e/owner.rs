@@ -2,15 +2,12 @@
 //! leaves a file in the repository owned by another user than the repository's owner. These
 //! tests need root (to create a unix account and to be root when running tally); elsewhere
 //! they say loudly that they did not run.
-#![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 /// A unix account for the test, removed when dropped (also when the test fails).
 struct Account {
@@ -22,7 +19,7 @@ impl Account {
     fn create() -> Option<Account> {
         if !nix_is_root() {
             eprintln!(
-                "SKIPPED: tests/owner.rs needs root to create a unix account and run tally as root; run the suite as root (CI does) to cover issue 11, item 2"
+                "SKIPPED: tests/e2e/owner.rs needs root to create a unix account and run tally as root; run the suite as root (CI does) to cover issue 11, item 2"
             );
             return None;
         }
@@ -42,7 +39,10 @@ impl Account {
         if let Some(group) = group {
             cmd.args(["--groups", &group.name]);
         }
-        let ok = cmd.arg(&name).status().unwrap().success();
+        let ok = {
+            let _turn = passwd_turn();
+            cmd.arg(&name).status().unwrap().success()
+        };
         assert!(ok, "useradd {name} failed");
         let uid = String::from_utf8(
             Command::new("id")
@@ -77,11 +77,14 @@ struct Group {
 
 impl Group {
     fn create(name: &str) -> Group {
-        let ok = Command::new("groupadd")
-            .args(["--system", name])
-            .status()
-            .unwrap()
-            .success();
+        let ok = {
+            let _turn = passwd_turn();
+            Command::new("groupadd")
+                .args(["--system", name])
+                .status()
+                .unwrap()
+                .success()
+        };
         assert!(ok, "groupadd {name} failed");
         let line = stdout_of(Command::new("getent").args(["group", name]));
         let gid = line.split(':').nth(2).unwrap().parse().unwrap();
@@ -94,12 +97,14 @@ impl Group {
 
 impl Drop for Group {
     fn drop(&mut self) {
+        let _turn = passwd_turn();
         let _ = Command::new("groupdel").arg(&self.name).status();
     }
 }
 
 impl Drop for Account {
     fn drop(&mut self) {
+        let _turn = passwd_turn();
         let _ = Command::new("userdel").arg(&self.name).status();
     }
 }
@@ -199,7 +204,7 @@ fn root_run_commands_write_as_the_repository_owner() {
 fn every_member_of_a_group_shared_repository_pushes_and_is_recorded() {
     if !nix_is_root() {
         eprintln!(
-            "SKIPPED: tests/owner.rs every_member_of_a_group_shared_repository_pushes_and_is_recorded needs root to create unix accounts; run the suite as root (CI does) to cover issue 11, item 3"
+            "SKIPPED: tests/e2e/owner.rs every_member_of_a_group_shared_repository_pushes_and_is_recorded needs root to create unix accounts; run the suite as root (CI does) to cover issue 11, item 3"
         );
         return;
     }

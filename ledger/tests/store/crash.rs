@@ -1,6 +1,5 @@
 //! Crashes and concurrency: processes appending to one ledger are killed with SIGKILL at
 //! arbitrary instants, and writers race each other; the ledger always verifies afterwards.
-#![allow(clippy::unwrap_used)]
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -70,9 +69,10 @@ fn crash_child() {
 }
 
 fn spawn_child(path: &Path) -> std::process::Child {
+    // The test harness names a test by its module path in this binary.
     Command::new(std::env::current_exe().unwrap())
         .args([
-            "crash_child",
+            "crash::crash_child",
             "--exact",
             "--ignored",
             "--nocapture",

@@ -1,11 +1,8 @@
 //! Issue 10: the seams between what tally judges and what git stores, serves and deploys.
 //! Each test makes the attack as a user would, with real git, and checks the refusal text,
 //! that the branch did not move, and what the ledger says.
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// Moves the repository's hooks aside (an administrator debugging, a botched upgrade) and
 /// returns a guard that puts them back.
