@@ -9,7 +9,7 @@
 #   scripts/bench-agent.sh
 #
 # Environment: TALLY_BENCH_ENTRIES (ledger size, default 1000000), TALLY_BENCH_COMMITS
-# (history length, default 10000). Both benchmarks are `#[ignore]`d tests in tests/agent.rs;
+# (history length, default 10000). Both benchmarks are `#[ignore]`d tests in tests/e2e/agent/bench.rs;
 # they time the `tally` process (startup included), print median/min/max, and assert only
 # that the agent approves the expected commit.
 set -euo pipefail
@@ -18,5 +18,5 @@ cd "$root"
 locked=(--locked)
 [ -f Cargo.lock ] || locked=()
 printf 'bench-agent: load average before: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
-cargo test --release "${locked[@]}" --test agent -- --ignored --nocapture --test-threads=1 bench_
+cargo test --release "${locked[@]}" --test e2e -- --ignored --nocapture --test-threads=1 bench_
 printf 'bench-agent: load average after: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"

@@ -10,7 +10,7 @@
 # reached new code, which is where parsers disagree).
 #
 # For every file tally's Commit::parse accepts (the ignored test replay_corpus_against_git in
-# verify/tests/git_agrees.rs):
+# verify/tests/git_agrees/):
 #   - `git hash-object -t commit` (which runs fsck) accepts it,
 #   - `git log --format=%cn%x00%ce%x00%ct` on the object written with `--literally` shows the
 #     committer name, email and date tally read,

@@ -1,5 +1,5 @@
 //! Unit tests of export bundles: writing, verifying, and each kind of tampering, on ledgers
-//! built in memory (the end-to-end tests in `tests/export.rs` use real pushes).
+//! built in memory (the end-to-end tests in `tests/e2e/export.rs` use real pushes).
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
