@@ -290,7 +290,8 @@ pub fn store(path: &Path, expected: Option<&[u8]>, bytes: &[u8]) -> Result<(), A
     })
 }
 
-/// Writes `bytes` to `path` through a temporary file, fsync and rename, then fsyncs the
+/// Writes `bytes` to `path` through a temporary file in the same directory (`tempfile`: a
+/// unique name, created 0600, removed if anything fails), fsync and rename, then fsyncs the
 /// directory so that the rename itself is durable.
 fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path
@@ -298,26 +299,13 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map_or_else(|| "state".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    let mut file = tempfile::Builder::new()
+        .prefix(".tally-state-")
+        .tempfile_in(dir)?;
+    file.write_all(bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    fs::File::open(dir)?.sync_all()
 }
 
 /// Writes a new file that must not exist yet, durably (fork evidence).
