@@ -186,8 +186,8 @@ impl Wrote {
     }
 }
 
-/// Writes `bytes` to `path` atomically (temporary file, fsync, rename), unless it already
-/// holds exactly that.
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename; `tempfile`), unless it
+/// already holds exactly that.
 fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<Wrote, InitError> {
     use std::os::unix::fs::PermissionsExt;
     let existing = std::fs::read(path).ok();
@@ -200,15 +200,19 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<Wrote, InitError> 
         }
         return Ok(Wrote::Unchanged);
     }
-    let tmp = path.with_extension("tally-tmp");
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(bytes).map_err(io(&tmp))?;
-        f.set_permissions(std::fs::Permissions::from_mode(mode))
-            .map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-    }
-    std::fs::rename(&tmp, path).map_err(io(path))?;
+    // A unique temporary file beside the target (removed if anything fails), given its
+    // final mode, synced, then renamed over it: readers see the old file or the new one.
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut f = tempfile::Builder::new()
+        .prefix(".tally-init-")
+        .tempfile_in(dir)
+        .map_err(io(dir))?;
+    f.write_all(bytes).map_err(io(f.path()))?;
+    f.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(io(path))?;
+    f.as_file().sync_all().map_err(io(path))?;
+    f.persist(path).map_err(|e| io(path)(e.error))?;
     Ok(if existing.is_some() {
         Wrote::Updated
     } else {
