@@ -141,7 +141,9 @@ pub enum InitError {
     #[error(transparent)]
     Sharing(#[from] crate::shared::BadSharing),
     /// Making tally's files shared (or private) failed.
-    #[error("cannot set the permissions of {path} for core.sharedRepository: {source}")]
+    #[error(
+        "cannot set the permissions of {path} for core.sharedRepository: {source} (a file another account created: as root, chown -R it to the repository's owner, then run tally init again)"
+    )]
     Share {
         /// The file.
         path: String,
@@ -583,57 +585,100 @@ fn hooks_to_install(
 /// group-readable only), directories setgid; in a private one a `tally/` that was shared
 /// before is made the owner's again (the key back to 0600). Returns the line init prints.
 fn share(git_dir: &Path, sharing: crate::shared::Sharing) -> Result<Option<String>, InitError> {
-    use crate::shared::{Sharing, set_mode};
+    use crate::shared::Sharing;
     use std::os::unix::fs::MetadataExt;
     let paths = crate::record::Paths::new(git_dir);
+    let was_shared = Sharing::of_tally_dir(&paths.dir) != Sharing::Private;
+    match sharing {
+        Sharing::Private if !was_shared => Ok(None),
+        Sharing::Private => {
+            // Every file the group could write is the owner's alone again; one another
+            // account created cannot be changed by the owner, and init says which.
+            set_modes(&paths, sharing, None)?;
+            Ok(Some(
+                "private         core.sharedRepository no longer lets the group write: tally's files are the owner's alone again; the ledger key was readable by the group until now".to_owned(),
+            ))
+        }
+        Sharing::Shared { file_mode } => {
+            let gid = std::fs::metadata(git_dir)
+                .map_err(|source| InitError::Share {
+                    path: git_dir.display().to_string(),
+                    source,
+                })?
+                .gid();
+            set_modes(&paths, sharing, Some(gid))?;
+            crate::shared::adopt_umask(git_dir);
+            let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+                .ok()
+                .flatten()
+                .map_or_else(|| format!("gid {gid}"), |g| g.name);
+            Ok(Some(format!(
+                "shared          core.sharedRepository: tally's files are group {group}'s, mode {file_mode:04o}, directories setgid; the ledger key is readable by the group, whose members' pushes sign entries"
+            )))
+        }
+    }
+}
+
+/// Gives `tally/` and everything in it the modes of `sharing` (and the group `gid`, when
+/// shared): directories [`crate::shared::Sharing::dir_mode`], the key
+/// [`crate::shared::Sharing::key_mode`], the ledger, SQLite's files, verdicts and markers
+/// [`crate::shared::Sharing::ledger_mode`], and the policy, signers and public key readable
+/// by the group and written by the owner only.
+fn set_modes(
+    paths: &crate::record::Paths,
+    sharing: crate::shared::Sharing,
+    gid: Option<u32>,
+) -> Result<(), InitError> {
+    use std::os::unix::fs::MetadataExt;
     let fail = |path: &Path| {
         let path = path.display().to_string();
         move |source| InitError::Share { path, source }
     };
-    let was_shared = Sharing::of_tally_dir(&paths.dir) != Sharing::Private;
-    if sharing == Sharing::Private {
-        if was_shared {
-            set_mode(&paths.dir, 0o755, None).map_err(fail(&paths.dir))?;
-            set_mode(&paths.key(), 0o600, None).map_err(fail(&paths.key()))?;
-        }
-        return Ok(None);
-    }
-    let gid = std::fs::metadata(git_dir).map_err(fail(git_dir))?.gid();
-    set_mode(&paths.dir, sharing.dir_mode(), Some(gid)).map_err(fail(&paths.dir))?;
-    crate::shared::adopt_umask(git_dir);
-    let entries = std::fs::read_dir(&paths.dir).map_err(fail(&paths.dir))?;
-    for entry in entries {
+    let shared = gid.is_some();
+    // First every path and the mode it must have, then a check that each one to change is
+    // this account's (only the owner of a file may change its mode), and only then the
+    // changes: init changes nothing it cannot finish.
+    let mut wanted = vec![(paths.dir.clone(), sharing.dir_mode())];
+    for entry in std::fs::read_dir(&paths.dir).map_err(fail(&paths.dir))? {
         let path = entry.map_err(fail(&paths.dir))?.path();
         let meta = std::fs::symlink_metadata(&path).map_err(fail(&path))?;
         if meta.is_dir() {
-            set_mode(&path, sharing.dir_mode(), Some(gid)).map_err(fail(&path))?;
             for inner in std::fs::read_dir(&path).map_err(fail(&path))? {
                 let inner = inner.map_err(fail(&path))?.path();
-                set_mode(&inner, sharing.ledger_mode(), Some(gid)).map_err(fail(&inner))?;
+                wanted.push((inner, sharing.ledger_mode()));
             }
+            wanted.push((path, sharing.dir_mode()));
         } else if path == paths.key() {
-            set_mode(&path, sharing.key_mode(), Some(gid)).map_err(fail(&path))?;
+            wanted.push((path, sharing.key_mode()));
         } else if meta.is_file() {
-            let mode = if is_ledger_file(&path, &paths) {
+            let mode = if is_ledger_file(&path, paths) {
                 sharing.ledger_mode()
-            } else {
+            } else if shared {
                 // policy.toml, allowed_signers, the public key: read by every member,
                 // changed by the owner.
                 (meta.mode() & 0o644) | 0o040
+            } else {
+                meta.mode() & 0o644
             };
-            set_mode(&path, mode, Some(gid)).map_err(fail(&path))?;
+            wanted.push((path, mode));
         }
     }
-    let Sharing::Shared { file_mode } = sharing else {
-        return Ok(None);
-    };
-    let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
-        .ok()
-        .flatten()
-        .map_or_else(|| format!("gid {gid}"), |g| g.name);
-    Ok(Some(format!(
-        "shared          core.sharedRepository: tally's files are group {group}'s, mode {file_mode:04o}, directories setgid; the ledger key is readable by the group, whose members' pushes sign entries"
-    )))
+    let me = nix::unistd::Uid::effective().as_raw();
+    for (path, mode) in &wanted {
+        let meta = std::fs::symlink_metadata(path).map_err(fail(path))?;
+        let change = meta.mode() & 0o7777 != *mode || gid.is_some_and(|g| g != meta.gid());
+        if change && meta.uid() != me && me != 0 {
+            return Err(fail(path)(std::io::Error::from_raw_os_error(
+                nix::errno::Errno::EPERM as i32,
+            )));
+        }
+    }
+    // `tally/` itself last: its mode is what marks the repository shared, so a failure part
+    // way leaves the old mark and the next init starts over.
+    for (path, mode) in wanted.iter().rev() {
+        crate::shared::set_mode(path, *mode, gid).map_err(fail(path))?;
+    }
+    Ok(())
 }
 
 /// The ledger database and SQLite's files beside it (`-wal`, `-shm`, `-journal`).

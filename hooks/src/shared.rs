@@ -33,14 +33,27 @@ pub enum Sharing {
     },
 }
 
-/// A `core.sharedRepository` value git does not accept either.
+/// A `core.sharedRepository` value tally does not set up.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "core.sharedRepository = {value:?} is not a value git accepts (umask, group, all, or an octal mode such as 0660); fix it with git config core.sharedRepository group"
-)]
-pub struct BadSharing {
-    /// The value found.
-    pub value: String,
+#[non_exhaustive]
+pub enum BadSharing {
+    /// A value git does not accept either.
+    #[error(
+        "core.sharedRepository = {value:?} is not a value git accepts (umask, group, all, or an octal mode such as 0660); fix it with git config core.sharedRepository group"
+    )]
+    Invalid {
+        /// The value found.
+        value: String,
+    },
+    /// A mode that lets every local user write: anyone on the host could replace the
+    /// policy, the signers or the ledger.
+    #[error(
+        "core.sharedRepository = {value:?} lets every user of this machine write the repository, so anyone could replace tally's policy, signers and ledger; use group (git config core.sharedRepository group) and put the pushing accounts in the repository's group"
+    )]
+    WorldWritable {
+        /// The value found.
+        value: String,
+    },
 }
 
 impl Sharing {
@@ -59,12 +72,17 @@ impl Sharing {
                 let mode = digits
                     .and_then(|d| u32::from_str_radix(d, 8).ok())
                     .filter(|m| *m <= 0o777)
-                    .ok_or_else(|| BadSharing {
+                    .ok_or_else(|| BadSharing::Invalid {
                         value: value.to_owned(),
                     })?;
                 // git: the owner must be able to read and write.
                 if mode & 0o600 != 0o600 {
-                    return Err(BadSharing {
+                    return Err(BadSharing::Invalid {
+                        value: value.to_owned(),
+                    });
+                }
+                if mode & 0o002 != 0 {
+                    return Err(BadSharing::WorldWritable {
                         value: value.to_owned(),
                     });
                 }
@@ -175,7 +193,11 @@ mod tests {
             );
         }
         assert_eq!(shared("0660"), Some(Sharing::Shared { file_mode: 0o660 }));
-        assert_eq!(shared("0666"), Some(Sharing::Shared { file_mode: 0o666 }));
+        assert_eq!(shared("0664"), Some(Sharing::Shared { file_mode: 0o664 }));
+        assert!(matches!(
+            Sharing::parse(Some("0666")),
+            Err(BadSharing::WorldWritable { .. })
+        ));
         for bad in ["sometimes", "0999", "0460", "07777", "-1"] {
             assert!(Sharing::parse(Some(bad)).is_err(), "{bad}");
         }

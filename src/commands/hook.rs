@@ -85,12 +85,14 @@ pub fn direct(args: &[OsString]) -> Option<Outcome> {
     if name == "update" {
         let [refname, old, new] = [3, 4, 5].map(|i| args.get(i).and_then(|a| a.to_str()));
         return match (refname, old, new) {
-            // Only branches need a verdict; git names the ref as the client sent it (no
-            // namespace prefix). The ref-name rules that apply to other refs (tags that
+            // Only branches need a verdict, inside a namespace too; git names the ref as
+            // the client sent it (no GIT_NAMESPACE prefix). The ref-name rules that apply to other refs (tags that
             // shadow a branch, refs/tally/*, replace refs) were applied by pre-receive,
             // whose refusals the pusher sees, and `prepared` applies them again; this spares
             // a push of many tags a tally start per tag.
-            (Some(refname), Some(_), Some(_)) if !refname.starts_with("refs/heads/") => {
+            (Some(refname), Some(_), Some(_))
+                if !tally_hooks::refs::without_namespaces(refname).starts_with("refs/heads/") =>
+            {
                 Some(Outcome::Success)
             }
             (Some(refname), Some(old), Some(new)) => Some(run(HookArgs {

@@ -403,6 +403,72 @@ fn every_member_of_a_group_shared_repository_pushes_and_is_recorded() {
     let (code, stderr) = push(&member);
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(server.branch("main").as_deref(), Some(fourth.as_str()));
+
+    // Sharing ends: init makes tally's files the owner's alone again. A file another member
+    // created cannot be changed by the owner: init names it and the fix, and changes nothing
+    // it cannot finish.
+    run_ok(Command::new("git").args(["--git-dir"]).arg(&repo).args([
+        "config",
+        "core.sharedRepository",
+        "umask",
+    ]));
+    let planted = repo.join("tally/pending/left-by-member");
+    std::fs::write(&planted, "x").unwrap();
+    std::os::unix::fs::chown(&planted, Some(member.uid), Some(group.gid)).unwrap();
+    let init_again = || {
+        env.tally_init([
+            repo.as_os_str(),
+            "--allowed-signers".as_ref(),
+            signers.as_os_str(),
+        ])
+    };
+    let refused = init_again();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("/tally/") && stderr.contains("chown -R"),
+        "{stderr}"
+    );
+    // Nothing changed: the repository is still shared as it was.
+    let mode = std::fs::metadata(repo.join("tally")).unwrap().mode() & 0o7777;
+    assert_eq!(mode, 0o2770);
+    run_ok(
+        Command::new("chown")
+            .args(["-R", &owner.name])
+            .arg(repo.join("tally")),
+    );
+    let init = init_again();
+    let text = String::from_utf8_lossy(&init.stdout);
+    assert_eq!(init.status.code(), Some(0), "{init:?}");
+    assert!(
+        text.contains("tally's files are the owner's alone again"),
+        "{text}"
+    );
+    let mut stack = vec![repo.join("tally")];
+    while let Some(dir) = stack.pop() {
+        let mode = std::fs::metadata(&dir).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o755, "{}", dir.display());
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                stack.push(path);
+            } else {
+                assert_eq!(
+                    meta.mode() & 0o022,
+                    0,
+                    "{}: {:o}",
+                    path.display(),
+                    meta.mode()
+                );
+            }
+        }
+    }
+    let key_mode = std::fs::metadata(repo.join("tally/ledger_key"))
+        .unwrap()
+        .mode()
+        & 0o777;
+    assert_eq!(key_mode, 0o600);
     drop(member);
     drop(owner);
 }
