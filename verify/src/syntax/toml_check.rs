@@ -1,4 +1,4 @@
-//! TOML: a nesting scan that mirrors `toml_parser`'s lexer, then the `toml` crate.
+//! TOML: a nesting scan over `toml_parser`'s own tokens, then the `toml` crate.
 
 use serde::Deserialize as _;
 use toml::de::{DeTable, DeValue};
@@ -70,8 +70,8 @@ fn toml_error(text: &str, error: &toml::de::Error) -> SyntaxError {
     }
 }
 
-/// Tokens of TOML that matter for nesting, split exactly as `toml_parser`'s lexer splits them
-/// (`toml_parser/src/lexer/mod.rs`), so that a bracket or dot inside a string or comment is
+/// Tokens of TOML that matter for nesting, as `toml_parser`'s own lexer (the one the `toml`
+/// crate parses with) splits the text, so that a bracket or dot inside a string or comment is
 /// skipped by both or by neither.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Token {
@@ -89,128 +89,26 @@ enum Token {
     Other,
 }
 
-/// Splits TOML text into [`Token`]s with their byte offsets, never failing.
-struct Lexer<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl Lexer<'_> {
-    /// Returns the offset of the first of `needles` at or after `from`, or the end.
-    fn find_any(&self, from: usize, needles: &[u8]) -> usize {
-        self.bytes[from.min(self.bytes.len())..]
-            .iter()
-            .position(|b| needles.contains(b))
-            .map_or(self.bytes.len(), |i| from + i)
-    }
-
-    /// Returns the offset of the first `pattern` at or after `from`, if any.
-    fn find(&self, from: usize, pattern: &[u8]) -> Option<usize> {
-        self.bytes
-            .get(from..)?
-            .windows(pattern.len())
-            .position(|w| w == pattern)
-            .map(|i| from + i)
-    }
-
-    fn starts_with(&self, at: usize, pattern: &[u8]) -> bool {
-        self.bytes
-            .get(at..)
-            .is_some_and(|rest| rest.starts_with(pattern))
-    }
-
-    /// Skips up to two more `quote`s after a multi-line string's closing delimiter.
-    fn extra_quotes(&self, mut at: usize, quote: u8) -> usize {
-        for _ in 0..2 {
-            if self.bytes.get(at) == Some(&quote) {
-                at += 1;
-            }
-        }
-        at
-    }
-
-    /// Returns the end of the basic string starting at `start` (on its `"`): after the closing
-    /// quote, or before the newline or end that cuts it short.
-    fn basic_string_end(&self, start: usize, multi_line: bool) -> usize {
-        let mut at = start + if multi_line { 3 } else { 1 };
-        loop {
-            let stops: &[u8] = if multi_line { b"\"\\" } else { b"\"\\\n" };
-            at = self.find_any(at, stops);
-            match self.bytes.get(at) {
-                None | Some(b'\n') => return at,
-                Some(b'\\') => {
-                    at += 1;
-                    if matches!(self.bytes.get(at), Some(b'\\' | b'"')) {
-                        at += 1;
-                    }
-                }
-                Some(_) if !multi_line => return at + 1,
-                Some(_) if self.starts_with(at, b"\"\"\"") => {
-                    return self.extra_quotes(at + 3, b'"');
-                }
-                // A lone `"` or `""` inside a multi-line string.
-                Some(_) => at += 1,
-            }
-        }
-    }
-
-    /// Returns the end of the literal string starting at `start` (on its `'`).
-    fn literal_string_end(&self, start: usize, multi_line: bool) -> usize {
-        if multi_line {
-            match self.find(start + 3, b"'''") {
-                Some(end) => self.extra_quotes(end + 3, b'\''),
-                None => self.bytes.len(),
-            }
-        } else {
-            let end = self.find_any(start + 1, b"'\n");
-            if self.bytes.get(end) == Some(&b'\'') {
-                end + 1
-            } else {
-                end
-            }
-        }
-    }
-}
-
-impl Iterator for Lexer<'_> {
-    type Item = (Token, usize);
-
-    fn next(&mut self) -> Option<(Token, usize)> {
-        let start = self.pos;
-        let &byte = self.bytes.get(start)?;
-        let (token, end) = match byte {
-            b'.' => (Token::Dot, start + 1),
-            b'=' => (Token::Equals, start + 1),
-            b',' => (Token::Comma, start + 1),
-            b'[' => (Token::LeftBracket, start + 1),
-            b']' => (Token::RightBracket, start + 1),
-            b'{' => (Token::LeftBrace, start + 1),
-            b'}' => (Token::RightBrace, start + 1),
-            b'\r' if self.bytes.get(start + 1) == Some(&b'\n') => (Token::Newline, start + 2),
-            // A lone CR is a newline token too (and an error the parser reports).
-            b'\n' | b'\r' => (Token::Newline, start + 1),
-            b'#' => (Token::Other, self.find_any(start, b"\r\n")),
-            b'"' => {
-                let multi_line = self.starts_with(start, b"\"\"\"");
-                (Token::Other, self.basic_string_end(start, multi_line))
-            }
-            b'\'' => {
-                let multi_line = self.starts_with(start, b"'''");
-                (Token::Other, self.literal_string_end(start, multi_line))
-            }
-            b' ' | b'\t' => {
-                let end = self.bytes[start..]
-                    .iter()
-                    .position(|b| !matches!(b, b' ' | b'\t'))
-                    .map_or(self.bytes.len(), |i| start + i);
-                (Token::Blank, end)
-            }
-            // Like toml_parser, an atom does not stop at a quote: `a"[` is an atom and a `[`.
-            _ => (Token::Other, self.find_any(start + 1, b".=,[]{} \t#\r\n")),
+/// The [`Token`]s of `text` with their byte offsets, from `toml_parser`'s lexer (which skips a
+/// leading byte order mark and never fails).
+fn tokens(text: &str) -> impl Iterator<Item = (Token, usize)> + '_ {
+    use toml_parser::lexer::TokenKind;
+    toml_parser::Source::new(text).lex().map_while(|token| {
+        let kind = match token.kind() {
+            TokenKind::Eof => return None,
+            TokenKind::Dot => Token::Dot,
+            TokenKind::Equals => Token::Equals,
+            TokenKind::Comma => Token::Comma,
+            TokenKind::LeftSquareBracket => Token::LeftBracket,
+            TokenKind::RightSquareBracket => Token::RightBracket,
+            TokenKind::LeftCurlyBracket => Token::LeftBrace,
+            TokenKind::RightCurlyBracket => Token::RightBrace,
+            TokenKind::Newline => Token::Newline,
+            TokenKind::Whitespace => Token::Blank,
+            _ => Token::Other,
         };
-        self.pos = end.max(start + 1);
-        Some((token, start))
-    }
+        Some((kind, token.span().start()))
+    })
 }
 
 /// An inline array or table that is open.
@@ -264,14 +162,6 @@ fn prescan(text: &str, max: usize) -> Result<(), SyntaxError> {
             Ok(())
         }
     };
-    let bytes = text.as_bytes();
-    let bom = if bytes.starts_with("\u{feff}".as_bytes()) {
-        3
-    } else {
-        0
-    };
-    let lexer = Lexer { bytes, pos: bom };
-
     let mut inline: Vec<Inline> = Vec::new();
     // Depth of the current `[header]` or `[[header]]` below the root.
     let mut header = Depths::default();
@@ -286,7 +176,7 @@ fn prescan(text: &str, max: usize) -> Result<(), SyntaxError> {
     // At the start of a top-level line, where `[` opens a header rather than an array.
     let mut line_start = true;
 
-    for (token, offset) in lexer {
+    for (token, offset) in tokens(text) {
         let outer = inline.last().map_or(Depths::default(), |i| i.depth);
         match token {
             Token::Blank => continue,
