@@ -141,13 +141,14 @@ fn git_dir() -> PathBuf {
 pub fn run(args: HookArgs) -> Outcome {
     // In a repository several unix accounts push to, every file a hook writes must stay
     // writable by the others (one `stat`; see tally_hooks::shared).
-    tally_hooks::shared::adopt_umask(&git_dir());
+    let git_dir = git_dir();
+    tally_hooks::shared::adopt_umask(&git_dir);
     match args.hook {
         Hook::PreReceive => {
             let stdin = std::io::stdin();
             let stderr = std::io::stderr();
             let accepted = tally_hooks::pre_receive::run(
-                &git_dir(),
+                &git_dir,
                 &mut stdin.lock(),
                 &mut stderr.lock(),
                 jiff::Timestamp::now(),
@@ -158,7 +159,7 @@ pub fn run(args: HookArgs) -> Outcome {
             let stdin = std::io::stdin();
             let stderr = std::io::stderr();
             tally_hooks::transaction::post_receive(
-                &git_dir(),
+                &git_dir,
                 &mut stdin.lock(),
                 &mut stderr.lock(),
                 jiff::Timestamp::now(),
@@ -168,7 +169,7 @@ pub fn run(args: HookArgs) -> Outcome {
         Hook::Update { refname, old, new } => {
             let stderr = std::io::stderr();
             let ok = tally_hooks::transaction::update(
-                &git_dir(),
+                &git_dir,
                 &refname,
                 &old,
                 &new,
@@ -186,7 +187,7 @@ pub fn run(args: HookArgs) -> Outcome {
             let stdin = std::io::stdin();
             let stderr = std::io::stderr();
             let ok = tally_hooks::transaction::run(
-                &git_dir(),
+                &git_dir,
                 state,
                 &mut stdin.lock(),
                 &mut stderr.lock(),
