@@ -321,6 +321,30 @@ pub struct EntryView<'a> {
 }
 
 impl Entry {
+    /// Borrows the entry as an [`EntryView`] (the commits' list is the one allocation).
+    pub fn view(&self) -> EntryView<'_> {
+        EntryView {
+            seq: self.seq,
+            kind: self.kind,
+            time: self.time,
+            repository: &self.repository,
+            refname: &self.refname,
+            old: self.old.as_deref(),
+            new: self.new.as_deref(),
+            new_tree: self.new_tree.as_deref(),
+            commits: self
+                .commits
+                .iter()
+                .map(|c| (&c.commit[..], &c.principal[..], &c.fingerprint[..]))
+                .collect(),
+            pusher: &self.pusher,
+            policy_digest: self.policy_digest,
+            reasons: self.reasons.iter().map(String::as_str).collect(),
+            aborts: self.aborts,
+            prev_hash: self.prev_hash,
+        }
+    }
+
     /// Encodes the entry (version 1), checking the same rules [`Entry::decode`] enforces.
     pub fn encode(&self) -> Result<Vec<u8>, EntryError> {
         check_aborts(self.seq, self.kind, self.aborts)?;
@@ -522,42 +546,104 @@ impl<'a> EntryView<'a> {
     }
 }
 
-/// Serialises an entry for `tally log --json`: ids and hashes in lowercase hex, the time in
-/// RFC 3339 (UTC), absent ids as `null`.
+/// Serialises an entry for `tally log --json`, through [`JsonEntry`].
 impl Serialize for Entry {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Commit<'a> {
-            commit: String,
-            principal: &'a str,
-            fingerprint: &'a str,
+        JsonEntry {
+            entry: &self.view(),
+            leaf_hash: None,
         }
-        let id = |id: &Option<Vec<u8>>| id.as_deref().map(hex::encode);
-        let commits: Vec<Commit<'_>> = self
-            .commits
-            .iter()
-            .map(|c| Commit {
-                commit: hex::encode(&c.commit),
-                principal: &c.principal,
-                fingerprint: &c.fingerprint,
-            })
-            .collect();
-        let mut s = serializer.serialize_struct("Entry", 14)?;
-        s.serialize_field("seq", &self.seq)?;
-        s.serialize_field("kind", &self.kind)?;
-        s.serialize_field("time", &self.time.to_string())?;
-        s.serialize_field("repository", &self.repository)?;
-        s.serialize_field("ref", &self.refname)?;
-        s.serialize_field("old", &id(&self.old))?;
-        s.serialize_field("new", &id(&self.new))?;
-        s.serialize_field("new_tree", &id(&self.new_tree))?;
-        s.serialize_field("commits", &commits)?;
-        s.serialize_field("pusher", &self.pusher)?;
-        s.serialize_field("policy_digest", &hex::encode(&self.policy_digest))?;
-        s.serialize_field("reasons", &self.reasons)?;
-        s.serialize_field("aborts", &self.aborts)?;
-        s.serialize_field("prev_hash", &hex::encode(&self.prev_hash))?;
+        .serialize(serializer)
+    }
+}
+
+/// An entry as JSON: the one rendering `tally log --json` prints and a bundle's
+/// `entries.jsonl` holds (the latter with `leaf_hash`).
+///
+/// Fields in this order: `seq`, `kind`, `time`, `repository`, `ref`, `old`, `new`, `new_tree`,
+/// `commits` (objects `{commit, principal, fingerprint}`), `pusher`, `policy_digest`,
+/// `reasons`, `aborts`, `prev_hash`, then `leaf_hash` when given. Ids and hashes are lowercase
+/// hex, absent ones `null`; the time is RFC 3339 UTC.
+pub struct JsonEntry<'a> {
+    /// The entry.
+    pub entry: &'a EntryView<'a>,
+    /// Its Merkle leaf hash, for rows that carry it.
+    pub leaf_hash: Option<&'a Hash>,
+}
+
+impl Serialize for JsonEntry<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Commits<'a>(&'a [(&'a [u8], &'a str, &'a str)]);
+        impl Serialize for Commits<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                #[derive(Serialize)]
+                struct Commit<'a> {
+                    commit: hex::Hex<'a>,
+                    principal: &'a str,
+                    fingerprint: &'a str,
+                }
+                serializer.collect_seq(self.0.iter().map(|&(commit, principal, fingerprint)| {
+                    Commit {
+                        commit: hex::Hex(commit),
+                        principal,
+                        fingerprint,
+                    }
+                }))
+            }
+        }
+        let e = self.entry;
+        let fields = if self.leaf_hash.is_some() { 15 } else { 14 };
+        let mut s = serializer.serialize_struct("Entry", fields)?;
+        s.serialize_field("seq", &e.seq)?;
+        s.serialize_field("kind", &e.kind)?;
+        s.serialize_field("time", &Display(&e.time))?;
+        s.serialize_field("repository", e.repository)?;
+        s.serialize_field("ref", e.refname)?;
+        s.serialize_field("old", &e.old.map(hex::Hex))?;
+        s.serialize_field("new", &e.new.map(hex::Hex))?;
+        s.serialize_field("new_tree", &e.new_tree.map(hex::Hex))?;
+        s.serialize_field("commits", &Commits(&e.commits))?;
+        s.serialize_field("pusher", e.pusher)?;
+        s.serialize_field("policy_digest", &hex::Hex(&e.policy_digest))?;
+        s.serialize_field("reasons", &e.reasons)?;
+        s.serialize_field("aborts", &e.aborts)?;
+        s.serialize_field("prev_hash", &hex::Hex(&e.prev_hash))?;
+        if let Some(leaf) = self.leaf_hash {
+            s.serialize_field("leaf_hash", &hex::Hex(leaf))?;
+        }
         s.end()
+    }
+}
+
+/// Serialises a value as the string its `Display` gives, formatted on the stack when it is
+/// short (a timestamp is), without an intermediate `String`.
+struct Display<'a, T>(&'a T);
+
+impl<T: fmt::Display> Serialize for Display<'_, T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Buf {
+            bytes: [u8; 64],
+            len: usize,
+        }
+        impl fmt::Write for Buf {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                let end = self.len + s.len();
+                let slot = self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?;
+                slot.copy_from_slice(s.as_bytes());
+                self.len = end;
+                Ok(())
+            }
+        }
+        let mut buf = Buf {
+            bytes: [0; 64],
+            len: 0,
+        };
+        if fmt::write(&mut buf, format_args!("{}", self.0)).is_ok()
+            && let Ok(text) = std::str::from_utf8(&buf.bytes[..buf.len])
+        {
+            return serializer.serialize_str(text);
+        }
+        serializer.collect_str(self.0)
     }
 }
 

@@ -46,6 +46,18 @@ impl fmt::Debug for Hex<'_> {
     }
 }
 
+/// Serialises as a string of lowercase hexadecimal; ids and hashes (up to 64 bytes) are
+/// encoded on the stack, without allocating.
+impl serde::Serialize for Hex<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; 128];
+        match base16ct::lower::encode_str(self.0, &mut buf) {
+            Ok(text) => serializer.serialize_str(text),
+            Err(_) => serializer.collect_str(self),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,83 +4,21 @@
 //! The writer and the verifier render rows with the same functions, so a row checks exactly
 //! when it has the bytes the raw entry gives.
 
-use crate::entry::EntryView;
+use crate::entry::{EntryView, JsonEntry};
 use crate::merkle::Hash;
 
 use super::CSV_COLUMNS;
 
-/// Appends an entry's `entries.jsonl` line (with its line feed) to `out`.
-///
-/// The object has the fields of `tally log --json`, in this order: `seq`, `kind`, `time`,
-/// `repository`, `ref`, `old`, `new`, `new_tree`, `commits` (objects `{commit, principal,
-/// fingerprint}`), `pusher`, `policy_digest`, `reasons`, `aborts`, `prev_hash`, `leaf_hash`.
-/// Ids and hashes are lowercase hex, absent ones `null`; the time is RFC 3339 UTC.
+/// Appends an entry's `entries.jsonl` line (with its line feed) to `out`: the entry as
+/// [`JsonEntry`] renders it for `tally log --json`, plus its `leaf_hash`.
 pub fn json_row(entry: &EntryView<'_>, leaf: &Hash, out: &mut Vec<u8>) {
-    fn string(out: &mut Vec<u8>, s: &str) {
-        // Writing a str into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, s);
-    }
-    fn hex_string(out: &mut Vec<u8>, bytes: &[u8]) {
-        out.push(b'"');
-        push_hex(out, bytes);
-        out.push(b'"');
-    }
-    fn id(out: &mut Vec<u8>, id: Option<&[u8]>) {
-        match id {
-            Some(id) => hex_string(out, id),
-            None => out.extend_from_slice(b"null"),
-        }
-    }
-    out.extend_from_slice(b"{\"seq\":");
-    out.extend_from_slice(entry.seq.to_string().as_bytes());
-    out.extend_from_slice(b",\"kind\":");
-    string(out, entry.kind.as_str());
-    out.extend_from_slice(b",\"time\":");
-    string(out, &entry.time.to_string());
-    out.extend_from_slice(b",\"repository\":");
-    string(out, entry.repository);
-    out.extend_from_slice(b",\"ref\":");
-    string(out, entry.refname);
-    out.extend_from_slice(b",\"old\":");
-    id(out, entry.old);
-    out.extend_from_slice(b",\"new\":");
-    id(out, entry.new);
-    out.extend_from_slice(b",\"new_tree\":");
-    id(out, entry.new_tree);
-    out.extend_from_slice(b",\"commits\":[");
-    for (i, (commit, principal, fingerprint)) in entry.commits.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(b"{\"commit\":");
-        hex_string(out, commit);
-        out.extend_from_slice(b",\"principal\":");
-        string(out, principal);
-        out.extend_from_slice(b",\"fingerprint\":");
-        string(out, fingerprint);
-        out.push(b'}');
-    }
-    out.extend_from_slice(b"],\"pusher\":");
-    string(out, entry.pusher);
-    out.extend_from_slice(b",\"policy_digest\":");
-    hex_string(out, &entry.policy_digest);
-    out.extend_from_slice(b",\"reasons\":[");
-    for (i, reason) in entry.reasons.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        string(out, reason);
-    }
-    out.extend_from_slice(b"],\"aborts\":");
-    match entry.aborts {
-        Some(seq) => out.extend_from_slice(seq.to_string().as_bytes()),
-        None => out.extend_from_slice(b"null"),
-    }
-    out.extend_from_slice(b",\"prev_hash\":");
-    hex_string(out, &entry.prev_hash);
-    out.extend_from_slice(b",\"leaf_hash\":");
-    hex_string(out, leaf);
-    out.extend_from_slice(b"}\n");
+    let row = JsonEntry {
+        entry,
+        leaf_hash: Some(leaf),
+    };
+    // Serialising into a Vec cannot fail: every field is a plain number, string or list.
+    let _ = serde_json::to_writer(&mut *out, &row);
+    out.push(b'\n');
 }
 
 /// Appends the `entries.csv` header record (with its CRLF) to `out`.

@@ -581,3 +581,34 @@ fn the_manifest_must_list_exactly_the_bundle_and_symlinks_do_not_count() {
     assert_problem(&found, &["README: not part of a tally export bundle"]);
     assert_problem(&found, &["README: missing"]);
 }
+
+/// The exact bytes of one `entries.jsonl` row, pinned: bundles already issued must keep
+/// verifying, so a change of rendering (field order, escaping, hex case) has to fail here.
+#[test]
+fn a_jsonl_row_keeps_its_exact_bytes() {
+    let raw = &ledger(4)[3];
+    let view = EntryView::parse(raw).unwrap();
+    let mut out = Vec::new();
+    rows::json_row(&view, &leaf_hash(raw), &mut out);
+    let text = String::from_utf8(out).unwrap();
+    let expected = format!(
+        concat!(
+            r#"{{"seq":3,"kind":"rejected","time":"2026-01-01T00:00:03Z","repository":"unit","#,
+            r#""ref":"refs/heads/other","old":"{old}","new":"{new}","new_tree":"{tree}","#,
+            r#""commits":[{{"commit":"{c}","principal":"alice@example.com","fingerprint":"SHA256:abc"}},"#,
+            r#"{{"commit":"{ee}","principal":"","fingerprint":""}}],"pusher":"alice","#,
+            r#""policy_digest":"{digest}","reasons":["0123456789 a,b \"c\".sh: file type not allowed (entry 3)","second\r\nreason"],"#,
+            r#""aborts":null,"prev_hash":"{prev}","leaf_hash":"{leaf}"}}"#,
+            "\n"
+        ),
+        old = "11".repeat(20),
+        new = "22".repeat(20),
+        tree = "33".repeat(20),
+        c = "03".repeat(20),
+        ee = "ee".repeat(20),
+        digest = Hex(&view.policy_digest),
+        prev = Hex(&view.prev_hash),
+        leaf = Hex(&leaf_hash(raw)),
+    );
+    assert_eq!(text, expected);
+}
