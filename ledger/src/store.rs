@@ -13,6 +13,7 @@
 //! [`Corruption`], never a panic; every entry read back is checked against its leaf hash.
 
 mod append;
+mod backend;
 mod sql;
 mod verify;
 
@@ -31,6 +32,7 @@ use crate::{GENESIS, SigningKey};
 
 pub use verify::{VerifyError, VerifyReport};
 
+use backend::ReadTx;
 use sql::*;
 
 /// The schema version this crate writes and reads (`PRAGMA user_version`).
@@ -632,9 +634,16 @@ impl Store {
         Ok(checkpoint)
     }
 
+    /// The read side of the backend. Outside a transaction, as here, each statement reads the
+    /// latest committed state (SQLite's WAL gives every statement a snapshot).
+    fn read(&self) -> Sql<'_> {
+        Sql(&self.conn)
+    }
+
     /// The current head.
     pub fn head(&self) -> Result<Head, StoreError> {
-        read_head(&self.conn)
+        self.read()
+            .head()
             .map(|h| h.head)
             .map_err(|e| self.rebusy(e))
     }
@@ -648,20 +657,22 @@ impl Store {
 
     /// The most recently signed checkpoint.
     pub fn latest_checkpoint(&self) -> Result<StoredCheckpoint, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, size, root, time, note FROM checkpoints ORDER BY id DESC LIMIT 1",
-        )?;
-        let mut rows = stmt.query([]).map_err(|e| self.busy(e))?;
-        let Some(row) = rows.next()? else {
-            return Err(Corruption {
+        let mut latest = None;
+        self.read()
+            .checkpoints(true, &mut |c| {
+                latest = Some(c);
+                Ok(false)
+            })
+            .map_err(|e| self.rebusy(e))?;
+        latest.ok_or_else(|| {
+            Corruption {
                 table: "checkpoints",
                 row: 0,
                 column: "*",
                 problem: "no checkpoint",
             }
-            .into());
-        };
-        read_checkpoint(row)
+            .into()
+        })
     }
 
     /// Calls `f` with every stored checkpoint, oldest first; stops at the first error `f`
@@ -670,14 +681,9 @@ impl Store {
         &self,
         mut f: impl FnMut(StoredCheckpoint) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id, size, root, time, note FROM checkpoints ORDER BY id")?;
-        let mut rows = stmt.query([]).map_err(|e| self.busy(e))?;
-        while let Some(row) = rows.next()? {
-            f(read_checkpoint(row)?)?;
-        }
-        Ok(())
+        self.read()
+            .checkpoints(false, &mut |c| f(c).map(|()| true))
+            .map_err(|e| self.rebusy(e))
     }
 
     /// The entry with this seq, if any.
@@ -685,20 +691,15 @@ impl Store {
         Ok(self.entries(seq..seq.saturating_add(1))?.pop())
     }
 
-    /// The entries with seqs in `range`, oldest first.
+    /// The entries with seqs in `range`, oldest first, each checked against its leaf hash.
     pub fn entries(&self, range: Range<u64>) -> Result<Vec<Record>, StoreError> {
-        let end = range.end.min(i64::MAX as u64);
-        let start = range.start.min(end);
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, bytes, leaf_hash FROM entries WHERE seq >= ?1 AND seq < ?2 ORDER BY seq",
-        )?;
-        let mut rows = stmt
-            .query(params![to_sql(start)?, to_sql(end)?])
-            .map_err(|e| self.busy(e))?;
         let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(read_record(row)?);
-        }
+        self.read()
+            .entries(range, &mut |seq, bytes, leaf| {
+                out.push(backend::record(seq, bytes, leaf)?);
+                Ok(true)
+            })
+            .map_err(|e| self.rebusy(e))?;
         Ok(out)
     }
 
@@ -710,20 +711,13 @@ impl Store {
         range: Range<u64>,
         mut f: impl FnMut(u64, &[u8]),
     ) -> Result<(), StoreError> {
-        let end = range.end.min(i64::MAX as u64);
-        let start = range.start.min(end);
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, bytes, leaf_hash FROM entries WHERE seq >= ?1 AND seq < ?2 ORDER BY seq",
-        )?;
-        let mut rows = stmt
-            .query(params![to_sql(start)?, to_sql(end)?])
-            .map_err(|e| self.busy(e))?;
-        while let Some(row) = rows.next()? {
-            let record = read_record(row)?;
-            let bytes: Vec<u8> = row.get(1)?;
-            f(record.entry.seq, &bytes);
-        }
-        Ok(())
+        self.read()
+            .entries(range, &mut |seq, bytes, leaf| {
+                backend::record(seq, bytes, leaf)?;
+                f(seq, bytes);
+                Ok(true)
+            })
+            .map_err(|e| self.rebusy(e))
     }
 
     /// Entries newest first, filtered, as `tally log` lists them.
@@ -737,24 +731,12 @@ impl Store {
     }
 
     /// Where the ledger puts every ref that an entry set ([`Store::position`] of each ref
-    /// named in the ledger), in ref name order. The refs are found by a skip-scan of the
-    /// ref index, so the cost is in the number of refs, not of entries.
+    /// named in the ledger), in ref name order.
     pub fn positions(&self) -> Result<Vec<(String, crate::chain::Position)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "WITH RECURSIVE r(name) AS (
-                 SELECT min(refname) FROM entries WHERE refname > ''
-                 UNION ALL
-                 SELECT (SELECT min(refname) FROM entries WHERE refname > r.name)
-                 FROM r WHERE r.name IS NOT NULL
-             )
-             SELECT name FROM r WHERE name IS NOT NULL",
-        )?;
-        let names: Vec<String> = stmt
-            .query_map([], |row| row.get(0))?
-            .collect::<Result<_, _>>()?;
+        let mut read = self.read();
         let mut out = Vec::new();
-        for name in names {
-            if let Some(at) = position_of(&self.conn, &name)? {
+        for name in read.refnames().map_err(|e| self.rebusy(e))? {
+            if let Some(at) = backend::position(&mut read, &name)? {
                 out.push((name, at));
             }
         }
@@ -765,7 +747,7 @@ impl Store {
     /// (see [`crate::chain::effect`]), or `None` if no entry set it. The hooks compare a
     /// protected ref's old value with this before they let it move.
     pub fn position(&self, refname: &str) -> Result<Option<crate::chain::Position>, StoreError> {
-        position_of(&self.conn, refname)
+        backend::position(&mut self.read(), refname).map_err(|e| self.rebusy(e))
     }
 
     /// Calls `f` with each entry [`Store::log`] would return, newest first, until `f` returns
@@ -775,105 +757,24 @@ impl Store {
         filter: &Filter,
         mut f: impl FnMut(Record) -> bool,
     ) -> Result<(), StoreError> {
-        let mut sql = String::from("SELECT seq, bytes, leaf_hash FROM entries WHERE 1");
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        if let Some(refname) = &filter.refname {
-            args.push(refname.clone().into());
-            sql.push_str(&format!(" AND refname = ?{}", args.len()));
-        }
-        if let Some(kind) = filter.kind {
-            args.push(i64::from(kind.code()).into());
-            sql.push_str(&format!(" AND kind = ?{}", args.len()));
-        }
-        if let Some(before) = filter.before {
-            args.push(to_sql(before.min(i64::MAX as u64))?.into());
-            sql.push_str(&format!(" AND seq < ?{}", args.len()));
-        }
-        let limit = filter
-            .limit
-            .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
-        args.push(limit.into());
-        sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", args.len()));
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut rows = stmt
-            .query(rusqlite::params_from_iter(args))
-            .map_err(|e| self.busy(e))?;
-        while let Some(row) = rows.next()? {
-            let record = read_record(row)?;
-            // The filter columns are copies; the entry itself is what counts.
-            let matches = filter
-                .refname
-                .as_deref()
-                .is_none_or(|r| r == record.entry.refname)
-                && filter.kind.is_none_or(|k| k == record.entry.kind);
-            if !matches {
-                return Err(StoreError::DamagedEntry {
-                    seq: record.entry.seq,
-                    problem: "its index columns do not match its bytes",
-                });
-            }
-            if !f(record) {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    /// The hash of the complete subtree of `2^level` leaves starting at leaf `index << level`,
-    /// from the stored leaf hashes and nodes.
-    fn node(&self, level: u32, index: u64) -> Result<Hash, StoreError> {
-        if level == 0 {
-            let mut stmt = self
-                .conn
-                .prepare_cached("SELECT leaf_hash FROM entries WHERE seq = ?1")?;
-            let key = to_sql(index)?;
-            let mut rows = stmt.query([key])?;
-            let Some(row) = rows.next()? else {
-                return Err(Corruption {
-                    table: "entries",
-                    row: key,
-                    column: "*",
-                    problem: "missing",
+        self.read()
+            .select(filter, &mut |seq, bytes, leaf| {
+                let record = backend::record(seq, bytes, leaf)?;
+                // The filter columns are copies; the entry itself is what counts.
+                let matches = filter
+                    .refname
+                    .as_deref()
+                    .is_none_or(|r| r == record.entry.refname)
+                    && filter.kind.is_none_or(|k| k == record.entry.kind);
+                if !matches {
+                    return Err(StoreError::DamagedEntry {
+                        seq: record.entry.seq,
+                        problem: "its index columns do not match its bytes",
+                    });
                 }
-                .into());
-            };
-            return Ok(column_array(row, 0, ("entries", key, "leaf_hash"))?);
-        }
-        // The node is completed by its last leaf, and stored in that leaf's row, after the
-        // nodes of the levels below it (see Frontier::append_collecting).
-        let last = index
-            .checked_add(1)
-            .and_then(|i| i.checked_mul(1u64 << level))
-            .and_then(|i| i.checked_sub(1))
-            .ok_or(ProofError::SizeTooLarge { size: u64::MAX })?;
-        let key = to_sql(last)?;
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT nodes FROM entries WHERE seq = ?1")?;
-        let mut rows = stmt.query([key])?;
-        let Some(row) = rows.next()? else {
-            return Err(Corruption {
-                table: "entries",
-                row: key,
-                column: "*",
-                problem: "missing",
-            }
-            .into());
-        };
-        let nodes = column_blob(row, 0, ("entries", key, "nodes"))?;
-        let at = (level as usize - 1) * 32;
-        if nodes.len() != 32 * last.trailing_ones() as usize {
-            return Err(Corruption {
-                table: "entries",
-                row: key,
-                column: "nodes",
-                problem: "blob of the wrong length",
-            }
-            .into());
-        }
-        let mut hash = [0u8; 32];
-        hash.copy_from_slice(&nodes[at..at + 32]);
-        Ok(hash)
+                Ok(f(record))
+            })
+            .map_err(|e| self.rebusy(e))
     }
 
     fn check_size(&self, what: &'static str, value: u64) -> Result<u64, StoreError> {
@@ -887,19 +788,26 @@ impl Store {
     /// The Merkle root of the first `size` entries.
     pub fn root_at(&self, size: u64) -> Result<Hash, StoreError> {
         self.check_size("size", size)?;
-        merkle::root_with(size, |level, index| self.node(level, index))
+        let mut read = self.read();
+        merkle::root_with(size, |level, index| backend::node(&mut read, level, index))
     }
 
     /// The inclusion proof of entry `seq` in the tree of the first `size` entries.
     pub fn inclusion_proof(&self, seq: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
         self.check_size("size", size)?;
-        merkle::inclusion_proof_with(seq, size, |level, index| self.node(level, index))
+        let mut read = self.read();
+        merkle::inclusion_proof_with(seq, size, |level, index| {
+            backend::node(&mut read, level, index)
+        })
     }
 
     /// The consistency proof from the first `first` entries to the first `second`.
     pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash>, StoreError> {
         self.check_size("size", second)?;
-        merkle::consistency_proof_with(first, second, |level, index| self.node(level, index))
+        let mut read = self.read();
+        merkle::consistency_proof_with(first, second, |level, index| {
+            backend::node(&mut read, level, index)
+        })
     }
 
     pub(crate) fn connection(&self) -> &Connection {

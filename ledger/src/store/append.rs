@@ -2,68 +2,20 @@
 //!
 //! The rules of an append (what the store assigns to each entry, the continuity and abort
 //! rules of `chain.rs`, the Merkle frontier, the checkpoint of the new head, the
-//! compare-and-swap of the head) are written once, here, against [`AppendTx`]: the handful of
-//! reads and writes a storage backend offers inside one serialised transaction. The SQLite
-//! store implements it over a `BEGIN IMMEDIATE` transaction; a second backend (issue 15's
-//! PostgreSQL) implements the same trait and appends byte for byte the same entries,
-//! hashes and checkpoints.
+//! compare-and-swap of the head) are written once, here, against `backend::AppendTx`: the
+//! handful of reads and writes a storage backend offers inside one serialised transaction.
+//! The SQLite store implements it over a `BEGIN IMMEDIATE` transaction; a second backend
+//! (issue 15's PostgreSQL) implements the same trait and appends byte for byte the same
+//! entries, hashes and checkpoints.
 
 use crate::SigningKey;
-use crate::chain::{Effect, Position, continuity, effect_of};
+use crate::chain::{Effect, continuity, effect_of};
 use crate::checkpoint::{Checkpoint, SignedCheckpoint};
 use crate::entry::{Entry, Kind};
-use crate::merkle::{Frontier, Hash, leaf_hash};
+use crate::merkle::{Hash, leaf_hash};
 
-use super::{AppendOutcome, Head, NewEntry, StoreError, StoredHead};
-
-/// What an append needs from a backend, inside one transaction that serialises with every
-/// other append to the same ledger. Nothing is visible to readers until the caller commits.
-pub(crate) trait AppendTx {
-    /// The current head and its Merkle frontier.
-    fn head(&mut self) -> Result<StoredHead, StoreError>;
-    /// Where the ledger (including what this transaction wrote) last put `refname`.
-    fn position(&mut self, refname: &str) -> Result<Option<Position>, StoreError>;
-    /// The kind of entry `seq`, if it exists.
-    fn kind_of(&mut self, seq: u64) -> Result<Option<i64>, StoreError>;
-    /// Whether an `aborted` entry already cancels entry `seq`.
-    fn is_aborted(&mut self, seq: u64) -> Result<bool, StoreError>;
-    /// Stores one entry: its encoded bytes, leaf hash, the Merkle nodes it completes, and the
-    /// columns readers filter on.
-    fn insert_entry(&mut self, row: &EntryRow<'_>) -> Result<(), StoreError>;
-    /// Keeps a signed checkpoint.
-    fn insert_checkpoint(
-        &mut self,
-        checkpoint: &SignedCheckpoint,
-        size: u64,
-        root: &Hash,
-        time: u64,
-    ) -> Result<(), StoreError>;
-    /// Moves the head from `from` to the new values; `false` if it is no longer at `from`.
-    fn move_head(
-        &mut self,
-        from: &Head,
-        to: &Head,
-        frontier: &Frontier,
-    ) -> Result<bool, StoreError>;
-}
-
-/// One entry as a backend stores it.
-pub(crate) struct EntryRow<'a> {
-    /// Its seq.
-    pub seq: u64,
-    /// The encoded entry: what is hashed, stored and published.
-    pub bytes: &'a [u8],
-    /// Its leaf hash.
-    pub leaf: &'a Hash,
-    /// The Merkle nodes the entry completes, concatenated (see `Frontier::append_collecting`).
-    pub nodes: &'a [u8],
-    /// Its kind's code.
-    pub kind: i64,
-    /// Its ref name.
-    pub refname: &'a str,
-    /// The entry it aborts, if any.
-    pub aborts: Option<u64>,
-}
+use super::backend::{AppendTx, EntryRow, StoredHead, position};
+use super::{AppendOutcome, Head, NewEntry, StoreError};
 
 /// What the store assigns to every entry of an append.
 pub(crate) struct Ledger<'a> {
@@ -179,13 +131,13 @@ fn assign(new: NewEntry, seq: u64, now: jiff::Timestamp, repository: &str, prev:
 fn check_rules(tx: &mut impl AppendTx, entry: &Entry) -> Result<(), StoreError> {
     let effect = effect_of(entry.kind, &entry.refname, entry.aborts);
     if effect == (Effect::Sets { continuous: true }) {
-        let at = tx.position(&entry.refname)?;
+        let at = position(tx, &entry.refname)?;
         continuity(entry.seq, &entry.refname, entry.old.as_deref(), at.as_ref())?;
     }
     let Some(target) = entry.aborts else {
         return Ok(());
     };
-    if tx.position(&entry.refname)?.is_none_or(|p| p.seq != target) {
+    if position(tx, &entry.refname)?.is_none_or(|p| p.seq != target) {
         return Err(StoreError::BadAbort {
             target,
             problem: "it is not the latest entry that set the aborted entry's ref",

@@ -3,15 +3,16 @@
 //! entry rows, where the ledger last put a ref, and [`SqliteTx`], the SQLite side of an append
 //! (`super::append::AppendTx`).
 
-use std::time::Duration;
-
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use std::time::Duration;
 
-use super::{Corruption, Head, Options, Record, StoreError, StoredCheckpoint, append, is_busy};
+use std::ops::Range;
+
+use super::backend::{AppendTx, EntryFn, EntryRow, MOVING_KINDS, ReadTx, StoredHead};
+use super::{Corruption, Filter, Head, Options, StoreError, StoredCheckpoint, is_busy};
 use crate::checkpoint::SignedCheckpoint;
-use crate::entry::{EntryView, Kind};
-use crate::merkle::{Frontier, Hash, leaf_hash};
+use crate::merkle::{Frontier, Hash};
 
 pub(super) fn to_sql(value: u64) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::OutOfRange {
@@ -107,12 +108,6 @@ pub(crate) fn column_i64(row: &rusqlite::Row<'_>, index: usize, at: At) -> Resul
     }
 }
 
-/// The stored head, with its frontier.
-pub(crate) struct StoredHead {
-    pub(crate) head: Head,
-    pub(crate) frontier: Frontier,
-}
-
 pub(crate) fn read_head(conn: &Connection) -> Result<StoredHead, StoreError> {
     let mut stmt =
         conn.prepare_cached("SELECT size, root, last_leaf, frontier FROM head WHERE id = 1")?;
@@ -195,15 +190,46 @@ impl<'c> SqliteTx<'c> {
     }
 }
 
-impl append::AppendTx for SqliteTx<'_> {
+/// Reads inside an append see the rows the append wrote so far.
+impl ReadTx for SqliteTx<'_> {
     fn head(&mut self) -> Result<StoredHead, StoreError> {
-        read_head(&self.tx)
+        Sql(&self.tx).head()
     }
 
-    fn position(&mut self, refname: &str) -> Result<Option<crate::chain::Position>, StoreError> {
-        position_of(&self.tx, refname)
+    fn refnames(&mut self) -> Result<Vec<String>, StoreError> {
+        Sql(&self.tx).refnames()
     }
 
+    fn moves(&mut self, refname: &str, f: &mut EntryFn<'_>) -> Result<(), StoreError> {
+        Sql(&self.tx).moves(refname, f)
+    }
+
+    fn entries(&mut self, range: Range<u64>, f: &mut EntryFn<'_>) -> Result<(), StoreError> {
+        Sql(&self.tx).entries(range, f)
+    }
+
+    fn select(&mut self, filter: &Filter, f: &mut EntryFn<'_>) -> Result<(), StoreError> {
+        Sql(&self.tx).select(filter, f)
+    }
+
+    fn leaf(&mut self, seq: u64) -> Result<Hash, StoreError> {
+        Sql(&self.tx).leaf(seq)
+    }
+
+    fn nodes(&mut self, seq: u64) -> Result<Vec<u8>, StoreError> {
+        Sql(&self.tx).nodes(seq)
+    }
+
+    fn checkpoints(
+        &mut self,
+        newest_first: bool,
+        f: &mut dyn FnMut(StoredCheckpoint) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        Sql(&self.tx).checkpoints(newest_first, f)
+    }
+}
+
+impl AppendTx for SqliteTx<'_> {
     fn kind_of(&mut self, seq: u64) -> Result<Option<i64>, StoreError> {
         let mut stmt = self
             .tx
@@ -220,7 +246,7 @@ impl append::AppendTx for SqliteTx<'_> {
         Ok(stmt.exists([to_sql(seq)?])?)
     }
 
-    fn insert_entry(&mut self, row: &append::EntryRow<'_>) -> Result<(), StoreError> {
+    fn insert_entry(&mut self, row: &EntryRow<'_>) -> Result<(), StoreError> {
         let mut insert = self.tx.prepare_cached(
             "INSERT INTO entries (seq, bytes, leaf_hash, nodes, kind, refname, aborts)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -306,77 +332,140 @@ pub(super) fn read_checkpoint(row: &rusqlite::Row<'_>) -> Result<StoredCheckpoin
     })
 }
 
-/// [`Store::position`] on a connection (or inside an append's transaction, where it sees the
-/// entries appended so far): newest first over the ref's entries that can move it, skipping
-/// those a later `aborted` entry cancels.
-pub(super) fn position_of(
-    conn: &Connection,
-    refname: &str,
-) -> Result<Option<crate::chain::Position>, StoreError> {
-    use crate::chain::{Effect, effect};
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq, bytes FROM entries WHERE refname = ?1 AND kind IN (?2, ?3, ?4, ?5)
-         ORDER BY seq DESC",
-    )?;
-    let kinds = [
-        Kind::Accepted,
-        Kind::Aborted,
-        Kind::PolicyChange,
-        Kind::Adopted,
-    ]
-    .map(|k| i64::from(k.code()));
-    let mut rows = stmt.query(params![refname, kinds[0], kinds[1], kinds[2], kinds[3]])?;
-    let mut cancelled = std::collections::HashSet::new();
+/// Reads from an SQLite connection (or transaction), for [`ReadTx`].
+pub(super) struct Sql<'c>(pub(super) &'c Connection);
+
+/// Reads `(seq, bytes, leaf_hash)` rows and hands them to `f` until it returns `false`.
+fn each_entry(rows: &mut rusqlite::Rows<'_>, f: &mut EntryFn<'_>) -> Result<(), StoreError> {
     while let Some(row) = rows.next()? {
         let key = column_i64(row, 0, ("entries", 0, "seq"))?;
         let seq = u64::try_from(key).map_err(|_| corrupt(("entries", key, "seq"), "negative"))?;
         let bytes = column_blob(row, 1, ("entries", key, "bytes"))?;
-        let view =
-            EntryView::parse(bytes).map_err(|source| StoreError::BadEntry { seq, source })?;
-        match effect(&view) {
-            Effect::Cancels(target) => {
-                cancelled.insert(target);
-            }
-            Effect::Sets { .. } if !cancelled.contains(&seq) => {
-                return Ok(Some(crate::chain::Position {
-                    seq,
-                    kind: view.kind,
-                    commit: view.new.map(<[u8]>::to_vec),
-                    tree: view.new_tree.map(<[u8]>::to_vec),
-                }));
-            }
-            Effect::Sets { .. } | Effect::Nothing => {}
+        let leaf: Hash = column_array(row, 2, ("entries", key, "leaf_hash"))?;
+        if !f(seq, bytes, &leaf)? {
+            break;
         }
     }
-    Ok(None)
+    Ok(())
 }
 
-pub(super) fn read_record(row: &rusqlite::Row<'_>) -> Result<Record, StoreError> {
-    let key = column_i64(row, 0, ("entries", 0, "seq"))?;
-    let seq = u64::try_from(key).map_err(|_| Corruption {
-        table: "entries",
-        row: key,
-        column: "seq",
-        problem: "negative",
-    })?;
-    let bytes = column_blob(row, 1, ("entries", key, "bytes"))?;
-    let stored: Hash = column_array(row, 2, ("entries", key, "leaf_hash"))?;
-    let computed = leaf_hash(bytes);
-    if computed != stored {
-        return Err(StoreError::DamagedEntry {
-            seq,
-            problem: "its bytes do not match its leaf hash",
-        });
+/// One column of the entry row `seq`, which must exist.
+fn entry_column<T>(
+    conn: &Connection,
+    sql: &str,
+    seq: u64,
+    read: impl FnOnce(&rusqlite::Row<'_>, i64) -> Result<T, Corruption>,
+) -> Result<T, StoreError> {
+    let key = to_sql(seq)?;
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query([key])?;
+    let Some(row) = rows.next()? else {
+        return Err(corrupt(("entries", key, "*"), "missing").into());
+    };
+    Ok(read(row, key)?)
+}
+
+impl ReadTx for Sql<'_> {
+    fn head(&mut self) -> Result<StoredHead, StoreError> {
+        read_head(self.0)
     }
-    let view = EntryView::parse(bytes).map_err(|source| StoreError::BadEntry { seq, source })?;
-    if view.seq != seq {
-        return Err(StoreError::DamagedEntry {
-            seq,
-            problem: "it is stored under another entry's seq",
-        });
+
+    fn refnames(&mut self) -> Result<Vec<String>, StoreError> {
+        // A skip-scan of the ref index: the cost is in the number of refs, not of entries.
+        let mut stmt = self.0.prepare_cached(
+            "WITH RECURSIVE r(name) AS (
+                 SELECT min(refname) FROM entries WHERE refname > ''
+                 UNION ALL
+                 SELECT (SELECT min(refname) FROM entries WHERE refname > r.name)
+                 FROM r WHERE r.name IS NOT NULL
+             )
+             SELECT name FROM r WHERE name IS NOT NULL",
+        )?;
+        let names = stmt
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(names)
     }
-    Ok(Record {
-        entry: view.to_entry(),
-        leaf_hash: computed,
-    })
+
+    fn moves(&mut self, refname: &str, f: &mut EntryFn<'_>) -> Result<(), StoreError> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT seq, bytes, leaf_hash FROM entries WHERE refname = ?1
+             AND kind IN (?2, ?3, ?4, ?5) ORDER BY seq DESC",
+        )?;
+        let [a, b, c, d] = MOVING_KINDS.map(|k| i64::from(k.code()));
+        let mut rows = stmt.query(params![refname, a, b, c, d])?;
+        each_entry(&mut rows, f)
+    }
+
+    fn entries(&mut self, range: Range<u64>, f: &mut EntryFn<'_>) -> Result<(), StoreError> {
+        let end = range.end.min(i64::MAX as u64);
+        let start = range.start.min(end);
+        let mut stmt = self.0.prepare_cached(
+            "SELECT seq, bytes, leaf_hash FROM entries WHERE seq >= ?1 AND seq < ?2 ORDER BY seq",
+        )?;
+        let mut rows = stmt.query(params![to_sql(start)?, to_sql(end)?])?;
+        each_entry(&mut rows, f)
+    }
+
+    fn select(&mut self, filter: &Filter, f: &mut EntryFn<'_>) -> Result<(), StoreError> {
+        let mut sql = String::from("SELECT seq, bytes, leaf_hash FROM entries WHERE 1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(refname) = &filter.refname {
+            args.push(refname.clone().into());
+            sql.push_str(&format!(" AND refname = ?{}", args.len()));
+        }
+        if let Some(kind) = filter.kind {
+            args.push(i64::from(kind.code()).into());
+            sql.push_str(&format!(" AND kind = ?{}", args.len()));
+        }
+        if let Some(before) = filter.before {
+            args.push(to_sql(before.min(i64::MAX as u64))?.into());
+            sql.push_str(&format!(" AND seq < ?{}", args.len()));
+        }
+        let limit = filter
+            .limit
+            .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        args.push(limit.into());
+        sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", args.len()));
+        let mut stmt = self.0.prepare_cached(&sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+        each_entry(&mut rows, f)
+    }
+
+    fn leaf(&mut self, seq: u64) -> Result<Hash, StoreError> {
+        entry_column(
+            self.0,
+            "SELECT leaf_hash FROM entries WHERE seq = ?1",
+            seq,
+            |row, key| column_array(row, 0, ("entries", key, "leaf_hash")),
+        )
+    }
+
+    fn nodes(&mut self, seq: u64) -> Result<Vec<u8>, StoreError> {
+        entry_column(
+            self.0,
+            "SELECT nodes FROM entries WHERE seq = ?1",
+            seq,
+            |row, key| column_blob(row, 0, ("entries", key, "nodes")).map(<[u8]>::to_vec),
+        )
+    }
+
+    fn checkpoints(
+        &mut self,
+        newest_first: bool,
+        f: &mut dyn FnMut(StoredCheckpoint) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self.0.prepare_cached(if newest_first {
+            "SELECT id, size, root, time, note FROM checkpoints ORDER BY id DESC"
+        } else {
+            "SELECT id, size, root, time, note FROM checkpoints ORDER BY id"
+        })?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            if !f(read_checkpoint(row)?)? {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
