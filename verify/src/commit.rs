@@ -260,6 +260,7 @@ impl Commit {
     /// `sha256` selects which signature header belongs to this repository (`gpgsig-sha256`
     /// for SHA-256 object ids, `gpgsig` otherwise) and the length of tree and parent ids.
     pub fn parse(id: ObjectId, raw: &[u8], sha256: bool) -> Result<Commit, CommitError> {
+        // 1. The header block ends at the first empty line; no NUL anywhere.
         let (header_end, body_start) = split_header(id, raw)?;
         if let Some(i) = memchr(0, &raw[body_start..]) {
             return Err(CommitError::NulInMessage {
@@ -268,136 +269,171 @@ impl Commit {
             });
         }
         let headers = &raw[..header_end];
+        // 2. The headers every commit has.
         for header in ["tree", "author", "committer"] {
             if !lines(headers).any(|l| !l.continuation && l.name == header.as_bytes()) {
                 return Err(CommitError::Missing { id, header });
             }
         }
-
-        let own_header: &[u8] = if sha256 { b"gpgsig-sha256" } else { b"gpgsig" };
-        let hex_len = if sha256 { 64 } else { 40 };
-        let mut stage = Stage::Tree;
-        let mut tree = None;
-        let mut parents = Vec::new();
-        let mut author = None;
-        let mut committer = None;
-        let mut encoding_seen = false;
-        let mut sig_headers: Vec<&[u8]> = Vec::new();
-        let mut own_sig: Option<(usize, usize, Vec<u8>)> = None; // start, end, signature text
-        let mut in_sig = false;
-        // The header the next continuation line would continue, if it is one line only.
-        let mut one_line: Option<&'static str> = Some("nothing");
-
+        // 3. Each header line in git's order, once each, and the signature headers.
+        let mut reader = Headers::new(id, sha256);
         for line in lines(headers) {
-            if line.continuation {
-                if let Some(header) = one_line {
-                    return Err(CommitError::Continuation {
+            reader.line(&line)?;
+        }
+        // 4. The commit, with the signature and the payload it signs.
+        reader.finish(raw, body_start)
+    }
+}
+
+/// The state of reading a commit's header lines, one at a time (step 3 of [`Commit::parse`]).
+struct Headers<'a> {
+    id: ObjectId,
+    /// This repository's signature header: `gpgsig` (SHA-1) or `gpgsig-sha256`.
+    own_header: &'static [u8],
+    /// The length of a tree or parent id in hex.
+    hex_len: usize,
+    stage: Stage,
+    tree: Option<ObjectId>,
+    parents: Vec<ObjectId>,
+    author: Option<Identity>,
+    committer: Option<Identity>,
+    encoding_seen: bool,
+    /// Every `gpgsig*` header's name.
+    sig_headers: Vec<&'a [u8]>,
+    /// This repository's signature header: start, end, and the signature text.
+    own_sig: Option<(usize, usize, Vec<u8>)>,
+    /// Whether continuation lines now continue `own_sig`.
+    in_sig: bool,
+    /// The header the next continuation line would continue, if it is one line only.
+    one_line: Option<&'static str>,
+}
+
+impl<'a> Headers<'a> {
+    fn new(id: ObjectId, sha256: bool) -> Headers<'a> {
+        Headers {
+            id,
+            own_header: if sha256 { b"gpgsig-sha256" } else { b"gpgsig" },
+            hex_len: if sha256 { 64 } else { 40 },
+            stage: Stage::Tree,
+            tree: None,
+            parents: Vec::new(),
+            author: None,
+            committer: None,
+            encoding_seen: false,
+            sig_headers: Vec::new(),
+            own_sig: None,
+            in_sig: false,
+            one_line: Some("nothing"),
+        }
+    }
+
+    fn line(&mut self, line: &Line<'a>) -> Result<(), CommitError> {
+        if line.continuation {
+            return self.continuation(line);
+        }
+        self.in_sig = false;
+        self.one_line = None;
+        let id = self.id;
+        let out_of_order = |stage: Stage| CommitError::OutOfOrder {
+            id,
+            found: String::from_utf8_lossy(line.name).into_owned(),
+            expected: stage.expected(),
+            line: line.number,
+        };
+        let duplicate = |header: &'static str| CommitError::Duplicate {
+            id,
+            header,
+            line: line.number,
+        };
+        match (line.name, self.stage) {
+            (b"tree", Stage::Tree) => {
+                self.one_line = Some("tree");
+                self.tree = Some(parse_id(id, "tree", line.value, self.hex_len)?);
+                self.stage = Stage::ParentsOrAuthor;
+            }
+            (b"tree", _) => return Err(duplicate("tree")),
+            (b"parent", Stage::ParentsOrAuthor) => {
+                self.one_line = Some("parent");
+                self.parents
+                    .push(parse_id(id, "parent", line.value, self.hex_len)?);
+            }
+            (b"parent", stage) => return Err(out_of_order(stage)),
+            (b"author", Stage::ParentsOrAuthor) => {
+                self.one_line = Some("author");
+                self.author = Some(parse_identity(id, "author", line.value)?);
+                self.stage = Stage::Committer;
+            }
+            (b"author", Stage::Tree) => return Err(out_of_order(Stage::Tree)),
+            (b"author", _) => return Err(duplicate("author")),
+            (b"committer", Stage::Committer) => {
+                self.one_line = Some("committer");
+                self.committer = Some(parse_identity(id, "committer", line.value)?);
+                self.stage = Stage::Rest;
+            }
+            (b"committer", Stage::Rest) => return Err(duplicate("committer")),
+            (b"committer", stage) => return Err(out_of_order(stage)),
+            (_, stage) if stage != Stage::Rest => return Err(out_of_order(stage)),
+            (b"encoding", _) => {
+                if self.encoding_seen {
+                    return Err(duplicate("encoding"));
+                }
+                self.encoding_seen = true;
+                self.one_line = Some("encoding");
+                if !is_utf8_name(line.value) {
+                    return Err(CommitError::Encoding {
                         id,
-                        header,
-                        line: line.number,
+                        encoding: String::from_utf8_lossy(line.value).into_owned(),
                     });
                 }
-                if let (true, Some((_, sig_end, text))) = (in_sig, own_sig.as_mut()) {
-                    text.extend_from_slice(line.value);
-                    text.push(b'\n');
-                    *sig_end = line.end;
-                }
-                continue;
             }
-            in_sig = false;
-            one_line = None;
-            let out_of_order = |stage: Stage| CommitError::OutOfOrder {
-                id,
-                found: String::from_utf8_lossy(line.name).into_owned(),
-                expected: stage.expected(),
-                line: line.number,
-            };
-            let duplicate = |header: &'static str| CommitError::Duplicate {
-                id,
+            (name, _) if name.starts_with(b"gpgsig") => self.signature(line),
+            // Other headers (mergetag, extensions) are not read by tally nor shown by git
+            // as author or committer; continuation lines may follow them.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A line that continues the previous header (it starts with a space).
+    fn continuation(&mut self, line: &Line<'a>) -> Result<(), CommitError> {
+        if let Some(header) = self.one_line {
+            return Err(CommitError::Continuation {
+                id: self.id,
                 header,
                 line: line.number,
-            };
-            match line.name {
-                b"tree" => {
-                    one_line = Some("tree");
-                    match stage {
-                        Stage::Tree => {
-                            tree = Some(parse_id(id, "tree", line.value, hex_len)?);
-                            stage = Stage::ParentsOrAuthor;
-                        }
-                        _ => return Err(duplicate("tree")),
-                    }
-                }
-                b"parent" => {
-                    one_line = Some("parent");
-                    match stage {
-                        Stage::ParentsOrAuthor => {
-                            parents.push(parse_id(id, "parent", line.value, hex_len)?);
-                        }
-                        other => return Err(out_of_order(other)),
-                    }
-                }
-                b"author" => {
-                    one_line = Some("author");
-                    match stage {
-                        Stage::ParentsOrAuthor => {
-                            author = Some(parse_identity(id, "author", line.value)?);
-                            stage = Stage::Committer;
-                        }
-                        Stage::Tree => return Err(out_of_order(stage)),
-                        Stage::Committer | Stage::Rest => return Err(duplicate("author")),
-                    }
-                }
-                b"committer" => {
-                    one_line = Some("committer");
-                    match stage {
-                        Stage::Committer => {
-                            committer = Some(parse_identity(id, "committer", line.value)?);
-                            stage = Stage::Rest;
-                        }
-                        Stage::Rest => return Err(duplicate("committer")),
-                        other => return Err(out_of_order(other)),
-                    }
-                }
-                _ if stage != Stage::Rest => return Err(out_of_order(stage)),
-                b"encoding" => {
-                    if encoding_seen {
-                        return Err(duplicate("encoding"));
-                    }
-                    encoding_seen = true;
-                    one_line = Some("encoding");
-                    if !is_utf8_name(line.value) {
-                        return Err(CommitError::Encoding {
-                            id,
-                            encoding: String::from_utf8_lossy(line.value).into_owned(),
-                        });
-                    }
-                }
-                name if name.starts_with(b"gpgsig") => {
-                    sig_headers.push(name);
-                    // `gpgsig` alone is not git's signature header (it needs the space), but
-                    // git drops it from the payload like another algorithm's: count it.
-                    if name == own_header && !line.bare && own_sig.is_none() {
-                        let mut text = line.value.to_vec();
-                        text.push(b'\n');
-                        own_sig = Some((line.start, line.end, text));
-                        in_sig = true;
-                    }
-                }
-                // Other headers (mergetag, extensions) are not read by tally nor shown by git
-                // as author or committer; continuation lines may follow them.
-                _ => {}
-            }
+            });
         }
+        if let (true, Some((_, sig_end, text))) = (self.in_sig, self.own_sig.as_mut()) {
+            text.extend_from_slice(line.value);
+            text.push(b'\n');
+            *sig_end = line.end;
+        }
+        Ok(())
+    }
 
-        let (Some(tree), Some(author), Some(committer)) = (tree, author, committer) else {
-            // Each was found by the pre-scan, so the order check above returned first.
+    /// A `gpgsig*` header. `gpgsig` alone is not git's signature header (it needs the space),
+    /// but git drops it from the payload like another algorithm's: count it.
+    fn signature(&mut self, line: &Line<'a>) {
+        self.sig_headers.push(line.name);
+        if line.name == self.own_header && !line.bare && self.own_sig.is_none() {
+            let mut text = line.value.to_vec();
+            text.push(b'\n');
+            self.own_sig = Some((line.start, line.end, text));
+            self.in_sig = true;
+        }
+    }
+
+    fn finish(self, raw: &[u8], body_start: usize) -> Result<Commit, CommitError> {
+        let id = self.id;
+        let (Some(tree), Some(author), Some(committer)) = (self.tree, self.author, self.committer)
+        else {
+            // Each was found by the pre-scan, so the order check returned first.
             return Err(CommitError::Missing {
                 id,
                 header: "committer",
             });
         };
-        let signature = match (sig_headers.len(), own_sig) {
+        let signature = match (self.sig_headers.len(), self.own_sig) {
             (0, _) => SignatureHeader::Unsigned,
             (1, Some((start, end, signature))) => {
                 let mut payload = Vec::with_capacity(raw.len() - (end - start));
@@ -406,21 +442,20 @@ impl Commit {
                 SignatureHeader::One { signature, payload }
             }
             (1, None) => SignatureHeader::OtherAlgorithm {
-                header: String::from_utf8_lossy(sig_headers[0]).into_owned(),
+                header: String::from_utf8_lossy(self.sig_headers[0]).into_owned(),
             },
             (count, _) => SignatureHeader::Multiple { count },
         };
         let body = &raw[body_start.min(raw.len())..];
         let first = body.split(|b| *b == b'\n').next().unwrap_or(b"");
-        let summary = String::from_utf8_lossy(first).into_owned();
         Ok(Commit {
             id,
             tree,
-            parents,
+            parents: self.parents,
             author,
             committer,
             signature,
-            summary,
+            summary: String::from_utf8_lossy(first).into_owned(),
         })
     }
 }
