@@ -21,7 +21,7 @@ use gix::ObjectId;
 use jiff::Timestamp;
 use tally_ledger::{CommitSigner, Kind, NewEntry};
 use tally_verify::objects::Objects;
-use tally_verify::revision::{Checker, Update};
+use tally_verify::revision::{Checker, Update, Violation};
 
 use crate::admin::AdminError;
 use crate::config::Config;
@@ -169,44 +169,17 @@ pub fn adopt(
     if opts.unchecked {
         reasons.push("its history was NOT checked (--unchecked)".into());
     } else {
-        let objects = Objects::open(repo.common_dir(), None, Vec::new(), repo.object_hash())
-            .map_err(git("the object database"))?;
-        let mut checker = Checker::new(&objects, &config.trust, Some(&config.files), now);
-        match checker.check(&update, &hidden).into_verdict() {
-            Ok(verdict) => {
+        match judge(&repo, &config, &update, &hidden, now)? {
+            Ok(checked) => {
                 reasons.push(format!(
                     "its history was checked like a push: {} commit{} not covered before",
-                    verdict.commits().len(),
-                    if verdict.commits().len() == 1 {
-                        ""
-                    } else {
-                        "s"
-                    }
+                    checked.len(),
+                    if checked.len() == 1 { "" } else { "s" }
                 ));
-                commits = verdict
-                    .commits()
-                    .iter()
-                    .map(|c| CommitSigner {
-                        commit: c.id().as_bytes().to_vec(),
-                        principal: c.signer().principal().to_owned(),
-                        fingerprint: c.signer().fingerprint().to_owned(),
-                    })
-                    .collect();
+                commits = checked;
             }
             Err(violations) => {
-                let _ = writeln!(
-                    out,
-                    "not adopted: {} problem{} in the history of {target} that the ledger does not cover:",
-                    violations.len(),
-                    if violations.len() == 1 { "" } else { "s" }
-                );
-                for v in &violations {
-                    let _ = writeln!(out, "  {v}");
-                }
-                let _ = writeln!(
-                    out,
-                    "fix the history, or, if it predates the policy and you trust it, adopt it with --unchecked (recorded as such)"
-                );
+                refuse(out, target, &violations);
                 return Ok(false);
             }
         }
@@ -267,4 +240,46 @@ fn move_branch(
         .into());
     }
     Ok(())
+}
+
+/// Checks the history of `update` that `hidden` does not cover, as a push would be checked:
+/// the signer of every commit, or the problems found.
+fn judge(
+    repo: &gix::Repository,
+    config: &Config,
+    update: &Update,
+    hidden: &[ObjectId],
+    now: Timestamp,
+) -> Result<Result<Vec<CommitSigner>, Vec<Violation>>, AdminError> {
+    let objects = Objects::open(repo.common_dir(), None, Vec::new(), repo.object_hash())
+        .map_err(git("the object database"))?;
+    let mut checker = Checker::new(&objects, &config.trust, Some(&config.files), now);
+    Ok(checker.check(update, hidden).into_verdict().map(|verdict| {
+        verdict
+            .commits()
+            .iter()
+            .map(|c| CommitSigner {
+                commit: c.id().as_bytes().to_vec(),
+                principal: c.signer().principal().to_owned(),
+                fingerprint: c.signer().fingerprint().to_owned(),
+            })
+            .collect()
+    }))
+}
+
+/// Says why `target`'s history cannot be adopted, and the two ways on.
+fn refuse(out: &mut impl Write, target: ObjectId, violations: &[Violation]) {
+    let _ = writeln!(
+        out,
+        "not adopted: {} problem{} in the history of {target} that the ledger does not cover:",
+        violations.len(),
+        if violations.len() == 1 { "" } else { "s" }
+    );
+    for v in violations {
+        let _ = writeln!(out, "  {v}");
+    }
+    let _ = writeln!(
+        out,
+        "fix the history, or, if it predates the policy and you trust it, adopt it with --unchecked (recorded as such)"
+    );
 }

@@ -205,13 +205,22 @@ fn from_hex(s: &Option<String>, path: &Path) -> Result<Option<Vec<u8>>, RecordEr
 /// Not fsynced: these files only carry a verdict a few milliseconds from one hook to the
 /// next. Losing one to a power cut fails closed (the move is refused, or verify reports the
 /// missing `aborted` entry); the ledger itself is what is made durable.
+///
+/// Not `tempfile::NamedTempFile::persist` either, unlike tally's other atomic writes: tempfile
+/// creates its files 0600 whatever the umask, and in a group-shared repository these files
+/// must take the mode `shared::adopt_umask` set, like every file git writes there, so that
+/// every member's hooks can read and replace them.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RecordError> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(bytes).map_err(io(&tmp))?;
+    let written = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(io(&tmp))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(io(path)));
+    if written.is_err() {
+        // A full disk must not leave half a file behind under the temporary name.
+        let _ = std::fs::remove_file(&tmp);
     }
-    std::fs::rename(&tmp, path).map_err(io(path))
+    written
 }
 
 /// Leaves accepted verdicts for `reference-transaction prepared`.
