@@ -4,13 +4,28 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::commands;
 
+/// What every exit status means, for every command: shown by `--help` and in the README.
+pub const EXIT_STATUSES: &str = "\
+Exit status:
+  0  success: accepted, verified, done
+  1  refused: a push, a revision or a ledger failed a check; the reasons are printed
+  2  usage, configuration or setup problem: fix the command, a file or the setup
+  3  fetch failed (agent): nothing was judged; try again later
+  4  local problem: the agent's work tree or files in the way, or output that cannot be written";
+
 /// Keeps a GitOps deployment branch signed, linear and declarative.
 #[derive(Debug, Parser)]
-#[command(name = "tally", version, about, propagate_version = true)]
+#[command(
+    name = "tally",
+    version = env!("TALLY_VERSION"),
+    about,
+    propagate_version = true,
+    after_help = EXIT_STATUSES
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -32,6 +47,10 @@ enum Command {
     Verify(commands::verify::VerifyArgs),
     /// Deployment agent: fetch, verify, then fast-forward the work tree to the approved commit.
     Pull(commands::pull::PullArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(commands::docs::CompletionsArgs),
+    /// Print the manual page, or write one page per command into a directory.
+    Man(commands::docs::ManArgs),
 }
 
 /// Standard output as every command writes it: the first write error is kept (later writes
@@ -149,6 +168,10 @@ pub fn main() -> ExitCode {
                 Command::Export(args) => commands::export::run(args, &mut out),
                 Command::Verify(args) => commands::verify::run(args, &mut out),
                 Command::Pull(args) => commands::pull::run(args, &mut out),
+                Command::Completions(args) => {
+                    commands::docs::completions(args, Cli::command(), &mut out)
+                }
+                Command::Man(args) => commands::docs::man(args, Cli::command(), &mut out),
             };
             out.finish(outcome)
         }

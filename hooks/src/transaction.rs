@@ -38,16 +38,34 @@ impl State {
     /// [`crate::init::hook_script`], and `tally-shim`, whose own copy a test compares).
     pub const IDLE: [State; 2] = [State::Preparing, State::Committed];
 
+    /// Every state, in the order git reports them.
+    pub const ALL: [State; 4] = [
+        State::Preparing,
+        State::Prepared,
+        State::Committed,
+        State::Aborted,
+    ];
+
     /// Parses the hook's argument.
     pub fn parse(arg: &str) -> Option<State> {
-        [
-            State::Preparing,
-            State::Prepared,
-            State::Committed,
-            State::Aborted,
-        ]
-        .into_iter()
-        .find(|s| s.name() == arg)
+        State::ALL.into_iter().find(|s| s.name() == arg)
+    }
+
+    /// What tally does in this state, for `tally hook reference-transaction --help`.
+    pub fn what_tally_does(self) -> &'static str {
+        match self {
+            State::Preparing => "refs not locked yet (git 2.54 and later): nothing to do",
+            State::Prepared => {
+                "refs locked: every protected move must carry this push's verdict and start \
+                 where the ledger has the branch; it is recorded and published, any other \
+                 move is refused (a refusal aborts the whole transaction)"
+            }
+            State::Committed => "the updates happened: nothing to do",
+            State::Aborted => {
+                "the updates did not happen: entries recorded at `prepared` are cancelled by \
+                 an `aborted` entry"
+            }
+        }
     }
 
     /// The hook's argument for this state.

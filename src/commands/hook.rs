@@ -33,9 +33,18 @@ enum Hook {
     },
     /// git's reference-transaction hook: record accepted moves, refuse all others.
     ReferenceTransaction {
-        /// The transaction state git passes: preparing, prepared, committed or aborted.
+        /// The transaction state git passes.
+        #[arg(value_parser = state_parser())]
         state: String,
     },
+}
+
+/// The reference-transaction states, each with what tally does in it, for `--help`.
+fn state_parser() -> clap::builder::PossibleValuesParser {
+    use tally_hooks::transaction::State;
+    State::ALL
+        .map(|s| clap::builder::PossibleValue::new(s.name()).help(s.what_tally_does()))
+        .into()
 }
 
 /// The hooks `tally hook` runs, by the name git gives their files.
@@ -57,6 +66,16 @@ const HOOK_NAMES: [&str; 4] = [
 /// 2.54's `preparing`) end here at once.
 pub fn direct(args: &[OsString]) -> Option<Outcome> {
     if args.get(1).is_none_or(|a| a != "hook") || !(3..=6).contains(&args.len()) {
+        return None;
+    }
+    // Help and version are for people: git never passes these (its ref names are full
+    // `refs/...` names, its values hex, its states plain words).
+    if args[2..].iter().any(|a| {
+        matches!(
+            a.to_str(),
+            Some("-h" | "--help" | "-V" | "--version" | "help")
+        )
+    }) {
         return None;
     }
     let given = &args[2];

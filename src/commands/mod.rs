@@ -1,4 +1,5 @@
 //! One module per subcommand, each with its arguments and a `run`.
+pub mod docs;
 pub mod export;
 pub mod hook;
 pub mod init;

@@ -747,3 +747,31 @@ fn export_refuses_bad_usage_with_exit_2() {
     let out = fixture.verify(&fixture.env.root().join("no-such-bundle"), &[]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A directory that holds no bundle at all (a wrong path, the repository, an empty directory)
+/// is a usage problem, exit 2 with one line that says so; a bundle whose signed files were
+/// removed is still a bundle found wanting, exit 1, each missing file named.
+#[test]
+fn a_directory_that_is_not_a_bundle_is_a_usage_error_and_a_gutted_bundle_is_refused() {
+    let fixture = Fixture::new();
+    let empty = fixture.env.root().join("not-a-bundle");
+    std::fs::create_dir(&empty).unwrap();
+    std::fs::write(empty.join("notes.txt"), "hello\n").unwrap();
+    for dir in [empty.as_path(), fixture.server().path.as_path()] {
+        let out = fixture.verify(dir, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("not an export bundle"), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+
+    let dir = fixture.export_ok("gutted", &[]);
+    for name in ["MANIFEST", "MANIFEST.sig", "export.json", "checkpoint"] {
+        std::fs::remove_file(dir.join(name)).unwrap();
+    }
+    fixture.assert_detected(
+        &dir,
+        "no MANIFEST",
+        &["MANIFEST", "missing from the bundle"],
+    );
+}

@@ -9,6 +9,7 @@
 mod common;
 
 mod agent;
+mod cli;
 mod export;
 mod fallback;
 mod init;

@@ -18,6 +18,16 @@ pub enum BundleError {
         /// Why.
         source: io::Error,
     },
+    /// The directory holds none of a bundle's signed files: it is not a bundle at all (a
+    /// wrong path), as opposed to a bundle with files missing, which is a problem found.
+    #[error(
+        "{}: not an export bundle (no MANIFEST, MANIFEST.sig, export.json, ledger.bin or checkpoint); give the directory that `tally export --out` wrote",
+        path.display()
+    )]
+    NotABundle {
+        /// The directory.
+        path: PathBuf,
+    },
 }
 
 /// One thing wrong with a bundle, naming the file, and the row or line where there is one.

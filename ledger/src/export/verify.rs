@@ -126,6 +126,18 @@ impl<'a> Verifier<'a> {
                 _ => problems.push(BundleProblem::ExtraFile { name }),
             }
         }
+        let signed = [
+            MANIFEST,
+            MANIFEST_SIG,
+            DESCRIPTION,
+            super::LEDGER_BIN,
+            CHECKPOINT,
+        ];
+        if !signed.iter().any(|name| present.contains(*name)) {
+            return Err(BundleError::NotABundle {
+                path: dir.to_owned(),
+            });
+        }
         Ok(Verifier {
             dir,
             present,
