@@ -351,8 +351,15 @@ show git -C agent log --oneline -1
 heading "an auditor's bundle: every entry, the raw ledger, the checkpoint, the policy, signed"
 show tally export --repo server.git --out audit || die "tally export failed"
 show ls audit
+# What each file is for, as the bundle's own README says it.
+printf "\$ sed -n '/^The files/,/^How to verify/p' audit/README\n"
+sed -n '/^The files/,/^How to verify/{/^How to verify/d;p}' audit/README
 printf '$ (cd audit && sha256sum -c --quiet MANIFEST)\n'
-(cd audit && sha256sum -c --quiet MANIFEST) || failures+=("(export) sha256sum -c MANIFEST failed")
+if (cd audit && sha256sum -c --quiet MANIFEST); then
+	printf 'OK: every file matches its SHA-256 in MANIFEST\n'
+else
+	failures+=("(export) sha256sum -c MANIFEST failed")
+fi
 if show tally export verify audit --ledger-key agent-ledger.pub; then
 	printf -- '-> the bundle verifies offline against the pinned ledger key\n'
 else

@@ -34,18 +34,24 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Set up a bare repository: policy, allowed signers and hooks.
+    #[command(after_help = EXIT_STATUSES)]
     Init(commands::init::InitArgs),
     /// Run by git: a server-side hook.
     Hook(commands::hook::HookArgs),
     /// Ledger entries, newest first.
+    #[command(after_help = EXIT_STATUSES)]
     Log(commands::log::LogArgs),
     /// Inspect and maintain the ledger.
+    #[command(after_help = EXIT_STATUSES)]
     Ledger(commands::ledger::LedgerArgs),
     /// Audit bundle of the ledger for offline verification; `export verify` checks one.
+    #[command(after_help = EXIT_STATUSES)]
     Export(commands::export::ExportArgs),
     /// Deployment agent: verify the ledger and the branch in a clone; print the approved commit.
+    #[command(after_help = EXIT_STATUSES)]
     Verify(commands::verify::VerifyArgs),
     /// Deployment agent: fetch, verify, then fast-forward the work tree to the approved commit.
+    #[command(after_help = EXIT_STATUSES)]
     Pull(commands::pull::PullArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(commands::docs::CompletionsArgs),
