@@ -20,12 +20,16 @@ struct Cli {
 enum Command {
     /// Set up a bare repository: policy, allowed signers and hooks.
     Init(commands::init::InitArgs),
+    /// Remove the hooks tally installed; keep the ledger, key and policy as evidence.
+    Uninstall(commands::uninstall::UninstallArgs),
     /// Run by git: a server-side hook.
     Hook(commands::hook::HookArgs),
     /// Ledger entries, newest first.
     Log(commands::log::LogArgs),
     /// Inspect and maintain the ledger.
     Ledger(commands::ledger::LedgerArgs),
+    /// Check the policy and the files it names, as the hooks load them.
+    Policy(commands::policy::PolicyArgs),
     /// Audit bundle of the ledger for offline verification; `export verify` checks one.
     Export(commands::export::ExportArgs),
     /// Deployment agent: verify the ledger and the branch in a clone; print the approved commit.
@@ -143,9 +147,11 @@ pub fn main() -> ExitCode {
             let mut out = Output::new(stdout.lock());
             let outcome = match cli.command {
                 Command::Init(args) => commands::init::run(args, &mut out),
+                Command::Uninstall(args) => commands::uninstall::run(args, &mut out),
                 Command::Hook(args) => commands::hook::run(args),
                 Command::Log(args) => commands::log::run(args, &mut out),
                 Command::Ledger(args) => commands::ledger::run(args, &mut out),
+                Command::Policy(args) => commands::policy::run(args, &mut out),
                 Command::Export(args) => commands::export::run(args, &mut out),
                 Command::Verify(args) => commands::verify::run(args, &mut out),
                 Command::Pull(args) => commands::pull::run(args, &mut out),

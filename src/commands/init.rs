@@ -4,9 +4,10 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
-use tally_hooks::init::{InitOptions, run as init};
+use tally_hooks::init::{InitOptions, InitSummary, run as init};
 
 use crate::cli::Outcome;
+use crate::commands::json;
 
 /// Arguments of `tally init`.
 #[derive(Debug, Args)]
@@ -27,20 +28,34 @@ pub struct InitArgs {
     /// says.
     #[arg(long)]
     no_hooks: bool,
+    /// Print a JSON object: what was written, kept and recorded; or the error.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Runs `tally init`.
 pub fn run(args: InitArgs, out: &mut impl Write) -> Outcome {
+    let json = args.json;
+    match set_up(args, out) {
+        Ok(summary) if json => {
+            json::success(out, serde_json::to_value(&summary).unwrap_or_default())
+        }
+        Ok(_) => Outcome::Success,
+        Err(message) => json::fail(json, out, Outcome::Config(message), ""),
+    }
+}
+
+fn set_up(args: InitArgs, out: &mut impl Write) -> Result<InitSummary, String> {
     let tally_binary = match std::env::current_exe().and_then(|p| p.canonicalize()) {
         Ok(p) => p,
-        Err(e) => return Outcome::Config(format!("cannot find the tally binary's own path: {e}")),
+        Err(e) => return Err(format!("cannot find the tally binary's own path: {e}")),
     };
     // Read as the caller (root's files may be closed to the repository's owner), then become
     // the owner before anything is written.
     let allowed_signers_text = match std::fs::read_to_string(&args.allowed_signers) {
         Ok(text) => Some(text),
         Err(e) => {
-            return Outcome::Config(format!(
+            return Err(format!(
                 "cannot read allowed_signers {}: {e}",
                 args.allowed_signers.display()
             ));
@@ -49,7 +64,7 @@ pub fn run(args: InitArgs, out: &mut impl Write) -> Outcome {
     match tally_hooks::owner::act_as_owner(&args.repo) {
         Ok(Some(line)) => eprintln!("tally: {line}"),
         Ok(None) => {}
-        Err(e) => return Outcome::Config(e.to_string()),
+        Err(e) => return Err(e.to_string()),
     }
     let opts = InitOptions {
         repo: args.repo,
@@ -61,8 +76,10 @@ pub fn run(args: InitArgs, out: &mut impl Write) -> Outcome {
         shim: tally_hooks::init::find_shim(&tally_binary),
         tally_binary,
     };
-    match init(&opts, out) {
-        Ok(()) => Outcome::Success,
-        Err(e) => Outcome::Config(e.to_string()),
-    }
+    let result = if args.json {
+        init(&opts, &mut std::io::sink())
+    } else {
+        init(&opts, out)
+    };
+    result.map_err(|e| e.to_string())
 }

@@ -2,7 +2,10 @@
 pub mod export;
 pub mod hook;
 pub mod init;
+pub mod json;
 pub mod ledger;
 pub mod log;
+pub mod policy;
 pub mod pull;
+pub mod uninstall;
 pub mod verify;

@@ -1,0 +1,42 @@
+//! `tally uninstall`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+use tally_hooks::uninstall::{report, uninstall};
+
+use crate::cli::Outcome;
+use crate::commands::json;
+
+/// Arguments of `tally uninstall`.
+#[derive(Debug, Args)]
+pub struct UninstallArgs {
+    /// The bare repository tally guards.
+    repo: PathBuf,
+    /// Print a JSON object: what was removed, recorded and kept; or the error.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `tally uninstall`.
+pub fn run(args: UninstallArgs, out: &mut impl Write) -> Outcome {
+    let result = tally_hooks::owner::act_as_owner(&args.repo)
+        .map_err(|e| e.to_string())
+        .and_then(|line| {
+            if let Some(line) = line {
+                eprintln!("tally: {line}");
+            }
+            uninstall(&args.repo).map_err(|e| e.to_string())
+        });
+    match result {
+        Ok(done) if args.json => {
+            json::success(out, serde_json::to_value(&done).unwrap_or_default())
+        }
+        Ok(done) => {
+            report(&done, out);
+            Outcome::Success
+        }
+        Err(e) => json::fail(args.json, out, Outcome::Config(e), ""),
+    }
+}
