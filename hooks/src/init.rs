@@ -45,7 +45,7 @@ pub struct InitOptions {
     pub allowed_signers: PathBuf,
     /// Its contents, when the caller read it already (before becoming the repository's
     /// owner, who may not be able to read a file of root's); `None`: read the path.
-    pub allowed_signers_text: Option<String>,
+    pub allowed_signers_text: Option<Vec<u8>>,
     /// Protected branches; empty means `main`.
     pub branches: Vec<String>,
     /// Overwrite foreign hooks and an existing policy.
@@ -365,7 +365,7 @@ pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<InitSummary, Init
 struct Plan {
     repo: gix::Repository,
     git_dir: PathBuf,
-    signers_text: String,
+    signers_text: Vec<u8>,
     signer_lines: usize,
     branches: Vec<String>,
     hooks_dir: PathBuf,
@@ -468,7 +468,7 @@ impl Plan {
             )?,
         };
         let signers_path = tally_dir.join("allowed_signers");
-        let signers = write_file(&signers_path, self.signers_text.as_bytes(), 0o644)?;
+        let signers = write_file(&signers_path, &self.signers_text, 0o644)?;
         let mut hooks = Vec::new();
         for &(name, arg) in &self.install {
             let path = self.hooks_dir.join(name);
@@ -657,19 +657,20 @@ impl Plan {
     }
 }
 
-/// The allowed_signers text (read by the caller already, or from the path) and its number of
-/// lines; refused if it does not parse or names no one.
-fn read_signers(opts: &InitOptions) -> Result<(String, usize), InitError> {
+/// The allowed_signers bytes (read by the caller already, or from the path) and its number
+/// of lines; refused if it does not parse (errors name the path as given, and the line) or
+/// names no one.
+fn read_signers(opts: &InitOptions) -> Result<(Vec<u8>, usize), InitError> {
     let text = match &opts.allowed_signers_text {
         Some(text) => text.clone(),
-        None => std::fs::read_to_string(&opts.allowed_signers).map_err(|source| {
+        None => std::fs::read(&opts.allowed_signers).map_err(|source| {
             InitError::Signers(tally_verify::signers::SignersError::Io {
                 path: opts.allowed_signers.clone(),
                 source,
             })
         })?,
     };
-    let signers = AllowedSigners::from_bytes(&opts.allowed_signers, text.as_bytes())?;
+    let signers = AllowedSigners::from_bytes(&opts.allowed_signers, &text)?;
     if signers.is_empty() {
         return Err(InitError::NoSigners {
             path: opts.allowed_signers.display().to_string(),

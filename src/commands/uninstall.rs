@@ -1,7 +1,7 @@
 //! `tally uninstall`.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use tally_hooks::uninstall::{report, uninstall};
@@ -21,22 +21,25 @@ pub struct UninstallArgs {
 
 /// Runs `tally uninstall`.
 pub fn run(args: UninstallArgs, out: &mut impl Write) -> Outcome {
-    let result = tally_hooks::owner::act_as_owner(&args.repo)
+    remove(&args.repo, args.json, out)
+}
+
+/// `tally uninstall <repo>`, also run by `tally init --remove`.
+pub fn remove(repo: &Path, json: bool, out: &mut impl Write) -> Outcome {
+    let result = tally_hooks::owner::act_as_owner(repo)
         .map_err(|e| e.to_string())
         .and_then(|line| {
             if let Some(line) = line {
                 eprintln!("tally: {line}");
             }
-            uninstall(&args.repo).map_err(|e| e.to_string())
+            uninstall(repo).map_err(|e| e.to_string())
         });
     match result {
-        Ok(done) if args.json => {
-            json::success(out, serde_json::to_value(&done).unwrap_or_default())
-        }
+        Ok(done) if json => json::success(out, serde_json::to_value(&done).unwrap_or_default()),
         Ok(done) => {
             report(&done, out);
             Outcome::Success
         }
-        Err(e) => json::fail(args.json, out, Outcome::Config(e), ""),
+        Err(e) => json::fail(json, out, Outcome::Config(e), ""),
     }
 }

@@ -387,3 +387,27 @@ fn an_existing_branch_added_with_init_gets_a_baseline() {
     assert_eq!(push.code, 1, "{}", push.stderr);
     server.assert_ledger_intact();
 }
+
+/// An allowed_signers file that is not UTF-8 is refused naming the file and the line, like
+/// any other mistake in it.
+#[test]
+fn init_names_the_line_of_a_signers_file_that_is_not_utf8() {
+    let env = TestEnv::new();
+    let repo = env.bare_repo("server");
+    let mut bytes = alice_and_bob().text().into_bytes();
+    bytes.extend_from_slice(b"# caf\xe9\n");
+    std::fs::write(env.root().join("signers"), bytes).unwrap();
+    let out = env
+        .tally()
+        .arg("init")
+        .arg(&repo)
+        .args(["--allowed-signers", "./signers"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).starts_with("tally: error: ./signers:3: not valid UTF-8"),
+        "{}",
+        stderr(&out)
+    );
+}

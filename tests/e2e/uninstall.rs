@@ -143,3 +143,36 @@ fn uninstall_refuses_what_is_not_a_bare_repository() {
     assert_eq!(v["ok"], false);
     assert_eq!(v["error"]["exit"], 2);
 }
+
+/// `tally init --remove` is `tally uninstall`.
+#[test]
+fn init_remove_is_uninstall() {
+    let env = TestEnv::new();
+    let server = env.server(&alice_and_bob(), &[]);
+    let out = env
+        .tally()
+        .args(["init", "--remove", "--json"])
+        .arg(&server.path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["recorded"], 1);
+    assert!(!server.path.join("hooks/pre-receive").exists());
+    // It takes no setup options, and init without --remove still needs its signers.
+    let out = env
+        .tally()
+        .args(["init", "--remove", "--branch", "main"])
+        .arg(&server.path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = env.tally().arg("init").arg(&server.path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--allowed-signers"),
+        "{}",
+        stderr(&out)
+    );
+}
