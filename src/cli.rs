@@ -36,6 +36,9 @@ enum Command {
     /// Set up a bare repository: policy, allowed signers and hooks.
     #[command(after_help = EXIT_STATUSES)]
     Init(commands::init::InitArgs),
+    /// Remove the hooks tally installed; keep the ledger, key and policy as evidence.
+    #[command(after_help = EXIT_STATUSES)]
+    Uninstall(commands::uninstall::UninstallArgs),
     /// Run by git: a server-side hook.
     Hook(commands::hook::HookArgs),
     /// Ledger entries, newest first.
@@ -44,6 +47,9 @@ enum Command {
     /// Inspect and maintain the ledger.
     #[command(after_help = EXIT_STATUSES)]
     Ledger(commands::ledger::LedgerArgs),
+    /// Check the policy and the files it names, as the hooks load them.
+    #[command(after_help = EXIT_STATUSES)]
+    Policy(commands::policy::PolicyArgs),
     /// Audit bundle of the ledger for offline verification; `export verify` checks one.
     #[command(after_help = EXIT_STATUSES)]
     Export(commands::export::ExportArgs),
@@ -168,9 +174,11 @@ pub fn main() -> ExitCode {
             let mut out = Output::new(stdout.lock());
             let outcome = match cli.command {
                 Command::Init(args) => commands::init::run(args, &mut out),
+                Command::Uninstall(args) => commands::uninstall::run(args, &mut out),
                 Command::Hook(args) => commands::hook::run(args),
                 Command::Log(args) => commands::log::run(args, &mut out),
                 Command::Ledger(args) => commands::ledger::run(args, &mut out),
+                Command::Policy(args) => commands::policy::run(args, &mut out),
                 Command::Export(args) => commands::export::run(args, &mut out),
                 Command::Verify(args) => commands::verify::run(args, &mut out),
                 Command::Pull(args) => commands::pull::run(args, &mut out),

@@ -295,14 +295,28 @@ pub fn key(git_dir: &Path, json: bool, out: &mut impl Write) -> Result<(), Admin
 }
 
 /// Signs a fresh checkpoint of the current head and publishes it: the freshness heartbeat.
-pub fn checkpoint(git_dir: &Path, out: &mut impl Write) -> Result<(), AdminError> {
+/// A policy changed by hand since the last entry is recorded first (a `policy-change` entry),
+/// so the checkpoint covers the policy in force; a policy that does not load is reported on
+/// standard error and the heartbeat still beats (the hooks refuse every push meanwhile).
+/// Returns the signed note.
+pub fn checkpoint(git_dir: &Path) -> Result<tally_ledger::SignedCheckpoint, AdminError> {
     let paths = Paths::new(git_dir);
-    let (mut store, key) = crate::record::open(&paths)?;
     let now = Timestamp::now();
+    match crate::config::Policy::load(git_dir) {
+        Ok(policy) => {
+            let reasons = vec![format!(
+                "{} (recorded by tally ledger checkpoint)",
+                crate::record::POLICY_CHANGED
+            )];
+            let pusher = crate::pusher::Pusher::from_env();
+            crate::record::record_policy_change(&paths, &policy, &pusher, reasons, now)?;
+        }
+        Err(e) => eprintln!("tally: warning: {e}"),
+    }
+    let (mut store, key) = crate::record::open(&paths)?;
     let note = store.checkpoint(now, &key)?;
     publish::publish(git_dir, &store, now)?;
-    let _ = write!(out, "{}", note.text());
-    Ok(())
+    Ok(note)
 }
 
 /// What `tally ledger verify` found.

@@ -62,11 +62,13 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The policy file is not valid TOML for the policy schema.
-    #[error("policy {path} is invalid: {message}")]
+    #[error("policy {path} is invalid: {}", one_line(message))]
     Parse {
         /// The file.
         path: PathBuf,
-        /// The parser's message, with line and column.
+        /// The parser's message as the toml crate renders it: line and column, the line
+        /// itself with a caret under the place, and what is wrong (several lines; shown on
+        /// one line where messages are lines, as in the hooks).
         message: String,
     },
     /// A protected branch pattern does not compile.
@@ -122,15 +124,25 @@ impl Policy {
     /// Reads `<git_dir>/tally/policy.toml` and the files it names (a configured revocation
     /// file must exist).
     pub fn load(git_dir: &Path) -> Result<Policy, ConfigError> {
-        let dir = git_dir.join(TALLY_DIR);
-        let path = dir.join(POLICY_FILE);
+        Policy::load_from(&git_dir.join(TALLY_DIR).join(POLICY_FILE), None)
+    }
+
+    /// Reads the policy file at `path` and the files it names, relative to its directory,
+    /// as the hooks do; with `signers`, that allowed_signers file instead of the one the
+    /// policy names (a file not installed yet, as `tally policy check --allowed-signers`).
+    pub fn load_from(path: &Path, signers: Option<&Path>) -> Result<Policy, ConfigError> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let path = path.to_owned();
         let text = std::fs::read(&path).map_err(|source| ConfigError::Read {
             path: path.clone(),
             source,
         })?;
         let file = parse_policy(&path, &text)?;
         let protected = branch_globs(&path, &file.branches.protected)?;
-        let signers_path = dir.join(&file.signatures.allowed_signers);
+        let signers_path = match signers {
+            Some(p) => p.to_owned(),
+            None => dir.join(&file.signatures.allowed_signers),
+        };
         let revocation_path = file
             .signatures
             .revocation_file
@@ -187,20 +199,7 @@ impl Policy {
                     source,
                 }
             })?;
-        let in_file = |error| SignersError::InFile {
-            path: self.signers_path.clone(),
-            error: Box::new(error),
-        };
-        let signers = match std::str::from_utf8(&self.signers_text) {
-            Ok(text) => AllowedSigners::parse(text).map_err(in_file)?,
-            Err(e) => {
-                let line = 1 + self.signers_text[..e.valid_up_to()]
-                    .iter()
-                    .filter(|b| **b == b'\n')
-                    .count();
-                return Err(in_file(SignersError::NotUtf8 { line }).into());
-            }
-        };
+        let signers = AllowedSigners::from_bytes(&self.signers_path, &self.signers_text)?;
         if signers.is_empty() {
             return Err(ConfigError::NoSigners {
                 path: self.signers_path.clone(),
@@ -251,8 +250,127 @@ pub fn parse_policy(path: &Path, text: &[u8]) -> Result<PolicyFile, ConfigError>
     })?;
     toml::from_str(text).map_err(|e| ConfigError::Parse {
         path: path.to_owned(),
-        message: e.to_string().trim_end().replace('\n', " "),
+        message: e.to_string().trim_end().to_owned(),
     })
+}
+
+/// A multi-line message on one line, for the places where a message is one line.
+fn one_line(message: &str) -> String {
+    message.trim_end().replace('\n', " ")
+}
+
+impl ConfigError {
+    /// The message for a person at a terminal: as [`Display`](std::fmt::Display), except
+    /// that a TOML error keeps the toml crate's several lines, with the snippet that points
+    /// at the line and column.
+    pub fn report(&self) -> String {
+        match self {
+            ConfigError::Parse { path, message } => {
+                format!("policy {} is invalid:\n{message}", path.display())
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// What `tally policy check` found in a valid policy and its files.
+#[derive(Debug, Serialize)]
+pub struct PolicySummary {
+    /// The policy file checked, if one was.
+    pub policy: Option<PathBuf>,
+    /// `[branches] protected`.
+    pub protected: Vec<String>,
+    /// The allowed_signers file checked.
+    pub allowed_signers: PathBuf,
+    /// Its signer lines.
+    pub signers: usize,
+    /// The revocation file, if the policy configures one.
+    pub revocation_file: Option<PathBuf>,
+    /// The policy digest the hooks would record, hex (with a policy file only).
+    pub digest: Option<String>,
+}
+
+/// Checks a policy and the files it names exactly as the hooks load them ([`Config::load`]):
+/// `policy` with its allowed_signers (or `signers` instead), or `signers` alone (a file
+/// meant for `tally init`, with the same refusal of an empty list).
+pub fn check(policy: Option<&Path>, signers: Option<&Path>) -> Result<PolicySummary, ConfigError> {
+    let Some(policy) = policy else {
+        let path = signers.unwrap_or(Path::new("allowed_signers"));
+        let list = AllowedSigners::load(path)?;
+        if list.is_empty() {
+            return Err(ConfigError::NoSigners {
+                path: path.to_owned(),
+            });
+        }
+        return Ok(PolicySummary {
+            policy: None,
+            protected: Vec::new(),
+            allowed_signers: path.to_owned(),
+            signers: list.entries().len(),
+            revocation_file: None,
+            digest: None,
+        });
+    };
+    let config = Policy::load_from(policy, signers)?.compile()?;
+    Ok(PolicySummary {
+        policy: Some(policy.to_owned()),
+        protected: config.file.branches.protected.clone(),
+        allowed_signers: config.signers_path.clone(),
+        signers: config.trust.signers().entries().len(),
+        revocation_file: config.revocation_path.clone(),
+        digest: Some(config.digest_hex()),
+    })
+}
+
+/// The policy text with `add` appended to `[branches] protected` (those not listed already),
+/// every other byte kept (comments included); `None` when all are listed.
+///
+/// The array is found by its span as the toml crate parses it, and rewritten in the form
+/// [`default_policy_text`] writes, so the result is read back with [`parse_policy`] by the
+/// caller's own checks.
+pub fn add_protected_branches(
+    path: &Path,
+    text: &[u8],
+    add: &[String],
+) -> Result<Option<(String, Vec<String>)>, ConfigError> {
+    #[derive(Deserialize)]
+    struct Spans {
+        branches: BranchSpans,
+    }
+    #[derive(Deserialize)]
+    struct BranchSpans {
+        protected: toml::Spanned<Vec<String>>,
+    }
+    let file = parse_policy(path, text)?;
+    let added: Vec<String> = add
+        .iter()
+        .filter(|b| !file.branches.protected.contains(b))
+        .fold(Vec::new(), |mut acc, b| {
+            if !acc.contains(b) {
+                acc.push(b.clone());
+            }
+            acc
+        });
+    if added.is_empty() {
+        return Ok(None);
+    }
+    // parse_policy accepted the text, so it is UTF-8 TOML with this table.
+    let text = String::from_utf8_lossy(text).into_owned();
+    let spans: Spans = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    let span = spans.branches.protected.span();
+    let all: Vec<String> = file
+        .branches
+        .protected
+        .iter()
+        .chain(&added)
+        .map(|b| format!("{b:?}"))
+        .collect();
+    let mut edited = text;
+    edited.replace_range(span, &format!("[{}]", all.join(", ")));
+    Ok(Some((edited, added)))
 }
 
 fn branch_globs(path: &Path, patterns: &[String]) -> Result<GlobSet, ConfigError> {
@@ -401,6 +519,24 @@ mod tests {
             msg.contains("allowed_yaml_tags entry \"!!python/object\" uses the !! handle"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn added_branches_keep_every_other_byte() {
+        let text = "# mine\n[branches]\nprotected = [ \"main\",\n  \"release/*\" ] # kept\n[signatures]\nallowed_signers = \"s\"\n";
+        let add = ["main".to_owned(), "new".to_owned(), "new".to_owned()];
+        let (edited, added) = add_protected_branches(Path::new("p.toml"), text.as_bytes(), &add)
+            .unwrap()
+            .unwrap();
+        assert_eq!(added, ["new"]);
+        assert_eq!(
+            edited,
+            "# mine\n[branches]\nprotected = [\"main\", \"release/*\", \"new\"] # kept\n[signatures]\nallowed_signers = \"s\"\n"
+        );
+        let p = parse_policy(Path::new("p.toml"), edited.as_bytes()).unwrap();
+        assert_eq!(p.branches.protected, ["main", "release/*", "new"]);
+        let none = add_protected_branches(Path::new("p.toml"), edited.as_bytes(), &add).unwrap();
+        assert!(none.is_none());
     }
 
     #[test]

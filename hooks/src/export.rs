@@ -60,6 +60,17 @@ pub enum ExportError {
         /// The key file.
         path: PathBuf,
     },
+    /// The policy in force is recorded by no entry (its files were changed by hand since).
+    #[error(
+        "the policy in force (digest {digest}) is carried by no ledger entry: policy.toml, allowed_signers or the revocation file changed outside tally since the last entry; record it with `tally ledger checkpoint`, then export again"
+    )]
+    PolicyUnrecorded {
+        /// The digest of the policy in force, hex.
+        digest: String,
+    },
+    /// The ledger cannot be appended to.
+    #[error(transparent)]
+    Record(#[from] crate::record::RecordError),
     /// The policy files changed while they were being read.
     #[error("the policy files changed during the export; run it again")]
     PolicyChanged,
@@ -131,6 +142,13 @@ pub fn export(
         tally_ledger::export::policy_digest(&policy, &signers, revoked.as_deref().unwrap_or(&[]));
     if digest != in_force.digest {
         return Err(ExportError::PolicyChanged);
+    }
+    // The bundle's policy must be one an entry carries, so that a reader can tell since when
+    // it was in force.
+    if crate::record::policy_unrecorded(&store, &in_force)? {
+        return Err(ExportError::PolicyUnrecorded {
+            digest: in_force.digest_hex(),
+        });
     }
 
     let checkpoint = store.latest_checkpoint()?.note;

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use tally_verify::signers::AllowedSigners;
 
-use crate::config::{POLICY_FILE, TALLY_DIR, default_policy_text, parse_policy};
+use crate::config::{
+    POLICY_FILE, TALLY_DIR, add_protected_branches, default_policy_text, parse_policy,
+};
 
 /// The hooks tally installs, and the `tally hook` argument each runs.
 pub const HOOKS: &[(&str, &str)] = &[
@@ -28,6 +30,12 @@ const OPTIONAL_HOOK: &str = "update";
 /// Marks a hook script as tally's own.
 const MARKER: &str = "# Installed by `tally init`";
 
+/// Whether the hook at `path` is one `tally init` wrote: its text carries the comment line
+/// init writes into every hook file to mark it as tally's.
+pub fn is_tally_hook(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|t| t.contains(MARKER))
+}
+
 /// What to set up.
 #[derive(Debug, Clone)]
 pub struct InitOptions {
@@ -37,7 +45,7 @@ pub struct InitOptions {
     pub allowed_signers: PathBuf,
     /// Its contents, when the caller read it already (before becoming the repository's
     /// owner, who may not be able to read a file of root's); `None`: read the path.
-    pub allowed_signers_text: Option<String>,
+    pub allowed_signers_text: Option<Vec<u8>>,
     /// Protected branches; empty means `main`.
     pub branches: Vec<String>,
     /// Overwrite foreign hooks and an existing policy.
@@ -178,6 +186,16 @@ enum Wrote {
 }
 
 impl Wrote {
+    /// One word for JSON.
+    fn name(&self) -> &'static str {
+        match self {
+            Wrote::Created => "created",
+            Wrote::Updated => "updated",
+            Wrote::Unchanged => "unchanged",
+            Wrote::Kept => "kept",
+        }
+    }
+
     fn verb(&self) -> &'static str {
         match self {
             Wrote::Created => "created",
@@ -299,22 +317,55 @@ fn hook_file(tally: &Path, hook_arg: &str, shim: Option<&Path>) -> (String, bool
     (text, false)
 }
 
+/// One file init wrote or left, and what it did with it (`created`, `updated`, `unchanged`,
+/// `kept`).
+#[derive(Debug, serde::Serialize)]
+pub struct FileOutcome {
+    /// The file.
+    pub path: PathBuf,
+    /// What init did.
+    pub action: &'static str,
+}
+
+/// What init did, as `tally init --json` prints it.
+#[derive(Debug, serde::Serialize)]
+pub struct InitSummary {
+    /// The repository's git directory.
+    pub repo: PathBuf,
+    /// policy.toml.
+    pub policy: FileOutcome,
+    /// The protected branches now in force.
+    pub protected: Vec<String>,
+    /// The `--branch` names added to an existing policy.
+    pub added_branches: Vec<String>,
+    /// The installed allowed_signers.
+    pub allowed_signers: FileOutcome,
+    /// Its signer lines.
+    pub signers: usize,
+    /// The hooks written.
+    pub hooks: Vec<FileOutcome>,
+    /// A foreign `update` hook kept as it was.
+    pub kept_foreign_hook: Option<PathBuf>,
+    /// What happened to the ledger key, the ledger and its publication, one line each.
+    pub ledger: Vec<String>,
+}
+
 /// Sets up the repository and prints what it did and what to do next.
-pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<(), InitError> {
+pub fn run(opts: &InitOptions, out: &mut impl Write) -> Result<InitSummary, InitError> {
     // 1. Everything that can refuse, before anything is written.
     let plan = Plan::check(opts)?;
     // 2. The writes.
     let done = plan.apply(opts)?;
     // 3. What was done, and what to do next.
     plan.report(opts, &done, out);
-    Ok(())
+    Ok(plan.summary(done))
 }
 
 /// What init will do, decided and checked before anything is written.
 struct Plan {
     repo: gix::Repository,
     git_dir: PathBuf,
-    signers_text: String,
+    signers_text: Vec<u8>,
     signer_lines: usize,
     branches: Vec<String>,
     hooks_dir: PathBuf,
@@ -325,6 +376,8 @@ struct Plan {
     sharing: crate::shared::Sharing,
     policy_path: PathBuf,
     existing_policy: Option<Vec<u8>>,
+    /// The existing policy with the `--branch` names it lacked added, and those names.
+    extended_policy: Option<(String, Vec<String>)>,
 }
 
 /// What init wrote.
@@ -371,8 +424,14 @@ impl Plan {
         )?;
         let policy_path = git_dir.join(TALLY_DIR).join(POLICY_FILE);
         let existing_policy = std::fs::read(&policy_path).ok();
+        let mut extended_policy = None;
         if let (Some(text), false) = (&existing_policy, opts.force) {
-            parse_policy(&policy_path, text).map_err(InitError::BadPolicy)?;
+            // A `--branch` the existing policy lacks is added to it, never ignored.
+            extended_policy = add_protected_branches(&policy_path, text, &opts.branches)
+                .map_err(InitError::BadPolicy)?;
+            if let Some((edited, _)) = &extended_policy {
+                parse_policy(&policy_path, edited.as_bytes()).map_err(InitError::BadPolicy)?;
+            }
         }
         Ok(Plan {
             repo,
@@ -386,6 +445,7 @@ impl Plan {
             sharing,
             policy_path,
             existing_policy,
+            extended_policy,
         })
     }
 
@@ -396,8 +456,11 @@ impl Plan {
         if !opts.no_hooks {
             std::fs::create_dir_all(&self.hooks_dir).map_err(io(&self.hooks_dir))?;
         }
-        let policy = match (&self.existing_policy, opts.force) {
-            (Some(_), false) => Wrote::Kept,
+        let policy = match (&self.existing_policy, opts.force, &self.extended_policy) {
+            (Some(_), false, Some((edited, _))) => {
+                write_file(&self.policy_path, edited.as_bytes(), 0o644)?
+            }
+            (Some(_), false, None) => Wrote::Kept,
             _ => write_file(
                 &self.policy_path,
                 default_policy_text(&self.branches).as_bytes(),
@@ -405,7 +468,7 @@ impl Plan {
             )?,
         };
         let signers_path = tally_dir.join("allowed_signers");
-        let signers = write_file(&signers_path, self.signers_text.as_bytes(), 0o644)?;
+        let signers = write_file(&signers_path, &self.signers_text, 0o644)?;
         let mut hooks = Vec::new();
         for &(name, arg) in &self.install {
             let path = self.hooks_dir.join(name);
@@ -415,7 +478,15 @@ impl Plan {
         }
         // Defence in depth: git itself checks every pushed object's format.
         git_config(&self.git_dir, "receive.fsckObjects", "true")?;
-        let ledger = set_up_ledger(&self.repo, &self.git_dir)?;
+        // Only a change init made is recorded here (hand edits are recorded by the next push
+        // or `tally ledger checkpoint`): otherwise the ledger is not even opened, since
+        // opening a WAL database touches its shared-memory file and a second `tally init`
+        // must change nothing.
+        let changed = [&policy, &signers]
+            .iter()
+            .any(|w| matches!(w, Wrote::Created | Wrote::Updated));
+        let reasons = changed.then(|| self.change_reasons(opts, &policy, &signers));
+        let ledger = set_up_ledger(&self.repo, &self.git_dir, reasons)?;
         // Again, for what SQLite created with its own mode (0644 narrowed by the umask).
         share(&self.git_dir, self.sharing)?;
         Ok(Done {
@@ -428,12 +499,90 @@ impl Plan {
         })
     }
 
+    /// What this run changed in the policy files, for the `policy-change` entry recorded if
+    /// the policy digest changed.
+    fn change_reasons(&self, opts: &InitOptions, policy: &Wrote, signers: &Wrote) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if let Some((_, added)) = &self.extended_policy {
+            reasons.push(format!(
+                "tally init: protected branch{} added: {}",
+                if added.len() == 1 { "" } else { "es" },
+                added.join(", ")
+            ));
+        } else if opts.force && self.existing_policy.is_some() && matches!(policy, Wrote::Updated) {
+            reasons.push(format!(
+                "tally init --force: policy.toml rewritten, protected branches: {}",
+                self.branches.join(", ")
+            ));
+        }
+        if matches!(signers, Wrote::Updated) {
+            reasons.push(format!(
+                "tally init: allowed_signers replaced by {}",
+                opts.allowed_signers.display()
+            ));
+        }
+        if reasons.is_empty() {
+            reasons.push(format!(
+                "{} (recorded by tally init)",
+                crate::record::POLICY_CHANGED
+            ));
+        }
+        reasons
+    }
+
+    /// The protected branches in force after [`Plan::apply`].
+    fn protected(&self, done: &Done) -> Vec<String> {
+        let text = match (&self.extended_policy, &done.policy, &self.existing_policy) {
+            (Some((text, _)), _, _) => text.as_bytes(),
+            (None, Wrote::Kept, Some(text)) => text.as_slice(),
+            _ => return self.branches.clone(),
+        };
+        parse_policy(&self.policy_path, text)
+            .map(|pf| pf.branches.protected)
+            .unwrap_or_default()
+    }
+
+    fn summary(&self, done: Done) -> InitSummary {
+        InitSummary {
+            repo: self.git_dir.clone(),
+            protected: self.protected(&done),
+            policy: FileOutcome {
+                path: self.policy_path.clone(),
+                action: done.policy.name(),
+            },
+            added_branches: self
+                .extended_policy
+                .as_ref()
+                .map(|(_, added)| added.clone())
+                .unwrap_or_default(),
+            allowed_signers: FileOutcome {
+                path: done.signers_path,
+                action: done.signers.name(),
+            },
+            signers: self.signer_lines,
+            hooks: done
+                .hooks
+                .into_iter()
+                .map(|(path, wrote, _)| FileOutcome {
+                    path,
+                    action: wrote.name(),
+                })
+                .collect(),
+            kept_foreign_hook: self.kept_foreign.clone(),
+            ledger: done.ledger,
+        }
+    }
+
     fn report(&self, opts: &InitOptions, done: &Done, out: &mut impl Write) {
         let p = |path: &Path| path.display().to_string();
         let _ = writeln!(out, "tally init: {}", p(&self.git_dir));
+        let added = match &self.extended_policy {
+            Some((_, added)) => format!(" (added protected branches: {})", added.join(", ")),
+            None => String::new(),
+        };
         let _ = writeln!(
             out,
-            "  policy          {}: {}",
+            "  policy          {}: {}{added}",
             p(&self.policy_path),
             done.policy.verb()
         );
@@ -476,19 +625,20 @@ impl Plan {
         for line in &done.ledger {
             let _ = writeln!(out, "  {line}");
         }
-        if matches!(done.policy, Wrote::Kept) {
-            let current = self
-                .existing_policy
-                .as_deref()
-                .and_then(|t| parse_policy(&self.policy_path, t).ok())
-                .map(|pf| pf.branches.protected.join(", "))
-                .unwrap_or_default();
+        let current = self.protected(done).join(", ");
+        if let Some((_, added)) = &self.extended_policy {
+            let _ = writeln!(
+                out,
+                "protected branches (the existing policy's, and added: {}): {current}",
+                added.join(", ")
+            );
+        } else if matches!(done.policy, Wrote::Kept) {
             let _ = writeln!(
                 out,
                 "protected branches (from the existing policy): {current}"
             );
         } else {
-            let _ = writeln!(out, "protected branches: {}", self.branches.join(", "));
+            let _ = writeln!(out, "protected branches: {current}");
         }
         let _ = writeln!(out, "next:");
         let _ = writeln!(
@@ -507,19 +657,20 @@ impl Plan {
     }
 }
 
-/// The allowed_signers text (read by the caller already, or from the path) and its number of
-/// lines; refused if it does not parse or names no one.
-fn read_signers(opts: &InitOptions) -> Result<(String, usize), InitError> {
+/// The allowed_signers bytes (read by the caller already, or from the path) and its number
+/// of lines; refused if it does not parse (errors name the path as given, and the line) or
+/// names no one.
+fn read_signers(opts: &InitOptions) -> Result<(Vec<u8>, usize), InitError> {
     let text = match &opts.allowed_signers_text {
         Some(text) => text.clone(),
-        None => std::fs::read_to_string(&opts.allowed_signers).map_err(|source| {
+        None => std::fs::read(&opts.allowed_signers).map_err(|source| {
             InitError::Signers(tally_verify::signers::SignersError::Io {
                 path: opts.allowed_signers.clone(),
                 source,
             })
         })?,
     };
-    let signers = AllowedSigners::parse(&text)?;
+    let signers = AllowedSigners::from_bytes(&opts.allowed_signers, &text)?;
     if signers.is_empty() {
         return Err(InitError::NoSigners {
             path: opts.allowed_signers.display().to_string(),
@@ -563,7 +714,7 @@ fn hooks_to_install(
     let mut install = Vec::new();
     for &(name, arg) in hooks {
         let path = hooks_dir.join(name);
-        let ours = std::fs::read_to_string(&path).is_ok_and(|t| t.contains(MARKER));
+        let ours = is_tally_hook(&path);
         let foreign = !ours && std::fs::symlink_metadata(&path).is_ok();
         if foreign && name == OPTIONAL_HOOK {
             kept_foreign = Some(path);
@@ -697,11 +848,16 @@ fn is_ledger_file(path: &Path, paths: &crate::record::Paths) -> bool {
 }
 
 /// Creates the ledger key and the ledger on first run (recording the policy and the tips of
-/// protected branches that existed before tally), and leaves both alone afterwards.
-fn set_up_ledger(repo: &gix::Repository, git_dir: &Path) -> Result<Vec<String>, InitError> {
+/// protected branches that existed before tally); afterwards, given `reasons` (init changed
+/// policy.toml or allowed_signers), records the change at once (a `policy-change` entry, if
+/// the policy digest changed) and publishes it, as a push would.
+fn set_up_ledger(
+    repo: &gix::Repository,
+    git_dir: &Path,
+    reasons: Option<Vec<String>>,
+) -> Result<Vec<String>, InitError> {
     use crate::record::{Paths, entry_about};
-    use tally_ledger::{Kind, NewEntry, Store};
-    use tally_verify::revision::Update;
+    use tally_ledger::{Kind, Store};
     let ledger_err = |e: &dyn std::fmt::Display| InitError::Ledger(e.to_string());
     let paths = Paths::new(git_dir);
     let mut lines = Vec::new();
@@ -726,13 +882,16 @@ fn set_up_ledger(repo: &gix::Repository, git_dir: &Path) -> Result<Vec<String>, 
         ));
         key
     };
-    if paths.ledger().exists() {
-        // Not even opened: opening a WAL database touches its shared-memory file, and a
-        // second `tally init` must change nothing. `tally ledger verify` checks it.
+    if let (true, None) = (paths.ledger().exists(), &reasons) {
+        // Not even opened (see `Plan::apply`). `tally ledger verify` checks it.
         lines.push(format!(
             "ledger          {}: unchanged",
             paths.ledger().display()
         ));
+        return Ok(lines);
+    }
+    if let (true, Some(reasons)) = (paths.ledger().exists(), reasons) {
+        lines.extend(record_change(repo, git_dir, reasons)?);
         return Ok(lines);
     }
     let config = crate::config::Config::load(git_dir)?;
@@ -770,12 +929,97 @@ fn set_up_ledger(repo: &gix::Repository, git_dir: &Path) -> Result<Vec<String>, 
         &config,
         vec!["tally init".into()],
     )];
-    // Branches that already exist are the baseline: their history predates tally.
+    entries.extend(baselines(repo, &config, &pusher, |_| Ok(false))?);
+    let outcome = store
+        .append(entries, now, &key)
+        .map_err(|e| ledger_err(&e))?;
+    lines.push(format!(
+        "ledger          {}: created (origin {origin}, {} entries)",
+        paths.ledger().display(),
+        outcome.size
+    ));
+    lines.push(publish_line(git_dir, &store, now));
+    Ok(lines)
+}
+
+/// Records at once a change init made to the policy files, as a push would find it: a
+/// `policy-change` entry with `reasons` if the policy digest changed, and a baseline for
+/// each protected branch that exists but that the ledger does not place yet (a branch just
+/// added with `--branch`), in one append; then publishes. Returns the report lines.
+fn record_change(
+    repo: &gix::Repository,
+    git_dir: &Path,
+    reasons: Vec<String>,
+) -> Result<Vec<String>, InitError> {
+    let ledger_err = |e: &dyn std::fmt::Display| InitError::Ledger(e.to_string());
+    let paths = crate::record::Paths::new(git_dir);
+    let policy = crate::config::Policy::load(git_dir)?;
+    let pusher = crate::pusher::Pusher::from_env();
+    let now = jiff::Timestamp::now();
+    let (mut store, key) = crate::record::open(&paths).map_err(|e| ledger_err(&e))?;
+    let mut entries: Vec<tally_ledger::NewEntry> =
+        crate::record::policy_change(&store, &policy, &pusher, reasons)
+            .map_err(|e| ledger_err(&e))?
+            .into_iter()
+            .collect();
+    entries.extend(baselines(repo, &policy, &pusher, |name| {
+        store
+            .position(name)
+            .map(|p| p.is_some())
+            .map_err(|e| ledger_err(&e))
+    })?);
+    let ledger = paths.ledger();
+    let Some(first) = entries.first() else {
+        return Ok(vec![format!(
+            "ledger          {}: unchanged",
+            ledger.display()
+        )]);
+    };
+    let what = if first.refname.is_empty() {
+        "the policy change"
+    } else {
+        "a baseline"
+    };
+    let count = entries.len();
+    let outcome = store
+        .append(entries, now, &key)
+        .map_err(|e| ledger_err(&e))?;
+    let seq = outcome.first_seq;
+    let mut lines = vec![if count == 1 {
+        format!(
+            "ledger          {}: recorded {what} as entry #{seq} (policy-change)",
+            ledger.display()
+        )
+    } else {
+        format!(
+            "ledger          {}: recorded {what} as entry #{seq} (policy-change), and {} baseline{} of protected branches that exist already",
+            ledger.display(),
+            count - 1,
+            if count == 2 { "" } else { "s" }
+        )
+    }];
+    lines.push(publish_line(git_dir, &store, now));
+    Ok(lines)
+}
+
+/// Baseline entries (`policy-change` with a ref) for the protected branches that exist and
+/// that `placed` says the ledger does not place: their history predates tally.
+fn baselines(
+    repo: &gix::Repository,
+    config: &crate::config::Policy,
+    pusher: &crate::pusher::Pusher,
+    placed: impl Fn(&str) -> Result<bool, InitError>,
+) -> Result<Vec<tally_ledger::NewEntry>, InitError> {
+    use crate::record::entry_about;
+    use tally_ledger::{Kind, NewEntry};
+    use tally_verify::revision::Update;
+    let ledger_err = |e: &dyn std::fmt::Display| InitError::Ledger(e.to_string());
+    let mut entries = Vec::new();
     let refs = repo.references().map_err(|e| ledger_err(&e))?;
     for r in refs.all().map_err(|e| ledger_err(&e))? {
         let mut r = r.map_err(|e| ledger_err(&e))?;
         let name = r.name().as_bstr().to_string();
-        if !config.is_protected(&name) {
+        if !config.is_protected(&name) || placed(&name)? {
             continue;
         }
         let id = r.peel_to_id().map_err(|e| ledger_err(&e))?.detach();
@@ -794,32 +1038,28 @@ fn set_up_ledger(repo: &gix::Repository, git_dir: &Path) -> Result<Vec<String>, 
             ..entry_about(
                 Kind::PolicyChange,
                 Some(&baseline),
-                &pusher,
-                &config,
+                pusher,
+                config,
                 vec![format!(
                     "baseline at tally init: {name} already pointed here; earlier history was not checked by tally"
                 )],
             )
         });
     }
-    let outcome = store
-        .append(entries, now, &key)
-        .map_err(|e| ledger_err(&e))?;
-    lines.push(format!(
-        "ledger          {}: created (origin {origin}, {} entries)",
-        paths.ledger().display(),
-        outcome.size
-    ));
-    if let Err(e) = crate::publish::publish(git_dir, &store, now) {
-        lines.push(format!("warning: {e}"));
-    } else {
-        lines.push(format!("published       {}", crate::publish::LEDGER_REF));
+    Ok(entries)
+}
+
+/// Publishes the ledger as a push would; a failure is a warning (the store is the record,
+/// and the next publication catches up).
+fn publish_line(git_dir: &Path, store: &tally_ledger::Store, now: jiff::Timestamp) -> String {
+    match crate::publish::publish(git_dir, store, now) {
+        Err(e) => format!("warning: {e}"),
+        Ok(()) => format!("published       {}", crate::publish::LEDGER_REF),
     }
-    Ok(lines)
 }
 
 /// Reads a configuration value as git would see it in this repository (all scopes).
-fn git_config_get(git_dir: &Path, key: &str) -> Option<String> {
+pub(crate) fn git_config_get(git_dir: &Path, key: &str) -> Option<String> {
     let out = std::process::Command::new("git")
         .arg("--git-dir")
         .arg(git_dir)

@@ -20,3 +20,4 @@ pub mod record;
 pub mod refs;
 pub mod shared;
 pub mod transaction;
+pub mod uninstall;

@@ -383,28 +383,54 @@ pub fn open(paths: &Paths) -> Result<(Store, SigningKey), RecordError> {
     Ok((store, key))
 }
 
-/// A `policy change` entry when the policy differs from the one the last entry recorded.
-fn policy_change(
-    store: &Store,
-    config: &Policy,
-    pusher: &Pusher,
-) -> Result<Option<NewEntry>, RecordError> {
+/// The reason a `policy-change` entry gives when nothing more precise is known: the files
+/// were changed by other means than tally and the next append noticed.
+pub const POLICY_CHANGED: &str = "policy.toml, allowed_signers or the revocation file changed";
+
+/// Whether the policy in force differs from the one the store's last entry records (an empty
+/// ledger records none).
+pub fn policy_unrecorded(store: &Store, config: &Policy) -> Result<bool, RecordError> {
     let last = store.log(&tally_ledger::Filter {
         limit: Some(1),
         ..Default::default()
     })?;
-    let changed = last
+    Ok(last
         .first()
-        .is_none_or(|r| r.entry.policy_digest != config.digest);
-    Ok(changed.then(|| {
-        entry_about(
-            Kind::PolicyChange,
-            None,
-            pusher,
-            config,
-            vec!["policy.toml, allowed_signers or the revocation file changed".into()],
-        )
-    }))
+        .is_none_or(|r| r.entry.policy_digest != config.digest))
+}
+
+/// A `policy change` entry when the policy differs from the one the last entry recorded.
+pub fn policy_change(
+    store: &Store,
+    config: &Policy,
+    pusher: &Pusher,
+    reasons: Vec<String>,
+) -> Result<Option<NewEntry>, RecordError> {
+    let changed = policy_unrecorded(store, config)?;
+    Ok(changed.then(|| entry_about(Kind::PolicyChange, None, pusher, config, reasons)))
+}
+
+/// Records a change of policy, signers or revocation file at once: appends a `policy-change`
+/// entry with `reasons` if the policy in force differs from the one the last entry records,
+/// and returns its seq (`None`: already recorded, nothing appended). The caller publishes.
+///
+/// Every entry carries the digest of the policy in force, so without this a change would
+/// stay unrecorded until the next push, and an export made in between would ship a policy
+/// no entry carries. `tally init` appends the same entry ([`policy_change`]) for the changes
+/// it makes, and the hooks for the changes they find.
+pub fn record_policy_change(
+    paths: &Paths,
+    config: &Policy,
+    pusher: &Pusher,
+    reasons: Vec<String>,
+    now: Timestamp,
+) -> Result<Option<u64>, RecordError> {
+    let (mut store, key) = open(paths)?;
+    let Some(entry) = policy_change(&store, config, pusher, reasons)? else {
+        return Ok(None);
+    };
+    let outcome = store.append(vec![entry], now, &key)?;
+    Ok(Some(outcome.first_seq))
 }
 
 /// An entry of `kind` about `update` (or about no ref), without commits: the shape of every
@@ -449,7 +475,10 @@ pub fn append_rejected(
     now: Timestamp,
 ) -> Result<u64, RecordError> {
     let (mut store, key) = open(paths)?;
-    let mut entries: Vec<NewEntry> = policy_change(&store, config, pusher)?.into_iter().collect();
+    let mut entries: Vec<NewEntry> =
+        policy_change(&store, config, pusher, vec![POLICY_CHANGED.into()])?
+            .into_iter()
+            .collect();
     for (u, reasons) in bounded_refusal(refused) {
         entries.push(entry_about(
             Kind::Rejected,
@@ -694,7 +723,10 @@ fn append_accepted(
     now: Timestamp,
     in_flight: bool,
 ) -> Result<Store, RecordError> {
-    let mut entries: Vec<NewEntry> = policy_change(&store, config, pusher)?.into_iter().collect();
+    let mut entries: Vec<NewEntry> =
+        policy_change(&store, config, pusher, vec![POLICY_CHANGED.into()])?
+            .into_iter()
+            .collect();
     let pending_path = paths.pending();
     for (u, p) in accepted {
         let mut commits = Vec::with_capacity(p.commits.len());

@@ -9,6 +9,7 @@ use tally_hooks::admin::find_repo;
 use tally_hooks::export::{ExportOptions, export};
 
 use crate::cli::Outcome;
+use crate::commands::json;
 
 /// Arguments of `tally export`: either write a bundle, or `verify` one.
 #[derive(Debug, Args)]
@@ -37,6 +38,9 @@ struct WriteArgs {
     /// Only rows appended before this time (RFC 3339; exclusive).
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     until: Option<Timestamp>,
+    /// Print a JSON object: the bundle's path and its export.json; or the error.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,12 +84,18 @@ pub fn run(args: ExportArgs, out: &mut impl Write) -> Outcome {
 }
 
 fn write(args: WriteArgs, out: &mut impl Write) -> Outcome {
+    let json = args.json;
     let Some(dir) = args.out else {
-        return Outcome::Config("--out <DIR> is required".into());
+        return json::fail(
+            json,
+            out,
+            Outcome::Config("--out <DIR> is required".into()),
+            "",
+        );
     };
     let repo = match find_repo(args.repo.as_deref()) {
         Ok(repo) => repo,
-        Err(e) => return Outcome::Config(e.to_string()),
+        Err(e) => return json::fail(json, out, Outcome::Config(e.to_string()), ""),
     };
     let opts = ExportOptions {
         out: dir,
@@ -93,13 +103,25 @@ fn write(args: WriteArgs, out: &mut impl Write) -> Outcome {
         since: args.since,
         until: args.until,
     };
-    match export(&repo, &opts, out) {
+    let written = if json {
+        export(&repo, &opts, &mut std::io::sink())
+    } else {
+        export(&repo, &opts, out)
+    };
+    match written {
+        Ok(summary) if json => json::success(
+            out,
+            serde_json::json!({
+                "path": summary.path,
+                "export": summary.description,
+            }),
+        ),
         Ok(_) => Outcome::Success,
         Err(e) if e.is_verification_failure() => {
             eprintln!("tally: export: {e}");
-            Outcome::Refused
+            json::fail(json, out, Outcome::Refused, &e.to_string())
         }
-        Err(e) => Outcome::Config(e.to_string()),
+        Err(e) => json::fail(json, out, Outcome::Config(e.to_string()), ""),
     }
 }
 

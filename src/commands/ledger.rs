@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use tally_hooks::admin;
 
 use crate::cli::Outcome;
+use crate::commands::json;
 
 /// Arguments of `tally ledger`.
 #[derive(Debug, Args)]
@@ -61,14 +62,18 @@ enum LedgerCommand {
         unchecked: bool,
     },
     /// Sign a fresh checkpoint of the current head and publish it (the freshness heartbeat).
-    /// Prints nothing on success, so that cron mails nothing.
+    /// Records a policy changed by hand since the last entry first. Prints nothing on
+    /// success, so that cron mails nothing.
     Checkpoint {
         /// The repository (default: the one the current directory is in).
         #[arg(long, value_name = "REPO")]
         repo: Option<PathBuf>,
         /// Print the signed checkpoint note.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "json")]
         print: bool,
+        /// Print a JSON object: origin, size, root, time and the note; or the error.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -120,19 +125,37 @@ pub fn run(args: LedgerArgs, out: &mut impl Write) -> Outcome {
             };
             tally_hooks::adopt::adopt(&repo, &opts, out, jiff::Timestamp::now())
         }),
-        LedgerCommand::Checkpoint { repo, print } => admin::find_repo(repo.as_deref())
-            .and_then(|repo| {
-                if print {
-                    admin::checkpoint(&repo, out)
-                } else {
-                    admin::checkpoint(&repo, &mut std::io::sink())
-                }
-            })
-            .map(|()| true),
+        LedgerCommand::Checkpoint { repo, print, json } => {
+            return checkpoint(repo, print, json, out);
+        }
     };
     match result {
         Ok(true) => Outcome::Success,
         Ok(false) => Outcome::Refused,
         Err(e) => Outcome::Config(e.to_string()),
     }
+}
+
+/// `tally ledger checkpoint`: silent on success unless `--print` (the note) or `--json`.
+fn checkpoint(repo: Option<PathBuf>, print: bool, json: bool, out: &mut impl Write) -> Outcome {
+    let note = match admin::find_repo(repo.as_deref()).and_then(|repo| admin::checkpoint(&repo)) {
+        Ok(note) => note,
+        Err(e) => return json::fail(json, out, Outcome::Config(e.to_string()), ""),
+    };
+    if json {
+        let c = note.unverified();
+        return json::success(
+            out,
+            serde_json::json!({
+                "origin": c.origin,
+                "size": c.size,
+                "root": tally_ledger::hex::encode(&c.root),
+                "note": note.text(),
+            }),
+        );
+    }
+    if print {
+        let _ = write!(out, "{}", note.text());
+    }
+    Outcome::Success
 }

@@ -101,7 +101,17 @@ fn every_command_answers_help() {
             assert!(text.contains(usage.trim_end()), "tally {argv:?}:\n{text}");
             // The commands people run say what their exit statuses mean.
             if args.len() == 1
-                && ["init", "log", "ledger", "export", "verify", "pull"].contains(&args[0].as_str())
+                && [
+                    "init",
+                    "uninstall",
+                    "log",
+                    "ledger",
+                    "policy",
+                    "export",
+                    "verify",
+                    "pull",
+                ]
+                .contains(&args[0].as_str())
             {
                 assert!(text.contains("Exit status:"), "tally {argv:?}:\n{text}");
             }

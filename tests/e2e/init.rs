@@ -265,7 +265,7 @@ fn init_refuses_malformed_allowed_signers_naming_the_line() {
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
     let err = stderr(&out);
-    assert!(err.contains("line 2"), "{err}");
+    assert!(err.contains(&format!("{}:2: ", signers.display())), "{err}");
     assert!(!repo.join("hooks/pre-receive").exists());
 }
 

@@ -10,11 +10,14 @@ mod common;
 
 mod agent;
 mod cli;
+mod everyday;
 mod export;
 mod fallback;
 mod init;
 mod ledger;
 mod owner;
+mod policy;
 mod push;
 mod seams;
 mod servers;
+mod uninstall;

@@ -57,11 +57,17 @@ impl AllowedSigners {
             path: path.to_owned(),
             source,
         })?;
+        Self::from_bytes(path, &bytes)
+    }
+
+    /// Parses the bytes of the `allowed_signers` file at `path` (read already); errors name
+    /// the path as given, and the line (`<path>:<line>: <what>`).
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self, SignersError> {
         let in_file = |error: SignersError| SignersError::InFile {
             path: path.to_owned(),
             error: Box::new(error),
         };
-        let text = std::str::from_utf8(&bytes).map_err(|e| {
+        let text = std::str::from_utf8(bytes).map_err(|e| {
             let line = 1 + bytes[..e.valid_up_to()]
                 .iter()
                 .filter(|&&b| b == b'\n')

@@ -22,8 +22,9 @@ pub enum SignersError {
         source: std::io::Error,
     },
     /// The content of a file read by [`AllowedSigners::load`](super::AllowedSigners::load) is
-    /// malformed.
-    #[error("{}: {error}", path.display())]
+    /// malformed. Shown as `<path>:<line>: <what>` (the path as the user gave it), the form
+    /// compilers use and editors jump to.
+    #[error("{}", in_file(path, error))]
     InFile {
         /// The file.
         path: PathBuf,
@@ -45,6 +46,15 @@ pub enum SignersError {
     /// A double quote is not closed.
     #[error("allowed_signers line {line}: a double quote is not closed; close it or remove it")]
     UnterminatedQuote {
+        /// The line.
+        line: usize,
+    },
+    /// The line starts with a key type: a `.pub` file (or its line) given as allowed_signers.
+    /// OpenSSH would read the key type as the principal and fail on the key.
+    #[error(
+        "allowed_signers line {line} has no principal: start the line with the signer's email, e.g. \"alice@example.com ssh-ed25519 AAAA...\""
+    )]
+    NoPrincipal {
         /// The line.
         line: usize,
     },
@@ -219,6 +229,7 @@ impl SignersError {
             SignersError::NotUtf8 { line }
             | SignersError::NulByte { line }
             | SignersError::UnterminatedQuote { line }
+            | SignersError::NoPrincipal { line }
             | SignersError::EmptyPrincipals { line }
             | SignersError::MissingKey { line }
             | SignersError::MissingKeyType { line }
@@ -236,6 +247,21 @@ impl SignersError {
             | SignersError::TimeBeforeEpoch { line, .. }
             | SignersError::EmptyValidity { line, .. } => Some(*line),
         }
+    }
+}
+
+/// `<path>:<line>: <what>` for an error in a file; `<path>: <error>` for one about no line.
+fn in_file(path: &std::path::Path, error: &SignersError) -> String {
+    let text = error.to_string();
+    match error.line() {
+        Some(line) => {
+            let what = text
+                .strip_prefix(&format!("allowed_signers line {line}: "))
+                .or_else(|| text.strip_prefix("allowed_signers "))
+                .unwrap_or(&text);
+            format!("{}:{line}: {what}", path.display())
+        }
+        None => format!("{}: {text}", path.display()),
     }
 }
 

@@ -15,8 +15,29 @@ pub(super) const BLANK: &[char] = &[' ', '\t'];
 
 /// Parses one line; `Ok(None)` for blank and comment lines.
 ///
-/// Follows `parse_principals_key_and_options` (`sshsig.c`) step by step.
+/// A line that fails and starts with a key type is a public key pasted without its
+/// principal (a `.pub` file given as allowed_signers): that is the error reported. A line
+/// that parses is never changed by this: `ssh-ed25519 ssh-ed25519 AAAA...` names the
+/// principal `ssh-ed25519`, as in OpenSSH.
 pub(super) fn parse_line(
+    line: usize,
+    raw: &str,
+    tz: &TimeZone,
+) -> Result<Option<SignerEntry>, SignersError> {
+    parse_fields(line, raw, tz).map_err(|e| {
+        let first = raw.trim_start_matches(WHITESPACE).split(WHITESPACE).next();
+        match e {
+            SignersError::NulByte { .. } => e,
+            _ if first.is_some_and(|w| key_type_kind(w).is_some()) => {
+                SignersError::NoPrincipal { line }
+            }
+            _ => e,
+        }
+    })
+}
+
+/// Follows `parse_principals_key_and_options` (`sshsig.c`) step by step.
+fn parse_fields(
     line: usize,
     raw: &str,
     tz: &TimeZone,

@@ -37,7 +37,7 @@ fn load_error_names_the_path_and_the_line() {
     assert_eq!(e.line(), Some(2));
     let msg = e.to_string();
     assert!(
-        msg.starts_with(&format!("{}: allowed_signers line 2: ", path.display())),
+        msg.starts_with(&format!("{}:2: the value of namespaces= ", path.display())),
         "{msg}"
     );
 }
@@ -52,4 +52,19 @@ fn load_refuses_invalid_utf8_naming_the_line() {
     let e = AllowedSigners::load(&path).unwrap_err();
     assert_eq!(e.line(), Some(3));
     assert!(e.to_string().contains("UTF-8"), "{e}");
+}
+
+#[test]
+fn errors_in_a_file_read_as_path_line_what() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("signers");
+    std::fs::write(&path, format!("# mine\n{ED25519} me@laptop\n")).unwrap();
+    let e = AllowedSigners::load(&path).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}:2: line 2 has no principal: start the line with the signer's email, e.g. \"alice@example.com ssh-ed25519 AAAA...\"",
+            path.display()
+        )
+    );
 }

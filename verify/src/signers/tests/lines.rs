@@ -104,3 +104,20 @@ fn a_bad_line_anywhere_refuses_the_whole_file() {
     let text = format!("a@example.com {ED25519}\nb@example.com {ED25519_SHORT}");
     assert_refused!(text, SignersError::BadKey { .. }, 2);
 }
+
+#[test]
+fn a_public_key_line_without_principal_says_to_add_one() {
+    // A .pub file given as allowed_signers: its line starts with the key type.
+    let e = err(&format!("{ED25519} alice@laptop\n"));
+    assert!(matches!(e, SignersError::NoPrincipal { line: 1 }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "allowed_signers line 1 has no principal: start the line with the signer's email, e.g. \"alice@example.com ssh-ed25519 AAAA...\""
+    );
+    let e = err(&format!("alice@example.com {ED25519}\n  {P256}\n"));
+    assert!(matches!(e, SignersError::NoPrincipal { line: 2 }), "{e:?}");
+    // A principal that happens to be a key type's name, followed by a key, is a principal
+    // (OpenSSH reads it so too).
+    let e = one(&format!("ssh-ed25519 {ED25519}"));
+    assert_eq!(e.principals, "ssh-ed25519");
+}
