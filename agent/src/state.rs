@@ -180,7 +180,8 @@ pub fn load(
         return Err(AgentError::StateKey {
             path: path.to_owned(),
             key: key_file.to_owned(),
-            pinned: file.ledger_key,
+            given: tally_ledger::key::fingerprint(key),
+            pinned: tally_ledger::key::fingerprint(&pinned_key),
         });
     }
     let state = check(file, key).map_err(corrupt)?;
@@ -188,6 +189,83 @@ pub fn load(
         state: Some(state),
         raw: Some(raw),
     })
+}
+
+/// A ledger key an agent state pins, for commands that verify without `--ledger-key`.
+#[derive(Debug, Clone)]
+pub struct PinnedKey {
+    /// The key.
+    pub key: VerifyingKey,
+    /// The ledger origin pinned with it.
+    pub origin: String,
+    /// The state file that pins it.
+    pub path: PathBuf,
+}
+
+/// The ledger key the agent states of the clone at `git_dir` pin (`<git_dir>/tally/agent/`,
+/// where [`default_path`] puts them): the one `tally verify` verified with, so that
+/// `tally ledger verify` in the clone needs no `--ledger-key`. `None` if no state pins one;
+/// an error if states disagree or one is damaged (read as strictly as [`load`] reads it).
+pub fn pinned_key(git_dir: &Path) -> Result<Option<PinnedKey>, AgentError> {
+    let dir = git_dir.join("tally").join("agent");
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(AgentError::CorruptState {
+                path: dir,
+                reason: format!("cannot read the directory: {e}"),
+            });
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    let mut found: Vec<PinnedKey> = Vec::new();
+    for path in paths {
+        let corrupt = |reason: String| AgentError::CorruptState {
+            path: path.clone(),
+            reason,
+        };
+        let meta = fs::symlink_metadata(&path).map_err(|e| corrupt(e.to_string()))?;
+        if !meta.is_file() || meta.len() > MAX_STATE_LEN {
+            return Err(corrupt("not a regular file of a state's size".into()));
+        }
+        let raw = fs::read(&path).map_err(|e| corrupt(format!("cannot read it: {e}")))?;
+        let file: StateFile =
+            serde_json::from_slice(&raw).map_err(|e| corrupt(format!("not a state file: {e}")))?;
+        let key = tally_ledger::key::parse_public_line(&file.ledger_key)
+            .map_err(|e| corrupt(format!("ledger_key: {e}")))?;
+        // The same checks `load` makes: the pinned note verifies with the pinned key.
+        check(file.clone(), &key).map_err(corrupt)?;
+        if found.iter().all(|f| f.key != key) {
+            found.push(PinnedKey {
+                key,
+                origin: file.origin,
+                path,
+            });
+        }
+    }
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop()),
+        _ => Err(AgentError::PinnedKeys {
+            dir,
+            keys: found
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{} in {}",
+                        tally_ledger::key::fingerprint(&f.key),
+                        f.path.display()
+                    )
+                })
+                .collect(),
+        }),
+    }
 }
 
 /// Checks that the parts of a state file agree, and returns the state.

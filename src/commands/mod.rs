@@ -5,4 +5,5 @@ pub mod init;
 pub mod ledger;
 pub mod log;
 pub mod pull;
+pub mod source;
 pub mod verify;
