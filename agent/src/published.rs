@@ -2,7 +2,7 @@
 //! and `tally ledger verify` checks where there is no store (an agent's clone, an auditor's).
 //!
 //! It reads through the one reader of publications ([`crate::publication::Reader`]) and
-//! checks entries with the agent's own scan ([`crate::Scan`]: the chain rules and the Merkle
+//! checks entries with the agent's own scan (`Scan`: the chain rules and the Merkle
 //! frontier), so a clone is judged exactly as `tally verify` judges it. Unlike `tally verify`
 //! it starts from nothing every time (no pinned size: every publication from the first one)
 //! and writes nothing.
