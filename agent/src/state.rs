@@ -466,6 +466,70 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), b"one");
     }
 
+    /// A state file pinning the ledger key of `seed`, as `tally verify` writes it.
+    fn state_bytes(seed: u8, branch: &str) -> Vec<u8> {
+        let signing = tally_ledger::SigningKey::from_bytes(&[seed; 32]);
+        let mut frontier = Frontier::new();
+        frontier.append(&[1; 32]);
+        let origin = "tally/test";
+        let note = tally_ledger::Checkpoint {
+            origin: origin.into(),
+            size: 1,
+            root: frontier.root(),
+        }
+        .sign(1_767_225_600, &signing)
+        .unwrap();
+        let vkey = VerifierKey::new(origin, signing.verifying_key()).unwrap();
+        let null = ObjectId::null(gix::hash::Kind::Sha1);
+        let state = State {
+            branch: branch.into(),
+            origin: origin.into(),
+            repository: "repo".into(),
+            checkpoint: note.verify(&vkey).unwrap(),
+            note: note.text().into(),
+            frontier,
+            last_leaf: [1; 32],
+            publication: null,
+            deployed_seq: 0,
+            deployed_commit: null,
+            deployed_tree: null,
+        };
+        to_bytes(
+            &state,
+            &signing.verifying_key(),
+            jiff::Timestamp::UNIX_EPOCH,
+        )
+    }
+
+    #[test]
+    fn the_pinned_key_is_the_one_every_state_agrees_on() {
+        let git_dir = tempfile::tempdir().unwrap();
+        assert!(pinned_key(git_dir.path()).unwrap().is_none());
+        let main = default_path(git_dir.path(), "refs/heads/main");
+        let prod = default_path(git_dir.path(), "refs/heads/prod");
+        store(&main, None, &state_bytes(1, "refs/heads/main")).unwrap();
+        let key = tally_ledger::SigningKey::from_bytes(&[1; 32]).verifying_key();
+        let pinned = pinned_key(git_dir.path()).unwrap().unwrap();
+        assert_eq!((pinned.key, pinned.origin.as_str()), (key, "tally/test"));
+        // A second branch with the same key: still that key.
+        store(&prod, None, &state_bytes(1, "refs/heads/prod")).unwrap();
+        assert_eq!(pinned_key(git_dir.path()).unwrap().unwrap().key, key);
+        // With another key: which one is for the operator to say.
+        let raw = fs::read(&prod).unwrap();
+        store(&prod, Some(&raw), &state_bytes(2, "refs/heads/prod")).unwrap();
+        let err = pinned_key(git_dir.path()).unwrap_err();
+        assert!(matches!(err, AgentError::PinnedKeys { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&tally_ledger::key::fingerprint(&key)),
+            "{err}"
+        );
+        // A damaged state is an error, never skipped.
+        fs::write(&prod, b"{").unwrap();
+        let err = pinned_key(git_dir.path()).unwrap_err();
+        assert!(matches!(err, AgentError::CorruptState { .. }), "{err}");
+    }
+
     #[test]
     fn a_corrupt_state_file_is_an_error_not_a_fresh_start() {
         let dir = tempfile::tempdir().unwrap();

@@ -57,12 +57,16 @@ pub enum AdminError {
     Checkpoint(#[from] tally_ledger::CheckpointError),
     /// The public key beside the ledger key is not the one the ledger was created with.
     #[error(
-        "{} does not match the key the ledger was created with; restore it from a backup",
+        "{} is the key {found}, not the key {created} the ledger was created with; restore it from a backup",
         path.display()
     )]
     WrongPublicKey {
         /// The public key file.
         path: PathBuf,
+        /// Its key's fingerprint.
+        found: String,
+        /// The fingerprint of the key the ledger was created with.
+        created: String,
     },
     /// The policy cannot be loaded.
     #[error(transparent)]
@@ -183,6 +187,14 @@ pub fn log<W: Write>(
     result
 }
 
+/// The fingerprint of the key the ledger records it was created with.
+fn created_key(store: &Store) -> String {
+    tally_ledger::VerifyingKey::from_bytes(&store.public_key()).map_or_else(
+        |_| "(an invalid key)".to_owned(),
+        |k| tally_ledger::key::fingerprint(&k),
+    )
+}
+
 /// Reads the ledger's verifier key: `--ledger-key` if given, else `tally/ledger_key.pub`.
 /// A key that is not the one the ledger was created with is named, with that one, as the
 /// problem (rather than every checkpoint failing with it).
@@ -194,10 +206,7 @@ fn verifier(
     let path = pinned.map_or_else(|| Paths::new(git_dir).public_key(), Path::to_path_buf);
     let key = tally_ledger::key::load_public(&path)?;
     if key.to_bytes() != store.public_key() {
-        let created = tally_ledger::VerifyingKey::from_bytes(&store.public_key()).map_or_else(
-            |_| "an invalid key".to_owned(),
-            |k| tally_ledger::key::fingerprint(&k),
-        );
+        let created = created_key(store);
         let what = if pinned.is_some() {
             "check that you pinned the key `tally ledger key` prints on the server, or find out who changed the ledger's key"
         } else {
@@ -220,7 +229,11 @@ pub fn key(git_dir: &Path, json: bool, out: &mut impl Write) -> Result<(), Admin
     let key = tally_ledger::key::load_public(&path)?;
     let store = open_store(git_dir)?;
     if store.public_key() != key.to_bytes() {
-        return Err(AdminError::WrongPublicKey { path });
+        return Err(AdminError::WrongPublicKey {
+            path,
+            found: tally_ledger::key::fingerprint(&key),
+            created: created_key(&store),
+        });
     }
     let line = tally_ledger::key::public_line(&key, store.origin());
     if json {

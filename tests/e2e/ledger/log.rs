@@ -467,6 +467,30 @@ fn ledger_verify_passes_after_a_mix_of_pushes() {
         "one problem, not one per checkpoint: {stderr}"
     );
 
+    // The public key beside the ledger key replaced: both commands name both keys.
+    let original = ledger_key_fingerprint(&own);
+    std::fs::copy(&keys().mallory.public, &own).unwrap();
+    let out = server.tally(&["ledger", "verify"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "ledger_key.pub is the key {}, but this ledger was created with the key {original}",
+            keys().mallory.fingerprint
+        )),
+        "{stderr}"
+    );
+    let out = server.tally(&["ledger", "key"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "ledger_key.pub is the key {}, not the key {original} the ledger was created with",
+            keys().mallory.fingerprint
+        )),
+        "{stderr}"
+    );
+
     // No ledger there: a configuration error, not a verdict.
     let plain = env.bare_repo("plain");
     let out = env
