@@ -37,6 +37,7 @@ use crate::chain::{ChainError, ChainVerifier};
 use crate::checkpoint::{CheckpointError, SignedCheckpoint, VerifiedCheckpoint, VerifierKey};
 use crate::entry::{EntryError, EntryView};
 use crate::hex::Hex;
+use crate::log::count;
 use crate::merkle::{Frontier, Hash, leaf_hash};
 
 /// How often, in entries, `verify` reports progress.
@@ -106,7 +107,11 @@ pub enum VerifyError {
         seq: u64,
     },
     /// The head claims more entries than there are.
-    #[error("entries {found} to {} are missing (the head says the ledger has {head_size})", .head_size - 1)]
+    #[error(
+        "{} missing (the head says the ledger has {})",
+        missing(*.found, *.head_size),
+        count(*.head_size, "entry", "entries")
+    )]
     MissingEntries {
         /// The head's size.
         head_size: u64,
@@ -122,7 +127,7 @@ pub enum VerifyError {
         head_size: u64,
     },
     /// The head's root is not the root of the entries.
-    #[error("the head's root {} is not the root of the {size} entries, {}", Hex(.head), Hex(.computed))]
+    #[error("the head's root {} is not the root of the {}, {}", Hex(.head), count(*.size, "entry", "entries"), Hex(.computed))]
     HeadRootMismatch {
         /// The head's size.
         size: u64,
@@ -142,7 +147,8 @@ pub enum VerifyError {
     FrontierMismatch,
     /// A checkpoint is for more entries than the ledger has.
     #[error(
-        "checkpoint {id} is for size {size}, beyond the ledger's {head_size} entries (entries were removed)"
+        "checkpoint {id} is for size {size}, beyond the ledger's {} (entries were removed)",
+        count(*.head_size, "entry", "entries")
     )]
     CheckpointBeyondHead {
         /// The checkpoint's row id.
@@ -215,6 +221,15 @@ pub enum VerifyError {
     /// A verification thread stopped without a result (a bug: please report it).
     #[error("internal error: a verification thread stopped unexpectedly")]
     ThreadFailed,
+}
+
+/// `entry 5 is` or `entries 5 to 7 are`: the seqs `found..head_size`.
+fn missing(found: u64, head_size: u64) -> String {
+    if head_size.saturating_sub(found) == 1 {
+        format!("entry {found} is")
+    } else {
+        format!("entries {found} to {} are", head_size.saturating_sub(1))
+    }
 }
 
 impl VerifyError {
