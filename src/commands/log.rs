@@ -73,9 +73,10 @@ pub fn run(args: LogArgs, out: &mut impl Write) -> Outcome {
             match published::log_each(&repo, &selection, |e, leaf| writer.entry(e, leaf).is_ok()) {
                 Ok(()) => Outcome::Success,
                 Err(e) if e.is_setup() => Outcome::Config(e.to_string()),
+                // The published ledger is damaged: said like a refusal, exit 1.
                 Err(e) => {
                     eprintln!("tally: log: {e}");
-                    return Outcome::Refused;
+                    Outcome::Refused
                 }
             }
         }

@@ -249,3 +249,27 @@ fn a_forged_publication_fails_verify_in_a_clone() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn log_in_a_clone_refuses_a_damaged_publication() {
+    let env = TestEnv::new();
+    let h = mixed_history(&env);
+    let entries = run_ok(
+        h.server
+            .git()
+            .args(["cat-file", "blob", "refs/tally/ledger:entries"]),
+    )
+    .stdout;
+    let copy = copy_repo(&env, &h.server, "truncated");
+    let commit = craft_publication(&copy, "entries", &entries[..entries.len() - 1]);
+    let clone = clone_with_ledger(&env, &copy, "clone", false);
+    let out = tally_in(&env, &clone, &["log"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        text(&out.stderr).starts_with(&format!(
+            "tally: log: refs/tally/ledger: publication {commit} has a truncated entries file"
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+}

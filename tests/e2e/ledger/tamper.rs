@@ -156,7 +156,9 @@ fn deleting_the_last_entry_is_detected() {
         &copy,
         "last entry deleted",
         // One entry, in the singular (issue 13: was "entries 6 to 6 are missing").
-        &[&format!("entry {last} is missing (the head says the ledger has ")],
+        &[&format!(
+            "entry {last} is missing (the head says the ledger has "
+        )],
     );
 
     // The head shrunk to match: the entry is now beyond it.
