@@ -97,22 +97,39 @@ pub fn log_each(
     Ok(())
 }
 
+/// The ledger key `tally ledger verify` checks a clone's published ledger with.
+#[derive(Debug, Clone)]
+pub struct LedgerKey {
+    /// The key.
+    pub key: VerifyingKey,
+    /// The origin pinned with it (by an agent state); `None`: the tip checkpoint's.
+    pub origin: Option<String>,
+    /// Where it came from, for the output: the `--ledger-key` file or the agent state.
+    pub from: String,
+    /// Whether it came from an agent state rather than `--ledger-key`.
+    pub pinned: bool,
+}
+
 /// The ledger key to verify with: `--ledger-key` if given, else the one the clone's agent
-/// states pin ([`crate::state::pinned_key`]), with the origin pinned with it.
-pub fn ledger_key(
-    git_dir: &Path,
-    given: Option<&Path>,
-) -> Result<(VerifyingKey, Option<String>, String), AgentError> {
+/// states pin ([`crate::state::pinned_key`]), with the origin pinned with it; neither is a
+/// setup error asking for `--ledger-key`.
+pub fn ledger_key(git_dir: &Path, given: Option<&Path>) -> Result<LedgerKey, AgentError> {
     if let Some(path) = given {
         let key = tally_ledger::key::load_public(path).map_err(AgentError::LedgerKey)?;
-        return Ok((key, None, path.display().to_string()));
+        return Ok(LedgerKey {
+            key,
+            origin: None,
+            from: path.display().to_string(),
+            pinned: false,
+        });
     }
     match crate::state::pinned_key(git_dir)? {
-        Some(pinned) => Ok((
-            pinned.key,
-            Some(pinned.origin),
-            format!("the agent state {}", pinned.path.display()),
-        )),
+        Some(pinned) => Ok(LedgerKey {
+            key: pinned.key,
+            origin: Some(pinned.origin),
+            from: format!("the agent state {}", pinned.path.display()),
+            pinned: true,
+        }),
         None => Err(AgentError::NoLedgerKey {
             dir: git_dir.join("tally").join("agent"),
         }),
@@ -123,22 +140,25 @@ pub fn ledger_key(
 /// it, the entries decode and chain, and each publication's checkpoint is signed by `key`
 /// (under `origin` if pinned, else the tip's) and signs the Merkle root of the entries up to
 /// it. Every bad checkpoint is reported; the first entry at fault ends the entries' check.
+/// A key from an agent state is named in the outcome's notes.
 /// Errors are the setup's (exit 2); what is wrong with the ledger is in the outcome.
-pub fn verify(
-    git_dir: &Path,
-    key: &VerifyingKey,
-    origin: Option<&str>,
-) -> Result<VerifyOutcome, AgentError> {
+pub fn verify(git_dir: &Path, key: &LedgerKey) -> Result<VerifyOutcome, AgentError> {
     let mut outcome = VerifyOutcome {
         source: LEDGER_REF.to_owned(),
-        key: tally_ledger::key::fingerprint(key),
+        key: tally_ledger::key::fingerprint(&key.key),
         ..VerifyOutcome::default()
     };
     let clone = Clone::open(git_dir)?;
-    match check(&clone, key, origin, &mut outcome) {
+    match check(&clone, &key.key, key.origin.as_deref(), &mut outcome) {
         Ok(()) => {}
         Err(e) if e.is_setup() || matches!(e, AgentError::NoLedger) => return Err(e),
         Err(e) => outcome.problems.push(e.to_string()),
+    }
+    if key.pinned {
+        outcome.notes.push(format!(
+            "verified with the ledger key pinned by {}",
+            key.from
+        ));
     }
     outcome.ok = outcome.problems.is_empty();
     Ok(outcome)

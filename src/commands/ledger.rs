@@ -98,15 +98,7 @@ fn verify(
                 .map_err(|e| e.to_string())
         }
         Ok(Source::Published) => published::ledger_key(&repo, ledger_key.as_deref())
-            .and_then(|(key, origin, from)| {
-                let mut outcome = published::verify(&repo, &key, origin.as_deref())?;
-                if ledger_key.is_none() {
-                    outcome
-                        .notes
-                        .push(format!("verified with the ledger key pinned by {from}"));
-                }
-                Ok(outcome)
-            })
+            .and_then(|key| published::verify(&repo, &key))
             .map_err(|e| e.to_string()),
     };
     let outcome = match outcome {
