@@ -92,7 +92,7 @@ pub enum AgentError {
     },
     /// The pinned ledger key is not the one the state was verified with.
     #[error(
-        "the ledger key in {} is not the key state file {} was pinned with ({pinned}); if the server's ledger key was really replaced, confirm the new key out of band, then delete the state file",
+        "the ledger key in {} is {given}, not the key {pinned} that state file {} was pinned with; if the server's ledger key was really replaced, confirm the new key out of band, then delete the state file",
         key.display(), path.display()
     )]
     StateKey {
@@ -100,8 +100,31 @@ pub enum AgentError {
         path: PathBuf,
         /// The key file given.
         key: PathBuf,
-        /// The key the state pins.
+        /// The given key's fingerprint, `SHA256:...`.
+        given: String,
+        /// The fingerprint of the key the state pins.
         pinned: String,
+    },
+    /// `tally ledger verify` in a clone was given no `--ledger-key`, and no agent state in
+    /// the clone pins one.
+    #[error(
+        "no ledger key to verify the published ledger with: pass --ledger-key FILE (a file with the line `tally ledger key` prints on the server); no agent state in {} pins one",
+        dir.display()
+    )]
+    NoLedgerKey {
+        /// Where agent states are looked for.
+        dir: PathBuf,
+    },
+    /// The clone's agent states pin different ledger keys.
+    #[error(
+        "the agent states in {} pin different ledger keys ({}); pass --ledger-key FILE to say which one to verify with",
+        dir.display(), keys.join(", ")
+    )]
+    PinnedKeys {
+        /// Where the states are.
+        dir: PathBuf,
+        /// Each key's fingerprint and the state that pins it.
+        keys: Vec<String>,
     },
     /// Another run changed the state file while this one was verifying.
     #[error(
@@ -398,6 +421,8 @@ impl AgentError {
                 | AgentError::Write { .. }
                 | AgentError::StateBranch { .. }
                 | AgentError::StateKey { .. }
+                | AgentError::NoLedgerKey { .. }
+                | AgentError::PinnedKeys { .. }
         )
     }
 

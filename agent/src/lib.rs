@@ -40,6 +40,7 @@
 pub mod checkout;
 pub mod error;
 pub mod publication;
+pub mod published;
 pub mod state;
 
 use std::collections::HashSet;

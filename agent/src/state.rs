@@ -180,7 +180,8 @@ pub fn load(
         return Err(AgentError::StateKey {
             path: path.to_owned(),
             key: key_file.to_owned(),
-            pinned: file.ledger_key,
+            given: tally_ledger::key::fingerprint(key),
+            pinned: tally_ledger::key::fingerprint(&pinned_key),
         });
     }
     let state = check(file, key).map_err(corrupt)?;
@@ -188,6 +189,83 @@ pub fn load(
         state: Some(state),
         raw: Some(raw),
     })
+}
+
+/// A ledger key an agent state pins, for commands that verify without `--ledger-key`.
+#[derive(Debug, Clone)]
+pub struct PinnedKey {
+    /// The key.
+    pub key: VerifyingKey,
+    /// The ledger origin pinned with it.
+    pub origin: String,
+    /// The state file that pins it.
+    pub path: PathBuf,
+}
+
+/// The ledger key the agent states of the clone at `git_dir` pin (`<git_dir>/tally/agent/`,
+/// where [`default_path`] puts them): the one `tally verify` verified with, so that
+/// `tally ledger verify` in the clone needs no `--ledger-key`. `None` if no state pins one;
+/// an error if states disagree or one is damaged (read as strictly as [`load`] reads it).
+pub fn pinned_key(git_dir: &Path) -> Result<Option<PinnedKey>, AgentError> {
+    let dir = git_dir.join("tally").join("agent");
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(AgentError::CorruptState {
+                path: dir,
+                reason: format!("cannot read the directory: {e}"),
+            });
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    let mut found: Vec<PinnedKey> = Vec::new();
+    for path in paths {
+        let corrupt = |reason: String| AgentError::CorruptState {
+            path: path.clone(),
+            reason,
+        };
+        let meta = fs::symlink_metadata(&path).map_err(|e| corrupt(e.to_string()))?;
+        if !meta.is_file() || meta.len() > MAX_STATE_LEN {
+            return Err(corrupt("not a regular file of a state's size".into()));
+        }
+        let raw = fs::read(&path).map_err(|e| corrupt(format!("cannot read it: {e}")))?;
+        let file: StateFile =
+            serde_json::from_slice(&raw).map_err(|e| corrupt(format!("not a state file: {e}")))?;
+        let key = tally_ledger::key::parse_public_line(&file.ledger_key)
+            .map_err(|e| corrupt(format!("ledger_key: {e}")))?;
+        // The same checks `load` makes: the pinned note verifies with the pinned key.
+        check(file.clone(), &key).map_err(corrupt)?;
+        if found.iter().all(|f| f.key != key) {
+            found.push(PinnedKey {
+                key,
+                origin: file.origin,
+                path,
+            });
+        }
+    }
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop()),
+        _ => Err(AgentError::PinnedKeys {
+            dir,
+            keys: found
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{} in {}",
+                        tally_ledger::key::fingerprint(&f.key),
+                        f.path.display()
+                    )
+                })
+                .collect(),
+        }),
+    }
 }
 
 /// Checks that the parts of a state file agree, and returns the state.
@@ -386,6 +464,70 @@ mod tests {
         let err = store(&path, Some(b"zero"), b"two").unwrap_err();
         assert!(matches!(err, AgentError::StateChanged { .. }), "{err}");
         assert_eq!(fs::read(&path).unwrap(), b"one");
+    }
+
+    /// A state file pinning the ledger key of `seed`, as `tally verify` writes it.
+    fn state_bytes(seed: u8, branch: &str) -> Vec<u8> {
+        let signing = tally_ledger::SigningKey::from_bytes(&[seed; 32]);
+        let mut frontier = Frontier::new();
+        frontier.append(&[1; 32]);
+        let origin = "tally/test";
+        let note = tally_ledger::Checkpoint {
+            origin: origin.into(),
+            size: 1,
+            root: frontier.root(),
+        }
+        .sign(1_767_225_600, &signing)
+        .unwrap();
+        let vkey = VerifierKey::new(origin, signing.verifying_key()).unwrap();
+        let null = ObjectId::null(gix::hash::Kind::Sha1);
+        let state = State {
+            branch: branch.into(),
+            origin: origin.into(),
+            repository: "repo".into(),
+            checkpoint: note.verify(&vkey).unwrap(),
+            note: note.text().into(),
+            frontier,
+            last_leaf: [1; 32],
+            publication: null,
+            deployed_seq: 0,
+            deployed_commit: null,
+            deployed_tree: null,
+        };
+        to_bytes(
+            &state,
+            &signing.verifying_key(),
+            jiff::Timestamp::UNIX_EPOCH,
+        )
+    }
+
+    #[test]
+    fn the_pinned_key_is_the_one_every_state_agrees_on() {
+        let git_dir = tempfile::tempdir().unwrap();
+        assert!(pinned_key(git_dir.path()).unwrap().is_none());
+        let main = default_path(git_dir.path(), "refs/heads/main");
+        let prod = default_path(git_dir.path(), "refs/heads/prod");
+        store(&main, None, &state_bytes(1, "refs/heads/main")).unwrap();
+        let key = tally_ledger::SigningKey::from_bytes(&[1; 32]).verifying_key();
+        let pinned = pinned_key(git_dir.path()).unwrap().unwrap();
+        assert_eq!((pinned.key, pinned.origin.as_str()), (key, "tally/test"));
+        // A second branch with the same key: still that key.
+        store(&prod, None, &state_bytes(1, "refs/heads/prod")).unwrap();
+        assert_eq!(pinned_key(git_dir.path()).unwrap().unwrap().key, key);
+        // With another key: which one is for the operator to say.
+        let raw = fs::read(&prod).unwrap();
+        store(&prod, Some(&raw), &state_bytes(2, "refs/heads/prod")).unwrap();
+        let err = pinned_key(git_dir.path()).unwrap_err();
+        assert!(matches!(err, AgentError::PinnedKeys { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&tally_ledger::key::fingerprint(&key)),
+            "{err}"
+        );
+        // A damaged state is an error, never skipped.
+        fs::write(&prod, b"{").unwrap();
+        let err = pinned_key(git_dir.path()).unwrap_err();
+        assert!(matches!(err, AgentError::CorruptState { .. }), "{err}");
     }
 
     #[test]

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 
 use gix::ObjectId;
 use jiff::Timestamp;
-use tally_ledger::{Filter, Kind, Record, Store, VerifierKey};
+use tally_ledger::log::{LogWriter, Selection, count};
+use tally_ledger::publication::read_entries;
+pub use tally_ledger::report::VerifyOutcome;
+use tally_ledger::{Filter, Store, VerifierKey};
 
 use crate::publish::{self, LEDGER_REF, Range};
 use crate::record::Paths;
@@ -54,12 +57,16 @@ pub enum AdminError {
     Checkpoint(#[from] tally_ledger::CheckpointError),
     /// The public key beside the ledger key is not the one the ledger was created with.
     #[error(
-        "{} does not match the key the ledger was created with; restore it from a backup",
+        "{} is the key {found}, not the key {created} the ledger was created with; restore it from a backup",
         path.display()
     )]
     WrongPublicKey {
         /// The public key file.
         path: PathBuf,
+        /// Its key's fingerprint.
+        found: String,
+        /// The fingerprint of the key the ledger was created with.
+        created: String,
     },
     /// The policy cannot be loaded.
     #[error(transparent)]
@@ -130,6 +137,12 @@ pub fn find_repo(arg: Option<&Path>) -> Result<PathBuf, AdminError> {
     Ok(dir)
 }
 
+/// Whether `git_dir` holds a ledger store: a tally-guarded repository, as opposed to a
+/// clone, which can at most hold the ledger as published at `refs/tally/ledger`.
+pub fn has_store(git_dir: &Path) -> bool {
+    std::fs::symlink_metadata(Paths::new(git_dir).ledger()).is_ok()
+}
+
 fn open_store(git_dir: &Path) -> Result<Store, AdminError> {
     let path = Paths::new(git_dir).ledger();
     let options = tally_ledger::Options {
@@ -146,61 +159,24 @@ fn hex(bytes: &Option<Vec<u8>>) -> String {
         .unwrap_or_default()
 }
 
-fn short(bytes: &Option<Vec<u8>>) -> String {
-    let h = hex(bytes);
-    if h.is_empty() {
-        "0".repeat(10)
-    } else {
-        h[..10.min(h.len())].to_owned()
-    }
-}
-
-/// Options of `tally log`.
-#[derive(Debug, Default, Clone)]
-pub struct LogOptions {
-    /// Only this branch (short or full name).
-    pub branch: Option<String>,
-    /// Only this kind.
-    pub kind: Option<Kind>,
-    /// At most this many.
-    pub limit: Option<usize>,
-    /// JSON lines instead of text.
-    pub json: bool,
-}
-
-/// Prints ledger entries, newest first.
-pub fn log(git_dir: &Path, opts: &LogOptions, out: &mut impl Write) -> Result<(), AdminError> {
+/// Writes the store's entries that `selection` picks, newest first, through `out` (the
+/// caller finishes it). A closed pipe (`tally log | head`) ends the listing quietly.
+pub fn log<W: Write>(
+    git_dir: &Path,
+    selection: &Selection,
+    out: &mut LogWriter<W>,
+) -> Result<(), AdminError> {
     let store = open_store(git_dir)?;
     let filter = Filter {
-        refname: opts.branch.as_ref().map(|b| {
-            if b.starts_with("refs/") {
-                b.clone()
-            } else {
-                format!("refs/heads/{b}")
-            }
-        }),
-        kind: opts.kind,
+        refname: selection.refname.clone(),
+        kind: selection.kind,
         before: None,
-        limit: opts.limit,
+        limit: selection.limit,
     };
     let mut result = Ok(());
-    if opts.json {
-        let _ = write!(out, "[");
-    }
-    let mut first = true;
     store.log_each(&filter, |record| {
-        let written = if opts.json {
-            let sep = if first { "" } else { "," };
-            serde_json::to_string(&record)
-                .map_err(std::io::Error::other)
-                .and_then(|j| write!(out, "{sep}\n{j}"))
-        } else {
-            write_entry(out, &record)
-        };
-        first = false;
-        match written {
+        match out.entry(&record.entry.view(), &record.leaf_hash) {
             Ok(()) => true,
-            // A closed pipe (`tally log | head`) is not an error.
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => false,
             Err(e) => {
                 result = Err(AdminError::Output(e));
@@ -208,65 +184,41 @@ pub fn log(git_dir: &Path, opts: &LogOptions, out: &mut impl Write) -> Result<()
             }
         }
     })?;
-    if opts.json {
-        let _ = writeln!(out, "\n]");
-    }
     result
 }
 
-fn write_entry(out: &mut impl Write, r: &Record) -> std::io::Result<()> {
-    let e = &r.entry;
-    let what = match e.kind {
-        Kind::Accepted | Kind::Rejected | Kind::Aborted => {
-            format!("{} {}..{}", e.refname, short(&e.old), short(&e.new))
-        }
-        Kind::PolicyChange if !e.refname.is_empty() => {
-            format!("{} baseline {}", e.refname, short(&e.new))
-        }
-        Kind::Adopted => format!(
-            "{} re-baselined {}..{} (not a push)",
-            e.refname,
-            short(&e.old),
-            short(&e.new)
-        ),
-        _ => format!("policy {}", &hex(&Some(e.policy_digest.to_vec()))[..12]),
-    };
-    writeln!(
-        out,
-        "#{:<6} {:<13} {} {} by {}",
-        e.seq,
-        e.kind.as_str(),
-        e.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        what,
-        e.pusher
-    )?;
-    for c in &e.commits {
-        writeln!(
-            out,
-            "          commit {} signed by {} ({})",
-            short(&Some(c.commit.clone())),
-            c.principal,
-            c.fingerprint
-        )?;
-    }
-    if let Some(seq) = e.aborts {
-        writeln!(out, "          cancels #{seq}")?;
-    }
-    for reason in &e.reasons {
-        writeln!(out, "          {reason}")?;
-    }
-    Ok(())
+/// The fingerprint of the key the ledger records it was created with.
+fn created_key(store: &Store) -> String {
+    tally_ledger::VerifyingKey::from_bytes(&store.public_key()).map_or_else(
+        |_| "(an invalid key)".to_owned(),
+        |k| tally_ledger::key::fingerprint(&k),
+    )
 }
 
 /// Reads the ledger's verifier key: `--ledger-key` if given, else `tally/ledger_key.pub`.
+/// A key that is not the one the ledger was created with is named, with that one, as the
+/// problem (rather than every checkpoint failing with it).
 fn verifier(
     git_dir: &Path,
     store: &Store,
     pinned: Option<&Path>,
-) -> Result<VerifierKey, AdminError> {
+) -> Result<Result<VerifierKey, String>, AdminError> {
     let path = pinned.map_or_else(|| Paths::new(git_dir).public_key(), Path::to_path_buf);
     let key = tally_ledger::key::load_public(&path)?;
-    Ok(VerifierKey::new(store.origin(), key)?)
+    if key.to_bytes() != store.public_key() {
+        let created = created_key(store);
+        let what = if pinned.is_some() {
+            "check that you pinned the key `tally ledger key` prints on the server, or find out who changed the ledger's key"
+        } else {
+            "restore it from a backup, or find out who changed the ledger's key"
+        };
+        return Ok(Err(format!(
+            "{} is the key {}, but this ledger was created with the key {created}: its checkpoints cannot verify with it; {what}",
+            path.display(),
+            tally_ledger::key::fingerprint(&key),
+        )));
+    }
+    Ok(Ok(VerifierKey::new(store.origin(), key)?))
 }
 
 /// Prints the ledger's public key as one OpenSSH line.
@@ -277,7 +229,11 @@ pub fn key(git_dir: &Path, json: bool, out: &mut impl Write) -> Result<(), Admin
     let key = tally_ledger::key::load_public(&path)?;
     let store = open_store(git_dir)?;
     if store.public_key() != key.to_bytes() {
-        return Err(AdminError::WrongPublicKey { path });
+        return Err(AdminError::WrongPublicKey {
+            path,
+            found: tally_ledger::key::fingerprint(&key),
+            created: created_key(&store),
+        });
     }
     let line = tally_ledger::key::public_line(&key, store.origin());
     if json {
@@ -319,23 +275,6 @@ pub fn checkpoint(git_dir: &Path) -> Result<tally_ledger::SignedCheckpoint, Admi
     Ok(note)
 }
 
-/// What `tally ledger verify` found.
-#[derive(Debug, serde::Serialize)]
-pub struct VerifyOutcome {
-    /// Whether everything holds.
-    pub ok: bool,
-    /// Entries verified.
-    pub size: u64,
-    /// Root, hex.
-    pub root: String,
-    /// Checkpoints verified.
-    pub checkpoints: u64,
-    /// Problems found, each naming what is wrong.
-    pub problems: Vec<String>,
-    /// Remarks that are not failures (publication lagging, say).
-    pub notes: Vec<String>,
-}
-
 /// Verifies the whole ledger, that each protected branch is where its latest accepted entry
 /// says, and that `refs/tally/ledger` publishes exactly the store's entries.
 pub fn verify(
@@ -344,15 +283,18 @@ pub fn verify(
     err: &mut impl Write,
 ) -> Result<VerifyOutcome, AdminError> {
     let store = open_store(git_dir)?;
-    let key = verifier(git_dir, &store, pinned_key)?;
     let mut outcome = VerifyOutcome {
-        ok: true,
-        size: 0,
-        root: String::new(),
-        checkpoints: 0,
-        problems: Vec::new(),
-        notes: Vec::new(),
+        source: "store".into(),
+        ..VerifyOutcome::default()
     };
+    let key = match verifier(git_dir, &store, pinned_key)? {
+        Ok(key) => key,
+        Err(problem) => {
+            outcome.problems.push(problem);
+            return Ok(outcome);
+        }
+    };
+    outcome.key = key.fingerprint();
     let terminal = std::io::stderr().is_terminal();
     let report = store.verify(&key, |done, total| {
         if terminal {
@@ -370,8 +312,9 @@ pub fn verify(
             r.positions
         }
         Err(e) => {
-            outcome.problems.push(e.to_string());
-            outcome.ok = false;
+            outcome
+                .problems
+                .extend(e.into_problems().iter().map(ToString::to_string));
             return Ok(outcome);
         }
     };
@@ -490,31 +433,10 @@ fn check_publication(
         }
         let blob = read("entries")?;
         let mut published = Vec::new();
-        let mut rest = blob.as_slice();
-        while !rest.is_empty() {
-            let Some((len, tail)) = rest.split_first_chunk::<4>() else {
-                outcome.problems.push(format!(
-                    "{LEDGER_REF}: publication {id} has a truncated entries file"
-                ));
-                return Ok(());
-            };
-            let len = u32::from_be_bytes(*len) as usize;
-            if tail.len() < len {
-                outcome.problems.push(format!(
-                    "{LEDGER_REF}: publication {id} has a truncated entries file"
-                ));
-                return Ok(());
-            }
-            published.push(&tail[..len]);
-            rest = &tail[len..];
-        }
-        if published.len() as u64 != range.size - range.first {
-            outcome.problems.push(format!(
-                "{LEDGER_REF}: publication {id} holds {} entries but its range says {}..{}",
-                published.len(),
-                range.first,
-                range.size
-            ));
+        if let Err(e) = read_entries(&blob, range, |_, bytes| published.push(bytes.to_vec())) {
+            outcome
+                .problems
+                .push(format!("{LEDGER_REF}: publication {id} {e}"));
             return Ok(());
         }
         let mut mismatch = None;
@@ -541,8 +463,9 @@ fn check_publication(
     let head = store.head()?;
     if tip_range.size < head.size {
         outcome.notes.push(format!(
-            "{LEDGER_REF} publishes {} of {} entries; the next push or `tally ledger checkpoint` catches up",
-            tip_range.size, head.size
+            "{LEDGER_REF} publishes {} of {}; the next push or `tally ledger checkpoint` catches up",
+            tip_range.size,
+            count(head.size, "entry", "entries")
         ));
     }
     Ok(())

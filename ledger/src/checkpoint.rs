@@ -123,29 +123,48 @@ pub enum CheckpointError {
         /// The verifier key's name.
         key_name: String,
     },
-    /// The note carries no signature from the ledger key.
-    #[error("checkpoint is not signed by the ledger key {key_name}")]
+    /// The note carries no signature from the ledger key: signed by another key (a wrong
+    /// `--ledger-key`, or a forgery), or not at all.
+    #[error(
+        "checkpoint is not signed by the ledger key {key} (named {key_name}); it carries {}",
+        signers(.found)
+    )]
     MissingSignature {
         /// The key's name.
         key_name: String,
+        /// The key's fingerprint, `SHA256:...`.
+        key: String,
+        /// The signature lines it does carry, as `<name> key ID <hex>` (a note names a key by
+        /// its 4-byte key ID only, so that is all that can be said of another key).
+        found: Vec<String>,
     },
     /// The note carries no timestamped cosignature from the ledger key.
-    #[error("checkpoint has no timestamp (cosignature/v1) from the ledger key {key_name}")]
+    #[error(
+        "checkpoint has no timestamp (cosignature/v1) from the ledger key {key} (named {key_name})"
+    )]
     MissingTimestamp {
         /// The key's name.
         key_name: String,
+        /// The key's fingerprint, `SHA256:...`.
+        key: String,
     },
     /// A signature line from the ledger key does not verify.
-    #[error("checkpoint signature by {key_name} does not verify")]
+    #[error("checkpoint signature by the ledger key {key} (named {key_name}) does not verify")]
     BadSignature {
         /// The key's name.
         key_name: String,
+        /// The key's fingerprint, `SHA256:...`.
+        key: String,
     },
     /// A timestamp cosignature from the ledger key does not verify, or its time is out of range.
-    #[error("checkpoint timestamp (cosignature/v1) by {key_name} does not verify")]
+    #[error(
+        "checkpoint timestamp (cosignature/v1) by the ledger key {key} (named {key_name}) does not verify"
+    )]
     BadTimestamp {
         /// The key's name.
         key_name: String,
+        /// The key's fingerprint, `SHA256:...`.
+        key: String,
     },
     /// The ledger key signed the note more than once with the same signature type.
     #[error("checkpoint carries more than one {what} from the ledger key")]
@@ -177,6 +196,15 @@ pub enum CheckpointError {
         /// The key ID computed.
         expected: String,
     },
+}
+
+/// Describes the signature lines a note carries, for [`CheckpointError::MissingSignature`].
+fn signers(found: &[String]) -> String {
+    match found {
+        [] => "no signature".to_owned(),
+        [one] => format!("a signature by {one}"),
+        more => format!("signatures by {}", more.join(", ")),
+    }
 }
 
 /// A Merkle tree head: what a checkpoint note's body states.
@@ -357,11 +385,13 @@ impl SignedCheckpoint {
             .verify_strict(parts.body.as_bytes(), &parts.signature)
             .map_err(|_| CheckpointError::BadSignature {
                 key_name: key.name.clone(),
+                key: key.fingerprint(),
             })?;
         key.key
             .verify_strict(parts.cosigned.as_bytes(), &parts.timestamp)
             .map_err(|_| CheckpointError::BadTimestamp {
                 key_name: key.name.clone(),
+                key: key.fingerprint(),
             })?;
         Ok(self.verified(parts.time))
     }
@@ -435,6 +465,7 @@ impl SignedCheckpoint {
                 let bytes: [u8; 64] = sig.signature.as_slice().try_into().map_err(|_| {
                     CheckpointError::BadSignature {
                         key_name: key.name.clone(),
+                        key: key.fingerprint(),
                     }
                 })?;
                 signature = Some(Signature::from_bytes(&bytes));
@@ -444,6 +475,7 @@ impl SignedCheckpoint {
                 }
                 let bad = || CheckpointError::BadTimestamp {
                     key_name: key.name.clone(),
+                    key: key.fingerprint(),
                 };
                 let (stamp, bytes) = sig.signature.split_first_chunk::<8>().ok_or_else(bad)?;
                 let stamp = u64::from_be_bytes(*stamp);
@@ -455,13 +487,21 @@ impl SignedCheckpoint {
             }
         }
         let Some(signature) = signature else {
+            let found = self
+                .signatures
+                .iter()
+                .map(|s| format!("{} key ID {}", s.name, crate::hex::encode(&s.key_id)))
+                .collect();
             return Err(CheckpointError::MissingSignature {
                 key_name: key.name.clone(),
+                key: key.fingerprint(),
+                found,
             });
         };
         let Some((time, timestamp)) = timestamp else {
             return Err(CheckpointError::MissingTimestamp {
                 key_name: key.name.clone(),
+                key: key.fingerprint(),
             });
         };
         Ok(Parts {
@@ -558,6 +598,11 @@ impl VerifierKey {
     /// The public key.
     pub fn key(&self) -> &VerifyingKey {
         &self.key
+    }
+
+    /// The public key's OpenSSH fingerprint, `SHA256:...`: how messages name the key.
+    pub fn fingerprint(&self) -> String {
+        crate::key::fingerprint(&self.key)
     }
 
     /// The key ID of its Ed25519 note signatures.

@@ -300,6 +300,14 @@ pub fn public_line(key: &VerifyingKey, comment: &str) -> String {
     })
 }
 
+/// Returns the key's OpenSSH fingerprint, `SHA256:<base64>`, as `ssh-keygen -l` prints it:
+/// how every message names a ledger key (an origin names the ledger, not the key).
+pub fn fingerprint(key: &VerifyingKey) -> String {
+    PublicKey::from(ssh_key::public::Ed25519PublicKey(key.to_bytes()))
+        .fingerprint(ssh_key::HashAlg::Sha256)
+        .to_string()
+}
+
 /// Parses an OpenSSH public key line (`ssh-ed25519 AAAA... [comment]`), as found in `<key>.pub`
 /// or printed by `tally ledger key`; refuses every algorithm but ed25519.
 pub fn parse_public_line(line: &str) -> Result<VerifyingKey, KeyError> {

@@ -13,6 +13,8 @@
 //! - [`checkpoint`]: C2SP `tlog-checkpoint` notes signed as C2SP `signed-note`s, with a
 //!   `cosignature/v1` timestamp from the same key for freshness.
 //! - [`key`]: the ledger key, an OpenSSH ed25519 key file.
+//! - [`log`]: how `tally log` shows entries (text and JSON), and [`report`]: what
+//!   `tally ledger verify` reports, whatever it verified.
 //! - [`publication`]: the format of the ledger's publication at `refs/tally/ledger` (the
 //!   blobs of each publication commit), for the server's writer and every reader.
 //! - `store` (cargo feature `store`, on by default): the SQLite store: appends in one
@@ -28,8 +30,10 @@ pub mod checkpoint;
 pub mod entry;
 pub mod export;
 pub mod key;
+pub mod log;
 pub mod merkle;
 pub mod publication;
+pub mod report;
 #[cfg(feature = "store")]
 pub mod store;
 

@@ -123,7 +123,12 @@ pub enum EntriesError {
         range: Range,
     },
     /// Fewer entries than the range covers.
-    #[error("holds {count} entries but its range says {}..{}", range.first, range.size)]
+    #[error(
+        "holds {} but its range says {}..{}",
+        crate::log::count(*count, "entry", "entries"),
+        range.first,
+        range.size
+    )]
     TooFew {
         /// How many it holds.
         count: u64,

@@ -4,10 +4,13 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use tally_agent::published;
 use tally_hooks::admin;
+use tally_ledger::log::count;
 
 use crate::cli::Outcome;
 use crate::commands::json;
+use crate::commands::source::{self, Source};
 
 /// Arguments of `tally ledger`.
 #[derive(Debug, Args)]
@@ -19,12 +22,15 @@ pub struct LedgerArgs {
 #[derive(Debug, Subcommand)]
 enum LedgerCommand {
     /// Check every entry, the chain, the Merkle root, every checkpoint signature, the
-    /// protected branches and the published ref.
+    /// protected branches and the published ref; in a clone, the ledger published at
+    /// refs/tally/ledger (read-only).
     Verify {
-        /// The repository (default: the one the current directory is in).
+        /// The repository: the server's, or a clone that fetched refs/tally/ledger (default:
+        /// the one the current directory is in).
         #[arg(long, value_name = "REPO")]
         repo: Option<PathBuf>,
-        /// Verify against this public key instead of the repository's own ledger_key.pub.
+        /// Verify against this public key (the line `tally ledger key` prints) instead of the
+        /// repository's own ledger_key.pub; in a clone, instead of the key its agent state pins.
         #[arg(long, value_name = "FILE")]
         ledger_key: Option<PathBuf>,
         /// Print the outcome as JSON.
@@ -77,6 +83,66 @@ enum LedgerCommand {
     },
 }
 
+/// Runs `tally ledger verify`: on the store, or on the published ledger in a clone; prints
+/// the outcome (text or JSON) and exits 0 if intact, 1 with every problem otherwise.
+fn verify(
+    repo: Option<PathBuf>,
+    ledger_key: Option<PathBuf>,
+    json: bool,
+    out: &mut impl Write,
+) -> Outcome {
+    let repo = match admin::find_repo(repo.as_deref()) {
+        Ok(repo) => repo,
+        Err(e) => return Outcome::Config(e.to_string()),
+    };
+    let outcome = match source::find(&repo) {
+        Err(message) => return Outcome::Config(message),
+        Ok(Source::Store) => {
+            let stderr = std::io::stderr();
+            admin::verify(&repo, ledger_key.as_deref(), &mut stderr.lock())
+                .map_err(|e| e.to_string())
+        }
+        Ok(Source::Published) => published::ledger_key(&repo, ledger_key.as_deref())
+            .and_then(|key| published::verify(&repo, &key))
+            .map_err(|e| e.to_string()),
+    };
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(message) => return Outcome::Config(message),
+    };
+    if json {
+        match serde_json::to_string_pretty(&outcome) {
+            Ok(text) => {
+                let _ = writeln!(out, "{text}");
+            }
+            Err(e) => return Outcome::Config(format!("cannot encode JSON: {e}")),
+        }
+    } else {
+        if outcome.ok {
+            let published = if outcome.source == tally_ledger::publication::LEDGER_REF {
+                format!(" (as published at {})", outcome.source)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "ledger intact: {}, {}, root {}, key {}{published}",
+                count(outcome.size, "entry", "entries"),
+                count(outcome.checkpoints, "checkpoint", "checkpoints"),
+                outcome.root,
+                outcome.key
+            );
+        }
+        for p in &outcome.problems {
+            eprintln!("tally: ledger verify: {p}");
+        }
+        for n in &outcome.notes {
+            let _ = writeln!(out, "note: {n}");
+        }
+    }
+    Outcome::accepted(outcome.ok)
+}
+
 /// Runs `tally ledger ...`.
 pub fn run(args: LedgerArgs, out: &mut impl Write) -> Outcome {
     let result = match args.command {
@@ -84,29 +150,7 @@ pub fn run(args: LedgerArgs, out: &mut impl Write) -> Outcome {
             repo,
             ledger_key,
             json,
-        } => admin::find_repo(repo.as_deref()).and_then(|repo| {
-            let stderr = std::io::stderr();
-            let outcome = admin::verify(&repo, ledger_key.as_deref(), &mut stderr.lock())?;
-            if json {
-                let text = serde_json::to_string_pretty(&outcome)?;
-                let _ = writeln!(out, "{text}");
-            } else if outcome.ok {
-                let _ = writeln!(
-                    out,
-                    "ledger intact: {} entries, {} checkpoints, root {}",
-                    outcome.size, outcome.checkpoints, outcome.root
-                );
-            }
-            if !json {
-                for p in &outcome.problems {
-                    eprintln!("tally: ledger verify: {p}");
-                }
-                for n in &outcome.notes {
-                    let _ = writeln!(out, "note: {n}");
-                }
-            }
-            Ok(outcome.ok)
-        }),
+        } => return verify(repo, ledger_key, json, out),
         LedgerCommand::Key { repo, json } => admin::find_repo(repo.as_deref())
             .and_then(|repo| admin::key(&repo, json, out))
             .map(|()| true),

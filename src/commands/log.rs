@@ -4,26 +4,33 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
-use tally_hooks::admin::{LogOptions, find_repo, log};
+use tally_agent::published;
+use tally_hooks::admin::{self, find_repo};
 use tally_ledger::Kind;
+use tally_ledger::log::{LogWriter, Selection, Style};
 
 use crate::cli::Outcome;
+use crate::commands::source::{self, Source};
 
 /// Arguments of `tally log`.
 #[derive(Debug, Args)]
 pub struct LogArgs {
-    /// The repository (default: the one the current directory is in).
+    /// The repository: the server's, or a clone that fetched refs/tally/ledger (default: the
+    /// one the current directory is in).
     #[arg(long, value_name = "REPO")]
     repo: Option<PathBuf>,
     /// Only entries of this branch.
     #[arg(long, value_name = "NAME")]
     branch: Option<String>,
-    /// Only entries of this kind: accepted, rejected, aborted, policy-change.
+    /// Only entries of this kind: accepted, rejected, aborted, policy-change, adopted.
     #[arg(long, value_name = "KIND", value_parser = parse_kind)]
     kind: Option<Kind>,
     /// At most this many entries.
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
+    /// List every commit (with its signer) and every reason under its entry.
+    #[arg(short = 'v', long = "commits")]
+    commits: bool,
     /// Print a JSON array instead of text.
     #[arg(long)]
     json: bool,
@@ -39,19 +46,44 @@ fn parse_kind(s: &str) -> Result<Kind, String> {
         })
 }
 
-/// Runs `tally log`: ledger entries, newest first.
+/// Runs `tally log`: ledger entries, newest first, from the store or, in a clone, from
+/// `refs/tally/ledger`.
 pub fn run(args: LogArgs, out: &mut impl Write) -> Outcome {
-    let result = find_repo(args.repo.as_deref()).and_then(|repo| {
-        let opts = LogOptions {
-            branch: args.branch,
-            kind: args.kind,
-            limit: args.limit,
-            json: args.json,
-        };
-        log(&repo, &opts, out)
-    });
-    match result {
-        Ok(()) => Outcome::Success,
-        Err(e) => Outcome::Config(e.to_string()),
+    let repo = match find_repo(args.repo.as_deref()) {
+        Ok(repo) => repo,
+        Err(e) => return Outcome::Config(e.to_string()),
+    };
+    let source = match source::find(&repo) {
+        Ok(source) => source,
+        Err(message) => return Outcome::Config(message),
+    };
+    let selection = Selection::new(args.branch.as_deref(), args.kind, args.limit);
+    let style = Style {
+        json: args.json,
+        commits: args.commits,
+    };
+    let mut writer = LogWriter::new(&mut *out, style);
+    let outcome = match source {
+        Source::Store => match admin::log(&repo, &selection, &mut writer) {
+            Ok(()) => Outcome::Success,
+            Err(e) => Outcome::Config(e.to_string()),
+        },
+        // A write error stops the listing; `Output` keeps it and fails the command.
+        Source::Published => {
+            match published::log_each(&repo, &selection, |e, leaf| writer.entry(e, leaf).is_ok()) {
+                Ok(()) => Outcome::Success,
+                Err(e) if e.is_setup() => Outcome::Config(e.to_string()),
+                // The published ledger is damaged: said like a refusal, exit 1.
+                Err(e) => {
+                    eprintln!("tally: log: {e}");
+                    Outcome::Refused
+                }
+            }
+        }
+    };
+    if matches!(outcome, Outcome::Success) {
+        // A write error is kept by `Output`, which fails the command.
+        let _ = writer.finish(&selection.describe());
     }
+    outcome
 }

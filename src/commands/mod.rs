@@ -8,5 +8,6 @@ pub mod ledger;
 pub mod log;
 pub mod policy;
 pub mod pull;
+pub mod source;
 pub mod uninstall;
 pub mod verify;

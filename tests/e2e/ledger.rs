@@ -5,6 +5,7 @@
 //! Tests marked `#[ignore = "bug: ..."]` or `#[ignore = "finding: ..."]` state what must hold
 //! and fail today; the reason says how.
 
+mod clone;
 mod concurrent;
 mod crash;
 mod key;

@@ -333,7 +333,8 @@ fn verify_all_names_the_first_bad_note() {
         (
             40,
             CheckpointError::BadSignature {
-                key_name: "tally/repo".into()
+                key_name: "tally/repo".into(),
+                key: key.fingerprint(),
             }
         )
     );

@@ -693,3 +693,33 @@ fn verify_reports_progress_up_to_the_size() {
     assert_eq!(calls.first(), Some(&(0, 50)));
     assert_eq!(calls.last(), Some(&(50, 50)));
 }
+
+/// `tally log --json` is a documented format: the array `LogWriter` writes is byte for byte
+/// what the first release wrote (`[`, each `Record` serialised after `\n` with `,` between,
+/// then `\n]\n`), now that the store and a clone's published ledger print through it.
+#[test]
+fn log_json_is_the_records_serialisation_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = new_store(dir.path());
+    store
+        .append(vec![rejected("refs/heads/main"), accepted(1)], t(1), &key())
+        .unwrap();
+    let records = store.log(&Filter::default()).unwrap();
+    let mut expected = String::from("[");
+    for (i, r) in records.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        expected.push_str(&format!("{sep}\n{}", serde_json::to_string(r).unwrap()));
+    }
+    expected.push_str("\n]\n");
+    let mut out = Vec::new();
+    let style = crate::log::Style {
+        json: true,
+        commits: false,
+    };
+    let mut writer = crate::log::LogWriter::new(&mut out, style);
+    for r in &records {
+        writer.entry(&r.entry.view(), &r.leaf_hash).unwrap();
+    }
+    writer.finish("").unwrap();
+    assert_eq!(String::from_utf8(out).unwrap(), expected);
+}

@@ -14,15 +14,15 @@
 //! ledger order; a second thread does every check above; the checkpoint signatures, two per
 //! checkpoint and one checkpoint per push on a real ledger, are verified in batch equations
 //! of [`SIGNATURE_BATCH`] checkpoints on one thread per core (about 16 us per checkpoint on
-//! two cores, against 75 us one by one). Errors keep their ledger order: what was read before
-//! a failing row is still checked, so the first fault is the one reported (a bad checkpoint
-//! signature first of all).
+//! two cores, against 75 us one by one). Checkpoints are independent of each other, so every
+//! bad one is reported (in id order), not just the first; the entries form one chain, so the
+//! first entry at fault ends their check (what comes after it cannot be judged) and is
+//! reported after the checkpoints. What was read before a failing row is still checked.
 //!
 //! What a local verify cannot see: a ledger rolled back *consistently* to an earlier signed
 //! state (an old backup). Agents pin the size and root they saw, which is what detects that.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, mpsc};
 use std::time::Duration;
 
@@ -37,12 +37,14 @@ use crate::chain::{ChainError, ChainVerifier};
 use crate::checkpoint::{CheckpointError, SignedCheckpoint, VerifiedCheckpoint, VerifierKey};
 use crate::entry::{EntryError, EntryView};
 use crate::hex::Hex;
+use crate::log::count;
 use crate::merkle::{Frontier, Hash, leaf_hash};
 
 /// How often, in entries, `verify` reports progress.
 const PROGRESS_EVERY: u64 = 1 << 16;
 
-/// What was wrong with a ledger, naming the first entry or checkpoint at fault.
+/// What was wrong with a ledger, naming the entry or checkpoint at fault ([`VerifyError::Several`]
+/// when there is more than one fault).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum VerifyError {
@@ -105,7 +107,11 @@ pub enum VerifyError {
         seq: u64,
     },
     /// The head claims more entries than there are.
-    #[error("entries {found} to {} are missing (the head says the ledger has {head_size})", .head_size - 1)]
+    #[error(
+        "{} missing (the head says the ledger has {})",
+        missing(*.found, *.head_size),
+        count(*.head_size, "entry", "entries")
+    )]
     MissingEntries {
         /// The head's size.
         head_size: u64,
@@ -121,7 +127,7 @@ pub enum VerifyError {
         head_size: u64,
     },
     /// The head's root is not the root of the entries.
-    #[error("the head's root {} is not the root of the {size} entries, {}", Hex(.head), Hex(.computed))]
+    #[error("the head's root {} is not the root of the {}, {}", Hex(.head), count(*.size, "entry", "entries"), Hex(.computed))]
     HeadRootMismatch {
         /// The head's size.
         size: u64,
@@ -141,7 +147,8 @@ pub enum VerifyError {
     FrontierMismatch,
     /// A checkpoint is for more entries than the ledger has.
     #[error(
-        "checkpoint {id} is for size {size}, beyond the ledger's {head_size} entries (entries were removed)"
+        "checkpoint {id} is for size {size}, beyond the ledger's {} (entries were removed)",
+        count(*.head_size, "entry", "entries")
     )]
     CheckpointBeyondHead {
         /// The checkpoint's row id.
@@ -206,9 +213,42 @@ pub enum VerifyError {
     /// There is no checkpoint at all.
     #[error("the ledger has no checkpoint")]
     NoCheckpoint,
+    /// Several faults, each its own error: every bad checkpoint in id order (checkpoints are
+    /// independent of each other), then the first entry fault, if any. A single fault is
+    /// reported as itself, never inside this.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Several(Vec<VerifyError>),
     /// A verification thread stopped without a result (a bug: please report it).
     #[error("internal error: a verification thread stopped unexpectedly")]
     ThreadFailed,
+}
+
+/// `entry 5 is` or `entries 5 to 7 are`: the seqs `found..head_size`.
+fn missing(found: u64, head_size: u64) -> String {
+    if head_size.saturating_sub(found) == 1 {
+        format!("entry {found} is")
+    } else {
+        format!("entries {found} to {} are", head_size.saturating_sub(1))
+    }
+}
+
+impl VerifyError {
+    /// Every fault this error stands for, in the order found.
+    pub fn into_problems(self) -> Vec<VerifyError> {
+        match self {
+            VerifyError::Several(all) => all,
+            one => vec![one],
+        }
+    }
+
+    /// One error for `problems` (at least one): the fault itself when there is one.
+    fn from_problems(mut problems: Vec<VerifyError>) -> VerifyError {
+        if problems.len() == 1 {
+            problems.remove(0)
+        } else {
+            VerifyError::Several(problems)
+        }
+    }
 }
 
 impl From<rusqlite::Error> for VerifyError {
@@ -242,95 +282,78 @@ struct Job {
     note: String,
 }
 
-/// What the signature stage found: the first error, or the count and the latest checkpoint.
-type SignatureOutcome = Result<(u64, Option<(i64, VerifiedCheckpoint)>), VerifyError>;
+/// What the signature stage found: every bad checkpoint by id, the count of good ones and
+/// the latest good one.
+struct SignatureOutcome {
+    count: u64,
+    latest: Option<(i64, VerifiedCheckpoint)>,
+    problems: Vec<(i64, VerifyError)>,
+}
 
 /// Checkpoints verified in one batch equation (two signatures each).
 const SIGNATURE_BATCH: usize = 256;
 
 /// Verifies the checkpoints' signatures as they come, in batches of [`SIGNATURE_BATCH`]
 /// spread over every core: a ledger signs a checkpoint per push, so on a real ledger these
-/// signatures, not the entries, are most of the work.
+/// signatures, not the entries, are most of the work. Checkpoints are independent of each
+/// other, so every one is checked and every bad one reported.
 fn check_signatures(jobs: mpsc::Receiver<Job>, key: &VerifierKey) -> SignatureOutcome {
     let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let stop = AtomicBool::new(false);
     let (chunks, queue) = mpsc::sync_channel::<Vec<Job>>(2 * workers);
     let queue = Mutex::new(queue);
-    let outcomes: Vec<WorkerOutcome> = std::thread::scope(|scope| {
+    let outcomes: Vec<SignatureOutcome> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
-            .map(|_| scope.spawn(|| signature_worker(&queue, key, &stop)))
+            .map(|_| scope.spawn(|| signature_worker(&queue, key)))
             .collect();
         let mut chunk = Vec::with_capacity(SIGNATURE_BATCH);
         for job in jobs.iter() {
-            // After a failure, chunks already handed out still finish (one of them may hold
-            // an earlier fault); no new ones start.
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
             chunk.push(job);
             if chunk.len() == SIGNATURE_BATCH && chunks.send(std::mem::take(&mut chunk)).is_err() {
                 break;
             }
         }
-        if !chunk.is_empty() && !stop.load(Ordering::Relaxed) {
+        if !chunk.is_empty() {
             let _ = chunks.send(chunk);
         }
         drop(chunks);
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| WorkerOutcome::failed()))
+            .map(|h| {
+                h.join().unwrap_or_else(|_| SignatureOutcome {
+                    count: 0,
+                    latest: None,
+                    // A worker that panicked (a bug): an internal error, never success.
+                    problems: vec![(i64::MIN, VerifyError::ThreadFailed)],
+                })
+            })
             .collect()
     });
-    let mut count = 0;
-    let mut latest: Option<(i64, VerifiedCheckpoint)> = None;
-    let mut first_error: Option<(i64, VerifyError)> = None;
+    let mut all = SignatureOutcome {
+        count: 0,
+        latest: None,
+        problems: Vec::new(),
+    };
     for outcome in outcomes {
-        count += outcome.count;
-        if let Some((id, e)) = outcome.error
-            && first_error.as_ref().is_none_or(|(first, _)| id < *first)
-        {
-            first_error = Some((id, e));
-        }
+        all.count += outcome.count;
+        all.problems.extend(outcome.problems);
         if let Some((id, v)) = outcome.latest
-            && latest.as_ref().is_none_or(|(newest, _)| id > *newest)
+            && all.latest.as_ref().is_none_or(|(newest, _)| id > *newest)
         {
-            latest = Some((id, v));
+            all.latest = Some((id, v));
         }
     }
-    match first_error {
-        Some((_, e)) => Err(e),
-        None => Ok((count, latest)),
-    }
-}
-
-/// What one signature worker saw.
-struct WorkerOutcome {
-    count: u64,
-    latest: Option<(i64, VerifiedCheckpoint)>,
-    /// The first fault in the worker's chunks, by checkpoint id.
-    error: Option<(i64, VerifyError)>,
-}
-
-impl WorkerOutcome {
-    /// A worker that panicked (a bug): reported as an internal error, never as success.
-    fn failed() -> WorkerOutcome {
-        WorkerOutcome {
-            count: 0,
-            latest: None,
-            error: Some((i64::MIN, VerifyError::ThreadFailed)),
-        }
-    }
+    all.problems.sort_by_key(|(id, _)| *id);
+    all
 }
 
 fn signature_worker(
     queue: &Mutex<mpsc::Receiver<Vec<Job>>>,
     key: &VerifierKey,
-    stop: &AtomicBool,
-) -> WorkerOutcome {
-    let mut out = WorkerOutcome {
+) -> SignatureOutcome {
+    let mut out = SignatureOutcome {
         count: 0,
         latest: None,
-        error: None,
+        problems: Vec::new(),
     };
     loop {
         let next = match queue.lock() {
@@ -340,60 +363,59 @@ fn signature_worker(
         let Ok(chunk) = next else {
             break;
         };
-        if let Err(e) = check_chunk(&chunk, key, &mut out) {
-            out.error = Some(e);
-            stop.store(true, Ordering::Relaxed);
-            break;
-        }
+        check_chunk(&chunk, key, &mut out);
     }
     out
 }
 
-/// Checks one chunk of checkpoints in ledger order; the error names the first bad one.
-fn check_chunk(
-    chunk: &[Job],
-    key: &VerifierKey,
-    out: &mut WorkerOutcome,
-) -> Result<(), (i64, VerifyError)> {
-    let mut notes = Vec::with_capacity(chunk.len());
-    let mut unparsable = None;
+/// Checks one chunk of checkpoints: one batch equation when all are good; otherwise each
+/// one by one, so that every bad one is named with what is wrong with it.
+fn check_chunk(chunk: &[Job], key: &VerifierKey, out: &mut SignatureOutcome) {
+    let mut parsed = Vec::with_capacity(chunk.len());
     for job in chunk {
         match SignedCheckpoint::parse(&job.note) {
-            Ok(note) => notes.push(note),
+            Ok(note) => parsed.push((job, note)),
+            Err(source) => out.problems.push((
+                job.id,
+                VerifyError::CheckpointSignature { id: job.id, source },
+            )),
+        }
+    }
+    let notes: Vec<SignedCheckpoint> = parsed.iter().map(|(_, n)| n.clone()).collect();
+    let verified: Vec<Result<VerifiedCheckpoint, CheckpointError>> =
+        match SignedCheckpoint::verify_all(&notes, key) {
+            Ok(all) => all.into_iter().map(Ok).collect(),
+            Err(_) => notes.iter().map(|n| n.verify(key)).collect(),
+        };
+    for ((job, _), verified) in parsed.iter().zip(verified) {
+        let verified = match verified {
+            Ok(v) => v,
             Err(source) => {
-                unparsable = Some((
+                out.problems.push((
                     job.id,
                     VerifyError::CheckpointSignature { id: job.id, source },
                 ));
-                break;
+                continue;
             }
-        }
-    }
-    let verified = SignedCheckpoint::verify_all(&notes, key).map_err(|(i, source)| {
-        let id = chunk[i].id;
-        (id, VerifyError::CheckpointSignature { id, source })
-    })?;
-    for (job, verified) in chunk.iter().zip(verified) {
-        for (column, ok) in [
+        };
+        let wrong = [
             ("size", verified.size() == job.size),
             ("root", *verified.root() == job.root),
             ("time", verified.time() == job.time),
-        ] {
-            if !ok {
-                return Err((
-                    job.id,
-                    VerifyError::CheckpointColumnMismatch { id: job.id, column },
-                ));
-            }
+        ]
+        .into_iter()
+        .find(|(_, ok)| !ok);
+        if let Some((column, _)) = wrong {
+            out.problems.push((
+                job.id,
+                VerifyError::CheckpointColumnMismatch { id: job.id, column },
+            ));
+            continue;
         }
         out.count += 1;
         if out.latest.as_ref().is_none_or(|(id, _)| job.id > *id) {
             out.latest = Some((job.id, verified));
         }
-    }
-    match unparsable {
-        Some(e) => Err(e),
-        None => Ok(()),
     }
 }
 
@@ -423,14 +445,19 @@ pub(super) fn verify(
     let (jobs, queue) = mpsc::sync_channel::<Job>(256);
     let (batches, inbox) = mpsc::sync_channel::<Message>(4);
     let (spare_out, spare) = mpsc::channel::<Batch>();
+    let checkpoint_problems: Mutex<Vec<(i64, VerifyError)>> = Mutex::new(Vec::new());
 
     std::thread::scope(|scope| {
         // Three stages: this thread reads SQLite (the connection cannot leave it), one
         // recomputes hashes, chain and tree, one checks checkpoint signatures.
         let signatures = scope.spawn(move || check_signatures(queue, key));
         let (head_ref, frontier) = (&head, &stored.frontier);
-        let checker =
-            scope.spawn(move || check(repository, head_ref, frontier, inbox, spare_out, jobs));
+        let found = &checkpoint_problems;
+        let checker = scope.spawn(move || {
+            check(
+                repository, head_ref, frontier, inbox, spare_out, jobs, found,
+            )
+        });
         if let Err(e) = read(&tx, head.size, &batches, &spare, progress) {
             let _ = batches.send(Message::Failed(e));
         }
@@ -438,13 +465,33 @@ pub(super) fn verify(
         let checked = checker
             .join()
             .unwrap_or_else(|_| Err(VerifyError::ThreadFailed));
-        let signed = signatures
-            .join()
-            .unwrap_or_else(|_| Err(VerifyError::ThreadFailed));
-        // A bad signature is reported first: it is about what was signed, and the set of
-        // checkpoints the thread saw is fixed by where the check stopped.
-        let (count, latest) = signed?;
-        let (size, root, positions) = checked?;
+        let signed = signatures.join().unwrap_or_else(|_| SignatureOutcome {
+            count: 0,
+            latest: None,
+            problems: vec![(i64::MIN, VerifyError::ThreadFailed)],
+        });
+        // Every bad checkpoint, in id order (a checkpoint the signature stage faults is not
+        // named again by the checker), then the first entry fault, if any.
+        let checked = checked.map_err(VerifyError::into_problems);
+        let mut problems = signed.problems;
+        let mut others = std::mem::take(
+            &mut *checkpoint_problems
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        others.retain(|(id, _)| problems.iter().all(|(faulted, _)| faulted != id));
+        problems.extend(others);
+        problems.sort_by_key(|(id, _)| *id);
+        let mut problems: Vec<VerifyError> = problems.into_iter().map(|(_, e)| e).collect();
+        let (size, root, positions) = match checked {
+            Ok(checked) if problems.is_empty() => checked,
+            Ok(_) => return Err(VerifyError::from_problems(problems)),
+            Err(entry_problems) => {
+                problems.extend(entry_problems);
+                return Err(VerifyError::from_problems(problems));
+            }
+        };
+        let (count, latest) = (signed.count, signed.latest);
         progress(size, head.size);
         let (latest_id, latest) = latest.ok_or(VerifyError::NoCheckpoint)?;
         let newest: i64 = tx.query_row("SELECT max(id) FROM checkpoints", [], |row| row.get(0))?;
@@ -651,6 +698,9 @@ struct Checker<'a> {
     /// Set once the entries are over (a checkpoint beyond them arrived).
     ended: bool,
     jobs: mpsc::SyncSender<Job>,
+    /// Every bad checkpoint seen, by id: checkpoints are independent, so one does not stop
+    /// the check of the others.
+    problems: Vec<(i64, VerifyError)>,
 }
 
 impl Checker<'_> {
@@ -712,33 +762,45 @@ impl Checker<'_> {
         if job.size != self.frontier.size() {
             // Only checkpoints beyond the last entry arrive out of step with the entries.
             self.end()?;
-            return Err(VerifyError::CheckpointBeyondHead {
-                id: job.id,
-                size: job.size,
-                head_size: self.frontier.size(),
-            });
+            self.problems.push((
+                job.id,
+                VerifyError::CheckpointBeyondHead {
+                    id: job.id,
+                    size: job.size,
+                    head_size: self.frontier.size(),
+                },
+            ));
+            return Ok(());
         }
         let computed = self.frontier.root();
         if job.root != computed {
-            return Err(VerifyError::CheckpointRootMismatch {
-                id: job.id,
-                size: job.size,
-                stored: job.root,
-                computed,
-            });
+            self.problems.push((
+                job.id,
+                VerifyError::CheckpointRootMismatch {
+                    id: job.id,
+                    size: job.size,
+                    stored: job.root,
+                    computed,
+                },
+            ));
+            return Ok(());
         }
         if let Some((earlier_id, earlier_size)) = self.last_checkpoint
             && job.id < earlier_id
         {
-            return Err(VerifyError::CheckpointOutOfOrder {
-                id: job.id,
-                size: job.size,
-                earlier_id,
-                earlier_size,
-            });
+            self.problems.push((
+                job.id,
+                VerifyError::CheckpointOutOfOrder {
+                    id: job.id,
+                    size: job.size,
+                    earlier_id,
+                    earlier_size,
+                },
+            ));
+            return Ok(());
         }
         self.last_checkpoint = Some((job.id, job.size));
-        // If the signature thread has stopped, it found an error, reported after the join.
+        // If the signature thread has stopped (a bug), that is reported after the join.
         let _ = self.jobs.send(job);
         Ok(())
     }
@@ -789,6 +851,8 @@ type Checked = (
     std::collections::BTreeMap<String, crate::chain::Position>,
 );
 
+/// Runs the checker over what the reader hands over; the bad checkpoints it saw go to
+/// `found` whatever the outcome.
 fn check(
     repository: &str,
     head: &Head,
@@ -796,6 +860,7 @@ fn check(
     batches: mpsc::Receiver<Message>,
     spare: mpsc::Sender<Batch>,
     jobs: mpsc::SyncSender<Job>,
+    found: &Mutex<Vec<(i64, VerifyError)>>,
 ) -> Result<Checked, VerifyError> {
     let mut checker = Checker {
         head,
@@ -805,7 +870,22 @@ fn check(
         last_checkpoint: None,
         ended: false,
         jobs,
+        problems: Vec::new(),
     };
+    let result = check_all(&mut checker, batches, &spare);
+    let problems = std::mem::take(&mut checker.problems);
+    let result = result.and_then(|()| checker.finish(stored_frontier));
+    if let Ok(mut slot) = found.lock() {
+        *slot = problems;
+    }
+    result
+}
+
+fn check_all(
+    checker: &mut Checker<'_>,
+    batches: mpsc::Receiver<Message>,
+    spare: &mpsc::Sender<Batch>,
+) -> Result<(), VerifyError> {
     for message in batches {
         let mut batch = match message {
             Message::Batch(batch) => batch,
@@ -819,7 +899,7 @@ fn check(
         }
         let _ = spare.send(batch);
     }
-    checker.finish(stored_frontier)
+    Ok(())
 }
 
 impl super::Store {

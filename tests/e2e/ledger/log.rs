@@ -208,8 +208,74 @@ fn log_filters_by_branch_kind_and_limit() {
     );
 }
 
+/// The `SHA256:...` fingerprint of a public key file, as `ssh-keygen -l` prints it.
+pub(super) fn ledger_key_fingerprint(path: &Path) -> String {
+    let listing = stdout_of(Command::new("ssh-keygen").arg("-lf").arg(path));
+    listing.split_whitespace().nth(1).unwrap().to_owned()
+}
+
+/// Replaces what changes from run to run in `tally log`'s text (times, commit ids, key
+/// fingerprints, policy digests, the login name) with stable names, for snapshots.
+pub(super) fn normalise(text: &str, h: &History<'_>) -> String {
+    let keys = keys();
+    let mut out = text.to_owned();
+    for (id, name) in [
+        (&h.a1, "<a1>"),
+        (&h.b1, "<b1>"),
+        (&h.a2, "<a2>"),
+        (&h.a3, "<a3>"),
+        (&h.refused, "<refused>"),
+        (&h.p1, "<p1>"),
+    ] {
+        out = out.replace(short(id), name);
+    }
+    for (fingerprint, name) in [
+        (&keys.alice.fingerprint, "<alice's key>"),
+        (&keys.bob.fingerprint, "<bob's key>"),
+    ] {
+        out = out.replace(fingerprint.as_str(), name);
+    }
+    let words: Vec<String> = out
+        .split_inclusive([' ', '\n'])
+        .map(|word| {
+            let bare = word.trim_end();
+            let end = &word[bare.len()..];
+            let is_time = bare.len() == 9
+                && bare.ends_with('Z')
+                && bare[..8].bytes().enumerate().all(|(i, b)| {
+                    if i == 2 || i == 5 {
+                        b == b':'
+                    } else {
+                        b.is_ascii_digit()
+                    }
+                });
+            let is_date = bare.len() == 10
+                && bare.bytes().enumerate().all(|(i, b)| {
+                    if i == 4 || i == 7 {
+                        b == b'-'
+                    } else {
+                        b.is_ascii_digit()
+                    }
+                });
+            let is_digest = bare.len() == 12 && bare.bytes().all(|b| b.is_ascii_hexdigit());
+            if is_date {
+                format!("<date>{end}")
+            } else if is_time {
+                format!("<time>{end}")
+            } else if is_digest {
+                format!("<digest>{end}")
+            } else if bare.starts_with("unix:") {
+                format!("unix:<user>{end}")
+            } else {
+                word.to_owned()
+            }
+        })
+        .collect();
+    words.concat()
+}
+
 #[test]
-fn log_text_lists_the_same_entries_as_json() {
+fn log_text_is_one_line_per_entry_like_the_json() {
     let env = TestEnv::new();
     let h = mixed_history(&env);
     let server = &h.server;
@@ -218,48 +284,123 @@ fn log_text_lists_the_same_entries_as_json() {
         let mut all = vec!["log"];
         all.extend_from_slice(args);
         let out = server.tally(&all);
-        assert!(out.status.success());
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
         let text = String::from_utf8(out.stdout).unwrap();
-        let headers: Vec<&str> = text.lines().filter(|l| l.starts_with('#')).collect();
-        assert_eq!(headers.len(), json.len(), "{args:?}:\n{text}");
-        for (header, e) in headers.iter().zip(&json) {
-            let start = format!("#{:<6} {:<13} ", seq(e), kind(e));
-            assert!(header.starts_with(&start), "{header:?} for {e}");
-            if kind(e) != "policy-change" {
-                let old = opt(e, "old").map_or("0000000000", short);
-                let new = opt(e, "new").map_or("0000000000", short);
-                assert!(
-                    header.contains(&format!("{} {old}..{new} by ", field(e, "ref"))),
-                    "{header:?} for {e}"
-                );
-            }
-            assert!(header.ends_with(&format!(" by {}", field(e, "pusher"))));
-        }
-        for e in &json {
-            for (commit, principal, fingerprint) in commits(e) {
-                let line = format!(
-                    "commit {} signed by {principal} ({fingerprint})",
-                    short(&commit)
-                );
-                assert!(text.contains(&line), "no {line:?} in:\n{text}");
-            }
-            for reason in reasons(e) {
-                assert!(
-                    text.lines().any(|l| l.trim() == reason),
-                    "no {reason:?} in:\n{text}"
-                );
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), json.len(), "{args:?}:\n{text}");
+        for (line, e) in lines.iter().zip(&json) {
+            assert!(
+                line.starts_with(&format!("seq {} ", seq(e))),
+                "{line:?} for {e}"
+            );
+            assert!(line.contains(&format!("  {}", kind(e))), "{line:?} for {e}");
+            if let Some(reason) = reasons(e).first() {
+                assert!(line.contains(reason.as_str()), "{line:?} for {e}");
             }
         }
         text
     };
     let text = check(&[]);
-    assert!(text.contains(&format!(
-        "commit {} signed by bob@example.com",
-        short(&h.b1)
-    )));
+    // Bob's push of one commit, Alice's of two.
+    assert!(
+        text.contains(&format!(
+            "main  {}..{}  1 commit, signed by bob@example.com ({})",
+            short(&h.a1),
+            short(&h.b1),
+            keys().bob.fingerprint
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "main  {}..{}  2 commits, all signed by alice@example.com ({})",
+            short(&h.b1),
+            short(&h.a3),
+            keys().alice.fingerprint
+        )),
+        "{text}"
+    );
     check(&["--branch", "prod"]);
     check(&["--kind", "rejected"]);
     check(&["--limit", "3"]);
+}
+
+#[test]
+fn log_text_snapshot() {
+    let env = TestEnv::new();
+    let h = mixed_history(&env);
+    let out = h.server.tally(&["log"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    insta::assert_snapshot!(normalise(&String::from_utf8(out.stdout).unwrap(), &h));
+}
+
+#[test]
+fn log_commits_lists_every_commit_and_reason_under_its_entry() {
+    let env = TestEnv::new();
+    let h = mixed_history(&env);
+    let long = h.server.tally(&["log", "--commits"]);
+    assert_eq!(long.status.code(), Some(0), "{long:?}");
+    let text = String::from_utf8(long.stdout).unwrap();
+    for id in [&h.a2, &h.a3] {
+        let line = format!(
+            "    commit {}  alice@example.com  {}",
+            short(id),
+            keys().alice.fingerprint
+        );
+        assert!(text.contains(&line), "no {line:?} in:\n{text}");
+    }
+    for reason in &h.reasons {
+        assert!(text.contains(&format!("    reason: {reason}\n")), "{text}");
+    }
+    let short_form = h.server.tally(&["log", "-v"]);
+    assert_eq!(String::from_utf8(short_form.stdout).unwrap(), text);
+    insta::assert_snapshot!(normalise(&text, &h));
+}
+
+#[test]
+fn a_push_signed_by_several_signers_counts_each() {
+    let env = TestEnv::new();
+    let server = env.server(&alice_and_bob(), &[]);
+    let work = env.clone_as(&server, "work", &alice());
+    work.commit("base").file("base.yaml", BASE_YAML).create();
+    work.push_main_ok();
+    work.commit("one").file("one.yaml", "one: 1\n").create();
+    work.commit("two")
+        .by(&bob())
+        .file("two.yaml", "two: 2\n")
+        .create();
+    work.commit("three")
+        .file("three.yaml", "three: 3\n")
+        .create();
+    work.push_main_ok();
+    let out = server.tally(&["log", "--limit", "1"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let k = keys();
+    assert!(
+        text.contains(&format!(
+            "  3 commits: 2 by alice@example.com ({}), 1 by bob@example.com ({})  ",
+            k.alice.fingerprint, k.bob.fingerprint
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_filter_that_matches_nothing_says_so_and_succeeds() {
+    let env = TestEnv::new();
+    let h = mixed_history(&env);
+    let out = h
+        .server
+        .tally(&["log", "--branch", "nosuch", "--kind", "aborted"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "no entries match --branch nosuch --kind aborted\n"
+    );
+    // The JSON stays an empty array.
+    let out = h.server.tally(&["log", "--json", "--branch", "nosuch"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "[\n]\n");
 }
 
 // =============================================================================================
@@ -284,6 +425,11 @@ fn ledger_verify_passes_after_a_mix_of_pushes() {
         stdout.starts_with(&format!("ledger intact: {n} entries, ")),
         "{stdout}"
     );
+    let own = server.tally_dir().join("ledger_key.pub");
+    assert!(
+        stdout.contains(&format!(", key {}", ledger_key_fingerprint(&own))),
+        "{stdout}"
+    );
 
     let (code, json) = verify_json(server);
     assert_eq!(code, Some(0));
@@ -300,16 +446,49 @@ fn ledger_verify_passes_after_a_mix_of_pushes() {
     assert_eq!(json["checkpoints"].as_u64(), Some(n + 1));
 
     // Pinned to the ledger's own public key: intact; pinned to another key: not.
-    let own = server.tally_dir().join("ledger_key.pub");
     let out = server.tally(&["ledger", "verify", "--ledger-key", own.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // The wrong key is named by its fingerprint, with the ledger's own (issue 13).
     let other = keys().mallory.public.to_str().unwrap().to_owned();
     let out = server.tally(&["ledger", "verify", "--ledger-key", &other]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("checkpoint"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.contains(&format!(
+            "is the key {}, but this ledger was created with the key {}",
+            keys().mallory.fingerprint,
+            ledger_key_fingerprint(&own)
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "one problem, not one per checkpoint: {stderr}"
+    );
+
+    // The public key beside the ledger key replaced: both commands name both keys.
+    let original = ledger_key_fingerprint(&own);
+    std::fs::copy(&keys().mallory.public, &own).unwrap();
+    let out = server.tally(&["ledger", "verify"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "ledger_key.pub is the key {}, but this ledger was created with the key {original}",
+            keys().mallory.fingerprint
+        )),
+        "{stderr}"
+    );
+    let out = server.tally(&["ledger", "key"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "ledger_key.pub is the key {}, not the key {original} the ledger was created with",
+            keys().mallory.fingerprint
+        )),
+        "{stderr}"
     );
 
     // No ledger there: a configuration error, not a verdict.

@@ -69,7 +69,7 @@ fn a_policy_change_is_recorded_before_the_next_entry() {
     let out = server.tally(&["log", "--kind", "policy-change"]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(
-        text.lines().filter(|l| l.starts_with('#')).count(),
+        text.lines().filter(|l| l.starts_with("seq ")).count(),
         3,
         "{text}"
     );

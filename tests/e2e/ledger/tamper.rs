@@ -9,7 +9,7 @@ use crate::common::*;
 
 /// A copy of the whole bare repository (objects, refs, hooks, `tally/` with the SQLite store,
 /// its WAL and the keys), to tamper with.
-fn copy_repo<'e>(env: &'e TestEnv, server: &Server<'_>, name: &str) -> Server<'e> {
+pub(super) fn copy_repo<'e>(env: &'e TestEnv, server: &Server<'_>, name: &str) -> Server<'e> {
     let path = env.root().join(format!("{name}.git"));
     assert!(!path.exists(), "{} already exists", path.display());
     copy_dir(&server.path, &path);
@@ -38,7 +38,7 @@ fn to_hex(bytes: &[u8]) -> String {
 
 /// Byte offset of the last byte of `time.nanos` in an encoded entry (label 19, version 1, seq
 /// 8, kind 1, seconds 8, nanos 4): flipping its low bit keeps the entry decodable.
-const NANOS_LAST_BYTE: usize = 19 + 1 + 8 + 1 + 8 + 3;
+pub(super) const NANOS_LAST_BYTE: usize = 19 + 1 + 8 + 1 + 8 + 3;
 
 /// The mixed history, its ledger verified intact, and its size.
 fn tamper_fixture(env: &TestEnv) -> (History<'_>, u64) {
@@ -155,7 +155,10 @@ fn deleting_the_last_entry_is_detected() {
     assert_verify_fails(
         &copy,
         "last entry deleted",
-        &[&format!("entries {last} to {last} are missing")],
+        // One entry, in the singular (issue 13: was "entries 6 to 6 are missing").
+        &[&format!(
+            "entry {last} is missing (the head says the ledger has "
+        )],
     );
 
     // The head shrunk to match: the entry is now beyond it.
@@ -391,7 +394,7 @@ fn replacing_a_checkpoint_is_detected() {
 
 /// Publishes a crafted commit to `refs/tally/ledger` (hooks bypassed, as someone with a shell
 /// on the server could): the tip's tree with `name` replaced by `bytes`, on the tip's parent.
-fn craft_publication(server: &Server<'_>, name: &str, bytes: &[u8]) -> String {
+pub(super) fn craft_publication(server: &Server<'_>, name: &str, bytes: &[u8]) -> String {
     let git = |args: &[&str]| stdout_of(server.git().args(args));
     let tip = git(&["rev-parse", "refs/tally/ledger"]);
     let parent = git(&["rev-parse", "refs/tally/ledger^"]);
@@ -482,5 +485,50 @@ fn a_published_entry_that_differs_from_the_store_is_detected() {
         &[&format!(
             "refs/tally/ledger: publication {commit} carries a checkpoint the store never signed"
         )],
+    );
+}
+
+/// Checkpoints are independent: `tally ledger verify` names every bad one, not only the
+/// first, in its text and in its JSON `problems` list (issue 13).
+#[test]
+fn every_bad_checkpoint_is_reported() {
+    let env = TestEnv::new();
+    let (h, _) = tamper_fixture(&env);
+    let copy = copy_repo(&env, &h.server, "two-bad");
+    let ids: Vec<i64> = sql(&env, &db(&copy), "SELECT id FROM checkpoints ORDER BY id;")
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    let (first, second) = (ids[1], ids[ids.len() / 2]);
+    sql(
+        &env,
+        &db(&copy),
+        &format!("UPDATE checkpoints SET note = 'garbage' WHERE id IN ({first}, {second});"),
+    );
+    let (code, json) = verify_json(&copy);
+    assert_eq!(code, Some(1), "{json}");
+    assert_eq!(json["ok"], Value::Bool(false));
+    let problems: Vec<&str> = json["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(
+        problems[0].starts_with(&format!("checkpoint {first}: ")),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1].starts_with(&format!("checkpoint {second}: ")),
+        "{problems:?}"
+    );
+    assert_verify_fails(
+        &copy,
+        "two checkpoints replaced by garbage",
+        &[
+            &format!("checkpoint {first}: "),
+            &format!("checkpoint {second}: "),
+        ],
     );
 }
