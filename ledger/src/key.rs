@@ -277,6 +277,14 @@ fn signing_key(private: &PrivateKey, path: &Path) -> Result<SigningKey, KeyError
     Ok(signing)
 }
 
+/// Returns the key's OpenSSH fingerprint, `SHA256:...`, as `ssh-keygen -l` prints it: how a
+/// person compares the key an agent pinned with the one the server shows.
+pub fn fingerprint(key: &VerifyingKey) -> String {
+    PublicKey::from(ssh_key::public::Ed25519PublicKey(key.to_bytes()))
+        .fingerprint(ssh_key::HashAlg::Sha256)
+        .to_string()
+}
+
 /// Returns the public key as one OpenSSH line, `ssh-ed25519 <base64> [comment]`, as
 /// `tally ledger key` prints it (no trailing newline).
 pub fn public_line(key: &VerifyingKey, comment: &str) -> String {

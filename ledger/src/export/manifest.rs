@@ -67,12 +67,7 @@ pub(super) fn check_manifest_signature(
         })
 }
 
-/// The key's OpenSSH fingerprint, `SHA256:...`.
-pub(super) fn fingerprint(key: &VerifyingKey) -> String {
-    ssh_key::PublicKey::from(ssh_key::public::Ed25519PublicKey(key.to_bytes()))
-        .fingerprint(HashAlg::Sha256)
-        .to_string()
-}
+pub(super) use crate::key::fingerprint;
 
 /// Parses `MANIFEST`: `<64 lowercase hex>  <file name>` lines, each ending in a line feed,
 /// names unique and without `/`.
