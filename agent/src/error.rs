@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use gix::ObjectId;
 use tally_ledger::{CheckpointError, EntryError, KeyError};
 
+use tally_verify::refusal::{self, Group, Lineage};
 use tally_verify::revision::{Problem, Violation};
 use tally_verify::trust::LoadError;
 
@@ -393,10 +394,13 @@ pub enum AgentError {
         total: usize,
     },
     /// Some new commit breaks the rules, judged against the agent's own signers.
-    #[error("{}", violation_lines(violations, allowed_signers).join("\n"))]
+    #[error("{}", violation_lines(violations, lineage, allowed_signers).join("\n"))]
     Commits {
         /// Every violation found.
         violations: Vec<Violation>,
+        /// The new commits' parents, to show the violations grouped by kind, as ranges (boxed:
+        /// every other variant is small).
+        lineage: Box<Lineage>,
         /// The agent's allowed_signers file, named in the fixes.
         allowed_signers: PathBuf,
         /// The last deployed commit (or `--trust-from`), if any.
@@ -441,11 +445,12 @@ impl AgentError {
             AgentError::Several(all) => all.iter().flat_map(AgentError::lines).collect(),
             AgentError::Commits {
                 violations,
+                lineage,
                 allowed_signers,
                 base,
                 baseline,
             } => {
-                let mut lines = violation_lines(violations, allowed_signers);
+                let mut lines = violation_lines(violations, lineage, allowed_signers);
                 if base.is_none()
                     && let Some(b) = baseline
                 {
@@ -460,48 +465,63 @@ impl AgentError {
     }
 }
 
-/// At most this many violation lines are printed; the rest are counted.
+/// At most this many kinds of problem are printed; the rest are counted.
 const MAX_LINES: usize = 50;
 
-fn violation_lines(violations: &[Violation], signers: &std::path::Path) -> Vec<String> {
-    let mut lines: Vec<String> = violations
+/// One line per kind of problem ([`tally_verify::refusal::group`], as the hook shows a
+/// refusal): 30 commits this agent does not trust are one line naming them as a range.
+fn violation_lines(
+    violations: &[Violation],
+    lineage: &Lineage,
+    signers: &std::path::Path,
+) -> Vec<String> {
+    let groups = refusal::group(violations);
+    let mut lines: Vec<String> = groups
         .iter()
         .take(MAX_LINES)
-        .map(|v| violation_line(v, signers))
+        .map(|g| group_line(g, lineage, signers))
         .collect();
-    if violations.len() > MAX_LINES {
+    if groups.len() > MAX_LINES {
+        let hidden: usize = groups[MAX_LINES..]
+            .iter()
+            .map(|g| g.violations().len())
+            .sum();
         lines.push(format!(
-            "... and {} more problems of the same kind",
-            violations.len() - MAX_LINES
+            "... and {hidden} more problem{} of {} other kinds",
+            if hidden == 1 { "" } else { "s" },
+            groups.len() - MAX_LINES
         ));
     }
     lines
 }
 
-/// One violation as the operator of an agent needs it: the server accepted this commit, so the
-/// fix is about the agent's trust or the server, not about re-signing.
-fn violation_line(v: &Violation, signers: &std::path::Path) -> String {
-    let commit = v.commit.map_or_else(String::new, |c| {
-        format!("commit {} ", c.to_hex_with_len(10))
-    });
-    match &v.problem {
-        Problem::NonFastForward => format!(
-            "{commit}{}: the new commit does not descend from the last deployed one (history was rewritten); do not deploy, investigate the server",
-            v.refname
+/// One kind of problem as the operator of an agent needs it: the server accepted these
+/// commits, so the fix is about the agent's trust or the server, not about re-signing.
+fn group_line(g: &Group<'_>, lineage: &Lineage, signers: &std::path::Path) -> String {
+    let (subject, is) = match g.subject(lineage) {
+        None => (String::new(), ""),
+        Some(s) if g.commits().len() == 1 => (format!("commit {s} "), "is "),
+        Some(s) => (format!("{s} "), "are "),
+    };
+    let message = g.message();
+    match g.problem() {
+        Some(Problem::NonFastForward) => format!(
+            "{subject}{}: the new commit does not descend from the last deployed one (history was rewritten); do not deploy, investigate the server",
+            g.refname()
         ),
-        Problem::Merge { parents } => format!(
-            "{commit}is a merge ({parents} parents) but the history must be linear; do not deploy, investigate the server that accepted it"
+        Some(Problem::Merge { parents }) => format!(
+            "{subject}{is}a merge ({parents} parents) but the history must be linear; do not deploy, investigate the server that accepted it"
         ),
-        Problem::RootCommit => format!(
-            "{commit}is a second root commit but the history must be linear; do not deploy, investigate the server that accepted it"
+        Some(Problem::RootCommit) => format!(
+            "{subject}{is}a second root commit but the history must be linear; do not deploy, investigate the server that accepted it"
         ),
-        Problem::Signature(p) => format!(
-            "{commit}is refused by this agent's own signature check: {p}; this agent trusts only the signers in {}: if the signer is trusted, add their key there, otherwise do not deploy",
+        Some(Problem::Signature(_)) => format!(
+            "{subject}{is}refused by this agent's own signature check: {message}; this agent trusts only the signers in {}: if the signer is trusted, add their key there, otherwise do not deploy",
             signers.display()
         ),
-        Problem::Unreadable(e) => format!(
-            "{commit}cannot be checked: {e}; fetch again (tally pull) or run git fsck on the clone"
-        ),
-        _ => format!("{v}; do not deploy"),
+        Some(Problem::Unreadable(_)) => {
+            format!("{subject}{message}; fetch again (tally pull) or run git fsck on the clone")
+        }
+        _ => format!("{}; do not deploy", g.headline(lineage)),
     }
 }

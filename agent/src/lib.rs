@@ -41,6 +41,7 @@ pub mod checkout;
 pub mod error;
 pub mod publication;
 pub mod published;
+pub mod report;
 pub mod state;
 
 use std::collections::HashSet;
@@ -202,6 +203,10 @@ pub struct Approval {
     pub state: PathBuf,
     /// Whether this was the first run (no state before).
     pub first_run: bool,
+    /// The size of the checkpoint pinned before this run (`None` on a first run).
+    pub pinned_size: Option<u64>,
+    /// The pinned ledger key's fingerprint, `SHA256:...`.
+    pub ledger_key: String,
 }
 
 impl Approval {
@@ -278,6 +283,8 @@ pub fn verify(opts: &Options) -> Result<Approval, AgentError> {
         tracking,
         state: setup.state_path,
         first_run: pinned.is_none(),
+        pinned_size: pinned.map(|s| s.checkpoint.size()),
+        ledger_key: tally_ledger::key::fingerprint(&setup.key),
     })
 }
 
@@ -557,11 +564,13 @@ fn check_new_commits(
         old: base,
         new: Some(chosen.commit),
     };
-    let verdict = checker
-        .check(&update, &[])
+    let report = checker.check(&update, &[]);
+    let lineage = Box::new(report.lineage().clone());
+    let verdict = report
         .into_verdict()
         .map_err(|violations| AgentError::Commits {
             violations,
+            lineage,
             allowed_signers: opts.allowed_signers.clone(),
             base,
             baseline: scan.baseline,

@@ -84,3 +84,45 @@ fn branch_names_become_full_refs() {
         assert!(full_branch(bad).is_err(), "{bad:?}");
     }
 }
+
+fn approval(first_run: bool, pinned_size: Option<u64>) -> Approval {
+    let id = |n: u8| ObjectId::from_bytes_or_panic(&[n; 20]);
+    Approval {
+        branch: "refs/heads/main".into(),
+        commit: id(2),
+        tree: id(3),
+        seq: 7,
+        previous: (!first_run).then(|| id(2)),
+        commits: Vec::new(),
+        checkpoint: checkpoint_at(1_000),
+        note: String::new(),
+        tracking: "refs/tally/remotes/origin/main".into(),
+        state: PathBuf::from("/clone/.git/tally/agent/main.json"),
+        first_run,
+        pinned_size,
+        ledger_key: "SHA256:key".into(),
+    }
+}
+
+#[test]
+fn a_report_dates_the_checkpoint_by_the_given_clock_and_says_nothing_new() {
+    let at = |seconds: i64| Timestamp::from_second(1_000 + seconds).unwrap();
+    assert_eq!(
+        approval(false, Some(1)).report(at(180)),
+        [
+            "nothing new: main is still at 0202020202020202020202020202020202020202 (ledger entry #7)",
+            "checkpoint of 1 entry (no new entries since the last run), signed 3 min ago by ledger key SHA256:key",
+        ]
+    );
+    assert!(approval(false, Some(1)).warnings().is_empty());
+    let first = approval(true, None).report(at(7_200));
+    assert_eq!(
+        first[..2],
+        [
+            "approved main at 0202020202020202020202020202020202020202 (ledger entry #7)",
+            "checkpoint of 1 entry, signed 2 h ago by ledger key SHA256:key",
+        ]
+    );
+    assert!(first[3].starts_with("warning: first run: "), "{first:?}");
+    assert_eq!(first[3..], approval(true, None).warnings());
+}

@@ -21,6 +21,7 @@ use gix::ObjectId;
 use jiff::Timestamp;
 use tally_ledger::{CommitSigner, Kind, NewEntry};
 use tally_verify::objects::Objects;
+use tally_verify::refusal::{self, Lineage};
 use tally_verify::revision::{Checker, Update, Violation};
 
 use crate::admin::AdminError;
@@ -178,8 +179,8 @@ pub fn adopt(
                 ));
                 commits = checked;
             }
-            Err(violations) => {
-                refuse(out, target, &violations);
+            Err((violations, lineage)) => {
+                refuse(out, target, &violations, &lineage);
                 return Ok(false);
             }
         }
@@ -242,6 +243,10 @@ fn move_branch(
     Ok(())
 }
 
+/// What [`judge`] found: the signer of every commit, or every violation with the lineage
+/// that shows them grouped.
+type Judged = Result<Vec<CommitSigner>, (Vec<Violation>, Lineage)>;
+
 /// Checks the history of `update` that `hidden` does not cover, as a push would be checked:
 /// the signer of every commit, or the problems found.
 fn judge(
@@ -250,33 +255,39 @@ fn judge(
     update: &Update,
     hidden: &[ObjectId],
     now: Timestamp,
-) -> Result<Result<Vec<CommitSigner>, Vec<Violation>>, AdminError> {
+) -> Result<Judged, AdminError> {
     let objects = Objects::open(repo.common_dir(), None, Vec::new(), repo.object_hash())
         .map_err(git("the object database"))?;
     let mut checker = Checker::new(&objects, &config.trust, Some(&config.files), now);
-    Ok(checker.check(update, hidden).into_verdict().map(|verdict| {
-        verdict
-            .commits()
-            .iter()
-            .map(|c| CommitSigner {
-                commit: c.id().as_bytes().to_vec(),
-                principal: c.signer().principal().to_owned(),
-                fingerprint: c.signer().fingerprint().to_owned(),
-            })
-            .collect()
-    }))
+    let report = checker.check(update, hidden);
+    let lineage = report.lineage().clone();
+    Ok(report
+        .into_verdict()
+        .map_err(|v| (v, lineage))
+        .map(|verdict| {
+            verdict
+                .commits()
+                .iter()
+                .map(|c| CommitSigner {
+                    commit: c.id().as_bytes().to_vec(),
+                    principal: c.signer().principal().to_owned(),
+                    fingerprint: c.signer().fingerprint().to_owned(),
+                })
+                .collect()
+        }))
 }
 
-/// Says why `target`'s history cannot be adopted, and the two ways on.
-fn refuse(out: &mut impl Write, target: ObjectId, violations: &[Violation]) {
+/// Says why `target`'s history cannot be adopted (one line per kind of problem, as a push's
+/// refusal shows them), and the two ways on.
+fn refuse(out: &mut impl Write, target: ObjectId, violations: &[Violation], lineage: &Lineage) {
     let _ = writeln!(
         out,
         "not adopted: {} problem{} in the history of {target} that the ledger does not cover:",
         violations.len(),
         if violations.len() == 1 { "" } else { "s" }
     );
-    for v in violations {
-        let _ = writeln!(out, "  {v}");
+    for group in refusal::group(violations) {
+        let _ = writeln!(out, "  {}", group.headline(lineage));
     }
     let _ = writeln!(
         out,

@@ -1,9 +1,20 @@
 //! Lines for the pusher: plain ASCII, prefixed, and marked for GitLab when it runs the hook.
 //!
 //! Git masks control characters in hook output, and GitLab shows a custom hook's message in
-//! its web interface only for lines prefixed `GL-HOOK-ERR:`.
+//! its web interface only for lines prefixed `GL-HOOK-ERR:`. Every line fits a terminal of
+//! [`WIDTH`] columns once git has put `remote: ` before it: a longer text is wrapped, its
+//! continuation lines indented, each keeping the prefixes.
 
 use std::io::Write;
+
+/// Columns a line may take on the pusher's terminal, git's `remote: ` included.
+pub const WIDTH: usize = 100;
+
+/// What git puts before each line of hook output on the pusher's side.
+const REMOTE: &str = "remote: ";
+
+/// What tally puts before each line.
+const TALLY: &str = "tally: ";
 
 /// Writes prefixed ASCII lines; a closed pipe is ignored (the push outcome does not depend
 /// on whether anyone reads the message).
@@ -20,15 +31,28 @@ impl<W: Write> Reporter<W> {
         Reporter { out, gitlab }
     }
 
-    /// An informational line.
+    /// An informational line (wrapped to fit).
     pub fn line(&mut self, text: &str) {
-        let _ = writeln!(self.out, "tally: {}", ascii(text));
+        self.write("", "", text);
     }
 
-    /// A refusal line.
+    /// A refusal line (wrapped to fit).
     pub fn error(&mut self, text: &str) {
+        self.error_block("", text);
+    }
+
+    /// A refusal line led by `lead` (`"  fix: "`), wrapped to fit, its continuation lines
+    /// indented under the text.
+    pub fn error_block(&mut self, lead: &str, text: &str) {
         let prefix = if self.gitlab { "GL-HOOK-ERR: " } else { "" };
-        let _ = writeln!(self.out, "{prefix}tally: {}", ascii(text));
+        self.write(prefix, lead, text);
+    }
+
+    fn write(&mut self, prefix: &str, lead: &str, text: &str) {
+        let width = WIDTH.saturating_sub(REMOTE.len() + prefix.len() + TALLY.len());
+        for line in wrap(&ascii(text), width, lead) {
+            let _ = writeln!(self.out, "{prefix}{TALLY}{line}");
+        }
     }
 
     /// A push refused because the server cannot judge or record it (not the pusher's fault):
@@ -37,6 +61,48 @@ impl<W: Write> Reporter<W> {
         self.error(&format!("push refused: {what}"));
         self.error("this is a server configuration problem; contact the repository administrator");
     }
+}
+
+/// Splits `text` into lines of at most `width` columns: the first led by `lead`, the others
+/// indented as far (two spaces without a lead). Where it can, a line ends after a `;`, `:` or
+/// `,`, so that a command in a fix stays whole on one line and can be copied; else at a space.
+/// A single word longer than a line (a long path) stays whole: cut, it could not be copied.
+pub fn wrap(text: &str, width: usize, lead: &str) -> Vec<String> {
+    let indent = if lead.is_empty() {
+        "  ".to_owned()
+    } else {
+        " ".repeat(lead.len())
+    };
+    let mut lines: Vec<String> = Vec::new();
+    let mut words: Vec<&str> = Vec::new();
+    let len = |words: &[&str], first: bool| {
+        let start = if first { lead.len() } else { indent.len() };
+        start + words.iter().map(|w| w.len()).sum::<usize>() + words.len().saturating_sub(1)
+    };
+    let emit = |words: &[&str], lines: &mut Vec<String>| {
+        let start = if lines.is_empty() { lead } else { &indent };
+        lines.push(format!("{start}{}", words.join(" ")));
+    };
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        words.push(word);
+        while words.len() > 1 && len(&words, lines.is_empty()) > width {
+            let first = lines.is_empty();
+            let mut fits = words.len() - 1;
+            while fits > 1 && len(&words[..fits], first) > width {
+                fits -= 1;
+            }
+            let clause = (1..=fits).rev().find(|&k| {
+                words[k - 1].ends_with([';', ':', ',']) && 2 * len(&words[..k], first) >= width
+            });
+            let cut = clause.unwrap_or(fits);
+            emit(&words[..cut], &mut lines);
+            words.drain(..cut);
+        }
+    }
+    if !words.is_empty() || lines.is_empty() {
+        emit(&words, &mut lines);
+    }
+    lines
 }
 
 /// Escapes everything outside printable ASCII, so no byte of a path, name or email can
@@ -54,11 +120,49 @@ pub fn ascii(text: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     #[test]
     fn ascii_escapes_controls_and_non_ascii() {
         assert_eq!(super::ascii("a\x1b[31mb"), "a\\u{1b}[31mb");
         assert_eq!(super::ascii("caf\u{e9}"), "caf\\u{e9}");
         assert_eq!(super::ascii("plain text: ok"), "plain text: ok");
+    }
+
+    #[test]
+    fn wrapped_lines_fit_and_break_after_a_clause() {
+        let fix = "set up SSH signing once: git config gpg.format ssh; git config user.signingkey ~/.ssh/id_ed25519.pub; then re-sign: git rebase --exec 'git commit --amend --no-edit -S' 0a1b2c3d4e";
+        let lines = super::wrap(fix, 78, "  fix: ");
+        assert_eq!(
+            lines,
+            [
+                "  fix: set up SSH signing once: git config gpg.format ssh;",
+                "       git config user.signingkey ~/.ssh/id_ed25519.pub; then re-sign:",
+                "       git rebase --exec 'git commit --amend --no-edit -S' 0a1b2c3d4e",
+            ]
+        );
+        assert_eq!(super::wrap("short", 78, ""), ["short"]);
+        assert_eq!(super::wrap("", 78, "  fix: "), ["  fix: "]);
+        let long = format!("a {} b", "x".repeat(100));
+        assert_eq!(
+            super::wrap(&long, 20, ""),
+            ["a", &format!("  {}", "x".repeat(100)), "  b"]
+        );
+    }
+
+    #[test]
+    fn every_line_keeps_the_gitlab_prefix_and_fits_with_it() {
+        let mut out = Vec::new();
+        let mut r = super::Reporter {
+            out: &mut out,
+            gitlab: true,
+        };
+        r.error_block("  fix: ", &"word ".repeat(60));
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.lines().count() > 2, "{text}");
+        for line in text.lines() {
+            assert!(line.starts_with("GL-HOOK-ERR: tally: "), "{line}");
+            assert!(super::REMOTE.len() + line.len() <= super::WIDTH, "{line}");
+        }
     }
 }

@@ -10,6 +10,7 @@ use std::path::Path;
 use gix::ObjectId;
 use jiff::Timestamp;
 use tally_verify::objects::Objects;
+use tally_verify::refusal::{self, Lineage};
 use tally_verify::revision::{Checker, Update, Verdict, Violation};
 
 use crate::config::Config;
@@ -17,8 +18,8 @@ use crate::output::Reporter;
 use crate::pusher::Pusher;
 use crate::record::{self, Paths};
 
-/// Most violation lines printed for one push; the rest are counted.
-const MAX_LINES: usize = 200;
+/// Most kinds of problem printed for one push; the rest are counted.
+const MAX_GROUPS: usize = 100;
 
 /// Why the hook refuses without judging the push: the administrator's problem, not the
 /// pusher's.
@@ -66,8 +67,9 @@ pub enum HookError {
 pub enum Decision {
     /// Every update passed; the verdicts of the protected ones, for the ledger.
     Accept(Vec<Verdict>),
-    /// At least one update broke a rule.
-    Refuse(Vec<Violation>),
+    /// At least one update broke a rule: every violation, and the updates' lineage that the
+    /// refusal's display needs to name ranges and base commits.
+    Refuse(Vec<Violation>, Lineage),
 }
 
 /// Parses git's hook input. Each line must be exactly `<old> <new> <ref>` with full hex ids of
@@ -161,6 +163,7 @@ pub fn decide(
     let mut checker = Checker::new(&objects, &config.trust, Some(&config.files), now);
     let mut verdicts = Vec::new();
     let mut violations = named;
+    let mut lineage = Lineage::default();
     let paths = Paths::new(git_dir);
     let ledger = if protected.is_empty() {
         None
@@ -187,7 +190,9 @@ pub fn decide(
             (Some(ledger), None) => recorded_tips(repo, ledger, config, &update.refname)?,
             _ => Vec::new(),
         };
-        match checker.check(update, &hidden).into_verdict() {
+        let report = checker.check(update, &hidden);
+        lineage.extend(report.lineage());
+        match report.into_verdict() {
             Ok(v) => verdicts.push(v),
             Err(v) => violations.extend(v),
         }
@@ -195,7 +200,7 @@ pub fn decide(
     Ok(if violations.is_empty() {
         Decision::Accept(verdicts)
     } else {
-        Decision::Refuse(violations)
+        Decision::Refuse(violations, lineage)
     })
 }
 
@@ -316,8 +321,8 @@ pub fn run(git_dir: &Path, input: &mut impl BufRead, out: &mut impl Write, now: 
             }
             true
         }
-        Ok(Decision::Refuse(violations)) => {
-            report_violations(&mut reporter, &violations);
+        Ok(Decision::Refuse(violations, lineage)) => {
+            report_violations(&mut reporter, &violations, &lineage);
             if let Some(config) = &config {
                 record_refusal(
                     git_dir,
@@ -377,22 +382,44 @@ fn record_refusal(
     }
 }
 
-fn report_violations(reporter: &mut Reporter<impl Write>, violations: &[Violation]) {
+/// Prints the refusal: a count of every violation (the reasons the ledger records), then
+/// one line per kind of problem ([`refusal::group`]: 30 unsigned commits are one line, as a
+/// range), each with its one fix on its own line(s).
+fn report_violations(
+    reporter: &mut Reporter<impl Write>,
+    violations: &[Violation],
+    lineage: &Lineage,
+) {
     let mut refs: Vec<&str> = violations.iter().map(|v| v.refname.as_str()).collect();
     refs.dedup();
+    let commits: std::collections::HashSet<ObjectId> =
+        violations.iter().filter_map(|v| v.commit).collect();
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
     reporter.error(&format!(
-        "push refused: {} problem{} on {}",
+        "push refused: {} problem{} on {}{}",
         violations.len(),
-        if violations.len() == 1 { "" } else { "s" },
-        refs.join(", ")
+        plural(violations.len()),
+        refs.join(", "),
+        if commits.is_empty() {
+            String::new()
+        } else {
+            format!(", in {} commit{}", commits.len(), plural(commits.len()))
+        }
     ));
-    for v in violations.iter().take(MAX_LINES) {
-        reporter.error(&format!("{v}; fix: {}", v.fix()));
+    let groups = refusal::group(violations);
+    for group in groups.iter().take(MAX_GROUPS) {
+        reporter.error(&group.headline(lineage));
+        reporter.error_block("  fix: ", &group.fix(lineage));
     }
-    if violations.len() > MAX_LINES {
+    if groups.len() > MAX_GROUPS {
+        let hidden: usize = groups[MAX_GROUPS..]
+            .iter()
+            .map(|g| g.violations().len())
+            .sum();
         reporter.error(&format!(
-            "... and {} more problems not shown",
-            violations.len() - MAX_LINES
+            "... and {hidden} more problem{} of {} other kinds not shown",
+            plural(hidden),
+            groups.len() - MAX_GROUPS
         ));
     }
 }

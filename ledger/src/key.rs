@@ -277,6 +277,15 @@ fn signing_key(private: &PrivateKey, path: &Path) -> Result<SigningKey, KeyError
     Ok(signing)
 }
 
+/// Returns the key's OpenSSH fingerprint, `SHA256:...`, as `ssh-keygen -l` prints it: how
+/// every message names a ledger key (an origin names the ledger, not the key), and how a
+/// person compares the key an agent pinned with the one the server shows.
+pub fn fingerprint(key: &VerifyingKey) -> String {
+    PublicKey::from(ssh_key::public::Ed25519PublicKey(key.to_bytes()))
+        .fingerprint(ssh_key::HashAlg::Sha256)
+        .to_string()
+}
+
 /// Returns the public key as one OpenSSH line, `ssh-ed25519 <base64> [comment]`, as
 /// `tally ledger key` prints it (no trailing newline).
 pub fn public_line(key: &VerifyingKey, comment: &str) -> String {
@@ -298,14 +307,6 @@ pub fn public_line(key: &VerifyingKey, comment: &str) -> String {
             format!("{line} {comment}")
         }
     })
-}
-
-/// Returns the key's OpenSSH fingerprint, `SHA256:<base64>`, as `ssh-keygen -l` prints it:
-/// how every message names a ledger key (an origin names the ledger, not the key).
-pub fn fingerprint(key: &VerifyingKey) -> String {
-    PublicKey::from(ssh_key::public::Ed25519PublicKey(key.to_bytes()))
-        .fingerprint(ssh_key::HashAlg::Sha256)
-        .to_string()
 }
 
 /// Parses an OpenSSH public key line (`ssh-ed25519 AAAA... [comment]`), as found in `<key>.pub`

@@ -142,7 +142,7 @@ pub fn run(args: PullArgs, out: &mut impl Write) -> Outcome {
     if let Err(e) = agent::checkout::compare(&objects, approval.tree, &work_tree) {
         return refusal("pull", &e, json, Some(&opts), out);
     }
-    print_approval(out, &approval, args.json)
+    print_approval("pull", out, &approval, &opts, args.json)
 }
 
 /// The reason lines when tracked files have local changes, staged or not: pull never touches

@@ -83,7 +83,7 @@ pub fn run(args: VerifyArgs, out: &mut impl Write) -> Outcome {
     };
     let opts = args.options(location.git_dir);
     match agent::verify(&opts) {
-        Ok(approval) => print_approval(out, &approval, args.json),
+        Ok(approval) => print_approval("verify", out, &approval, &opts, args.json),
         Err(e) => refusal("verify", &e, args.json, Some(&opts), out),
     }
 }
@@ -181,8 +181,29 @@ pub fn failure(
     }
 }
 
-/// Prints an approval: the commit id, or JSON.
-pub fn print_approval(out: &mut impl Write, approval: &Approval, json: bool) -> Outcome {
+/// Prints an approval: on stdout the commit id alone (what scripts read: `$(tally verify)`), or
+/// JSON; on stderr, for people, what was approved and why it is trusted
+/// ([`Approval::report`]), each line `tally: <command>: ...`. With `--json` only its warnings
+/// go to stderr ([`Approval::warnings`]: a first run's trust on first use).
+pub fn print_approval(
+    command: &str,
+    out: &mut impl Write,
+    approval: &Approval,
+    opts: &agent::Options,
+    json: bool,
+) -> Outcome {
+    {
+        let stderr = std::io::stderr();
+        let mut err = stderr.lock();
+        let lines = if json {
+            approval.warnings()
+        } else {
+            approval.report(opts.now)
+        };
+        for line in lines {
+            let _ = writeln!(err, "tally: {command}: {line}");
+        }
+    }
     let written = if json {
         serde_json::to_string_pretty(&approval.to_json())
             .map_err(std::io::Error::other)

@@ -11,6 +11,7 @@ mod approved;
 mod attacks;
 mod bench;
 mod local;
+mod report;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -15,12 +15,14 @@ mod environment;
 mod keys;
 mod raw;
 mod server;
+mod snapshot;
 mod work;
 
 pub use environment::*;
 pub use keys::*;
 pub use raw::*;
 pub use server::*;
+pub use snapshot::*;
 pub use work::*;
 
 use std::io::Write;

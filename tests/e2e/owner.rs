@@ -265,7 +265,7 @@ fn every_member_of_a_group_shared_repository_pushes_and_is_recorded() {
             .unwrap();
         (
             out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
+            unwrapped(&String::from_utf8_lossy(&out.stderr)),
         )
     };
     let first = work.commit("first").file("a.yaml", "a: 1\n").create();

@@ -188,7 +188,7 @@ fn replace_refs_are_refused_for_pushes_and_on_the_server() {
         .args(["replace", &base, &evil])
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = unwrapped(&String::from_utf8_lossy(&out.stderr));
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("is a replace ref"), "{stderr}");
     assert_eq!(server.rev(&format!("refs/replace/{base}")), None);
@@ -330,7 +330,7 @@ fn sha256_and_reftable_repositories_are_refused_by_name() {
             "--allowed-signers".as_ref(),
             signers.as_os_str(),
         ]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = unwrapped(&String::from_utf8_lossy(&out.stderr));
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(
             stderr.contains(&format!("uses git's {format}"))
@@ -463,7 +463,7 @@ fn a_verdict_belongs_to_its_push_only() {
         .args(["update-ref", "refs/heads/main", &next, &base])
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = unwrapped(&String::from_utf8_lossy(&out.stderr));
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("no pre-receive verdict"), "{stderr}");
     assert_eq!(server.branch("main").as_deref(), Some(base.as_str()));
@@ -519,7 +519,7 @@ fn symbolic_refs_to_a_protected_branch_are_refused() {
         .args(["symbolic-ref", "refs/heads/alias", "refs/heads/main"])
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = unwrapped(&String::from_utf8_lossy(&out.stderr));
     assert!(!out.status.success(), "{stderr}");
     assert!(
         stderr.contains("would become a symbolic ref to the protected branch refs/heads/main"),

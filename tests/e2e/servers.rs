@@ -72,7 +72,7 @@ fn guarded_by_root<'a>(env: &TestEnv, account: &'a Account, tally: &Path) -> Hos
     let path = account.bare_repo("deploy");
     let signers = env.write("allowed_signers", &alice_and_bob().text());
     let out = init_as_root(env, tally, &path, &signers);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = unwrapped(&String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "tally init as root: {out:?}");
     assert!(
         stderr.contains(&format!(
@@ -517,7 +517,7 @@ fn gitolite_repository_stays_guarded_and_records_the_gitolite_user() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "update-ref landed: {out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = unwrapped(&String::from_utf8_lossy(&out.stderr));
     assert!(
         stderr.contains(&format!(
             "tally: ref update refused: refs/heads/main moved outside an accepted push (no pre-receive verdict for {} -> {})",

@@ -13,6 +13,7 @@ pub mod certificate;
 pub mod commit;
 pub mod files;
 pub mod objects;
+pub mod refusal;
 pub mod repository;
 pub mod revision;
 pub mod signers;

@@ -16,6 +16,7 @@ use jiff::Timestamp;
 use crate::commit::{Commit, CommitError};
 use crate::files::{FileProblem, FileRules, printable};
 use crate::objects::{ObjectError, Objects};
+use crate::refusal::{Lineage, Rewrite};
 use crate::syntax::Format;
 use crate::tree::{Change, TreeProblem};
 use crate::trust::{SignatureProblem, Signer, Trust};
@@ -99,8 +100,10 @@ pub struct Violation {
 }
 
 impl Violation {
-    /// What the pusher should do about it, in one line.
-    pub fn fix(&self) -> String {
+    /// What the pusher should do about it, in one line; `rewrite` names the commits a
+    /// history-rewriting fix must reach ([`crate::refusal`] works it out for a group of
+    /// violations).
+    pub fn fix(&self, rewrite: &Rewrite) -> String {
         match &self.problem {
             Problem::Deletion => "protected branches cannot be deleted".into(),
             Problem::Reserved => "push to another ref; refs/tally/ is written only by tally on the server".into(),
@@ -112,16 +115,23 @@ impl Violation {
             Problem::NonFastForward => {
                 "fetch and rebase onto the current tip (git pull --rebase), then push without --force".into()
             }
-            Problem::Merge { .. } => {
-                "rebase instead of merging: git rebase <upstream>, then re-sign with git rebase --exec 'git commit --amend --no-edit -S' <upstream>".into()
-            }
-            Problem::RootCommit => "rebase the commit onto the branch: git rebase <upstream>".into(),
-            Problem::Signature(p) => p.fix().into(),
-            Problem::File(p) => p.fix(self.path.as_deref().unwrap_or("")),
-            Problem::Tree(p) => p.fix(self.path.as_deref().unwrap_or("")),
-            Problem::Malformed(_) => {
-                "recreate the commit with git itself (git commit --amend --no-edit -S); commits git's fsck refuses, or that git would show with another author or committer, are refused".into()
-            }
+            // A rebase onto the branch's tip drops merge commits and replays the rest
+            // linearly; the --exec re-signs what it replays.
+            Problem::Merge { .. } => format!(
+                "rebase instead of merging, re-signing as you go: {}",
+                rewrite.rebase("git commit --amend --no-edit -S")
+            ),
+            Problem::RootCommit => format!(
+                "rebase the commits onto the branch, re-signing as you go: {}",
+                rewrite.rebase("git commit --amend --no-edit -S")
+            ),
+            Problem::Signature(p) => p.fix(rewrite),
+            Problem::File(p) => rewrite.and_edit(p.fix(self.path.as_deref().unwrap_or(""))),
+            Problem::Tree(p) => rewrite.and_edit(p.fix(self.path.as_deref().unwrap_or(""))),
+            Problem::Malformed(_) => format!(
+                "recreate the commit with git itself ({}); commits git's fsck refuses, or that git would show with another author or committer, are refused",
+                rewrite.amend("git commit --amend --no-edit -S")
+            ),
             Problem::Unreadable(_) => {
                 "this is a server-side problem: an administrator should run git fsck on the repository".into()
             }
@@ -231,6 +241,7 @@ pub struct Report {
     new_tree: Option<ObjectId>,
     commits: Vec<CheckedCommit>,
     violations: Vec<Violation>,
+    lineage: Lineage,
 }
 
 /// An update that passed every rule: the proof the next step (the ledger) requires.
@@ -274,6 +285,12 @@ impl Report {
     /// Everything wrong, in commit order.
     pub fn violations(&self) -> &[Violation] {
         &self.violations
+    }
+
+    /// The update's tips and its new commits' parents, for showing the violations grouped
+    /// ([`crate::refusal`]).
+    pub fn lineage(&self) -> &Lineage {
+        &self.lineage
     }
 
     /// The verdict if nothing is wrong, else the violations.
@@ -381,6 +398,7 @@ impl<'a> Checker<'a> {
             new_tree: None,
             commits: Vec::new(),
             violations: Vec::new(),
+            lineage: Lineage::of(update),
         };
         let violation = |commit, path, problem| Violation {
             refname: update.refname.clone(),
@@ -403,6 +421,9 @@ impl<'a> Checker<'a> {
                 return report;
             }
         };
+        for (id, parent) in walk.commits.iter().zip(&walk.parents) {
+            report.lineage.add_commit(*id, *parent);
+        }
         if update.old.is_some() && !walk.reaches_old {
             report
                 .violations
@@ -453,6 +474,7 @@ impl<'a> Checker<'a> {
                             new_tree: None,
                             commits: Vec::new(),
                             violations: Vec::new(),
+                            lineage: Lineage::default(),
                         };
                         for id in part {
                             checker.check_one(*id, update, &mut r);
@@ -650,23 +672,13 @@ impl<'a> Checker<'a> {
             let mut cur = new;
             loop {
                 if Some(cur) == old {
-                    chain.reverse();
-                    return Ok(Walk {
-                        commits: chain,
-                        reaches_old: true,
-                    });
+                    return Ok(Walk::chain(chain, old, true));
                 }
                 let parents = self.parents(cur)?;
                 chain.push(cur);
                 match parents.as_slice() {
                     [p] => cur = *p,
-                    [] if old.is_none() => {
-                        chain.reverse();
-                        return Ok(Walk {
-                            commits: chain,
-                            reaches_old: false,
-                        });
-                    }
+                    [] if old.is_none() => return Ok(Walk::chain(chain, None, false)),
                     _ => break,
                 }
             }
@@ -683,6 +695,7 @@ impl<'a> Checker<'a> {
         }
         let mut seen = HashSet::new();
         let mut order = Vec::new();
+        let mut firsts = Vec::new();
         let mut reaches_old = false;
         let mut queue = VecDeque::from([new]);
         while let Some(id) = queue.pop_front() {
@@ -692,12 +705,16 @@ impl<'a> Checker<'a> {
             if hidden_set.contains(&id) || !seen.insert(id) {
                 continue;
             }
+            let parents = self.parents(id)?;
             order.push(id);
-            queue.extend(self.parents(id)?);
+            firsts.push(parents.first().copied());
+            queue.extend(parents);
         }
         order.reverse();
+        firsts.reverse();
         Ok(Walk {
             commits: order,
+            parents: firsts,
             reaches_old,
         })
     }
@@ -705,5 +722,24 @@ impl<'a> Checker<'a> {
 
 struct Walk {
     commits: Vec<ObjectId>,
+    /// Each commit's first parent (`None`: a root), aligned with `commits`.
+    parents: Vec<Option<ObjectId>>,
     reaches_old: bool,
+}
+
+impl Walk {
+    /// A walk down a chain of single-parent commits, collected newest first, ending at
+    /// `bottom` (the old tip) or at a root (`None`).
+    fn chain(mut newest_first: Vec<ObjectId>, bottom: Option<ObjectId>, reaches_old: bool) -> Walk {
+        newest_first.reverse();
+        let parents = std::iter::once(bottom)
+            .chain(newest_first.iter().map(|id| Some(*id)))
+            .take(newest_first.len())
+            .collect();
+        Walk {
+            commits: newest_first,
+            parents,
+            reaches_old,
+        }
+    }
 }

@@ -14,6 +14,7 @@ use ssh_key::{HashAlg, public::KeyData};
 
 use crate::certificate::UserCertificate;
 use crate::commit::{Commit, SignatureHeader};
+use crate::refusal::Rewrite;
 use crate::signers::{AllowedSigners, SignerEntry, SignersError, Validity};
 use crate::sshsig::{SigError, SigningKey, SshSig};
 
@@ -257,39 +258,47 @@ pub enum SignatureProblem {
 }
 
 impl SignatureProblem {
-    /// What the committer should do about it, in one line.
-    pub fn fix(&self) -> &'static str {
+    /// What the committer should do about it, in one line; `rewrite` says which commits the
+    /// re-signing command must reach (the tip alone, or a rebase from the real base commit).
+    pub fn fix(&self, rewrite: &Rewrite) -> String {
+        let resign = || rewrite.amend("git commit --amend --no-edit -S");
         match self {
-            SignatureProblem::Unsigned | SignatureProblem::OtherAlgorithm { .. } => {
-                "sign it: git config gpg.format ssh; git config user.signingkey ~/.ssh/id_ed25519.pub; git commit --amend --no-edit -S (for older commits: git rebase --exec 'git commit --amend --no-edit -S' <base>)"
-            }
-            SignatureProblem::NotSsh { .. } => {
-                "switch to SSH signing: git config gpg.format ssh; git config user.signingkey ~/.ssh/id_ed25519.pub; git config commit.gpgsign true; then re-sign with git commit --amend --no-edit -S"
-            }
-            SignatureProblem::Signature(SigError::Certificate(_)) => {
-                "issue the certificate with a validity period (ssh-keygen -s <ca-key> -I <id> -n <email> -V +52w <key.pub>) and re-sign: git commit --amend --no-edit -S"
-            }
-            SignatureProblem::Signature(SigError::Armor(_)) => {
-                "push the commit exactly as git wrote it; a signature re-wrapped or re-encoded after signing gives the commit a new id, so re-sign it: git commit --amend --no-edit -S"
-            }
+            SignatureProblem::Unsigned | SignatureProblem::OtherAlgorithm { .. } => format!(
+                "set up SSH signing once: git config gpg.format ssh; git config user.signingkey ~/.ssh/id_ed25519.pub; then re-sign: {}",
+                resign()
+            ),
+            SignatureProblem::NotSsh { .. } => format!(
+                "switch to SSH signing: git config gpg.format ssh; git config user.signingkey ~/.ssh/id_ed25519.pub; git config commit.gpgsign true; then re-sign: {}",
+                resign()
+            ),
+            SignatureProblem::Signature(SigError::Certificate(_)) => format!(
+                "issue the certificate with a validity period (ssh-keygen -s <ca-key> -I <id> -n <email> -V +52w <key.pub>), then re-sign: {}",
+                resign()
+            ),
+            SignatureProblem::Signature(SigError::Armor(_)) => format!(
+                "push the commit exactly as git wrote it; a signature re-wrapped or re-encoded after signing gives the commit a new id, so re-sign: {}",
+                resign()
+            ),
             SignatureProblem::MultipleHeaders { .. } | SignatureProblem::Signature(_) => {
-                "re-sign the commit: git commit --amend --no-edit -S"
+                format!("re-sign: {}", resign())
             }
             SignatureProblem::UnknownKey { .. } => {
-                "sign with a key listed in the repository's allowed_signers, or ask an administrator to add yours"
+                "sign with a key listed in the repository's allowed_signers, or ask an administrator to add yours".into()
             }
-            SignatureProblem::PrincipalMismatch { .. } => {
-                "commit with the email your key is registered for (git config user.email), then git commit --amend --no-edit --reset-author -S"
-            }
+            SignatureProblem::PrincipalMismatch { .. } => format!(
+                "commit with the email your key is registered for (git config user.email), then: {}",
+                rewrite.amend("git commit --amend --no-edit --reset-author -S")
+            ),
             SignatureProblem::Namespace { .. } => {
-                "ask an administrator to allow namespace \"git\" for this key in allowed_signers"
+                "ask an administrator to allow namespace \"git\" for this key in allowed_signers".into()
             }
-            SignatureProblem::OutsideValidity { .. } | SignatureProblem::Revoked { .. } => {
-                "re-sign with a current key: git commit --amend --no-edit -S (an administrator updates allowed_signers for new keys)"
-            }
+            SignatureProblem::OutsideValidity { .. } | SignatureProblem::Revoked { .. } => format!(
+                "re-sign with a current key: {} (an administrator updates allowed_signers for new keys)",
+                resign()
+            ),
             SignatureProblem::UntrustedAuthority { .. }
             | SignatureProblem::BadCertificate { .. } => {
-                "sign with a valid certificate from a cert-authority listed in allowed_signers, or with a plain listed key"
+                "sign with a valid certificate from a cert-authority listed in allowed_signers, or with a plain listed key".into()
             }
         }
     }

@@ -25,31 +25,32 @@ pub struct Push {
 }
 
 impl Push {
-    /// The lines the hook printed, without git's `remote: ` prefix, each starting `tally: `.
-    pub fn tally_lines(&self) -> Vec<&str> {
-        self.stderr
+    /// The hook's lines, each starting `tally: `, with what the hook wrapped joined again: an
+    /// indented line continues the one before, and a problem's `  fix: ` line(s) join it as
+    /// `<problem>; fix: <fix>`.
+    pub fn tally_lines(&self) -> Vec<String> {
+        unwrapped(&self.stderr)
             .lines()
             .filter_map(|l| l.strip_prefix("remote: "))
-            .map(str::trim_end)
             .filter(|l| l.starts_with("tally: "))
+            .map(str::to_owned)
             .collect()
     }
 
-    /// The refusal lines that each describe one violation (`...; fix: ...`).
-    pub fn violations(&self) -> Vec<&str> {
+    /// The problems of a refusal, one per kind (`<problem>; fix: <fix>`).
+    pub fn violations(&self) -> Vec<String> {
         self.tally_lines()
             .into_iter()
             .filter(|l| l.contains("; fix: "))
             .collect()
     }
 
-    /// The one hook line containing every one of `parts`; panics with the whole stderr if
-    /// there is none.
-    pub fn line_with(&self, parts: &[&str]) -> &str {
+    /// The one hook line (wrapped lines joined) containing every one of `parts`; panics with
+    /// the whole stderr if there is none.
+    pub fn line_with(&self, parts: &[&str]) -> String {
         let lines = self.tally_lines();
-        let found: Vec<&str> = lines
+        let found: Vec<&String> = lines
             .iter()
-            .copied()
             .filter(|l| parts.iter().all(|p| l.contains(p)))
             .collect();
         assert!(
@@ -57,7 +58,7 @@ impl Push {
             "no `remote: tally:` line contains all of {parts:?}; git push stderr:\n{}",
             self.stderr
         );
-        found[0]
+        found[0].clone()
     }
 
     /// Asserts the push was refused by the pre-receive hook.
@@ -395,4 +396,27 @@ pub fn hex_to_bytes(hex: &str) -> Vec<u8> {
 /// The first 10 hex digits of a commit id, as tally prints it.
 pub fn short(id: &str) -> &str {
     &id[..10]
+}
+
+/// Hook output with what tally wrapped to fit a terminal joined again: a `tally:` line whose
+/// text starts with spaces (after git's `remote: ` and GitLab's `GL-HOOK-ERR: `, if any)
+/// continues the line before, and a `fix: ` continuation joins it as `; fix: `. git's padding
+/// at the end of `remote:` lines is dropped.
+pub fn unwrapped(stderr: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for line in stderr.lines().map(str::trim_end) {
+        let text = line.strip_prefix("remote: ").unwrap_or(line);
+        let text = text.strip_prefix("GL-HOOK-ERR: ").unwrap_or(text);
+        match (text.strip_prefix("tally:  "), out.last_mut()) {
+            (Some(rest), Some(last)) => {
+                let rest = rest.trim_start();
+                match rest.strip_prefix("fix: ") {
+                    Some(fix) => last.push_str(&format!("; fix: {fix}")),
+                    None => last.push_str(&format!(" {rest}")),
+                }
+            }
+            _ => out.push(line.to_owned()),
+        }
+    }
+    out.join("\n")
 }

@@ -87,7 +87,12 @@ fn refuses_protected_branch_created_from_unprotected_unsigned_history() {
     assert_refused_and_unmoved(&push, &server, "release/2.0", None);
     push.line_with(&[short(&unsigned), "commit is not signed"]);
     assert!(!push.stderr.contains(short(&tip)), "{}", push.stderr);
-    assert!(!push.stderr.contains(short(&base)), "{}", push.stderr);
+    // base is named only as the commit the fix rebases onto, never as a problem.
+    for v in push.violations() {
+        let (problem, fix) = v.split_once("; fix: ").unwrap();
+        assert!(!problem.contains(short(&base)), "{}", push.stderr);
+        assert!(fix.ends_with(short(&base)), "{}", push.stderr);
+    }
 }
 
 #[test]

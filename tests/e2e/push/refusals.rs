@@ -29,7 +29,7 @@ fn reports_every_bad_commit_of_a_push() {
     assert_eq!(violations.len(), 4, "{}", push.stderr);
     assert!(violations[0].contains(short(&c1)) && violations[0].contains("not signed"));
     assert!(violations[1].contains(short(&c2)) && violations[1].contains("deploy.sh"));
-    let c4_lines: Vec<&&str> = violations
+    let c4_lines: Vec<&String> = violations
         .iter()
         .filter(|l| l.contains(short(&c4)))
         .collect();
@@ -40,8 +40,12 @@ fn reports_every_bad_commit_of_a_push() {
             .any(|l| l.contains(&keys().mallory.fingerprint))
     );
     assert!(c4_lines.iter().any(|l| l.contains("four.json: invalid")));
-    assert!(!push.stderr.contains(short(&ok)), "{}", push.stderr);
-    assert!(!push.stderr.contains(short(&tip)), "{}", push.stderr);
+    // Good commits are named as no problem (a fix may name one as the commit to rebase onto).
+    for v in &violations {
+        let problem = &v[..v.find("; fix: ").unwrap()];
+        assert!(!problem.contains(short(&ok)), "{}", push.stderr);
+        assert!(!problem.contains(short(&tip)), "{}", push.stderr);
+    }
 }
 
 #[test]
@@ -62,8 +66,111 @@ fn marks_refusal_lines_for_gitlab() {
         .lines()
         .filter(|l| l.starts_with("remote: GL-HOOK-ERR: tally: "))
         .collect();
-    assert_eq!(marked.len(), 2, "{}", push.stderr);
+    // The header, the problem, and its fix wrapped over lines: every one marked.
+    assert!(marked.len() >= 3, "{}", push.stderr);
+    assert!(
+        !push
+            .stderr
+            .lines()
+            .any(|l| l.starts_with("remote: tally: ")),
+        "{}",
+        push.stderr
+    );
     assert!(marked[1].contains(short(&c)) && marked[1].contains("commit is not signed"));
+    assert!(marked[2].starts_with("remote: GL-HOOK-ERR: tally:   fix: "));
+    // git pads each line with spaces where the terminal would get an erase-to-end code.
+    for line in marked {
+        assert!(line.trim_end().len() <= 100, "{line}");
+    }
+}
+
+/// Issue 13: thirty unsigned commits are one line, named as a git range, with one fix that
+/// names the real commit to rebase onto; the file problem is a line of its own; every line
+/// fits a terminal; the ledger still records every violation as a reason.
+#[test]
+fn groups_thirty_unsigned_commits_into_one_line_with_one_fix() {
+    let env = TestEnv::new();
+    let server = env.server(&alice_and_bob(), &[]);
+    let work = env.clone_as(&server, "work", &alice());
+    let base = push_base(&work);
+    let script = work.commit("script").file("deploy.sh", "echo\n").create();
+    let mut names = vec![
+        (base.clone(), "base".to_owned()),
+        (script.clone(), "script".to_owned()),
+    ];
+    for i in 1..=30 {
+        let id = work
+            .commit(&format!("u{i}"))
+            .file(&format!("u{i}.yaml"), format!("u: {i}\n"))
+            .unsigned()
+            .create();
+        names.push((id, format!("u{i}")));
+    }
+    let push = work.push(&["origin", "main"]);
+    assert_eq!(push.code, 1, "{}", push.stderr);
+    assert_refused_and_unmoved(&push, &server, "main", Some(&base));
+    let remote: Vec<&str> = push
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("remote: "))
+        .collect();
+    // git pads each line with spaces where the terminal would get an erase-to-end code.
+    let remote: Vec<&str> = remote.iter().map(|l| l.trim_end()).collect();
+    for line in &remote {
+        assert!(line.len() <= 100, "{} columns: {line}", line.len());
+    }
+    assert_eq!(push.violations().len(), 2, "{}", push.stderr);
+    push.line_with(&["push refused: 31 problems on refs/heads/main, in 31 commits"]);
+    push.line_with(&[
+        &format!(
+            "30 commits {}..{}: commit is not signed",
+            short(&script),
+            short(&names[31].0)
+        ),
+        &format!(
+            "git rebase --exec 'git commit --amend --no-edit -S' {}",
+            short(&script)
+        ),
+    ]);
+    assert!(!push.stderr.contains("<base>"), "{}", push.stderr);
+
+    let mut known: Vec<(String, String)> = Vec::new();
+    for (id, name) in &names {
+        known.push((id.clone(), format!("<{name}>")));
+        known.push((short(id).to_owned(), format!("<{name}>")));
+    }
+    let known: Vec<(&str, &str)> = known
+        .iter()
+        .map(|(v, l)| (v.as_str(), l.as_str()))
+        .collect();
+    insta::assert_snapshot!(
+        "push_refused_grouped",
+        normalise(&remote.join("\n"), &known)
+    );
+
+    // The display groups; the ledger keeps the evidence: one reason per violation (as many as
+    // an entry holds, then the count and a digest of the full list), never the grouped lines.
+    let log = server.log(&["--kind", "rejected"]);
+    assert_eq!(log.len(), 1);
+    let reasons: Vec<&str> = log[0]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    let (last, each) = reasons.split_last().unwrap();
+    assert!(last.starts_with("31 reasons in all"), "{reasons:?}");
+    assert_eq!(
+        each[0],
+        format!(
+            "{} deploy.sh: file type not allowed by the policy",
+            short(&script)
+        )
+    );
+    for (reason, (id, _)) in each[1..].iter().zip(&names[2..]) {
+        assert_eq!(*reason, format!("{} commit is not signed", short(id)));
+    }
+    assert!(each.len() > 2, "{reasons:?}");
 }
 
 #[test]

@@ -118,7 +118,15 @@ fn refuses_unsigned_commit_hidden_below_a_signed_tip() {
         "{}",
         push.stderr
     );
-    assert!(!push.stderr.contains(short(&first)), "{}", push.stderr);
+    // The commit below is named only as the one the fix rebases onto (issue 13: the real
+    // base instead of a placeholder), never as a problem.
+    let (problem, fix) = violations[0].split_once("; fix: ").unwrap();
+    assert!(!problem.contains(short(&first)), "{}", push.stderr);
+    assert!(
+        fix.ends_with(&format!("-S' {}", short(&first))),
+        "{}",
+        push.stderr
+    );
     assert!(!push.stderr.contains(short(&tip)), "{}", push.stderr);
 }
 
