@@ -137,12 +137,27 @@ pub enum AgentError {
         path: PathBuf,
     },
 
-    // ---- what the server served (exit 1) --------------------------------------------------
-    /// The clone has no `refs/tally/ledger`.
+    /// The clone has no `refs/tally/ledger`, and this agent has never verified one for the
+    /// branch: a setup problem (nothing fetched yet, or a server that does not run tally).
     #[error(
         "the clone has no refs/tally/ledger; fetch it (git fetch <remote> +refs/tally/ledger:refs/tally/ledger, or use tally pull) and check that the server runs tally"
     )]
     NoLedger,
+
+    // ---- what the server served (exit 1) --------------------------------------------------
+    /// The clone has no `refs/tally/ledger`, but this agent verified one before: the server
+    /// stopped publishing the ledger the agent follows.
+    #[error(
+        "the clone has no refs/tally/ledger, but this agent last verified its entry {deployed_seq} (checkpoint of {size} entries, ledger {origin}); a server that stops publishing its ledger is not deployed from: ask its administrator why refs/tally/ledger is gone, and fetch it again (git fetch <remote> +refs/tally/ledger:refs/tally/ledger)"
+    )]
+    LedgerGone {
+        /// The seq of the entry last deployed.
+        deployed_seq: u64,
+        /// The size of the checkpoint last accepted.
+        size: u64,
+        /// The ledger's origin.
+        origin: String,
+    },
     /// A publication commit of `refs/tally/ledger` is malformed.
     #[error(
         "refs/tally/ledger: publication {commit} {problem}; the server's published ledger is damaged or forged: do not deploy, ask the server's administrator to run tally ledger verify"
@@ -426,6 +441,7 @@ impl AgentError {
                 | AgentError::StateBranch { .. }
                 | AgentError::StateKey { .. }
                 | AgentError::NoLedgerKey { .. }
+                | AgentError::NoLedger
                 | AgentError::PinnedKeys { .. }
         )
     }

@@ -361,7 +361,14 @@ fn verified_tip(
     reader: &mut Reader<'_>,
     pinned: Option<&State>,
 ) -> Result<Tip, AgentError> {
-    let tip_id = find_ref(&setup.repo, LEDGER_REF)?.ok_or(AgentError::NoLedger)?;
+    let tip_id = find_ref(&setup.repo, LEDGER_REF)?.ok_or_else(|| match pinned {
+        None => AgentError::NoLedger,
+        Some(s) => AgentError::LedgerGone {
+            deployed_seq: s.deployed_seq,
+            size: s.checkpoint.size(),
+            origin: s.origin.clone(),
+        },
+    })?;
     let publication = reader.publication(tip_id)?;
     let note = reader.checkpoint(&publication)?;
     let bad = |source| AgentError::Checkpoint {

@@ -160,3 +160,34 @@ fn an_agent_refusal_names_the_untrusted_commits_as_one_range() {
         .collect();
     insta::assert_snapshot!("pull_refused_grouped", stable(&env, &run.stderr, &names));
 }
+
+/// No `refs/tally/ledger` in the clone is a setup problem (exit 2) for an agent that never
+/// verified one: nothing was fetched yet, or the server does not run tally. For an agent that
+/// did, it is the server that stopped publishing the ledger it follows: a refusal (exit 1)
+/// that says what was last verified.
+#[test]
+fn a_clone_without_a_ledger_is_a_setup_problem_until_one_was_verified() {
+    let env = TestEnv::new();
+    let (server, _work, base) = server_with_base(&env);
+    let agent = Agent::new(&env, &server, "agent", &alice_and_bob());
+    // A plain clone has the branch but not refs/tally/ledger.
+    let first = agent.verify(&[]);
+    let line = first.assert_failed(2, &["has no refs/tally/ledger", "git fetch"]);
+    assert!(
+        line.contains("+refs/tally/ledger:refs/tally/ledger"),
+        "{line}"
+    );
+
+    agent.fetch();
+    assert_eq!(agent.verify(&[]).approved(), base);
+    agent.git_ok(&["update-ref", "-d", "refs/tally/ledger"]);
+    let gone = agent.verify(&[]);
+    gone.assert_failed(
+        1,
+        &[
+            "has no refs/tally/ledger",
+            "last verified its entry",
+            "administrator",
+        ],
+    );
+}
