@@ -170,7 +170,7 @@ pub fn failure(
             let stderr = std::io::stderr();
             let mut err = stderr.lock();
             for line in lines {
-                let _ = writeln!(err, "tally: {command}: {line}");
+                say(&mut err, command, &line);
             }
             if class == Class::Local {
                 Outcome::Local
@@ -201,7 +201,7 @@ pub fn print_approval(
             approval.report(opts.now)
         };
         for line in lines {
-            let _ = writeln!(err, "tally: {command}: {line}");
+            say(&mut err, command, &line);
         }
     }
     let written = if json {
@@ -216,6 +216,17 @@ pub fn print_approval(
         Ok(()) => Outcome::Success,
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Outcome::Success,
         Err(e) => Outcome::Config(format!("cannot write the approval: {e}")),
+    }
+}
+
+/// Writes one line for people on stderr, `tally: <command>: ...`, wrapped as the hooks wrap
+/// theirs, so that it fits a terminal of [`tally_hooks::output::WIDTH`] columns; continuation
+/// lines keep the prefix, so `grep 'tally: pull:'` still finds all of it in a log.
+fn say(err: &mut impl Write, command: &str, line: &str) {
+    let prefix = format!("tally: {command}: ");
+    let width = tally_hooks::output::WIDTH.saturating_sub(prefix.len());
+    for part in tally_hooks::output::wrap(line, width, "") {
+        let _ = writeln!(err, "{prefix}{part}");
     }
 }
 

@@ -29,14 +29,18 @@ struct Run {
     code: i32,
     stdout: String,
     stderr: String,
+    /// `stderr` with wrapped lines joined again ([`unwrapped`]), for finding a message.
+    joined: String,
 }
 
 impl From<Output> for Run {
     fn from(out: Output) -> Run {
+        let stderr = String::from_utf8(out.stderr).unwrap();
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8(out.stdout).unwrap(),
-            stderr: String::from_utf8(out.stderr).unwrap(),
+            joined: unwrapped(&stderr),
+            stderr,
         }
     }
 }
@@ -71,7 +75,7 @@ impl Run {
         );
         assert!(self.stdout.is_empty(), "nothing approved: {}", self.stdout);
         let line = self
-            .stderr
+            .joined
             .lines()
             .find(|l| l.starts_with("tally: ") && parts.iter().all(|p| l.contains(p)));
         line.unwrap_or_else(|| {

@@ -36,7 +36,7 @@ fn an_agent_that_does_not_trust_a_new_signer_refuses_what_the_server_accepted() 
         &agent.signers.display().to_string(),
     ]);
     assert_eq!(
-        run.stderr.lines().count(),
+        run.joined.lines().count(),
         1,
         "only Bob's commit: {}",
         run.stderr

@@ -148,7 +148,7 @@ fn an_agent_refusal_names_the_untrusted_commits_as_one_range() {
         "are refused by this agent's own signature check",
     ]);
     let lines: Vec<&str> = run
-        .stderr
+        .joined
         .lines()
         .filter(|l| l.starts_with("tally: pull: "))
         .collect();

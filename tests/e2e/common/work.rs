@@ -407,7 +407,13 @@ pub fn unwrapped(stderr: &str) -> String {
     for line in stderr.lines().map(str::trim_end) {
         let text = line.strip_prefix("remote: ").unwrap_or(line);
         let text = text.strip_prefix("GL-HOOK-ERR: ").unwrap_or(text);
-        match (text.strip_prefix("tally:  "), out.last_mut()) {
+        // A hook's continuation is `tally:   ...`; the agent's, `tally: <command>:   ...`.
+        let continued = text.strip_prefix("tally:  ").or_else(|| {
+            let (command, after) = text.strip_prefix("tally: ")?.split_once(": ")?;
+            (!command.contains(' ')).then_some(())?;
+            after.strip_prefix("  ")
+        });
+        match (continued, out.last_mut()) {
             (Some(rest), Some(last)) => {
                 let rest = rest.trim_start();
                 match rest.strip_prefix("fix: ") {
