@@ -34,6 +34,65 @@ pub struct LogArgs {
     /// Print a JSON array instead of text.
     #[arg(long)]
     json: bool,
+    /// Never shorten a line. Without it, on a terminal (or with COLUMNS set) each entry's line
+    /// is cut to the width with "…"; -v and --json print everything.
+    #[arg(long)]
+    full: bool,
+}
+
+/// The width entry lines are cut to: `COLUMNS` if set, else the terminal's when standard
+/// output is one; `None` (never cut) for a pipe or a file, so scripts get whole lines.
+fn width() -> Option<usize> {
+    if let Some(columns) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|&c| c > 0)
+    {
+        return Some(columns);
+    }
+    terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| usize::from(w.0))
+}
+
+/// Writes through to `inner`, cutting each line longer than `width` characters to
+/// `width - 1` characters and "…", as `systemctl` does on a terminal.
+struct Cut<W: Write> {
+    inner: W,
+    width: usize,
+    line: Vec<u8>,
+}
+
+impl<W: Write> Cut<W> {
+    fn emit(&mut self) -> std::io::Result<()> {
+        let text = String::from_utf8_lossy(&self.line);
+        let body = text.strip_suffix('\n').unwrap_or(&text);
+        if body.chars().count() > self.width {
+            let kept: String = body.chars().take(self.width.saturating_sub(1)).collect();
+            writeln!(self.inner, "{kept}…")?;
+        } else {
+            self.inner.write_all(&self.line)?;
+        }
+        self.line.clear();
+        Ok(())
+    }
+}
+
+impl<W: Write> Write for Cut<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for &b in buf {
+            self.line.push(b);
+            if b == b'\n' {
+                self.emit()?;
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.line.is_empty() {
+            self.emit()?;
+        }
+        self.inner.flush()
+    }
 }
 
 fn parse_kind(s: &str) -> Result<Kind, String> {
@@ -49,6 +108,23 @@ fn parse_kind(s: &str) -> Result<Kind, String> {
 /// Runs `tally log`: ledger entries, newest first, from the store or, in a clone, from
 /// `refs/tally/ledger`.
 pub fn run(args: LogArgs, out: &mut impl Write) -> Outcome {
+    match width().filter(|_| !(args.json || args.commits || args.full)) {
+        Some(width) => {
+            let mut cut = Cut {
+                inner: &mut *out,
+                width,
+                line: Vec::new(),
+            };
+            let outcome = list(args, &mut cut);
+            // A write error is kept by `Output`, which fails the command.
+            let _ = cut.flush();
+            outcome
+        }
+        None => list(args, out),
+    }
+}
+
+fn list(args: LogArgs, out: &mut impl Write) -> Outcome {
     let repo = match find_repo(args.repo.as_deref()) {
         Ok(repo) => repo,
         Err(e) => return Outcome::Config(e.to_string()),

@@ -501,3 +501,44 @@ fn ledger_verify_passes_after_a_mix_of_pushes() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+/// On a terminal (here: with `COLUMNS` set, as a terminal's shell sets it) entry lines are cut
+/// to the width with "…", so one entry stays one screen line; `--full`, `-v` and `--json`
+/// print everything, and without a terminal nothing is cut, so scripts get whole lines.
+#[test]
+fn log_lines_are_cut_to_the_terminal_width_unless_asked_for_everything() {
+    let env = TestEnv::new();
+    let h = mixed_history(&env);
+    let run = |columns: Option<&str>, args: &[&str]| {
+        let mut cmd = env.tally();
+        cmd.arg("log").arg("--repo").arg(&h.server.path).args(args);
+        if let Some(c) = columns {
+            cmd.env("COLUMNS", c);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let whole = run(None, &[]);
+    let longest = whole.lines().map(|l| l.chars().count()).max().unwrap();
+    assert!(longest > 60, "the history has long lines: {whole}");
+
+    let cut = run(Some("60"), &[]);
+    assert_eq!(cut.lines().count(), whole.lines().count());
+    for (c, w) in cut.lines().zip(whole.lines()) {
+        assert!(c.chars().count() <= 60, "{c}");
+        if w.chars().count() > 60 {
+            let kept: String = w.chars().take(59).collect();
+            assert_eq!(c, format!("{kept}…"));
+        } else {
+            assert_eq!(c, w);
+        }
+    }
+    assert_eq!(run(Some("60"), &["--full"]), whole);
+    assert!(
+        run(Some("60"), &["-v"])
+            .lines()
+            .any(|l| l.chars().count() > 60)
+    );
+    assert!(!run(Some("60"), &["--json"]).contains('…'));
+}
