@@ -170,7 +170,7 @@ pub fn failure(
             let stderr = std::io::stderr();
             let mut err = stderr.lock();
             for line in lines {
-                say(&mut err, command, &line);
+                say(&mut err, command, line);
             }
             if class == Class::Local {
                 Outcome::Local
