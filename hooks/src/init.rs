@@ -643,13 +643,17 @@ impl Plan {
         let _ = writeln!(out, "next:");
         let _ = writeln!(
             out,
-            "  - review {} (file allow-list, size and syntax limits, allowed YAML tags)",
+            "  - review {} (allowed files, size and syntax limits, YAML tags)",
             p(&self.policy_path)
         );
-        let _ = writeln!(
-            out,
-            "  - signers configure git: git config gpg.format ssh; git config user.signingkey <key.pub>; git config commit.gpgsign true"
-        );
+        let _ = writeln!(out, "  - each signer configures git once:");
+        for command in [
+            "git config gpg.format ssh",
+            "git config user.signingkey ~/.ssh/id_ed25519.pub",
+            "git config commit.gpgsign true",
+        ] {
+            let _ = writeln!(out, "        {command}");
+        }
         let _ = writeln!(
             out,
             "  - push signed commits; refused pushes explain what to fix"
@@ -876,9 +880,12 @@ fn set_up_ledger(
                 .map_err(|e| ledger_err(&e))?;
         }
         lines.push(format!(
-            "ledger key      {}: created (public key: {})",
+            "ledger key      {}: created (and {})",
             paths.key().display(),
-            paths.public_key().display()
+            paths
+                .public_key()
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
         ));
         key
     };
@@ -934,10 +941,11 @@ fn set_up_ledger(
         .append(entries, now, &key)
         .map_err(|e| ledger_err(&e))?;
     lines.push(format!(
-        "ledger          {}: created (origin {origin}, {} entries)",
+        "ledger          {}: created, {}",
         paths.ledger().display(),
-        outcome.size
+        tally_ledger::log::count(outcome.size, "entry", "entries")
     ));
+    lines.push(format!("                origin {origin}"));
     lines.push(publish_line(git_dir, &store, now));
     Ok(lines)
 }
