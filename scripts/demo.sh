@@ -16,6 +16,9 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Everything the demo shows goes to standard output, in order: what tally and git print on
+# stderr (refusals, the agent's report) included.
+exec 2>&1
 
 die() {
 	printf 'demo: FAILED: %s\n' "$*" >&2
@@ -42,8 +45,10 @@ write() {
 	mkdir -p "$(dirname "$1")"
 	cat >"$1"
 	printf '$ cat %s\n' "$(quote "$1")"
-	sed 's/^/    /' "$1"
+	sed 's/^/    /' "$1" | shorten
 }
+# Shortens a displayed line longer than 99 columns (a public key) to 95 columns and "...".
+shorten() { sed 's/^\(.\{95\}\).\{5,\}$/\1 .../'; }
 # Fixed, strictly increasing commit dates, so every run makes the same commits.
 tick=0
 next_date() {
@@ -75,6 +80,8 @@ unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OB
 	GIT_CONFIG GIT_CONFIG_PARAMETERS GIT_CONFIG_COUNT GIT_NAMESPACE SSH_AUTH_SOCK \
 	GIT_AUTHOR_NAME GIT_AUTHOR_EMAIL GIT_COMMITTER_NAME GIT_COMMITTER_EMAIL
 export HOME="$work" GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL="$work/gitconfig" LC_ALL=C TZ=UTC
+# tally log cuts its lines to COLUMNS, as on a terminal: the demo's lines stay under 100.
+export COLUMNS=99
 : >"$GIT_CONFIG_GLOBAL"
 git config --global init.defaultBranch main
 git config --global advice.detachedHead false
@@ -91,7 +98,8 @@ push_expect() {
 	local want=$1 name=$2 clone=$3 before after rc
 	shift 2
 	before=$(git -C server.git rev-parse -q --verify main) || before="(none)"
-	if show git -C "$@" 2>&1; then rc=0; else rc=$?; fi
+	# git pads each remote line with spaces when its stderr is not a terminal: trimmed here.
+	if show git -C "$@" 2>&1 | sed 's/ *$//'; then rc=0; else rc=$?; fi
 	printf '$ git -C server.git rev-parse main\n'
 	after=$(git -C server.git rev-parse -q --verify main) || after="(none)"
 	printf '%s\n' "$after"
@@ -299,7 +307,7 @@ git -C server.git log --oneline refs/tally/ledger | head -3 || :
 heading "a deployment agent: pins the ledger key and its own allowed signers, then pulls"
 printf '$ tally ledger key --repo server.git > agent-ledger.pub\n'
 tally ledger key --repo server.git >agent-ledger.pub || die "tally ledger key failed"
-sed 's/^/    /' agent-ledger.pub
+sed 's/^/    /' agent-ledger.pub | shorten
 show cp allowed_signers agent-allowed_signers
 show git clone -q server.git agent 2>&1
 pin=(--ledger-key agent-ledger.pub --allowed-signers agent-allowed_signers)

@@ -187,14 +187,14 @@ pub fn export(
     };
     let _ = writeln!(
         out,
-        "exported {rows} of {} entries, checkpoint root {}, to {}",
+        "exported {rows} of {} entries to {}\n  checkpoint root {}",
         d.size,
+        summary.path.display(),
         d.root,
-        summary.path.display()
     );
     let _ = writeln!(
         out,
-        "verify with: tally export verify {} --ledger-key <the ledger's public key, from `tally ledger key`>",
+        "verify with: tally export verify {} --ledger-key <key from tally ledger key>",
         summary.path.display()
     );
     Ok(summary)

@@ -165,7 +165,7 @@ fn verify(
         };
         let _ = writeln!(
             out,
-            "bundle intact: {} rows ({range}) of {} entries, root {}, checkpoint signed {}",
+            "bundle intact: {} rows ({range}) of {} entries\n  root {}\n  checkpoint signed {}",
             report.rows,
             report.size.unwrap_or(0),
             report.root.as_deref().unwrap_or(""),

@@ -126,7 +126,7 @@ fn verify(
             };
             let _ = writeln!(
                 out,
-                "ledger intact: {}, {}, root {}, key {}{published}",
+                "ledger intact: {}, {}{published}\n  root {}\n  key  {}",
                 count(outcome.size, "entry", "entries"),
                 count(outcome.checkpoints, "checkpoint", "checkpoints"),
                 outcome.root,

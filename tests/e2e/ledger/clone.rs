@@ -103,7 +103,7 @@ fn ledger_verify_in_a_clone_checks_the_published_ledger_read_only() {
     assert_eq!(
         text(&out.stdout),
         format!(
-            "ledger intact: {n} entries, {publications} checkpoints, root {root}, key {fingerprint} (as published at refs/tally/ledger)\n"
+            "ledger intact: {n} entries, {publications} checkpoints (as published at refs/tally/ledger)\n  root {root}\n  key  {fingerprint}\n"
         )
     );
     assert!(out.stderr.is_empty(), "{}", text(&out.stderr));

@@ -427,7 +427,7 @@ fn ledger_verify_passes_after_a_mix_of_pushes() {
     );
     let own = server.tally_dir().join("ledger_key.pub");
     assert!(
-        stdout.contains(&format!(", key {}", ledger_key_fingerprint(&own))),
+        stdout.contains(&format!("\n  key  {}\n", ledger_key_fingerprint(&own))),
         "{stdout}"
     );
 
