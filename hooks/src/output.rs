@@ -65,8 +65,10 @@ impl<W: Write> Reporter<W> {
 
 /// Splits `text` into lines of at most `width` columns: the first led by `lead`, the others
 /// indented as far (two spaces without a lead). Where it can, a line ends after a `;`, `:` or
-/// `,`, so that a command in a fix stays whole on one line and can be copied; else at a space.
-/// A single word longer than a line (a long path) stays whole: cut, it could not be copied.
+/// `,`. What a person copies is never split ([`units`]): a quoted name, and a `git ...`
+/// command up to the end of its clause; such a unit longer than a line gets a line of its
+/// own, longer than `width`, rather than be cut into something that runs another command.
+/// Spacing inside the text is kept: `two  spaces.sh` stays that file's name.
 pub fn wrap(text: &str, width: usize, lead: &str) -> Vec<String> {
     let indent = if lead.is_empty() {
         "  ".to_owned()
@@ -74,16 +76,16 @@ pub fn wrap(text: &str, width: usize, lead: &str) -> Vec<String> {
         " ".repeat(lead.len())
     };
     let mut lines: Vec<String> = Vec::new();
-    let mut words: Vec<&str> = Vec::new();
-    let len = |words: &[&str], first: bool| {
+    let mut words: Vec<String> = Vec::new();
+    let len = |words: &[String], first: bool| {
         let start = if first { lead.len() } else { indent.len() };
-        start + words.iter().map(|w| w.len()).sum::<usize>() + words.len().saturating_sub(1)
+        start + words.iter().map(String::len).sum::<usize>() + words.len().saturating_sub(1)
     };
-    let emit = |words: &[&str], lines: &mut Vec<String>| {
+    let emit = |words: &[String], lines: &mut Vec<String>| {
         let start = if lines.is_empty() { lead } else { &indent };
         lines.push(format!("{start}{}", words.join(" ")));
     };
-    for word in text.split(' ').filter(|w| !w.is_empty()) {
+    for word in units(text.trim_matches(' ')) {
         words.push(word);
         while words.len() > 1 && len(&words, lines.is_empty()) > width {
             let first = lines.is_empty();
@@ -103,6 +105,43 @@ pub fn wrap(text: &str, width: usize, lead: &str) -> Vec<String> {
         emit(&words, &mut lines);
     }
     lines
+}
+
+/// The pieces [`wrap`] may put on different lines, in order; joined with single spaces they
+/// give `text` back. A piece is a word, or one of what must stay whole:
+/// - a single-quoted span (`'a name with spaces.yaml'`, `'git commit --amend -S'`);
+/// - a command: from a word `git` (or `(git`) to the end of its clause, the first word that
+///   ends with `;`, `,`, `:` or `)`, or the end of the text.
+///
+/// Runs of spaces stay inside a piece, so nothing a person copies loses its spacing.
+fn units(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut current: Option<String> = None;
+    let mut quoted = false;
+    let mut command = false;
+    for word in text.split(' ') {
+        match current.as_mut() {
+            Some(unit) => {
+                unit.push(' ');
+                unit.push_str(word);
+            }
+            None => {
+                command = word == "git" || word == "(git";
+                current = Some(word.to_owned());
+            }
+        }
+        // An odd number of quotes opens or closes a quoted span.
+        if word.matches('\'').count() % 2 == 1 {
+            quoted = !quoted;
+        }
+        let clause_ends = word.ends_with([';', ',', ':', ')']);
+        if !quoted && (!command || clause_ends) {
+            out.extend(current.take());
+            command = false;
+        }
+    }
+    out.extend(current);
+    out
 }
 
 /// Escapes everything outside printable ASCII, so no byte of a path, name or email can
@@ -148,6 +187,33 @@ mod tests {
             super::wrap(&long, 20, ""),
             ["a", &format!("  {}", "x".repeat(100)), "  b"]
         );
+    }
+
+    /// What a person copies stays on one line, with its spacing: a command is never cut
+    /// before its base commit or inside its quotes, nor a quoted file name.
+    #[test]
+    fn commands_and_quoted_names_are_never_split() {
+        let fix = "sign it, then: git rebase --exec 'git commit --amend --no-edit --reset-author -S' 6254f4fecd";
+        for width in [20, 40, 60, 80] {
+            let lines = super::wrap(fix, width, "  fix: ");
+            assert!(
+                lines.iter().any(|l| l.trim_start().starts_with(
+                    "git rebase --exec 'git commit --amend --no-edit --reset-author -S' 6254f4fecd"
+                )),
+                "{width}: {lines:?}"
+            );
+        }
+        let name = "remove it (git rm --cached -- 'a  long name with   spaces in it.sh') or ask";
+        let lines = super::wrap(name, 30, "");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("(git rm --cached -- 'a  long name with   spaces in it.sh')")),
+            "{lines:?}"
+        );
+        assert_eq!(super::wrap("a  b", 78, ""), ["a  b"]);
+        // Prose around them still wraps.
+        assert!(super::wrap(&"word ".repeat(40), 30, "").len() > 3);
     }
 
     #[test]

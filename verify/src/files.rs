@@ -132,13 +132,22 @@ impl FileProblem {
     pub fn fix(&self, path: &str) -> String {
         match self {
             FileProblem::NotAllowed => format!(
-                "remove it (git rm --cached '{path}') or ask an administrator to add a matching pattern to [files] allow"
+                "remove it ({}) or ask an administrator to add a matching pattern to [files] allow",
+                on_path("git rm --cached", path)
             ),
-            FileProblem::Executable => format!("git update-index --chmod=-x '{path}' and commit"),
-            FileProblem::Symlink => {
-                format!("replace the link with a regular file: git rm '{path}'")
+            FileProblem::Executable => {
+                format!(
+                    "{} and commit",
+                    on_path("git update-index --chmod=-x", path)
+                )
             }
-            FileProblem::Submodule => format!("remove the submodule: git rm '{path}'"),
+            FileProblem::Symlink => {
+                format!(
+                    "replace the link with a regular file: {}",
+                    on_path("git rm", path)
+                )
+            }
+            FileProblem::Submodule => format!("remove the submodule: {}", on_path("git rm", path)),
             FileProblem::TooLarge { .. } => {
                 "split the file or keep large artifacts outside the repository".into()
             }
@@ -151,6 +160,23 @@ impl FileProblem {
                 "remove line {line} from '{path}' and amend the commit; commit files as they are to be deployed, since tally deploys the signed bytes without conversion"
             ),
         }
+    }
+}
+
+/// `command -- '<path>'`: a git command on one path, quoted so that a POSIX shell reads back
+/// exactly that path and nothing else, whatever the name holds (`;`, `$(...)`, spaces).
+///
+/// `path` is the printable form ([`printable`]), in which quotes, backslashes and every
+/// byte outside printable ASCII are escaped: where it holds a backslash it is not the name
+/// itself, and no command is given (a command naming another file, or a name cut open by an
+/// escaped quote, is worse than none). Otherwise it has no `'`, so single quotes hold it whole.
+pub fn on_path(command: &str, path: &str) -> String {
+    if path.is_empty() || path.contains('\\') {
+        format!(
+            "{command} -- <the file named above, quoted for your shell: its name has characters shown escaped>"
+        )
+    } else {
+        format!("{command} -- '{path}'")
     }
 }
 
@@ -300,6 +326,30 @@ pub fn printable(raw: &[u8]) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// A file name cannot make a suggested command run anything else (issue 13's review).
+    #[test]
+    fn commands_on_hostile_names_are_quoted_or_withheld() {
+        assert_eq!(on_path("git rm", "a b.sh"), "git rm -- 'a b.sh'");
+        assert_eq!(
+            on_path("git rm", "$(touch x);.sh"),
+            "git rm -- '$(touch x);.sh'"
+        );
+        assert_eq!(on_path("git rm", "-rf"), "git rm -- '-rf'");
+        for raw in [
+            "x';touch PWNED;'.sh".as_bytes(),
+            b"caf\xc3\xa9.sh",
+            b"a\nb",
+            b"back\\slash",
+        ] {
+            let shown = printable(raw);
+            let fix = on_path("git rm", &shown);
+            assert!(!fix.contains('\''), "{fix}");
+            assert!(fix.contains("quoted for your shell"), "{fix}");
+        }
+        let fix = FileProblem::NotAllowed.fix(&printable(b"x';touch PWNED;'.sh"));
+        assert!(!fix.contains("touch PWNED;'"), "{fix}");
+    }
 
     fn rules(allow: &[&str]) -> FileRules {
         FileRules::new(

@@ -225,13 +225,18 @@ impl TreeProblem {
     /// What the committer should do about it, in one line.
     pub fn fix(&self, path: &str) -> String {
         match self {
-            TreeProblem::DotGit => {
-                format!("rename it so no file system can read it as .git: git mv '{path}' <new name>")
-            }
-            TreeProblem::LongName { .. } => format!("rename it to a shorter name: git mv '{path}'"),
-            TreeProblem::SpecialSymlink(_) => {
-                format!("replace the link with a regular file: git rm '{path}'")
-            }
+            TreeProblem::DotGit => format!(
+                "rename it so no file system can read it as .git: {} <new name>",
+                crate::files::on_path("git mv", path)
+            ),
+            TreeProblem::LongName { .. } => format!(
+                "rename it to a shorter name: {} <shorter name>",
+                crate::files::on_path("git mv", path)
+            ),
+            TreeProblem::SpecialSymlink(_) => format!(
+                "replace the link with a regular file: {}",
+                crate::files::on_path("git rm", path)
+            ),
             _ => "git never writes such a tree: recreate the commit with git add and git commit -S, then push again".into(),
         }
     }

@@ -30,7 +30,7 @@ fn refuses_shell_script() {
     push.line_with(&[
         short(&c),
         "scripts/deploy.sh: file type not allowed by the policy",
-        "git rm --cached 'scripts/deploy.sh'",
+        "git rm --cached -- 'scripts/deploy.sh'",
     ]);
 }
 
@@ -46,7 +46,7 @@ fn refuses_executable_yaml() {
     push.line_with(&[
         short(&c),
         "run.yaml: file is executable (mode 100755)",
-        "git update-index --chmod=-x 'run.yaml'",
+        "git update-index --chmod=-x -- 'run.yaml'",
     ]);
 }
 
@@ -80,7 +80,7 @@ fn refuses_symlink() {
     push.line_with(&[
         short(&c),
         "etc.yaml: symbolic links are not allowed (mode 120000)",
-        "git rm 'etc.yaml'",
+        "git rm -- 'etc.yaml'",
     ]);
 }
 
@@ -96,7 +96,7 @@ fn refuses_submodule_gitlink() {
     push.line_with(&[
         short(&c),
         "vendor/lib: submodules are not allowed (mode 160000)",
-        "git rm 'vendor/lib'",
+        "git rm -- 'vendor/lib'",
     ]);
 }
 
