@@ -7,7 +7,7 @@
 //! it starts from nothing every time (no pinned size: every publication from the first one)
 //! and writes nothing.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use gix::ObjectId;
 use tally_ledger::checkpoint::SignedCheckpoint;
@@ -108,6 +108,9 @@ pub struct LedgerKey {
     pub from: String,
     /// Whether it came from an agent state rather than `--ledger-key`.
     pub pinned: bool,
+    /// What the clone's agent states that pin this key accepted last (size, root, state
+    /// file): the published ledger must extend each, or it was rolled back or forked.
+    pub checkpoints: Vec<(u64, Hash, PathBuf)>,
 }
 
 /// The ledger key to verify with: `--ledger-key` if given, else the one the clone's agent
@@ -116,11 +119,18 @@ pub struct LedgerKey {
 pub fn ledger_key(git_dir: &Path, given: Option<&Path>) -> Result<LedgerKey, AgentError> {
     if let Some(path) = given {
         let key = tally_ledger::key::load_public(path).map_err(AgentError::LedgerKey)?;
+        // States that pin this same key still say what this clone accepted before: a
+        // published ledger that does not extend it is a rollback, whichever way the key came.
+        let checkpoints = match crate::state::pinned_key(git_dir) {
+            Ok(Some(pinned)) if pinned.key == key => pinned.checkpoints,
+            _ => Vec::new(),
+        };
         return Ok(LedgerKey {
             key,
             origin: None,
             from: path.display().to_string(),
             pinned: false,
+            checkpoints,
         });
     }
     match crate::state::pinned_key(git_dir)? {
@@ -129,6 +139,7 @@ pub fn ledger_key(git_dir: &Path, given: Option<&Path>) -> Result<LedgerKey, Age
             origin: Some(pinned.origin),
             from: format!("the agent state {}", pinned.path.display()),
             pinned: true,
+            checkpoints: pinned.checkpoints,
         }),
         None => Err(AgentError::NoLedgerKey {
             dir: git_dir.join("tally").join("agent"),
@@ -149,7 +160,7 @@ pub fn verify(git_dir: &Path, key: &LedgerKey) -> Result<VerifyOutcome, AgentErr
         ..VerifyOutcome::default()
     };
     let clone = Clone::open(git_dir)?;
-    match check(&clone, &key.key, key.origin.as_deref(), &mut outcome) {
+    match check(&clone, key, &mut outcome) {
         Ok(()) => {}
         Err(e) if e.is_setup() || matches!(e, AgentError::NoLedger) => return Err(e),
         Err(e) => outcome.problems.push(e.to_string()),
@@ -166,10 +177,14 @@ pub fn verify(git_dir: &Path, key: &LedgerKey) -> Result<VerifyOutcome, AgentErr
 
 fn check(
     clone: &Clone,
-    key: &VerifyingKey,
-    origin: Option<&str>,
+    ledger_key: &LedgerKey,
     outcome: &mut VerifyOutcome,
 ) -> Result<(), AgentError> {
+    let key = &ledger_key.key;
+    let origin = ledger_key.origin.as_deref();
+    let pins = &ledger_key.checkpoints;
+    // The root at each pinned size, as the scan passes it.
+    let mut at_pin: Vec<Option<Hash>> = vec![None; pins.len()];
     let mut reader = Reader::new(&clone.objects);
     let publications = clone.publications(&mut reader)?;
     let tip = &publications[0];
@@ -194,7 +209,15 @@ fn check(
     let mut scan = Scan::new("", None);
     let mut unsigned = Vec::new();
     for publication in publications.iter().rev() {
-        reader.entries(publication, |seq, bytes| scan.push(seq, bytes))?;
+        reader.entries(publication, |seq, bytes| {
+            scan.push(seq, bytes);
+            let size = scan.frontier.size();
+            for (i, (pinned, _, _)) in pins.iter().enumerate() {
+                if *pinned == size {
+                    at_pin[i] = Some(scan.frontier.root());
+                }
+            }
+        })?;
         match check_checkpoint(&mut reader, publication, &vkey, &scan) {
             Ok(()) => outcome.checkpoints += 1,
             Err(Bad::Unsigned(e)) => unsigned.push((publication.commit, e)),
@@ -203,6 +226,23 @@ fn check(
     }
     outcome.size = scan.frontier.size();
     outcome.root = tally_ledger::hex::encode(&scan.frontier.root());
+    // What this clone's agents accepted before must be a prefix of what is published now.
+    for ((size, root, path), found) in pins.iter().zip(&at_pin) {
+        if *size > outcome.size {
+            outcome.problems.push(format!(
+                "rollback: {LEDGER_REF} has {}, but the agent state {} accepted {} before: the server was restored from an old copy or a mirror serves a stale one",
+                tally_ledger::log::count(outcome.size, "entry", "entries"),
+                path.display(),
+                tally_ledger::log::count(*size, "entry", "entries"),
+            ));
+        } else if *size > 0 && found.as_ref() != Some(root) {
+            outcome.problems.push(format!(
+                "fork: the first {size} entries of {LEDGER_REF} do not have the root {} that the agent state {} accepted: this is another history than the one deployed",
+                tally_ledger::hex::encode(root),
+                path.display(),
+            ));
+        }
+    }
     match unsigned.as_slice() {
         [] => {}
         // The key signed none of them: one problem naming the key, not one per publication.

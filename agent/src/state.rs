@@ -200,6 +200,9 @@ pub struct PinnedKey {
     pub origin: String,
     /// The state file that pins it.
     pub path: PathBuf,
+    /// What every state that pins this key accepted last: size, root and state file. A
+    /// published ledger must extend each (no rollback, no fork).
+    pub checkpoints: Vec<(u64, Hash, PathBuf)>,
 }
 
 /// The ledger key the agent states of the clone at `git_dir` pin (`<git_dir>/tally/agent/`,
@@ -234,17 +237,35 @@ pub fn pinned_key(git_dir: &Path) -> Result<Option<PinnedKey>, AgentError> {
         if !meta.is_file() || meta.len() > MAX_STATE_LEN {
             return Err(corrupt("not a regular file of a state's size".into()));
         }
+        // A key taken from a file that others could have written proves nothing: whoever
+        // wrote it could pair it with a forged ledger.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if meta.permissions().mode() & 0o022 != 0 {
+                return Err(corrupt(
+                    "it is writable by other accounts, so the key it pins cannot be trusted; give the ledger key with --ledger-key".into(),
+                ));
+            }
+        }
         let raw = fs::read(&path).map_err(|e| corrupt(format!("cannot read it: {e}")))?;
         let file: StateFile =
             serde_json::from_slice(&raw).map_err(|e| corrupt(format!("not a state file: {e}")))?;
         let key = tally_ledger::key::parse_public_line(&file.ledger_key)
             .map_err(|e| corrupt(format!("ledger_key: {e}")))?;
         // The same checks `load` makes: the pinned note verifies with the pinned key.
-        check(file.clone(), &key).map_err(corrupt)?;
-        if found.iter().all(|f| f.key != key) {
+        let state = check(file.clone(), &key).map_err(corrupt)?;
+        let pinned = (
+            state.checkpoint.size(),
+            *state.checkpoint.root(),
+            path.clone(),
+        );
+        if let Some(known) = found.iter_mut().find(|f| f.key == key) {
+            known.checkpoints.push(pinned);
+        } else {
             found.push(PinnedKey {
                 key,
                 origin: file.origin,
+                checkpoints: vec![pinned],
                 path,
             });
         }

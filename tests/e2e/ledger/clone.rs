@@ -181,6 +181,65 @@ fn ledger_verify_in_a_clone_uses_the_key_the_agent_pinned() {
         )),
         "{stdout}"
     );
+
+    // A state that other accounts could have written pins nothing.
+    use std::os::unix::fs::PermissionsExt;
+    let state = clone.join(".git/tally/agent/main.json");
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = tally_in(&env, &clone, &["ledger", "verify"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("writable by other accounts"),
+        "{out:?}"
+    );
+}
+
+/// A clone whose `refs/tally/ledger` is older than what its agent already accepted (a stale
+/// mirror, a forced fetch from a restored server) is a rollback, not an intact ledger:
+/// `ledger verify` there checks the published ledger against every agent state that pins
+/// the key, whether the key came from the state or from `--ledger-key`.
+#[test]
+fn ledger_verify_in_a_clone_refuses_a_ledger_older_than_the_agent_accepted() {
+    let env = TestEnv::new();
+    let h = mixed_history(&env);
+    let clone = clone_with_ledger(&env, &h.server, "clone", false);
+    let key = pinned_key(&env, &h.server);
+    let signers = env.write("agent_signers", &alice_and_bob().text());
+    let out = env
+        .tally()
+        .args(["verify", "--repo"])
+        .arg(&clone)
+        .arg("--ledger-key")
+        .arg(&key)
+        .arg("--allowed-signers")
+        .arg(&signers)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "tally verify: {out:?}");
+    let rev = |spec: &str| stdout_of(env.git(&clone).args(["rev-parse", spec]));
+    let older = rev("refs/tally/ledger~2");
+    run_ok(
+        env.git(&clone)
+            .args(["update-ref", "refs/tally/ledger"])
+            .arg(&older),
+    );
+    let key_arg = key.to_str().unwrap();
+    for args in [
+        &["ledger", "verify"][..],
+        &["ledger", "verify", "--ledger-key", key_arg],
+    ] {
+        let out = tally_in(&env, &clone, args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        assert!(
+            !text(&out.stdout).contains("ledger intact"),
+            "{args:?}: {out:?}"
+        );
+        assert!(
+            stderr.contains("rollback") && stderr.contains("main.json"),
+            "{args:?}: {stderr}"
+        );
+    }
 }
 
 #[test]
