@@ -147,7 +147,13 @@ fn list(args: LogArgs, out: &mut impl Write) -> Outcome {
         // A write error stops the listing; `Output` keeps it and fails the command.
         Source::Published => {
             match published::log_each(&repo, &selection, |e, leaf| writer.entry(e, leaf).is_ok()) {
-                Ok(()) => Outcome::Success,
+                Ok(()) => {
+                    // Listing reads; it does not verify. Say so where the reader looks.
+                    eprintln!(
+                        "tally: log: as published at refs/tally/ledger, not verified: tally ledger verify checks it"
+                    );
+                    Outcome::Success
+                }
                 Err(e) if e.is_setup() => Outcome::Config(e.to_string()),
                 // The published ledger is damaged: said like a refusal, exit 1.
                 Err(e) => {

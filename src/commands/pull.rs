@@ -11,7 +11,7 @@ use std::process::Command;
 use clap::Args;
 use tally_agent as agent;
 
-use super::verify::{AgentArgs, Class, failure, print_approval, refusal};
+use super::verify::{AgentArgs, Class, failure, print_approval, refusal, warn_first_run};
 use crate::cli::Outcome;
 
 /// Arguments of `tally pull`.
@@ -75,6 +75,32 @@ pub fn run(args: PullArgs, out: &mut impl Write) -> Outcome {
         ],
     );
     if let Err(e) = fetch {
+        // The server answered, without a ledger: not a network problem that a retry fixes.
+        if e.contains("couldn't find remote ref refs/tally/ledger") {
+            let state = opts
+                .state
+                .clone()
+                .unwrap_or_else(|| agent::state::default_path(&location.git_dir, &branch));
+            let (class, line) = if state.exists() {
+                (
+                    Class::Refused,
+                    format!(
+                        "{} has no refs/tally/ledger, but this agent verified its ledger before ({}): a server that stops publishing its ledger is not deployed from; ask its administrator why refs/tally/ledger is gone",
+                        args.remote,
+                        state.display()
+                    ),
+                )
+            } else {
+                (
+                    Class::Config,
+                    format!(
+                        "{} has no refs/tally/ledger: check that the remote is the tally-guarded repository (git remote -v) and that the server runs tally (tally init)",
+                        args.remote
+                    ),
+                )
+            };
+            return failure("pull", class, &[line], json, Some(&opts), out);
+        }
         let line = format!(
             "git fetch {} failed: {e}; nothing was judged or moved: try again later, and if it persists check the remote's URL and that the server publishes refs/tally/ledger",
             args.remote
@@ -87,6 +113,14 @@ pub fn run(args: PullArgs, out: &mut impl Write) -> Outcome {
         Err(e) => return refusal("pull", &e, json, Some(&opts), out),
     };
     let approved = approval.commit.to_string();
+    // Verification pinned the ledger; a failure from here on must still say a first run's
+    // warnings, which no later run repeats.
+    macro_rules! local_failure {
+        ($lines:expr) => {{
+            warn_first_run("pull", &approval);
+            return failure("pull", Class::Local, $lines, json, Some(&opts), out);
+        }};
+    }
 
     // The local branch must be behind or at the approved commit: only a fast-forward.
     let local = git
@@ -106,16 +140,16 @@ pub fn run(args: PullArgs, out: &mut impl Write) -> Outcome {
             let line = format!(
                 "local {short} is at {local}, which is not an ancestor of the approved commit {approved}: it has commits the ledger did not approve; tally pull only fast-forwards, so nothing was moved; if the approved commit is what should run, reset to it yourself (git reset --keep {approved})"
             );
-            return failure("pull", Class::Local, &[line], json, Some(&opts), out);
+            local_failure!(&[line]);
         }
         if let Some(lines) = local_changes(&git) {
-            return failure("pull", Class::Local, &lines, json, Some(&opts), out);
+            local_failure!(&lines);
         }
         if let Err(e) = git.output(&["merge", "--ff-only", "--quiet", &approved]) {
             let line = format!(
                 "git merge --ff-only {approved} failed: {e}; the work tree was not moved: fix what git reports (untracked files in the way?), then run tally pull again"
             );
-            return failure("pull", Class::Local, &[line], json, Some(&opts), out);
+            local_failure!(&[line]);
         }
         match git.output(&["rev-parse", "HEAD"]) {
             Ok(head) if head == approved => {}
@@ -124,7 +158,7 @@ pub fn run(args: PullArgs, out: &mut impl Write) -> Outcome {
                 let line = format!(
                     "HEAD is at {head} after the fast-forward, not at the approved commit {approved}; check the clone (git status) before deploying"
                 );
-                return failure("pull", Class::Local, &[line], json, Some(&opts), out);
+                local_failure!(&[line]);
             }
         }
     }
@@ -137,9 +171,13 @@ pub fn run(args: PullArgs, out: &mut impl Write) -> Outcome {
         approval.commit.kind(),
     ) {
         Ok(o) => o,
-        Err(e) => return Outcome::Config(format!("cannot read the clone's objects: {e}")),
+        Err(e) => {
+            warn_first_run("pull", &approval);
+            return Outcome::Config(format!("cannot read the clone's objects: {e}"));
+        }
     };
     if let Err(e) = agent::checkout::compare(&objects, approval.tree, &work_tree) {
+        warn_first_run("pull", &approval);
         return refusal("pull", &e, json, Some(&opts), out);
     }
     print_approval("pull", out, &approval, &opts, args.json)

@@ -230,6 +230,17 @@ fn say(err: &mut impl Write, command: &str, line: &str) {
     }
 }
 
+/// Says a first run's warnings (trust on first use) on stderr: for a `pull` that verified,
+/// and so pinned the ledger, but then could not deploy. The next run is not a first run, so
+/// this is the only time they can be said.
+pub fn warn_first_run(command: &str, approval: &Approval) {
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    for line in approval.warnings() {
+        say(&mut err, command, &line);
+    }
+}
+
 /// Maps an agent error to its class: setup problems exit 2, a checkout that is not the signed
 /// bytes is this machine's problem (4), everything else is a refusal of what was served (1).
 pub fn refusal(

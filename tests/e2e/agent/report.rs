@@ -191,3 +191,69 @@ fn a_clone_without_a_ledger_is_a_setup_problem_until_one_was_verified() {
         ],
     );
 }
+
+/// A first `pull` that verifies (and so pins the ledger) but cannot deploy still says the
+/// trust-on-first-use warnings: the next run is not a first run and never repeats them.
+#[test]
+fn a_first_pull_that_fails_locally_still_warns_about_trust_on_first_use() {
+    let env = TestEnv::new();
+    let (server, work, _base) = server_with_base(&env);
+    work.commit("b").file("b.yaml", "b: 1\n").create();
+    work.push_main_ok();
+    let agent = Agent::new(&env, &server, "agent", &alice_and_bob());
+    // Roll the clone back one commit and leave an untracked file where b.yaml will go.
+    run_ok(
+        env.git(&agent.path)
+            .args(["reset", "-q", "--hard", "HEAD~1"]),
+    );
+    std::fs::write(agent.path.join("b.yaml"), "mine\n").unwrap();
+    let run = agent.pull(&[]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(run.joined.contains("warning: first run"), "{}", run.stderr);
+    assert!(agent.state_path().exists());
+}
+
+/// A remote that answers without `refs/tally/ledger` is not a network problem to retry: a
+/// setup problem before this agent ever verified, a refusal after.
+#[test]
+fn pull_from_a_server_that_stopped_publishing_is_refused_not_retried() {
+    let env = TestEnv::new();
+    let (server, _work, base) = server_with_base(&env);
+    let agent = Agent::new(&env, &server, "agent", &alice_and_bob());
+    // Another repository, with the branch but no ledger, first.
+    let plain = env.root().join("plain.git");
+    run_ok(
+        env.git(env.root())
+            .args(["clone", "-q", "--bare"])
+            .arg(&server.path)
+            .arg(&plain),
+    );
+    run_ok(
+        env.git(&plain)
+            .args(["update-ref", "-d", "refs/tally/ledger"]),
+    );
+    run_ok(
+        env.git(&agent.path)
+            .args(["remote", "set-url", "origin"])
+            .arg(&plain),
+    );
+    agent
+        .pull(&[])
+        .assert_failed(2, &["has no refs/tally/ledger", "git remote -v"]);
+
+    run_ok(
+        env.git(&agent.path)
+            .args(["remote", "set-url", "origin"])
+            .arg(&server.path),
+    );
+    assert_eq!(agent.pull(&[]).approved(), base);
+    run_ok(
+        env.git(&agent.path)
+            .args(["remote", "set-url", "origin"])
+            .arg(&plain),
+    );
+    agent.pull(&[]).assert_failed(
+        1,
+        &["has no refs/tally/ledger", "verified its ledger before"],
+    );
+}

@@ -76,7 +76,13 @@ fn log_in_a_clone_reads_the_published_ledger_like_the_server() {
                 text(&on_server.stdout),
                 "{what} {args:?}: the same entries as on the server"
             );
+            // Read, not verified: said on stderr, which the server's listing does not need.
+            assert!(
+                text(&out.stderr).contains("not verified: tally ledger verify checks it"),
+                "{what} {args:?}: {out:?}"
+            );
         }
+        assert!(on_server.stderr.is_empty(), "{on_server:?}");
     }
 }
 
