@@ -130,9 +130,14 @@ fn units(text: &str) -> Vec<String> {
                 current = Some(word.to_owned());
             }
         }
-        // An odd number of quotes opens or closes a quoted span.
-        if word.matches('\'').count() % 2 == 1 {
-            quoted = !quoted;
+        // A word that starts with a quote (or `(`, then a quote) and holds an odd number of
+        // them opens a quoted span; inside one, a word with an odd number closes it. An
+        // apostrophe inside a word of prose ("agent's") does neither.
+        let odd = word.matches('\'').count() % 2 == 1;
+        if quoted {
+            quoted = !odd;
+        } else {
+            quoted = odd && word.trim_start_matches('(').starts_with('\'');
         }
         let clause_ends = word.ends_with([';', ',', ':', ')']);
         if !quoted && (!command || clause_ends) {
@@ -212,6 +217,16 @@ mod tests {
             "{lines:?}"
         );
         assert_eq!(super::wrap("a  b", 78, ""), ["a  b"]);
+        // An apostrophe in prose opens nothing.
+        let prose = super::wrap(
+            "this agent's own check: signing key is not in allowed_signers",
+            20,
+            "",
+        );
+        assert!(
+            prose.len() > 2 && prose.iter().all(|l| l.len() <= 30),
+            "{prose:?}"
+        );
         // Prose around them still wraps.
         assert!(super::wrap(&"word ".repeat(40), 30, "").len() > 3);
     }
