@@ -288,7 +288,7 @@ else
 	failures+=("(update-ref) a hand-made move of main was not refused")
 fi
 show tally log --repo server.git --limit 1 || die "tally log failed"
-newest=$(tally log --repo server.git --kind rejected --limit 1) || die "tally log failed"
+newest=$(tally log --repo server.git --kind rejected --limit 1 --full) || die "tally log failed"
 if [[ $newest != *"refs/heads/main moved outside an accepted push"* ]]; then
 	failures+=("(update-ref) the refused move is not recorded as rejected in the ledger")
 fi

@@ -123,6 +123,17 @@ impl<W: Write> Write for Output<W> {
     }
 }
 
+/// Writes one line for people on stderr, `tally: <command>: ...`, wrapped as the hooks wrap
+/// theirs, so that it fits a terminal of [`tally_hooks::output::WIDTH`] columns; continuation
+/// lines keep the prefix, so `grep 'tally: pull:'` still finds all of it in a log.
+pub fn say(err: &mut impl Write, command: &str, line: &str) {
+    let prefix = format!("tally: {command}: ");
+    let width = tally_hooks::output::WIDTH.saturating_sub(prefix.len());
+    for part in tally_hooks::output::wrap(line, width, "") {
+        let _ = writeln!(err, "{prefix}{part}");
+    }
+}
+
 /// How a command ended; mapped to the exit status in [`main`].
 #[derive(Debug)]
 pub enum Outcome {

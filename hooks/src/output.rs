@@ -65,7 +65,7 @@ impl<W: Write> Reporter<W> {
 
 /// Splits `text` into lines of at most `width` columns: the first led by `lead`, the others
 /// indented as far (two spaces without a lead). Where it can, a line ends after a `;`, `:` or
-/// `,`. What a person copies is never split ([`units`]): a quoted name, and a `git ...`
+/// `,`. What a person copies is never split (see `units`): a quoted name, and a `git ...`
 /// command up to the end of its clause; such a unit longer than a line gets a line of its
 /// own, longer than `width`, rather than be cut into something that runs another command.
 /// Spacing inside the text is kept: `two  spaces.sh` stays that file's name.
@@ -110,7 +110,8 @@ pub fn wrap(text: &str, width: usize, lead: &str) -> Vec<String> {
 /// The pieces [`wrap`] may put on different lines, in order; joined with single spaces they
 /// give `text` back. A piece is a word, or one of what must stay whole:
 /// - a single-quoted span (`'a name with spaces.yaml'`, `'git commit --amend -S'`);
-/// - a command: from a word `git` (or `(git`) to the end of its clause, the first word that
+/// - a command: from a word `git`, `tally` or `ssh-keygen` (maybe after `(` or a backquote)
+///   to the end of its clause, the first word that
 ///   ends with `;`, `,`, `:` or `)`, or the end of the text.
 ///
 /// Runs of spaces stay inside a piece, so nothing a person copies loses its spacing.
@@ -119,6 +120,8 @@ fn units(text: &str) -> Vec<String> {
     let mut current: Option<String> = None;
     let mut quoted = false;
     let mut command = false;
+    // A command that opened with a backquote ends with the word that closes it.
+    let mut backquoted = false;
     for word in text.split(' ') {
         match current.as_mut() {
             Some(unit) => {
@@ -126,7 +129,10 @@ fn units(text: &str) -> Vec<String> {
                 unit.push_str(word);
             }
             None => {
-                command = word == "git" || word == "(git";
+                command = ["git", "tally", "ssh-keygen"]
+                    .iter()
+                    .any(|c| word.trim_start_matches(['(', '`']) == *c);
+                backquoted = command && word.trim_start_matches('(').starts_with('`');
                 current = Some(word.to_owned());
             }
         }
@@ -139,7 +145,11 @@ fn units(text: &str) -> Vec<String> {
         } else {
             quoted = odd && word.trim_start_matches('(').starts_with('\'');
         }
-        let clause_ends = word.ends_with([';', ',', ':', ')']);
+        let clause_ends = if backquoted {
+            word.matches('`').count() % 2 == 1 && current.as_deref() != Some(word)
+        } else {
+            word.ends_with([';', ',', ':', ')'])
+        };
         if !quoted && (!command || clause_ends) {
             out.extend(current.take());
             command = false;

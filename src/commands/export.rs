@@ -173,8 +173,10 @@ fn verify(
         );
     }
     if !json {
+        let stderr = std::io::stderr();
+        let mut err = stderr.lock();
         for p in &report.problems {
-            eprintln!("tally: export verify: {p}");
+            crate::cli::say(&mut err, "export verify", &p.to_string());
         }
     }
     if report.ok {

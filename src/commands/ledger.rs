@@ -133,8 +133,10 @@ fn verify(
                 outcome.key
             );
         }
+        let stderr = std::io::stderr();
+        let mut err = stderr.lock();
         for p in &outcome.problems {
-            eprintln!("tally: ledger verify: {p}");
+            crate::cli::say(&mut err, "ledger verify", &p.to_string());
         }
         for n in &outcome.notes {
             let _ = writeln!(out, "note: {n}");

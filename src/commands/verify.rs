@@ -8,7 +8,7 @@ use clap::Args;
 use jiff::Timestamp;
 use tally_agent::{self as agent, AgentError, Approval};
 
-use crate::cli::Outcome;
+use crate::cli::{Outcome, say};
 
 /// The options `tally verify` and `tally pull` share.
 #[derive(Debug, Args)]
@@ -216,17 +216,6 @@ pub fn print_approval(
         Ok(()) => Outcome::Success,
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Outcome::Success,
         Err(e) => Outcome::Config(format!("cannot write the approval: {e}")),
-    }
-}
-
-/// Writes one line for people on stderr, `tally: <command>: ...`, wrapped as the hooks wrap
-/// theirs, so that it fits a terminal of [`tally_hooks::output::WIDTH`] columns; continuation
-/// lines keep the prefix, so `grep 'tally: pull:'` still finds all of it in a log.
-fn say(err: &mut impl Write, command: &str, line: &str) {
-    let prefix = format!("tally: {command}: ");
-    let width = tally_hooks::output::WIDTH.saturating_sub(prefix.len());
-    for part in tally_hooks::output::wrap(line, width, "") {
-        let _ = writeln!(err, "{prefix}{part}");
     }
 }
 

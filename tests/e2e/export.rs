@@ -130,7 +130,7 @@ impl Fixture {
     /// Asserts `export verify` exits 1 with a problem line containing every one of `parts`.
     fn assert_detected(&self, dir: &Path, what: &str, parts: &[&str]) {
         let out = self.verify(dir, &[]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = unwrapped(&String::from_utf8_lossy(&out.stderr));
         assert_eq!(
             out.status.code(),
             Some(1),

@@ -125,7 +125,7 @@ fn verify_json(server: &Server<'_>) -> (Option<i32>, Value) {
 /// `parts`; returns stderr.
 fn assert_verify_fails(server: &Server<'_>, what: &str, parts: &[&str]) -> String {
     let out = server.tally(&["ledger", "verify"]);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stderr = unwrapped(&String::from_utf8_lossy(&out.stderr));
     assert_eq!(
         out.status.code(),
         Some(1),

@@ -71,7 +71,7 @@ fn a_branch_moved_outside_tally_is_not_adopted_by_the_next_push() {
 
     let verify = server.tally(&["ledger", "verify"]);
     assert_eq!(verify.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&verify.stderr);
+    let stderr = unwrapped(&String::from_utf8_lossy(&verify.stderr));
     assert!(
         stderr.contains(&format!(
             "refs/heads/main points to {smuggled} but the ledger records it at {base}"
@@ -294,7 +294,7 @@ fn protected_branches_are_protected_inside_every_namespace() {
         &base,
     ]));
     let verify = server.tally(&["ledger", "verify"]);
-    let stderr = String::from_utf8_lossy(&verify.stderr);
+    let stderr = unwrapped(&String::from_utf8_lossy(&verify.stderr));
     assert!(
         stderr.contains(&format!("tally ledger adopt --branch {ns_main}")),
         "{stderr}"

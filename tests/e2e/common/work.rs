@@ -409,8 +409,7 @@ pub fn unwrapped(stderr: &str) -> String {
         let text = text.strip_prefix("GL-HOOK-ERR: ").unwrap_or(text);
         // A hook's continuation is `tally:   ...`; the agent's, `tally: <command>:   ...`.
         let continued = text.strip_prefix("tally:  ").or_else(|| {
-            let (command, after) = text.strip_prefix("tally: ")?.split_once(": ")?;
-            (!command.contains(' ')).then_some(())?;
+            let (_command, after) = text.strip_prefix("tally: ")?.split_once(": ")?;
             after.strip_prefix("  ")
         });
         match (continued, out.last_mut()) {

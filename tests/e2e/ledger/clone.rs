@@ -137,7 +137,7 @@ fn ledger_verify_in_a_clone_checks_the_published_ledger_read_only() {
         &["ledger", "verify", "--ledger-key", &mallory],
     );
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let stderr = text(&out.stderr);
+    let stderr = unwrapped(&text(&out.stderr));
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
         stderr.starts_with(&format!(

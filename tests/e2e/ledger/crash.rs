@@ -336,7 +336,8 @@ fn crash_between_prepared_and_committed_is_settled_by_the_next_push() {
     let verify = server.tally(&["ledger", "verify"]);
     assert_eq!(verify.status.code(), Some(1), "{verify:?}");
     assert!(
-        String::from_utf8_lossy(&verify.stderr).contains("but the ledger records it at"),
+        unwrapped(&String::from_utf8_lossy(&verify.stderr))
+            .contains("but the ledger records it at"),
         "{verify:?}"
     );
     // Age the marker past the point where a live transaction could still own it.

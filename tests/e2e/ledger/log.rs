@@ -452,7 +452,7 @@ fn ledger_verify_passes_after_a_mix_of_pushes() {
     let other = keys().mallory.public.to_str().unwrap().to_owned();
     let out = server.tally(&["ledger", "verify", "--ledger-key", &other]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = unwrapped(&String::from_utf8_lossy(&out.stderr));
     assert!(
         stderr.contains(&format!(
             "is the key {}, but this ledger was created with the key {}",
@@ -472,7 +472,7 @@ fn ledger_verify_passes_after_a_mix_of_pushes() {
     std::fs::copy(&keys().mallory.public, &own).unwrap();
     let out = server.tally(&["ledger", "verify"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = unwrapped(&String::from_utf8_lossy(&out.stderr));
     assert!(
         stderr.contains(&format!(
             "ledger_key.pub is the key {}, but this ledger was created with the key {original}",
