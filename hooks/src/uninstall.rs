@@ -34,7 +34,7 @@ pub enum UninstallError {
     },
     /// The uninstall cannot be recorded in the ledger.
     #[error(
-        "cannot record the uninstall in the ledger ({reason}), so no hook was removed; fix the ledger (tally ledger verify) and run it again, or remove the hooks by hand: {hooks}"
+        "cannot record the uninstall in the ledger ({reason}), so no hook was removed; fix what it names (tally policy check for the policy, tally ledger verify for the ledger) and run it again, or remove the hooks by hand: {hooks}"
     )]
     Record {
         /// Why.
@@ -42,13 +42,15 @@ pub enum UninstallError {
         /// The hooks to remove.
         hooks: String,
     },
-    /// A hook cannot be removed.
-    #[error("cannot remove {path}: {source}")]
+    /// Some hooks cannot be removed (every one was tried; the uninstall is recorded).
+    #[error(
+        "cannot remove {failed}; removed: {removed}; the hooks left still run and fail closed: remove them by hand, or run tally init again to guard the repository"
+    )]
     Remove {
-        /// The hook.
-        path: String,
-        /// Why.
-        source: std::io::Error,
+        /// Each hook that stayed, with why.
+        failed: String,
+        /// The hooks that were removed (or "none").
+        removed: String,
     },
 }
 
@@ -131,11 +133,24 @@ pub fn uninstall(repo: &Path) -> Result<Uninstalled, UninstallError> {
             Ok(()) => done.published = seq.is_some(),
             Err(e) => done.warnings.push(format!("warning: {e}")),
         }
+        // Every removal is tried, so that a failure leaves as few hooks as possible and the
+        // error names exactly what is left.
+        let (mut failed, mut removed) = (Vec::new(), Vec::new());
         for h in &removing {
-            std::fs::remove_file(&h.path).map_err(|source| UninstallError::Remove {
-                path: h.path.display().to_string(),
-                source,
-            })?;
+            match std::fs::remove_file(&h.path) {
+                Ok(()) => removed.push(h.path.display().to_string()),
+                Err(e) => failed.push(format!("{} ({e})", h.path.display())),
+            }
+        }
+        if !failed.is_empty() {
+            return Err(UninstallError::Remove {
+                failed: failed.join(", "),
+                removed: if removed.is_empty() {
+                    "none".to_owned()
+                } else {
+                    removed.join(", ")
+                },
+            });
         }
     }
     if let Some(value) = crate::init::git_config_get(&git_dir, "core.hooksPath") {

@@ -70,6 +70,9 @@ impl Rewrite {
 pub struct Lineage {
     /// New commit -> its first parent (`None`: a root commit).
     parents: HashMap<ObjectId, Option<ObjectId>>,
+    /// The new commits with more than one parent: a range through one would also name the
+    /// commits it merged, so a merge never joins a run.
+    merges: std::collections::HashSet<ObjectId>,
     /// Ref -> (old tip, new tip).
     tips: HashMap<String, (Option<ObjectId>, Option<ObjectId>)>,
 }
@@ -87,6 +90,18 @@ impl Lineage {
     /// Records a new commit and its first parent.
     pub(crate) fn add_commit(&mut self, id: ObjectId, parent: Option<ObjectId>) {
         self.parents.insert(id, parent);
+    }
+
+    /// Records that a new commit is a merge.
+    pub(crate) fn add_merge(&mut self, id: ObjectId) {
+        self.merges.insert(id);
+    }
+
+    /// Whether `child` follows `parent` in a run: its first parent, and neither is a merge.
+    fn follows(&self, child: ObjectId, parent: ObjectId) -> bool {
+        self.parent(child) == Some(Some(parent))
+            && !self.merges.contains(&child)
+            && !self.merges.contains(&parent)
     }
 
     /// Adds another update's lineage (a push updates several refs).
@@ -219,15 +234,16 @@ impl<'v> Group<'v> {
         }
     }
 
-    /// The commits written as runs: a run of commits each the parent of the next is
-    /// `<parent of the first>..<last>`; a single commit is its id.
+    /// The commits written as runs: a run of commits each the first parent of the next, none
+    /// of them a merge, is `<parent of the first>..<last>` (exactly those commits, as `git
+    /// rev-list` reads the range); a single commit is its id.
     fn runs(&self, lineage: &Lineage) -> Vec<String> {
         let c = &self.commits;
         let mut out = Vec::new();
         let mut i = 0;
         while i < c.len() {
             let start = i;
-            while i + 1 < c.len() && lineage.parent(c[i + 1]) == Some(Some(c[i])) {
+            while i + 1 < c.len() && lineage.follows(c[i + 1], c[i]) {
                 i += 1;
             }
             let (first, last) = (c[start], c[i]);
@@ -311,6 +327,20 @@ mod tests {
             l.add_commit(id(c), Some(id(c - 1)));
         }
         l
+    }
+
+    /// A range through a merge would also name the commits it merged (review of issue 13):
+    /// the merge stands alone, and so does the commit before it.
+    #[test]
+    fn a_merge_never_joins_a_range() {
+        let mut lineage = linear(5);
+        lineage.add_merge(id(4));
+        let violations: Vec<Violation> = (2..=5).map(unsigned).collect();
+        let groups = group(&violations);
+        assert_eq!(
+            groups[0].headline(&lineage),
+            "4 commits 0101010101..0303030303, 0404040404, 0505050505: commit is not signed"
+        );
     }
 
     #[test]

@@ -424,6 +424,9 @@ impl<'a> Checker<'a> {
         for (id, parent) in walk.commits.iter().zip(&walk.parents) {
             report.lineage.add_commit(*id, *parent);
         }
+        for id in &walk.merges {
+            report.lineage.add_merge(*id);
+        }
         if update.old.is_some() && !walk.reaches_old {
             report
                 .violations
@@ -696,6 +699,7 @@ impl<'a> Checker<'a> {
         let mut seen = HashSet::new();
         let mut order = Vec::new();
         let mut firsts = Vec::new();
+        let mut merges = Vec::new();
         let mut reaches_old = false;
         let mut queue = VecDeque::from([new]);
         while let Some(id) = queue.pop_front() {
@@ -708,6 +712,9 @@ impl<'a> Checker<'a> {
             let parents = self.parents(id)?;
             order.push(id);
             firsts.push(parents.first().copied());
+            if parents.len() > 1 {
+                merges.push(id);
+            }
             queue.extend(parents);
         }
         order.reverse();
@@ -715,6 +722,7 @@ impl<'a> Checker<'a> {
         Ok(Walk {
             commits: order,
             parents: firsts,
+            merges,
             reaches_old,
         })
     }
@@ -724,6 +732,8 @@ struct Walk {
     commits: Vec<ObjectId>,
     /// Each commit's first parent (`None`: a root), aligned with `commits`.
     parents: Vec<Option<ObjectId>>,
+    /// The commits with more than one parent.
+    merges: Vec<ObjectId>,
     reaches_old: bool,
 }
 
@@ -739,6 +749,7 @@ impl Walk {
         Walk {
             commits: newest_first,
             parents,
+            merges: Vec::new(),
             reaches_old,
         }
     }
