@@ -91,12 +91,14 @@ fn verify(
     json: bool,
     out: &mut impl Write,
 ) -> Outcome {
+    // A setup error is reported in the same JSON shape as every other failure.
+    let setup = |out: &mut _, message: String| json::fail(json, out, Outcome::Config(message), "");
     let repo = match admin::find_repo(repo.as_deref()) {
         Ok(repo) => repo,
-        Err(e) => return Outcome::Config(e.to_string()),
+        Err(e) => return setup(out, e.to_string()),
     };
     let outcome = match source::find(&repo) {
-        Err(message) => return Outcome::Config(message),
+        Err(message) => return setup(out, message),
         Ok(Source::Store) => {
             let stderr = std::io::stderr();
             admin::verify(&repo, ledger_key.as_deref(), &mut stderr.lock())
@@ -108,7 +110,7 @@ fn verify(
     };
     let outcome = match outcome {
         Ok(outcome) => outcome,
-        Err(message) => return Outcome::Config(message),
+        Err(message) => return setup(out, message),
     };
     if json {
         match serde_json::to_string_pretty(&outcome) {

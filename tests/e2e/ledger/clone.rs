@@ -271,6 +271,19 @@ fn a_repository_without_a_ledger_says_how_to_get_one() {
         );
         assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
     }
+    // With --json, the setup problem comes in the one failure shape, on stdout.
+    let out = tally_in(&env, &path, &["ledger", "verify", "--json"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["ok"], false);
+    assert_eq!(value["error"]["exit"], 2);
+    assert!(
+        value["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("has no refs/tally/ledger"),
+        "{value}"
+    );
 }
 
 #[test]
