@@ -66,6 +66,9 @@ enum LedgerCommand {
         /// policy); the entry says so.
         #[arg(long)]
         unchecked: bool,
+        /// Print `{"ok": true, "report": [lines]}`, or the failure object, instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Sign a fresh checkpoint of the current head and publish it (the freshness heartbeat).
     /// Records a policy changed by hand since the last entry first. Prints nothing on
@@ -164,15 +167,16 @@ pub fn run(args: LedgerArgs, out: &mut impl Write) -> Outcome {
             commit,
             reason,
             unchecked,
-        } => admin::find_repo(repo.as_deref()).and_then(|repo| {
+            json,
+        } => {
             let opts = tally_hooks::adopt::AdoptOptions {
                 branch,
                 commit,
                 unchecked,
                 reason,
             };
-            tally_hooks::adopt::adopt(&repo, &opts, out, jiff::Timestamp::now())
-        }),
+            return adopt(repo, &opts, json, out);
+        }
         LedgerCommand::Checkpoint { repo, print, json } => {
             return checkpoint(repo, print, json, out);
         }
@@ -181,6 +185,28 @@ pub fn run(args: LedgerArgs, out: &mut impl Write) -> Outcome {
         Ok(true) => Outcome::Success,
         Ok(false) => Outcome::Refused,
         Err(e) => Outcome::Config(e.to_string()),
+    }
+}
+
+/// `tally ledger adopt`: its report as text, or with `json` as the lines of that report in
+/// the one JSON shape (`report` on success; on a refusal, the report is the error message).
+fn adopt(
+    repo: Option<PathBuf>,
+    opts: &tally_hooks::adopt::AdoptOptions,
+    json: bool,
+    out: &mut impl Write,
+) -> Outcome {
+    let mut report = Vec::new();
+    let mut sink: &mut dyn Write = if json { &mut report } else { &mut *out };
+    let result = admin::find_repo(repo.as_deref())
+        .and_then(|repo| tally_hooks::adopt::adopt(&repo, opts, &mut sink, jiff::Timestamp::now()));
+    let text = String::from_utf8_lossy(&report).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    match result {
+        Ok(true) if json => json::success(out, serde_json::json!({ "report": lines })),
+        Ok(true) => Outcome::Success,
+        Ok(false) => json::fail(json, out, Outcome::Refused, &lines.join("\n")),
+        Err(e) => json::fail(json, out, Outcome::Config(e.to_string()), ""),
     }
 }
 

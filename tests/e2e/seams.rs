@@ -88,6 +88,20 @@ fn a_branch_moved_outside_tally_is_not_adopted_by_the_next_push() {
     assert!(stdout.contains("deploy.sh"), "{stdout}");
     assert!(stdout.contains("not signed"), "{stdout}");
     assert_eq!(server.log(&[]).len(), size);
+    // The same refusal as JSON: the one failure shape, the report as its message.
+    let adopt = server.tally(&["ledger", "adopt", "--branch", "main", "--json"]);
+    assert_eq!(adopt.status.code(), Some(1));
+    let value: serde_json::Value = serde_json::from_slice(&adopt.stdout).unwrap();
+    assert_eq!(value["ok"], false);
+    assert_eq!(value["error"]["class"], "refused");
+    assert!(
+        value["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not adopted: "),
+        "{value}"
+    );
+    assert_eq!(server.log(&[]).len(), size);
 
     // Putting the branch back where the ledger had it, deliberately and on the record.
     let adopt = server.tally(&[
@@ -143,8 +157,14 @@ fn a_branch_protected_later_is_adopted_with_its_history_checked() {
         "ledger last recorded it at nothing (absent)",
     ]);
 
-    let adopt = server.tally(&["ledger", "adopt", "--branch", "prod"]);
+    let adopt = server.tally(&["ledger", "adopt", "--branch", "prod", "--json"]);
     assert_eq!(adopt.status.code(), Some(0), "{adopt:?}");
+    let value: serde_json::Value = serde_json::from_slice(&adopt.stdout).unwrap();
+    assert_eq!(value["ok"], true);
+    assert!(
+        value["report"][0].as_str().unwrap().starts_with("adopted "),
+        "{value}"
+    );
     let adopted = server.log(&["--kind", "adopted"]);
     assert_eq!(adopted[0]["ref"], "refs/heads/prod", "{adopted:?}");
     work.push(&["origin", "HEAD:prod"]).assert_accepted();
