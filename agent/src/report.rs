@@ -11,8 +11,9 @@ use jiff::Timestamp;
 
 use crate::Approval;
 
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
+/// `n` and the word in the right number: [`tally_ledger::log::count`], for any integer.
+fn plural(n: impl TryInto<u64>, one: &str, many: &str) -> String {
+    tally_ledger::log::count(n.try_into().unwrap_or(u64::MAX), one, many)
 }
 
 /// How long ago `seconds` were, roughly, as a person says it: `42 s ago`, `3 min ago`,
@@ -68,22 +69,14 @@ impl Approval {
             Some(pinned) if pinned == size => " (no new entries since the last run)".to_owned(),
             Some(pinned) => format!(
                 " ({} since the last run)",
-                plural(
-                    usize::try_from(size.saturating_sub(pinned)).unwrap_or(usize::MAX),
-                    "new entry",
-                    "new entries"
-                )
+                plural(size.saturating_sub(pinned), "new entry", "new entries")
             ),
             None => String::new(),
         };
         let seconds = i64::try_from(self.checkpoint.time()).unwrap_or(i64::MAX);
         format!(
             "checkpoint of {}{new}, signed {} by ledger key {}",
-            plural(
-                usize::try_from(size).unwrap_or(usize::MAX),
-                "entry",
-                "entries"
-            ),
+            plural(size, "entry", "entries"),
             ago(now.as_second().saturating_sub(seconds)),
             self.ledger_key
         )
@@ -158,8 +151,7 @@ impl Approval {
                 "warning: pinned now in {}: ledger {}, {}, root {}; later runs accept only a ledger that extends this one",
                 self.state.display(),
                 self.checkpoint.origin(),
-                plural(
-                    usize::try_from(self.checkpoint.size()).unwrap_or(usize::MAX),
+                plural(self.checkpoint.size(),
                     "entry",
                     "entries"
                 ),

@@ -167,11 +167,7 @@ pub fn failure(
         Class::Config => Outcome::Config(lines.join("; ")),
         Class::Retry => Outcome::Retry(lines.join("; ")),
         Class::Refused | Class::Local => {
-            let stderr = std::io::stderr();
-            let mut err = stderr.lock();
-            for line in lines {
-                say(&mut err, command, line);
-            }
+            tell(command, lines);
             if class == Class::Local {
                 Outcome::Local
             } else {
@@ -192,17 +188,10 @@ pub fn print_approval(
     opts: &agent::Options,
     json: bool,
 ) -> Outcome {
-    {
-        let stderr = std::io::stderr();
-        let mut err = stderr.lock();
-        let lines = if json {
-            approval.warnings()
-        } else {
-            approval.report(opts.now)
-        };
-        for line in lines {
-            say(&mut err, command, &line);
-        }
+    if json {
+        tell(command, &approval.warnings());
+    } else {
+        tell(command, &approval.report(opts.now));
     }
     let written = if json {
         serde_json::to_string_pretty(&approval.to_json())
@@ -223,10 +212,15 @@ pub fn print_approval(
 /// and so pinned the ledger, but then could not deploy. The next run is not a first run, so
 /// this is the only time they can be said.
 pub fn warn_first_run(command: &str, approval: &Approval) {
+    tell(command, &approval.warnings());
+}
+
+/// Says `lines` on stderr for people, each as [`say`] writes it.
+fn tell(command: &str, lines: &[String]) {
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
-    for line in approval.warnings() {
-        say(&mut err, command, &line);
+    for line in lines {
+        say(&mut err, command, line);
     }
 }
 

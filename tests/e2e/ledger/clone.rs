@@ -157,24 +157,29 @@ fn ledger_verify_in_a_clone_checks_the_published_ledger_read_only() {
     );
 }
 
+/// `tally verify` in the clone, as its agent runs it: pins `key` in the clone's agent state.
+fn agent_verifies(env: &TestEnv, clone: &Path, key: &Path) {
+    let signers = env.write("agent_signers", &alice_and_bob().text());
+    let out = env
+        .tally()
+        .args(["verify", "--repo"])
+        .arg(clone)
+        .arg("--ledger-key")
+        .arg(key)
+        .arg("--allowed-signers")
+        .arg(&signers)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "tally verify: {out:?}");
+}
+
 #[test]
 fn ledger_verify_in_a_clone_uses_the_key_the_agent_pinned() {
     let env = TestEnv::new();
     let h = mixed_history(&env);
     let clone = clone_with_ledger(&env, &h.server, "clone", false);
     let key = pinned_key(&env, &h.server);
-    let signers = env.write("agent_signers", &alice_and_bob().text());
-    let out = env
-        .tally()
-        .args(["verify", "--repo"])
-        .arg(&clone)
-        .arg("--ledger-key")
-        .arg(&key)
-        .arg("--allowed-signers")
-        .arg(&signers)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "tally verify: {out:?}");
+    agent_verifies(&env, &clone, &key);
 
     let out = tally_in(&env, &clone, &["ledger", "verify"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
@@ -210,18 +215,7 @@ fn ledger_verify_in_a_clone_refuses_a_ledger_older_than_the_agent_accepted() {
     let h = mixed_history(&env);
     let clone = clone_with_ledger(&env, &h.server, "clone", false);
     let key = pinned_key(&env, &h.server);
-    let signers = env.write("agent_signers", &alice_and_bob().text());
-    let out = env
-        .tally()
-        .args(["verify", "--repo"])
-        .arg(&clone)
-        .arg("--ledger-key")
-        .arg(&key)
-        .arg("--allowed-signers")
-        .arg(&signers)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "tally verify: {out:?}");
+    agent_verifies(&env, &clone, &key);
     let rev = |spec: &str| stdout_of(env.git(&clone).args(["rev-parse", spec]));
     let older = rev("refs/tally/ledger~2");
     run_ok(
