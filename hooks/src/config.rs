@@ -120,11 +120,16 @@ pub struct Policy {
     revoked_text: Vec<u8>,
 }
 
+/// Where a guarded repository keeps its policy: `<git_dir>/tally/policy.toml`.
+pub fn policy_path(git_dir: &Path) -> PathBuf {
+    git_dir.join(TALLY_DIR).join(POLICY_FILE)
+}
+
 impl Policy {
     /// Reads `<git_dir>/tally/policy.toml` and the files it names (a configured revocation
     /// file must exist).
     pub fn load(git_dir: &Path) -> Result<Policy, ConfigError> {
-        Policy::load_from(&git_dir.join(TALLY_DIR).join(POLICY_FILE), None)
+        Policy::load_from(&policy_path(git_dir), None)
     }
 
     /// Reads the policy file at `path` and the files it names, relative to its directory,

@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use tally_verify::signers::AllowedSigners;
 
-use crate::config::{
-    POLICY_FILE, TALLY_DIR, add_protected_branches, default_policy_text, parse_policy,
-};
+use crate::config::{TALLY_DIR, add_protected_branches, default_policy_text, parse_policy};
 
 /// The hooks tally installs, and the `tally hook` argument each runs.
 pub const HOOKS: &[(&str, &str)] = &[
@@ -422,7 +420,7 @@ impl Plan {
         let sharing = crate::shared::Sharing::parse(
             git_config_get(&git_dir, "core.sharedRepository").as_deref(),
         )?;
-        let policy_path = git_dir.join(TALLY_DIR).join(POLICY_FILE);
+        let policy_path = crate::config::policy_path(&git_dir);
         let existing_policy = std::fs::read(&policy_path).ok();
         let mut extended_policy = None;
         if let (Some(text), false) = (&existing_policy, opts.force) {

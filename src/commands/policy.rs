@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use tally_hooks::admin::find_repo;
-use tally_hooks::config::{POLICY_FILE, PolicySummary, TALLY_DIR, check};
+use tally_hooks::config::{PolicySummary, check};
 
 use crate::cli::Outcome;
 use crate::commands::json;
@@ -55,7 +55,7 @@ pub fn run(args: PolicyArgs, out: &mut impl Write) -> Outcome {
         // Only a signers file: check it alone, as `tally init` will read it.
         (None, None, Some(_)) => None,
         (None, _, _) => match find_repo(repo.as_deref()) {
-            Ok(dir) => Some(dir.join(TALLY_DIR).join(POLICY_FILE)),
+            Ok(dir) => Some(tally_hooks::config::policy_path(&dir)),
             Err(e) => return json::fail(json, out, Outcome::Config(e.to_string()), ""),
         },
     };
