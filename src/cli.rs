@@ -59,6 +59,10 @@ enum Command {
     /// Deployment agent: fetch, verify, then fast-forward the work tree to the approved commit.
     #[command(after_help = EXIT_STATUSES)]
     Pull(commands::pull::PullArgs),
+    /// Verified mirror: serve only verified commits over git smart HTTP, for Flux, Argo CD
+    /// and any git client.
+    #[command(after_help = EXIT_STATUSES)]
+    Mirror(commands::mirror::MirrorArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(commands::docs::CompletionsArgs),
     /// Print the manual page, or write one page per command into a directory.
@@ -193,6 +197,7 @@ pub fn main() -> ExitCode {
                 Command::Export(args) => commands::export::run(args, &mut out),
                 Command::Verify(args) => commands::verify::run(args, &mut out),
                 Command::Pull(args) => commands::pull::run(args, &mut out),
+                Command::Mirror(args) => commands::mirror::run(args, &mut out),
                 Command::Completions(args) => {
                     commands::docs::completions(args, Cli::command(), &mut out)
                 }

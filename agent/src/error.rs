@@ -446,6 +446,57 @@ impl AgentError {
         )
     }
 
+    /// The reasons as stable machine names, for metric labels and `/status` (`tally
+    /// mirror`): a small fixed set, so that a label never carries server-chosen text. A
+    /// [`AgentError::Several`] gives each distinct reason of its parts, in order.
+    pub fn reasons(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        self.collect_reasons(&mut names);
+        names
+    }
+
+    fn collect_reasons(&self, names: &mut Vec<&'static str>) {
+        let mut add = |name: &'static str| {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        };
+        match self {
+            AgentError::Several(all) => {
+                for e in all {
+                    e.collect_reasons(names);
+                }
+            }
+            AgentError::Commits { violations, .. } | AgentError::Checkout { violations } => {
+                for v in violations {
+                    add(problem_reason(&v.problem));
+                }
+            }
+            AgentError::Rollback { .. }
+            | AgentError::OlderCheckpoint { .. }
+            | AgentError::OlderEntry { .. } => add("rollback"),
+            AgentError::Fork { .. } | AgentError::Inconsistent { .. } => add("fork"),
+            AgentError::Stale { .. } | AgentError::FutureCheckpoint { .. } => add("stale"),
+            AgentError::Checkpoint { .. } | AgentError::OtherLedger { .. } => add("checkpoint"),
+            AgentError::BranchMoved { .. }
+            | AgentError::TreeMismatch { .. }
+            | AgentError::CommitMissing { .. } => add("moved_outside_ledger"),
+            AgentError::Publication { .. }
+            | AgentError::MissingObject { .. }
+            | AgentError::BadEntry { .. }
+            | AgentError::BrokenChain { .. }
+            | AgentError::NoEntry { .. }
+            | AgentError::DeployedAborted { .. }
+            | AgentError::BadBranchEntry { .. } => add("ledger"),
+            AgentError::NoLedger | AgentError::LedgerGone { .. } => add("no_ledger"),
+            AgentError::NoBranch { .. } => add("no_branch"),
+            AgentError::CorruptState { .. } | AgentError::StateChanged { .. } => add("state"),
+            AgentError::WorkTreeDiffers { .. } => add("checkout"),
+            other if other.is_setup() => add("config"),
+            _ => add("other"),
+        }
+    }
+
     /// One error for several reasons, or the only one; `None` for none.
     pub fn combine(mut reasons: Vec<AgentError>) -> Option<AgentError> {
         match reasons.len() {
@@ -539,5 +590,22 @@ fn group_line(g: &Group<'_>, lineage: &Lineage, signers: &std::path::Path) -> St
             format!("{subject}{message}; fetch again (tally pull) or run git fsck on the clone")
         }
         _ => format!("{}; do not deploy", g.headline(lineage)),
+    }
+}
+
+/// The machine name of a commit's problem ([`AgentError::reasons`]).
+fn problem_reason(problem: &Problem) -> &'static str {
+    match problem {
+        Problem::Signature(_) => "signature",
+        Problem::File(_) => "file",
+        Problem::Tree(_) | Problem::Reserved | Problem::Shadows { .. } | Problem::Alias { .. } => {
+            "tree"
+        }
+        Problem::NonFastForward
+        | Problem::Merge { .. }
+        | Problem::RootCommit
+        | Problem::Deletion => "history",
+        Problem::Unreadable(_) | Problem::Malformed(_) => "malformed",
+        _ => "other",
     }
 }

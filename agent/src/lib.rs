@@ -39,6 +39,7 @@
 
 pub mod checkout;
 pub mod error;
+pub mod git;
 pub mod publication;
 pub mod published;
 pub mod report;

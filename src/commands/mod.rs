@@ -6,6 +6,7 @@ pub mod init;
 pub mod json;
 pub mod ledger;
 pub mod log;
+pub mod mirror;
 pub mod policy;
 pub mod pull;
 pub mod source;

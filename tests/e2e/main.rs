@@ -15,6 +15,7 @@ mod export;
 mod fallback;
 mod init;
 mod ledger;
+mod mirror;
 mod owner;
 mod policy;
 mod push;
