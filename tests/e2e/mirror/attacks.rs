@@ -1,2 +1,247 @@
 //! What the upstream (or whoever controls it) can do to the mirror: each is never served,
 //! shows its reason in `/status` and `/metrics`, and leaves the last good commit served.
+
+use super::serving::upstream;
+use super::*;
+
+/// A copy of the whole bare repository: objects, refs, hooks, the ledger and its key.
+fn copy_server<'e>(env: &'e TestEnv, server: &Server<'_>, name: &str) -> Server<'e> {
+    let path = env.root().join(format!("{name}.git"));
+    copy_dir(&server.path, &path);
+    env.server_at(path)
+}
+
+/// Puts `replacement`'s repository where the mirror's upstream is (the old one kept aside).
+fn swap_upstream(env: &TestEnv, upstream: &Path, replacement: &Path) {
+    let aside = env.root().join(format!(
+        "aside-{}",
+        replacement.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::rename(upstream, &aside).unwrap();
+    std::fs::rename(replacement, upstream).unwrap();
+}
+
+/// Runs one cycle and checks that `branch` stayed served at `good`, that `bad` is nowhere in
+/// the served repository, and that `/status` and `/metrics` name `reason`.
+fn assert_kept(mirror: &Mirror<'_>, good: &str, bad: Option<&str>, reason: &str) -> Value {
+    mirror.cycle();
+    let main = mirror.branch("main");
+    assert_eq!(main["served"]["commit"], good, "{main:#}\n{}", mirror.log());
+    let reasons = main["last_error"]["reasons"].as_array().unwrap();
+    assert!(
+        reasons.iter().any(|r| r == reason),
+        "reason {reason} expected in {main:#}"
+    );
+    assert!(main["consecutive_failures"].as_u64().unwrap() >= 1);
+    assert_eq!(main["last_error"]["class"], "refused", "{main:#}");
+    assert!(
+        !main["last_error"]["message"].as_array().unwrap().is_empty(),
+        "{main:#}"
+    );
+    assert_eq!(mirror.served_ref("refs/heads/main").unwrap(), good);
+    if let Some(bad) = bad {
+        assert!(
+            !mirror.served_objects().iter().any(|o| o == bad),
+            "the refused commit {bad} is in the served repository"
+        );
+        let refs = mirror.ls_remote(2);
+        assert!(!refs.contains(bad), "{refs}");
+    }
+    let metrics = mirror.metrics();
+    assert!(
+        metrics.contains(&format!(
+            "tally_mirror_verify_failures_total{{branch=\"main\",reason=\"{reason}\"}} "
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "tally_mirror_served_info{{branch=\"main\",commit=\"{good}\"}} 1\n"
+        )),
+        "{metrics}"
+    );
+    // Still ready: the last verified commit is served.
+    assert_eq!(mirror.request("GET", "/readyz", &[], b"").0, 200);
+    main
+}
+
+#[test]
+fn a_branch_moved_upstream_outside_tally_is_never_served() {
+    let env = TestEnv::new();
+    let (server, work, base) = upstream(&env);
+    let pins = Pins::new(&env, &server, "mirror", &alice_and_bob());
+    let mirror = Mirror::start(&env, &server.path, &pins, "mirror", &[]);
+    mirror.wait_served("main", &base);
+
+    // A signed commit the server has (pushed to another branch), then main's ref file written
+    // by hand on the server: no hook ran, no ledger entry.
+    let other = work
+        .commit("unreviewed")
+        .file("unreviewed.yaml", "u: 1\n")
+        .create();
+    work.push(&["origin", &format!("{other}:refs/heads/side")])
+        .assert_accepted();
+    std::fs::create_dir_all(server.path.join("refs/heads")).unwrap();
+    std::fs::write(server.path.join("refs/heads/main"), format!("{other}\n")).unwrap();
+    assert_eq!(server.branch("main").unwrap(), other);
+
+    let main = assert_kept(&mirror, &base, Some(&other), "moved_outside_ledger");
+    let message = main["last_error"]["message"][0].as_str().unwrap();
+    assert!(message.contains(&format!("is at {other}")), "{message}");
+}
+
+#[test]
+fn an_upstream_restored_from_an_older_copy_is_a_rollback_and_never_served() {
+    let env = TestEnv::new();
+    let (server, work, _base) = upstream(&env);
+    let backup = copy_server(&env, &server, "backup");
+    let two = work.commit("two").file("two.yaml", "t: 2\n").create();
+    work.push_main_ok();
+    let pins = Pins::new(&env, &server, "mirror", &alice_and_bob());
+    let mirror = Mirror::start(&env, &server.path, &pins, "mirror", &[]);
+    mirror.wait_served("main", &two);
+    let ledger = mirror.served_ref("refs/tally/ledger").unwrap();
+
+    // The server is restored from the backup made before `two`.
+    swap_upstream(&env, &server.path, &backup.path);
+    assert_kept(&mirror, &two, None, "rollback");
+    // The served ledger did not move back either.
+    assert_eq!(mirror.served_ref("refs/tally/ledger").unwrap(), ledger);
+}
+
+#[test]
+fn a_forked_ledger_is_never_served() {
+    let env = TestEnv::new();
+    let (server, work, base) = upstream(&env);
+    let other = copy_server(&env, &server, "other");
+    let ours = work.commit("ours").file("ours.yaml", "o: 1\n").create();
+    work.push_main_ok();
+    // The copy accepts a different push: a ledger of the same size with another root.
+    work.reset_hard(&base);
+    let theirs = work.commit("theirs").file("theirs.yaml", "t: 1\n").create();
+    work.push(&[other.path.to_str().unwrap(), "HEAD:refs/heads/main"])
+        .assert_accepted();
+
+    let pins = Pins::new(&env, &server, "mirror", &alice_and_bob());
+    let mirror = Mirror::start(&env, &server.path, &pins, "mirror", &[]);
+    mirror.wait_served("main", &ours);
+
+    swap_upstream(&env, &server.path, &other.path);
+    let main = assert_kept(&mirror, &ours, Some(&theirs), "fork");
+    // The fork's evidence is kept beside the mirror's pinned state.
+    let evidence: Vec<_> = std::fs::read_dir(mirror.dir.join("tally/agent"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".fork-"))
+        .collect();
+    assert_eq!(evidence.len(), 2, "{evidence:?} {main:#}");
+}
+
+#[test]
+fn a_checkpoint_older_than_max_age_is_never_served_until_the_upstream_signs_a_fresh_one() {
+    let env = TestEnv::new();
+    let (server, work, _base) = upstream(&env);
+    // A fresh checkpoint just before the mirror's first cycle.
+    assert!(server.tally(&["ledger", "checkpoint"]).status.success());
+    let pins = Pins::new(&env, &server, "mirror", &alice_and_bob());
+    let mirror = Mirror::start(&env, &server.path, &pins, "mirror", &["--max-age", "3s"]);
+    let served = server.branch("main").unwrap();
+    mirror.wait_served("main", &served);
+
+    // The upstream stops signing (freeze): its checkpoint ages past --max-age. The mirror's
+    // clock is the real one, so the test lets real time pass.
+    std::thread::sleep(Duration::from_millis(3500));
+    let main = assert_kept(&mirror, &served, None, "stale");
+    assert!(
+        main["last_error"]["message"][0]
+            .as_str()
+            .unwrap()
+            .contains("--max-age"),
+        "{main:#}"
+    );
+
+    // The upstream's heartbeat signs the unchanged ledger again; a push lands too.
+    let next = work.commit("next").file("next.yaml", "n: 1\n").create();
+    work.push_main_ok();
+    mirror.cycle();
+    mirror.wait_served("main", &next);
+    assert_eq!(mirror.branch("main")["consecutive_failures"], 0);
+}
+
+#[test]
+fn a_commit_signed_by_a_key_the_mirror_does_not_trust_is_never_served() {
+    let env = TestEnv::new();
+    let (server, work, base) = upstream(&env);
+    // The upstream trusts Alice and Bob; the mirror only Alice.
+    let pins = Pins::new(
+        &env,
+        &server,
+        "mirror",
+        &AllowedSigners::new().signer("alice@example.com", &keys().alice),
+    );
+    let mirror = Mirror::start(&env, &server.path, &pins, "mirror", &[]);
+    mirror.wait_served("main", &base);
+
+    let bobs = work
+        .commit("bob")
+        .file("bob.yaml", "b: 1\n")
+        .by(&bob())
+        .create();
+    work.push_main_ok();
+    let main = assert_kept(&mirror, &base, Some(&bobs), "signature");
+    let message = main["last_error"]["message"][0].as_str().unwrap();
+    assert!(
+        message.contains(&pins.signers.display().to_string()),
+        "{message}"
+    );
+
+    // Alice's later commits sit on top of Bob's: still never served.
+    let alices = work.commit("alice").file("alice.yaml", "a: 1\n").create();
+    work.push_main_ok();
+    assert_kept(&mirror, &base, Some(&alices), "signature");
+}
+
+#[test]
+fn a_forbidden_file_is_never_served() {
+    let env = TestEnv::new();
+    let (server, work, base) = upstream(&env);
+    // The upstream's policy lets shell scripts through; the mirror's (the default) does not.
+    server.edit_policy("allow = [", "allow = [\"*.sh\", ");
+    let pins = Pins::new(&env, &server, "mirror", &alice_and_bob());
+    let mirror = Mirror::start(&env, &server.path, &pins, "mirror", &[]);
+    mirror.wait_served("main", &base);
+
+    let script = work
+        .commit("script")
+        .file("deploy.sh", "echo hi\n")
+        .create();
+    work.push_main_ok();
+    let main = assert_kept(&mirror, &base, Some(&script), "file");
+    let message = main["last_error"]["message"].to_string();
+    assert!(message.contains("deploy.sh"), "{message}");
+}
+
+#[test]
+fn a_mirror_that_never_verified_anything_is_not_ready_and_serves_nothing() {
+    let env = TestEnv::new();
+    let (server, _work, _base) = upstream(&env);
+    // The mirror trusts nobody who signed the history.
+    let pins = Pins::new(
+        &env,
+        &server,
+        "mirror",
+        &AllowedSigners::new().signer("mallory@example.com", &keys().mallory),
+    );
+    let mirror = Mirror::start(&env, &server.path, &pins, "mirror", &[]);
+    let status = mirror.wait_for("the first cycle to fail", |s| {
+        s["branches"][0]["consecutive_failures"].as_u64() >= Some(1)
+    });
+    assert_eq!(status["ready"], false);
+    assert_eq!(status["branches"][0]["served"], Value::Null);
+    let (code, body) = mirror.request("GET", "/readyz", &[], b"");
+    assert_eq!(code, 503);
+    assert!(body.contains("main"), "{body}");
+    assert_eq!(mirror.ls_remote(2), "");
+    assert_eq!(mirror.ls_remote(0), "");
+    assert!(mirror.served_objects().is_empty());
+}

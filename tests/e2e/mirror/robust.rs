@@ -1,2 +1,330 @@
 //! The mirror under stress: kills and restarts, clients fetching while the branch moves, a
 //! second client implementation.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::serving::upstream;
+use super::*;
+
+/// A small deterministic generator for "random" moments, seeded per run and printed, so a
+/// failure can be replayed.
+struct Moments(u64);
+
+impl Moments {
+    fn new() -> Moments {
+        let seed = std::env::var("TALLY_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
+        eprintln!("moments: TALLY_TEST_SEED={seed}");
+        Moments(seed | 1)
+    }
+
+    /// A duration in `0..max`.
+    fn below(&mut self, max: Duration) -> Duration {
+        // xorshift64
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        max.mul_f64((self.0 % 10_000) as f64 / 10_000.0)
+    }
+}
+
+/// Every commit the served repository holds.
+fn served_commits(mirror: &Mirror<'_>, env: &TestEnv) -> Vec<String> {
+    let out = stdout_of(
+        env.git(env.root())
+            .arg("--git-dir")
+            .arg(mirror.dir.join("served.git"))
+            .args([
+                "cat-file",
+                "--batch-all-objects",
+                "--batch-check=%(objectname) %(objecttype)",
+            ]),
+    );
+    out.lines()
+        .filter_map(|l| l.strip_suffix(" commit"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn kill_9_at_random_moments_never_serves_an_unverified_commit_and_restarts_resume() {
+    let env = TestEnv::new();
+    let (server, work, base) = upstream(&env);
+    // The mirror trusts Alice only; Bob's commits are accepted upstream and must never be
+    // served (nor anything on top of them).
+    let pins = Pins::new(
+        &env,
+        &server,
+        "mirror",
+        &AllowedSigners::new().signer("alice@example.com", &keys().alice),
+    );
+    let mut mirror = Mirror::start(&env, &server.path, &pins, "mirror", &[]);
+    mirror.wait_served("main", &base);
+    let mut moments = Moments::new();
+    let mut verified: HashSet<String> = HashSet::from([base.clone()]);
+    let mut refused: Vec<String> = Vec::new();
+    let mut last_good = base.clone();
+
+    for round in 0..10 {
+        // Rounds 0-6: Alice's commits, all good. Round 7: Bob's. After: Alice's again, on top.
+        let by_bob = round == 7;
+        let mut commit = work
+            .commit(&format!("round {round}"))
+            .file(&format!("r{round}.yaml"), format!("r: {round}\n"));
+        if by_bob {
+            commit = commit.by(&bob());
+        }
+        let id = commit.create();
+        work.push_main_ok();
+        if by_bob || !refused.is_empty() {
+            refused.push(id.clone());
+        } else {
+            verified.insert(id.clone());
+            last_good = id.clone();
+        }
+        // A webhook, then a kill at a random moment of the cycle it starts.
+        let _ = mirror.request("POST", "/hook", &[("X-Gitlab-Token", SECRET)], b"");
+        std::thread::sleep(moments.below(Duration::from_millis(400)));
+        mirror.kill_and_restart();
+
+        // Whatever the moment, the served repository holds verified commits only (and the
+        // ledger's publication commits, which the server wrote), its branch is one of them,
+        // and the restarted mirror serves on.
+        let publications: HashSet<String> =
+            stdout_of(server.git().args(["rev-list", "refs/tally/ledger"]))
+                .lines()
+                .map(str::to_owned)
+                .collect();
+        for c in served_commits(&mirror, &env) {
+            assert!(
+                verified.contains(&c) || publications.contains(&c),
+                "round {round}: the served repository holds {c}, which was never verified"
+            );
+        }
+        if let Some(main) = mirror.served_ref("refs/heads/main") {
+            assert!(verified.contains(&main), "round {round}: main at {main}");
+        }
+    }
+    // Left alone, the mirror settles on the last good commit, ready.
+    mirror.cycle();
+    mirror.wait_served("main", &last_good);
+    assert_eq!(mirror.request("GET", "/readyz", &[], b"").0, 200);
+    let main = mirror.branch("main");
+    assert!(
+        main["last_error"]["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "signature"),
+        "{main:#}"
+    );
+    for bad in &refused {
+        assert!(!served_commits(&mirror, &env).contains(bad));
+    }
+    // The served repository is a sound git repository.
+    run_ok(
+        env.git(env.root())
+            .arg("--git-dir")
+            .arg(mirror.dir.join("served.git"))
+            .args(["fsck", "--strict", "--no-dangling"]),
+    );
+}
+
+#[test]
+fn a_restarted_mirror_is_ready_at_once_with_what_it_served() {
+    let env = TestEnv::new();
+    let (server, _work, base) = upstream(&env);
+    let pins = Pins::new(&env, &server, "mirror", &alice_and_bob());
+    let mut mirror = Mirror::start(&env, &server.path, &pins, "mirror", &[]);
+    mirror.wait_served("main", &base);
+    // Stop the upstream from answering: the restarted mirror cannot fetch, yet serves.
+    std::fs::rename(&server.path, env.root().join("gone.git")).unwrap();
+    mirror.kill_and_restart();
+    let (code, _) = mirror.request("GET", "/readyz", &[], b"");
+    assert_eq!(code, 200, "{}", mirror.log());
+    assert_eq!(mirror.branch("main")["served"]["commit"], base);
+    let status = mirror.wait_for("the failed fetch", |s| {
+        s["branches"][0]["consecutive_failures"].as_u64() >= Some(1)
+    });
+    let main = &status["branches"][0];
+    assert_eq!(main["last_error"]["class"], "retry", "{main:#}");
+    assert_eq!(main["last_error"]["reasons"][0], "fetch");
+    assert!(
+        mirror
+            .metrics()
+            .contains("tally_mirror_verify_failures_total{branch=\"main\",reason=\"fetch\"} "),
+    );
+    let clone = clone_mirror(&env, &mirror, "clone", 2);
+    assert_eq!(stdout_of(env.git(&clone).args(["rev-parse", "HEAD"])), base);
+}
+
+#[test]
+fn a_second_mirror_in_the_same_directory_is_refused() {
+    let env = TestEnv::new();
+    let (server, _work, base) = upstream(&env);
+    let pins = Pins::new(&env, &server, "mirror", &alice_and_bob());
+    let mirror = Mirror::start(&env, &server.path, &pins, "mirror", &[]);
+    mirror.wait_served("main", &base);
+    let mut args = mirror.args.clone();
+    let out = env.tally().args(&mut args).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("another tally mirror is running in"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn clients_fetching_while_the_served_branch_moves_get_the_old_or_the_new_commit() {
+    let env = TestEnv::new();
+    let (server, work, base) = upstream(&env);
+    let pins = Pins::new(&env, &server, "mirror", &alice_and_bob());
+    let mirror = Mirror::start(&env, &server.path, &pins, "mirror", &[]);
+    mirror.wait_served("main", &base);
+    let clones: Vec<PathBuf> = [0, 2]
+        .iter()
+        .map(|v| clone_mirror(&env, &mirror, &format!("clone-v{v}"), *v))
+        .collect();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut fetchers = Vec::new();
+    for (i, clone) in clones.iter().enumerate() {
+        let stop = stop.clone();
+        let clone = clone.clone();
+        let version = [0, 2][i];
+        let mut git = env.git(&clone);
+        git.args([
+            "-c",
+            &format!("protocol.version={version}"),
+            "fetch",
+            "-q",
+            "origin",
+        ]);
+        let envs: Vec<(String, String)> = git
+            .get_envs()
+            .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v?.to_str()?.to_owned())))
+            .collect();
+        fetchers.push(std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut fetches = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let out = Command::new("git")
+                    .env_clear()
+                    .envs(envs.iter().map(|(k, v)| (k, v)))
+                    .current_dir(&clone)
+                    .args([
+                        "-c",
+                        &format!("protocol.version={version}"),
+                        "fetch",
+                        "-q",
+                        "origin",
+                    ])
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "fetch (protocol v{version}) failed while the branch moved: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                fetches += 1;
+                let tip = Command::new("git")
+                    .env_clear()
+                    .envs(envs.iter().map(|(k, v)| (k, v)))
+                    .current_dir(&clone)
+                    .args(["rev-parse", "origin/main"])
+                    .output()
+                    .unwrap();
+                seen.push(String::from_utf8(tip.stdout).unwrap().trim().to_owned());
+            }
+            (fetches, seen)
+        }));
+    }
+
+    let mut pushed = vec![base.clone()];
+    for i in 0..6 {
+        let id = work
+            .commit(&format!("c{i}"))
+            .file(&format!("c{i}.yaml"), format!("c: {i}\n"))
+            .create();
+        work.push_main_ok();
+        mirror.hook();
+        mirror.wait_served("main", &id);
+        pushed.push(id);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for f in fetchers {
+        let (fetches, seen) = f.join().unwrap();
+        assert!(fetches > 0);
+        for tip in seen {
+            assert!(pushed.contains(&tip), "a fetch saw {tip}, never served");
+        }
+    }
+    let tip = pushed.last().unwrap();
+    for clone in &clones {
+        run_ok(env.git(clone).args(["fetch", "-q", "origin"]));
+        assert_eq!(
+            &stdout_of(env.git(clone).args(["rev-parse", "origin/main"])),
+            tip
+        );
+    }
+}
+
+#[test]
+fn dulwich_a_second_client_implementation_clones_and_fetches_from_the_mirror() {
+    let env = TestEnv::new();
+    let (server, work, base) = upstream(&env);
+    let pins = Pins::new(&env, &server, "mirror", &alice_and_bob());
+    let mirror = Mirror::start(&env, &server.path, &pins, "mirror", &[]);
+    mirror.wait_served("main", &base);
+    let target = env.root().join("dulwich-clone");
+    let python = |script: &str| {
+        let out = Command::new("python3")
+            .args(["-c", script])
+            .output()
+            .expect("python3 is needed (.ci/run installs it, with dulwich from PyPI)");
+        assert!(
+            out.status.success(),
+            "dulwich failed (is it installed? .ci/run installs it from PyPI):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let url = &mirror.url;
+    let path = target.display();
+    let head = python(&format!(
+        "import io\nfrom dulwich import porcelain\n\
+         r = porcelain.clone({url:?}, {:?}, checkout=True, errstream=io.BytesIO())\n\
+         print(r.head().decode())",
+        path.to_string()
+    ));
+    assert_eq!(head, base);
+    assert_eq!(
+        std::fs::read_to_string(target.join("base.yaml")).unwrap(),
+        "base: 1\n"
+    );
+
+    let next = work.commit("next").file("next.yaml", "n: 1\n").create();
+    work.push_main_ok();
+    mirror.hook();
+    mirror.wait_served("main", &next);
+    let fetched = python(&format!(
+        "import io\nfrom dulwich import porcelain\n\
+         from dulwich.repo import Repo\n\
+         r = Repo({:?})\n\
+         result = porcelain.fetch(r, {url:?}, errstream=io.BytesIO())\n\
+         print(result.refs[b'refs/heads/main'].decode())",
+        path.to_string()
+    ));
+    assert_eq!(fetched, next);
+}
