@@ -126,7 +126,7 @@ fn config(args: &MirrorArgs) -> Result<Config, String> {
         .map(Secret::load)
         .transpose()?;
     Ok(Config {
-        upstream: args.upstream.clone(),
+        upstream: upstream_url(&args.upstream),
         dir: args.dir.clone(),
         ledger_key: args.ledger_key.clone(),
         allowed_signers: args.allowed_signers.clone(),
@@ -139,6 +139,20 @@ fn config(args: &MirrorArgs) -> Result<Config, String> {
         fetch_timeout: args.fetch_timeout,
         webhook_secret,
     })
+}
+
+/// `--upstream` as the mirror's git runs it, in its own directory: a local path made absolute
+/// (git takes a word without `://`, and without a `:` before its first `/`, as a path).
+fn upstream_url(given: &str) -> String {
+    let scp_like = given
+        .find(':')
+        .is_some_and(|colon| given.find('/').is_none_or(|slash| colon < slash));
+    if given.contains("://") || scp_like {
+        return given.to_owned();
+    }
+    std::path::Path::new(given)
+        .canonicalize()
+        .map_or_else(|_| given.to_owned(), |p| p.display().to_string())
 }
 
 /// `--listen`: `HOST:PORT`, the host a name or an address (`[::1]:8080` for IPv6).

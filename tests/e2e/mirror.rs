@@ -9,6 +9,7 @@
 mod attacks;
 mod robust;
 mod serving;
+mod startup;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
