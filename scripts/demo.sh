@@ -9,8 +9,10 @@
 # Then the ledger: `tally log` lists all eight, `tally ledger verify` checks it, a hand-made
 # `git update-ref` of main on the server is refused and recorded, and refs/tally/ledger
 # publishes it all. Finally a deployment agent pins the ledger key, pulls what the ledger
-# accepted (twice), and refuses a mirror that serves an older copy of the server (rollback),
-# and an auditor's export bundle verifies offline, until one of its rows is edited.
+# accepted (twice), and refuses a mirror that serves an older copy of the server (rollback);
+# `tally mirror` serves the accepted commit over HTTP to any git client and never serves a
+# branch moved on the server by hand; and an auditor's export bundle verifies offline, until
+# one of its rows is edited.
 # Everything happens in a temporary directory (removed at exit) with a
 # hermetic git configuration. Exits 0 only if every step behaves as expected.
 set -euo pipefail
@@ -355,6 +357,66 @@ if [ "$(git -C agent rev-parse HEAD)" != "$deployed" ]; then
 fi
 show git -C agent log --oneline -1
 
+# --- the mirror ---------------------------------------------------------------------------------
+heading "a verified mirror for Flux and Argo CD: it serves only what the agent's checks approve"
+# One HTTP request over bash's /dev/tcp (no curl needed); prints the response body.
+http() { # method path
+	local host=${mirror_addr%:*} port=${mirror_addr##*:}
+	exec 3<>"/dev/tcp/$host/$port" || return 1
+	printf '%s %s HTTP/1.1\r\nHost: %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n' "$1" "$2" "$mirror_addr" >&3
+	sed '1,/^\r$/d' <&3
+	exec 3<&-
+}
+printf '$ tally mirror --upstream server.git --dir mirror --ledger-key agent-ledger.pub --allowed-signers agent-allowed_signers --listen 127.0.0.1:0 &\n'
+tally mirror --upstream server.git --dir mirror "${pin[@]}" --listen 127.0.0.1:0 --interval 1h \
+	>mirror.out 2>mirror.log &
+mirror_pid=$!
+trap 'kill "$mirror_pid" 2>/dev/null || :; rm -rf "$work"' EXIT
+for _ in $(seq 200); do
+	[ -s mirror.out ] && break
+	sleep 0.05
+done
+mirror_url=$(sed -n 's/^serving //p' mirror.out)
+[ -n "$mirror_url" ] || die "tally mirror did not start: $(cat mirror.log)"
+cat mirror.out
+mirror_addr=${mirror_url#http://}
+mirror_addr=${mirror_addr%%/*}
+good=$(git -C server.git rev-parse main)
+for _ in $(seq 200); do
+	[ "$(git ls-remote "$mirror_url" refs/heads/main 2>/dev/null | cut -f1)" = "$good" ] && break
+	sleep 0.05
+done
+show git clone -q "$mirror_url" flux-view 2>&1
+show git -C flux-view log --oneline -1
+if [ "$(git -C flux-view rev-parse HEAD)" = "$good" ]; then
+	printf -- '-> what Flux or Argo CD would fetch: the commit the ledger accepted\n'
+else
+	failures+=("(mirror) a clone of the mirror is not at the accepted commit")
+fi
+
+heading "someone writes server.git's main ref file by hand, then the webhook fires  [expect: never served]"
+bad=$(git -C server.git rev-parse 'main~1')
+printf '$ echo %s > server.git/refs/heads/main\n' "$bad"
+echo "$bad" >server.git/refs/heads/main
+printf 'POST %s/hook   (what a Gitea, GitLab or GitHub webhook sends)\n' "http://$mirror_addr"
+http POST /hook
+for _ in $(seq 200); do
+	http GET /status | grep -q '"consecutive_failures": [1-9]' && break
+	sleep 0.05
+done
+printf 'GET %s/status   (the branch'"'"'s last error)\n' "http://$mirror_addr"
+http GET /status | sed -n '/"last_error"/,/^      }/p' | sed -n '/"class"\|"reasons"/,+2p' | shorten
+show git -C flux-view pull -q --ff-only 2>&1
+if [ "$(git -C flux-view rev-parse HEAD)" = "$good" ] &&
+	[ "$(git ls-remote "$mirror_url" refs/heads/main | cut -f1)" = "$good" ]; then
+	printf -- '-> refused; the mirror still serves the last verified commit\n'
+else
+	failures+=("(mirror) a branch moved outside tally was served")
+fi
+echo "$good" >server.git/refs/heads/main
+kill "$mirror_pid" 2>/dev/null || :
+wait "$mirror_pid" 2>/dev/null || :
+
 # --- the auditor ---------------------------------------------------------------------------------
 heading "an auditor's bundle: every entry, the raw ledger, the checkpoint, the policy, signed"
 show tally export --repo server.git --out audit || die "tally export failed"
@@ -392,4 +454,5 @@ if [ "${#failures[@]}" -gt 0 ]; then
 fi
 printf '\ndemo OK: 2 pushes accepted, 8 refused, a hand-made move refused, all in a ledger that verifies;\n'
 printf 'an agent pulled what the ledger accepted and refused a rolled-back server;\n'
+printf 'a verified mirror served the accepted commit and never the hand-moved one;\n'
 printf 'an audit bundle verified offline, and an edit to it was detected\n'
