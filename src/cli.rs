@@ -59,8 +59,7 @@ enum Command {
     /// Deployment agent: fetch, verify, then fast-forward the work tree to the approved commit.
     #[command(after_help = EXIT_STATUSES)]
     Pull(commands::pull::PullArgs),
-    /// Verified mirror: serve only verified commits over git smart HTTP, for Flux, Argo CD
-    /// and any git client.
+    /// Verified mirror: serve Flux, Argo CD and any git client only verified commits, over HTTP.
     #[command(after_help = EXIT_STATUSES)]
     Mirror(commands::mirror::MirrorArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
