@@ -446,6 +446,27 @@ impl AgentError {
         )
     }
 
+    /// Every name [`AgentError::reasons`] can give, so that metrics can start each at zero.
+    pub const REASONS: &'static [&'static str] = &[
+        "signature",
+        "file",
+        "tree",
+        "history",
+        "malformed",
+        "rollback",
+        "fork",
+        "stale",
+        "checkpoint",
+        "moved_outside_ledger",
+        "ledger",
+        "no_ledger",
+        "no_branch",
+        "state",
+        "checkout",
+        "config",
+        "other",
+    ];
+
     /// The reasons as stable machine names, for metric labels and `/status` (`tally
     /// mirror`): a small fixed set, so that a label never carries server-chosen text. A
     /// [`AgentError::Several`] gives each distinct reason of its parts, in order.
@@ -457,6 +478,7 @@ impl AgentError {
 
     fn collect_reasons(&self, names: &mut Vec<&'static str>) {
         let mut add = |name: &'static str| {
+            debug_assert!(AgentError::REASONS.contains(&name), "{name} not in REASONS");
             if !names.contains(&name) {
                 names.push(name);
             }
@@ -469,7 +491,11 @@ impl AgentError {
             }
             AgentError::Commits { violations, .. } | AgentError::Checkout { violations } => {
                 for v in violations {
-                    add(problem_reason(&v.problem));
+                    let name = problem_reason(&v.problem);
+                    debug_assert!(AgentError::REASONS.contains(&name), "{name} not in REASONS");
+                    if !names.contains(&name) {
+                        names.push(name);
+                    }
                 }
             }
             AgentError::Rollback { .. }

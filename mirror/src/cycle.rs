@@ -8,8 +8,8 @@
 //!    (atomically) only when everything holds;
 //! 3. one `git push --atomic` from the cache into the served repository, of the approved
 //!    commits and the ledger they were verified with: git copies exactly the objects
-//!    reachable from them and moves the refs only after the objects are in place; the served
-//!    repository refuses a non-fast-forward even from the mirror.
+//!    reachable from them and moves the refs only after the objects are in place; branches are
+//!    pushed without force, so git itself refuses to move one backwards.
 //!
 //! Killed after 2 and before 3, the state is ahead of what is served; the next cycle approves
 //! the same commit again (an agent re-approves what it deployed) and pushes it.
@@ -21,6 +21,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -36,6 +37,10 @@ use crate::{Config, MirrorError};
 
 /// The name the cache fetches the upstream's branches under (`refs/tally/remotes/upstream/*`).
 pub const REMOTE: &str = "upstream";
+
+/// The failure reasons the mirror adds to the agent's ([`AgentError::REASONS`]): the fetch
+/// failed, or the served repository could not be updated.
+pub const MIRROR_REASONS: &[&str] = &["fetch", "serve"];
 
 /// The shortest time between two cycles a webhook can cause.
 pub const MIN_TRIGGER_GAP: Duration = Duration::from_secs(1);
@@ -87,7 +92,10 @@ enum Message {
 
 /// Asks the cycle thread for a cycle now, or to stop.
 #[derive(Debug, Clone)]
-pub struct Trigger(SyncSender<Message>);
+pub struct Trigger {
+    sender: SyncSender<Message>,
+    stopping: Arc<AtomicBool>,
+}
 
 impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -102,16 +110,17 @@ impl Trigger {
     /// Asks for a cycle as soon as allowed; `false` if one was already asked for (the requests
     /// coalesce).
     pub fn now(&self) -> bool {
-        match self.0.try_send(Message::Trigger) {
+        match self.sender.try_send(Message::Trigger) {
             Ok(()) => true,
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
         }
     }
 
-    /// Asks the thread to stop after the cycle it is running.
+    /// Asks the thread to stop after the cycle it is running; never blocks (a pending trigger
+    /// wakes the thread just as well, and it sees the flag).
     pub fn stop(&self) {
-        // Blocks at most until the thread takes the pending trigger.
-        let _ = self.0.send(Message::Stop);
+        self.stopping.store(true, Ordering::SeqCst);
+        let _ = self.sender.try_send(Message::Stop);
     }
 }
 
@@ -141,20 +150,28 @@ pub fn start(
     // after the thread takes the trigger.
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let (done_tx, done) = std::sync::mpsc::channel();
+    let stopping = Arc::new(AtomicBool::new(false));
     let runner = Runner {
         config,
         layout,
         shared,
     };
     runner.seed();
+    let flag = stopping.clone();
     let handle = std::thread::Builder::new()
         .name("tally-mirror-cycle".to_owned())
         .spawn(move || {
-            runner.schedule(&rx);
+            runner.schedule(&rx, &flag);
             let _ = done_tx.send(());
         })
         .map_err(|e| MirrorError::Internal(format!("cannot start the cycle thread: {e}")))?;
-    Ok((Trigger(tx), Cycles { handle, done }))
+    Ok((
+        Trigger {
+            sender: tx,
+            stopping,
+        },
+        Cycles { handle, done },
+    ))
 }
 
 struct Runner {
@@ -212,8 +229,12 @@ impl Runner {
     }
 
     /// Runs cycles until told to stop.
-    fn schedule(&self, rx: &Receiver<Message>) {
+    fn schedule(&self, rx: &Receiver<Message>, stopping: &AtomicBool) {
+        let stop = || stopping.load(Ordering::SeqCst);
         loop {
+            if stop() {
+                return;
+            }
             let started = Instant::now();
             let failures = self.run_once();
             let delay = if failures == 0 {
@@ -225,6 +246,7 @@ impl Runner {
             match rx.recv_timeout(delay) {
                 Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                 Err(RecvTimeoutError::Timeout) => continue,
+                Ok(Message::Trigger) if stop() => return,
                 Ok(Message::Trigger) => {}
             }
             // A trigger: not sooner than MIN_TRIGGER_GAP after the last start; triggers that
@@ -237,6 +259,7 @@ impl Runner {
                 }
                 match rx.recv_timeout(earliest - now) {
                     Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                    Ok(Message::Trigger) | Err(RecvTimeoutError::Timeout) if stop() => return,
                     Ok(Message::Trigger) | Err(RecvTimeoutError::Timeout) => {}
                 }
             }
@@ -310,6 +333,8 @@ impl Runner {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let mut cmd = git.command(&args);
             quiet_transport(&mut cmd);
+            // git's messages in English: a missing ref is recognised by them.
+            cmd.env("LC_ALL", "C").env_remove("LANGUAGE");
             let start = Instant::now();
             let result = git.run_within(cmd, self.config.fetch_timeout, &args);
             self.shared.metrics.fetched(start.elapsed().as_secs_f64());
@@ -402,7 +427,7 @@ impl Runner {
             remote: REMOTE.to_owned(),
             state: Some(self.state_path(branch)),
             max_age: self.config.max_age,
-            trust_from: None,
+            trust_from: self.config.trust_from(branch),
             policy: self.config.policy.clone(),
             now: Timestamp::now(),
         };
@@ -445,7 +470,8 @@ impl Runner {
         let cache_ledger = rev(&self.layout.cache, ledger_ref)
             .ok_or_else(|| format!("the cache has no {ledger_ref} after verifying it"))?;
         if rev(&self.layout.served, ledger_ref) != Some(cache_ledger) {
-            refspecs.push(format!("{cache_ledger}:{ledger_ref}"));
+            // Forced: a heartbeat publication replaces the one before it (see layout.rs).
+            refspecs.push(format!("+{cache_ledger}:{ledger_ref}"));
         }
         if refspecs.is_empty() {
             return Ok(());

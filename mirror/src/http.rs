@@ -365,7 +365,7 @@ async fn advertise(app: &App, headers: &HeaderMap) -> Response {
     };
     let mut cmd = upload_pack_command(app, protocol.as_deref());
     cmd.arg("--advertise-refs").arg(&app.inner.served);
-    cmd.stdin(Stdio::null());
+    cmd.stdin(Stdio::null()).kill_on_drop(true);
     let output = tokio::time::timeout(BODY_TIMEOUT, cmd.output()).await;
     drop(slot);
     let output = match output {

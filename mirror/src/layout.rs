@@ -10,8 +10,8 @@
 //!
 //! Both repositories are created by the mirror with a configuration of its own: no background
 //! maintenance (`gc.autoDetach=false`, so that no git outlives the mirror holding a lock), the
-//! served repository refuses non-fast-forward updates and deletions even from the mirror, and
-//! its HEAD names the first branch.
+//! served repository refuses deletions even from the mirror, and its HEAD names the first
+//! branch.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -41,15 +41,19 @@ const COMMON_CONFIG: &[(&str, &str)] = &[
     ("gc.autoDetach", "false"),
     ("maintenance.autoDetach", "false"),
     // Objects and refs reach the disk before git reports success.
-    ("core.fsync", "committed"),
+    ("core.fsync", "committed,reference"),
     ("core.fsyncMethod", "fsync"),
     ("core.logAllRefUpdates", "true"),
 ];
 
 /// Git configuration of the served repository only.
 const SERVED_CONFIG: &[(&str, &str)] = &[
-    // A served branch never moves backwards and is never deleted, whoever pushes.
-    ("receive.denyNonFastForwards", "true"),
+    // Nothing served is ever deleted. Branches only move forward because the mirror pushes
+    // them without force (git's push refuses a non-fast-forward itself) and only to what the
+    // agent approved as a descendant of what it approved before. refs/tally/ledger must be
+    // allowed to move sideways: the server replaces a heartbeat publication with the next
+    // one, and the agent has checked the ledger it points to for rollback and fork.
+    ("receive.denyNonFastForwards", "false"),
     ("receive.denyDeletes", "true"),
     // Serving: no ref is hidden, and what clients may ask for stays git's default for a
     // stateless server (wants reachable from a ref).

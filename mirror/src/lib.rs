@@ -62,6 +62,22 @@ pub struct Config {
     pub fetch_timeout: Duration,
     /// The webhook secret, if webhooks must be signed.
     pub webhook_secret: Option<webhook::Secret>,
+    /// On a branch's first cycle only (no pinned state yet): the commit whose history is
+    /// trusted without checking, as `tally verify --trust-from`; per branch (full ref name),
+    /// or `None` as the key for every branch.
+    pub trust_from: Vec<(Option<String>, String)>,
+}
+
+impl Config {
+    /// The `--trust-from` for `branch`: its own, else the one for every branch.
+    pub fn trust_from(&self, branch: &str) -> Option<String> {
+        let own = self
+            .trust_from
+            .iter()
+            .find(|(b, _)| b.as_deref() == Some(branch));
+        let all = self.trust_from.iter().find(|(b, _)| b.is_none());
+        own.or(all).map(|(_, commit)| commit.clone())
+    }
 }
 
 /// Why the mirror could not start (or stopped).

@@ -34,15 +34,10 @@ pub struct Metrics {
     webhooks: Family<Labels, Counter>,
 }
 
-impl Default for Metrics {
-    fn default() -> Metrics {
-        Metrics::new()
-    }
-}
-
 impl Metrics {
-    /// All metrics registered, none set.
-    pub fn new() -> Metrics {
+    /// All metrics registered; for each of `branches`, every failure reason starts at zero (so
+    /// that `increase()` sees a branch's first failure).
+    pub fn new(branches: &[String]) -> Metrics {
         let mut registry = Registry::default();
         let served_info = Family::<Labels, Gauge>::default();
         registry.register(
@@ -110,6 +105,17 @@ impl Metrics {
             "POST /hook requests, by answer",
             webhooks.clone(),
         );
+        for branch in branches {
+            for reason in tally_agent::AgentError::REASONS
+                .iter()
+                .chain(crate::cycle::MIRROR_REASONS)
+            {
+                let mut labels = branch_labels(branch);
+                labels.push(("reason", (*reason).to_owned()));
+                let _ = failures.get_or_create(&labels);
+            }
+            let _ = consecutive_failures.get_or_create(&branch_labels(branch));
+        }
         Metrics {
             registry,
             served_info,
@@ -263,7 +269,7 @@ mod tests {
 
     #[test]
     fn prometheus_text_names_the_counter_samples() {
-        let m = Metrics::new();
+        let m = Metrics::new(&[]);
         m.failure("refs/heads/main", &["rollback"], 1);
         let status = Status {
             name: "d.git".into(),
@@ -291,7 +297,7 @@ mod tests {
 
     #[test]
     fn a_new_served_commit_replaces_the_old_info_series() {
-        let m = Metrics::new();
+        let m = Metrics::new(&[]);
         m.served("refs/heads/main", None, "aaa");
         m.served("refs/heads/main", Some("aaa"), "bbb");
         let status = Status {

@@ -74,7 +74,7 @@ pub struct Failure {
     /// (the mirror could not update what it serves).
     pub class: &'static str,
     /// Machine names of the reasons ([`tally_agent::AgentError::reasons`], or `fetch`,
-    /// `serve`, `no_branch`).
+    /// `serve`, `no_branch`, `no_ledger`).
     pub reasons: Vec<&'static str>,
     /// What is wrong and what to do, one line each.
     pub message: Vec<String>,
@@ -102,7 +102,7 @@ impl Shared {
                 started: Timestamp::now(),
                 cycles: 0,
             }),
-            metrics: Metrics::new(),
+            metrics: Metrics::new(&config.branches),
         }
     }
 

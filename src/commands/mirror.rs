@@ -56,6 +56,11 @@ pub struct MirrorArgs {
     /// (GitHub), X-Gitea-Signature (Gitea, Forgejo) or X-Gitlab-Token (GitLab).
     #[arg(long, value_name = "FILE")]
     webhook_secret: Option<PathBuf>,
+    /// On a branch's first cycle only: trust the history up to this commit without checking
+    /// it (history from before `tally init`, as `tally verify --trust-from`); BRANCH=COMMIT
+    /// for one branch, COMMIT for every branch. Repeatable.
+    #[arg(long, value_name = "[BRANCH=]COMMIT")]
+    trust_from: Vec<String>,
     /// The log's format on stderr.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -125,6 +130,34 @@ fn config(args: &MirrorArgs) -> Result<Config, String> {
         .as_deref()
         .map(Secret::load)
         .transpose()?;
+    let mut trust_from = Vec::new();
+    for given in &args.trust_from {
+        let (branch, commit) = match given.split_once('=') {
+            Some((b, c)) => {
+                let b = agent::full_branch(b).map_err(|e| e.to_string())?;
+                if !full.contains(&b) {
+                    return Err(format!(
+                        "--trust-from {given}: {b} is not a mirrored branch; add --branch {}",
+                        b.strip_prefix("refs/heads/").unwrap_or(&b)
+                    ));
+                }
+                (Some(b), c)
+            }
+            None => (None, given.as_str()),
+        };
+        if commit.len() != 40 || !commit.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!(
+                "--trust-from {given}: {commit:?} is not a full commit id; pass the id `git rev-parse <rev>` prints"
+            ));
+        }
+        if trust_from.iter().any(|(b, _)| b == &branch) {
+            return Err(format!(
+                "--trust-from is given twice for {}",
+                branch.as_deref().unwrap_or("every branch")
+            ));
+        }
+        trust_from.push((branch, commit.to_ascii_lowercase()));
+    }
     Ok(Config {
         upstream: upstream_url(&args.upstream),
         dir: args.dir.clone(),
@@ -138,6 +171,7 @@ fn config(args: &MirrorArgs) -> Result<Config, String> {
         max_age: args.max_age,
         fetch_timeout: args.fetch_timeout,
         webhook_secret,
+        trust_from,
     })
 }
 

@@ -103,6 +103,13 @@ fn good_pushes_reach_clones_of_the_mirror_after_a_webhook_and_downstream_agents_
         "{metrics}"
     );
     assert!(metrics.contains("tally_mirror_fetch_duration_seconds_count "));
+    // Every failure reason starts at zero, so that an alert on increase() sees the first one.
+    assert!(
+        metrics.contains(
+            "tally_mirror_verify_failures_total{branch=\"main\",reason=\"signature\"} 0\n"
+        ),
+        "{metrics}"
+    );
     assert!(metrics.contains("tally_mirror_last_success_timestamp_seconds{branch=\"main\"} "));
     assert!(metrics.contains("tally_mirror_checkpoint_age_seconds{branch=\"main\"} "));
 
@@ -271,5 +278,107 @@ fn a_flood_of_webhooks_fetches_at_most_once_a_second() {
     assert!(
         (ran as f64) <= elapsed.ceil() + 2.0,
         "{ran} cycles for {sent} webhooks in {elapsed:.1}s"
+    );
+}
+
+#[test]
+fn heartbeats_that_replace_each_other_are_followed_and_later_pushes_still_served() {
+    let env = TestEnv::new();
+    let (server, work, base) = upstream(&env);
+    let pins = Pins::new(&env, &server, "mirror", &alice_and_bob());
+    let mirror = Mirror::start(&env, &server.path, &pins, "mirror", &[]);
+    mirror.wait_served("main", &base);
+
+    // Two heartbeats in a row: the second publication replaces the first, so
+    // refs/tally/ledger moves sideways, not forward.
+    for _ in 0..2 {
+        wait_for_the_next_second();
+        assert!(server.tally(&["ledger", "checkpoint"]).status.success());
+        mirror.cycle();
+        let main = mirror.branch("main");
+        assert_eq!(
+            main["consecutive_failures"],
+            0,
+            "{main:#}\n{}",
+            mirror.log()
+        );
+        assert_eq!(
+            mirror.served_ref("refs/tally/ledger"),
+            server.rev("refs/tally/ledger")
+        );
+    }
+    let next = work.commit("next").file("next.yaml", "n: 1\n").create();
+    work.push_main_ok();
+    mirror.hook();
+    mirror.wait_served("main", &next);
+    assert_eq!(
+        mirror.served_ref("refs/tally/ledger"),
+        server.rev("refs/tally/ledger")
+    );
+}
+
+#[test]
+fn history_from_before_tally_init_is_served_from_trust_from() {
+    let env = TestEnv::new();
+    // Unsigned history, then tally init records its tip as the branch's baseline.
+    let path = env.bare_repo("server");
+    let old = env.root().join("old");
+    run_ok(
+        env.git(env.root())
+            .args(["clone", "-q"])
+            .arg(&path)
+            .arg(&old),
+    );
+    for i in 0..3 {
+        std::fs::write(old.join(format!("{i}.yaml")), format!("i: {i}\n")).unwrap();
+        run_ok(env.git(&old).args(["add", "."]));
+        run_ok(
+            env.git(&old)
+                .args(["commit", "-q", "--no-gpg-sign", "-m", &format!("old {i}")]),
+        );
+    }
+    run_ok(
+        env.git(&old)
+            .args(["push", "-q", "origin", "HEAD:refs/heads/main"]),
+    );
+    let baseline = stdout_of(env.git(&old).args(["rev-parse", "HEAD"]));
+    let signers = env.write("allowed_signers", &alice_and_bob().text());
+    let init = env.tally_init([
+        path.as_os_str(),
+        std::ffi::OsStr::new("--allowed-signers"),
+        signers.as_os_str(),
+    ]);
+    assert!(init.status.success());
+    let server = env.server_at(path);
+    let work = env.clone_as(&server, "work", &alice());
+    let signed = work.commit("signed").file("s.yaml", "s: 1\n").create();
+    work.push_main_ok();
+    let pins = Pins::new(&env, &server, "mirror", &alice_and_bob());
+
+    // Without --trust-from: the unsigned history is refused, and the refusal says what to pass.
+    let refused = Mirror::start(&env, &server.path, &pins, "refused", &[]);
+    let status = refused.wait_for("the first cycle to fail", |s| {
+        s["branches"][0]["consecutive_failures"].as_u64() >= Some(1)
+    });
+    let message = status["branches"][0]["last_error"]["message"].to_string();
+    assert!(
+        message.contains(&format!("--trust-from {baseline}")),
+        "{message}"
+    );
+    assert_eq!(status["ready"], false);
+    drop(refused);
+
+    let mirror = Mirror::start(
+        &env,
+        &server.path,
+        &pins,
+        "mirror",
+        &["--trust-from", &format!("main={baseline}")],
+    );
+    mirror.wait_served("main", &signed);
+    let clone = clone_mirror(&env, &mirror, "clone", 2);
+    assert_eq!(
+        stdout_of(env.git(&clone).args(["rev-parse", "HEAD"])),
+        signed
     );
 }
