@@ -95,7 +95,7 @@ fn every_yaml_example_parses_as_the_push_hook_parses_yaml() {
 /// queries), with one series made in every family, plus the names its `# TYPE` lines give
 /// (a histogram's own name).
 fn exported_metrics() -> BTreeSet<String> {
-    let m = Metrics::new();
+    let m = Metrics::new(&["refs/heads/main".to_owned()]);
     let branch = "refs/heads/main";
     m.cycle();
     m.fetched(0.5);
