@@ -267,17 +267,21 @@ fn commit_labels(branch: &str, commit: &str) -> Labels {
 mod tests {
     use super::*;
 
-    #[test]
-    fn prometheus_text_names_the_counter_samples() {
-        let m = Metrics::new(&[]);
-        m.failure("refs/heads/main", &["rollback"], 1);
-        let status = Status {
+    fn empty_status() -> Status {
+        Status {
             name: "d.git".into(),
             branches: Vec::new(),
             ledger_entries: None,
             started: jiff::Timestamp::UNIX_EPOCH,
             cycles: 0,
-        };
+        }
+    }
+
+    #[test]
+    fn prometheus_text_names_the_counter_samples() {
+        let m = Metrics::new(&[]);
+        m.failure("refs/heads/main", &["rollback"], 1);
+        let status = empty_status();
         let text = m.encode(&status, jiff::Timestamp::UNIX_EPOCH, false);
         assert!(
             text.contains("# TYPE tally_mirror_verify_failures_total counter\n"),
@@ -300,13 +304,7 @@ mod tests {
         let m = Metrics::new(&[]);
         m.served("refs/heads/main", None, "aaa");
         m.served("refs/heads/main", Some("aaa"), "bbb");
-        let status = Status {
-            name: "d.git".into(),
-            branches: Vec::new(),
-            ledger_entries: None,
-            started: jiff::Timestamp::UNIX_EPOCH,
-            cycles: 0,
-        };
+        let status = empty_status();
         let text = m.encode(&status, jiff::Timestamp::UNIX_EPOCH, false);
         assert!(text.contains("tally_mirror_served_info{branch=\"main\",commit=\"bbb\"} 1\n"));
         assert!(!text.contains("commit=\"aaa\""), "{text}");

@@ -387,6 +387,19 @@ fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
     tally_ledger::hex::encode(&mac.finalize().into_bytes())
 }
 
+/// A guarded upstream with one accepted commit on main ([`serving::upstream`]) and a mirror of
+/// it (in `<root>/mirror`) that trusts `signers`, serving that commit.
+fn mirrored<'e>(
+    env: &'e TestEnv,
+    signers: &AllowedSigners,
+) -> (Server<'e>, Work<'e>, String, Pins, Mirror<'e>) {
+    let (server, work, base) = serving::upstream(env);
+    let pins = Pins::new(env, &server, "mirror", signers);
+    let mirror = Mirror::start(env, &server.path, &pins, "mirror", &[]);
+    mirror.wait_served("main", &base);
+    (server, work, base, pins, mirror)
+}
+
 /// A clone of the mirror's URL (protocol `version`), checked out.
 fn clone_mirror(env: &TestEnv, mirror: &Mirror<'_>, name: &str, version: u32) -> PathBuf {
     let path = env.root().join(name);

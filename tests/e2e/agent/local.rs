@@ -53,39 +53,7 @@ fn an_agent_that_does_not_trust_a_new_signer_refuses_what_the_server_accepted() 
 fn a_first_run_checks_the_whole_history_or_starts_from_trust_from() {
     let env = TestEnv::new();
     // History that predates tally: unsigned commits, then tally init records a baseline.
-    let path = env.bare_repo("server");
-    run_ok(
-        env.git(env.root())
-            .args(["clone", "-q"])
-            .arg(&path)
-            .arg("old"),
-    );
-    let old = env.root().join("old");
-    for i in 0..3 {
-        std::fs::write(old.join(format!("{i}.yaml")), format!("i: {i}\n")).unwrap();
-        run_ok(env.git(&old).args(["add", "."]));
-        run_ok(
-            env.git(&old)
-                .args(["commit", "-q", "--no-gpg-sign", "-m", &format!("old {i}")]),
-        );
-    }
-    run_ok(
-        env.git(&old)
-            .args(["push", "-q", "origin", "HEAD:refs/heads/main"]),
-    );
-    let baseline = stdout_of(env.git(&old).args(["rev-parse", "HEAD"]));
-    let signers = env.write("allowed_signers", &alice_and_bob().text());
-    let init = env.tally_init([
-        path.as_os_str(),
-        std::ffi::OsStr::new("--allowed-signers"),
-        signers.as_os_str(),
-    ]);
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
-    let server = env.server_at(path);
+    let (server, baseline) = env.server_with_history_before_init();
     let work = env.clone_as(&server, "work", &alice());
     let signed = work.commit("signed").file("s.yaml", "s: 1\n").create();
     work.push_main_ok();

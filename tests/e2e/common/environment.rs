@@ -178,6 +178,48 @@ impl TestEnv {
         Server { env: self, path }
     }
 
+    /// A server whose history predates tally: three unsigned commits on main, then `tally init`
+    /// with Alice and Bob as signers, which records their tip as main's baseline. Returns the
+    /// server and the baseline commit.
+    pub fn server_with_history_before_init(&self) -> (Server<'_>, String) {
+        let path = self.bare_repo("server");
+        let old = self.root().join("old");
+        run_ok(
+            self.git(self.root())
+                .args(["clone", "-q"])
+                .arg(&path)
+                .arg(&old),
+        );
+        for i in 0..3 {
+            std::fs::write(old.join(format!("{i}.yaml")), format!("i: {i}\n")).unwrap();
+            run_ok(self.git(&old).args(["add", "."]));
+            run_ok(self.git(&old).args([
+                "commit",
+                "-q",
+                "--no-gpg-sign",
+                "-m",
+                &format!("old {i}"),
+            ]));
+        }
+        run_ok(
+            self.git(&old)
+                .args(["push", "-q", "origin", "HEAD:refs/heads/main"]),
+        );
+        let baseline = stdout_of(self.git(&old).args(["rev-parse", "HEAD"]));
+        let signers = self.write("allowed_signers", &alice_and_bob().text());
+        let init = self.tally_init([
+            path.as_os_str(),
+            std::ffi::OsStr::new("--allowed-signers"),
+            signers.as_os_str(),
+        ]);
+        assert!(
+            init.status.success(),
+            "{}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        (self.server_at(path), baseline)
+    }
+
     /// A work clone of `server` whose git is configured to sign every commit as `user`.
     pub fn clone_as(&self, server: &Server<'_>, name: &str, user: &User) -> Work<'_> {
         let path = self.root().join(name);

@@ -68,10 +68,7 @@ fn assert_kept(mirror: &Mirror<'_>, good: &str, bad: Option<&str>, reason: &str)
 #[test]
 fn a_branch_moved_upstream_outside_tally_is_never_served() {
     let env = TestEnv::new();
-    let (server, work, base) = upstream(&env);
-    let pins = Pins::new(&env, &server, "mirror", &alice_and_bob());
-    let mirror = Mirror::start(&env, &server.path, &pins, "mirror", &[]);
-    mirror.wait_served("main", &base);
+    let (server, work, base, _pins, mirror) = mirrored(&env, &alice_and_bob());
 
     // A signed commit the server has (pushed to another branch), then main's ref file written
     // by hand on the server: no hook ran, no ledger entry.

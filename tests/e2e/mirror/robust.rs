@@ -142,10 +142,7 @@ fn kill_9_at_random_moments_never_serves_an_unverified_commit_and_restarts_resum
 #[test]
 fn a_restarted_mirror_is_ready_at_once_with_what_it_served() {
     let env = TestEnv::new();
-    let (server, _work, base) = upstream(&env);
-    let pins = Pins::new(&env, &server, "mirror", &alice_and_bob());
-    let mut mirror = Mirror::start(&env, &server.path, &pins, "mirror", &[]);
-    mirror.wait_served("main", &base);
+    let (server, _work, base, _pins, mut mirror) = mirrored(&env, &alice_and_bob());
     // Stop the upstream from answering: the restarted mirror cannot fetch, yet serves.
     std::fs::rename(&server.path, env.root().join("gone.git")).unwrap();
     mirror.kill_and_restart();
@@ -170,10 +167,7 @@ fn a_restarted_mirror_is_ready_at_once_with_what_it_served() {
 #[test]
 fn a_second_mirror_in_the_same_directory_is_refused() {
     let env = TestEnv::new();
-    let (server, _work, base) = upstream(&env);
-    let pins = Pins::new(&env, &server, "mirror", &alice_and_bob());
-    let mirror = Mirror::start(&env, &server.path, &pins, "mirror", &[]);
-    mirror.wait_served("main", &base);
+    let (_server, _work, _base, _pins, mirror) = mirrored(&env, &alice_and_bob());
     let mut args = mirror.args.clone();
     let out = env.tally().args(&mut args).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -188,10 +182,7 @@ fn a_second_mirror_in_the_same_directory_is_refused() {
 #[test]
 fn clients_fetching_while_the_served_branch_moves_get_the_old_or_the_new_commit() {
     let env = TestEnv::new();
-    let (server, work, base) = upstream(&env);
-    let pins = Pins::new(&env, &server, "mirror", &alice_and_bob());
-    let mirror = Mirror::start(&env, &server.path, &pins, "mirror", &[]);
-    mirror.wait_served("main", &base);
+    let (_server, work, base, _pins, mirror) = mirrored(&env, &alice_and_bob());
     let clones: Vec<PathBuf> = [0, 2]
         .iter()
         .map(|v| clone_mirror(&env, &mirror, &format!("clone-v{v}"), *v))
@@ -283,10 +274,7 @@ fn clients_fetching_while_the_served_branch_moves_get_the_old_or_the_new_commit(
 #[test]
 fn dulwich_a_second_client_implementation_clones_and_fetches_from_the_mirror() {
     let env = TestEnv::new();
-    let (server, work, base) = upstream(&env);
-    let pins = Pins::new(&env, &server, "mirror", &alice_and_bob());
-    let mirror = Mirror::start(&env, &server.path, &pins, "mirror", &[]);
-    mirror.wait_served("main", &base);
+    let (_server, work, base, _pins, mirror) = mirrored(&env, &alice_and_bob());
     let target = env.root().join("dulwich-clone");
     let python = |script: &str| {
         let out = Command::new("python3")

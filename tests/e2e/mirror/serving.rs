@@ -136,10 +136,7 @@ fn good_pushes_reach_clones_of_the_mirror_after_a_webhook_and_downstream_agents_
 #[test]
 fn the_mirror_is_read_only_and_answers_only_what_it_serves() {
     let env = TestEnv::new();
-    let (server, work, base) = upstream(&env);
-    let pins = Pins::new(&env, &server, "mirror", &alice_and_bob());
-    let mirror = Mirror::start(&env, &server.path, &pins, "mirror", &[]);
-    mirror.wait_served("main", &base);
+    let (_server, work, base, _pins, mirror) = mirrored(&env, &alice_and_bob());
 
     // A push to the mirror, by git over HTTP: refused, nothing moves.
     let local = env.clone_url_as(&mirror.url, "clone", &alice(), &[]);
@@ -206,10 +203,7 @@ fn the_mirror_is_read_only_and_answers_only_what_it_serves() {
 #[test]
 fn webhooks_need_a_valid_signature_or_token() {
     let env = TestEnv::new();
-    let (server, _work, base) = upstream(&env);
-    let pins = Pins::new(&env, &server, "mirror", &alice_and_bob());
-    let mirror = Mirror::start(&env, &server.path, &pins, "mirror", &[]);
-    mirror.wait_served("main", &base);
+    let (_server, _work, _base, _pins, mirror) = mirrored(&env, &alice_and_bob());
     let body = br#"{"ref":"refs/heads/main"}"#;
     let good = hmac_sha256_hex(SECRET.as_bytes(), body);
     let wrong = hmac_sha256_hex(b"not the secret", body);
@@ -257,10 +251,7 @@ fn webhooks_need_a_valid_signature_or_token() {
 #[test]
 fn a_flood_of_webhooks_fetches_at_most_once_a_second() {
     let env = TestEnv::new();
-    let (server, _work, base) = upstream(&env);
-    let pins = Pins::new(&env, &server, "mirror", &alice_and_bob());
-    let mirror = Mirror::start(&env, &server.path, &pins, "mirror", &[]);
-    mirror.wait_served("main", &base);
+    let (_server, _work, _base, _pins, mirror) = mirrored(&env, &alice_and_bob());
     let before = mirror.cycles();
     let start = Instant::now();
     let mut sent = 0;
@@ -284,10 +275,7 @@ fn a_flood_of_webhooks_fetches_at_most_once_a_second() {
 #[test]
 fn heartbeats_that_replace_each_other_are_followed_and_later_pushes_still_served() {
     let env = TestEnv::new();
-    let (server, work, base) = upstream(&env);
-    let pins = Pins::new(&env, &server, "mirror", &alice_and_bob());
-    let mirror = Mirror::start(&env, &server.path, &pins, "mirror", &[]);
-    mirror.wait_served("main", &base);
+    let (server, work, _base, _pins, mirror) = mirrored(&env, &alice_and_bob());
 
     // Two heartbeats in a row: the second publication replaces the first, so
     // refs/tally/ledger moves sideways, not forward.
@@ -321,35 +309,7 @@ fn heartbeats_that_replace_each_other_are_followed_and_later_pushes_still_served
 fn history_from_before_tally_init_is_served_from_trust_from() {
     let env = TestEnv::new();
     // Unsigned history, then tally init records its tip as the branch's baseline.
-    let path = env.bare_repo("server");
-    let old = env.root().join("old");
-    run_ok(
-        env.git(env.root())
-            .args(["clone", "-q"])
-            .arg(&path)
-            .arg(&old),
-    );
-    for i in 0..3 {
-        std::fs::write(old.join(format!("{i}.yaml")), format!("i: {i}\n")).unwrap();
-        run_ok(env.git(&old).args(["add", "."]));
-        run_ok(
-            env.git(&old)
-                .args(["commit", "-q", "--no-gpg-sign", "-m", &format!("old {i}")]),
-        );
-    }
-    run_ok(
-        env.git(&old)
-            .args(["push", "-q", "origin", "HEAD:refs/heads/main"]),
-    );
-    let baseline = stdout_of(env.git(&old).args(["rev-parse", "HEAD"]));
-    let signers = env.write("allowed_signers", &alice_and_bob().text());
-    let init = env.tally_init([
-        path.as_os_str(),
-        std::ffi::OsStr::new("--allowed-signers"),
-        signers.as_os_str(),
-    ]);
-    assert!(init.status.success());
-    let server = env.server_at(path);
+    let (server, baseline) = env.server_with_history_before_init();
     let work = env.clone_as(&server, "work", &alice());
     let signed = work.commit("signed").file("s.yaml", "s: 1\n").create();
     work.push_main_ok();
