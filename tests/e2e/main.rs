@@ -15,7 +15,7 @@ mod export;
 mod fallback;
 mod init;
 mod ledger;
-mod mirror;
+pub(crate) mod mirror;
 mod owner;
 mod policy;
 mod push;

@@ -29,29 +29,36 @@ const SECRET: &str = "mirror-test-secret";
 const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A running `tally mirror`, killed when dropped.
-struct Mirror<'e> {
+pub(crate) struct Mirror<'e> {
     env: &'e TestEnv,
     child: Option<Child>,
     /// `http://127.0.0.1:<port>/<name>`.
-    url: String,
+    pub(crate) url: String,
     /// `127.0.0.1:<port>`.
     addr: String,
     /// `--dir`.
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// The arguments it was started with (to restart it).
     args: Vec<String>,
+    /// The environment added to the hermetic one.
+    vars: Vec<(String, String)>,
     /// What it wrote on stderr, collected by a thread.
     log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 /// The inputs of a mirror of `server`: the ledger key file and an allowed_signers file.
-struct Pins {
-    key: PathBuf,
-    signers: PathBuf,
+pub(crate) struct Pins {
+    pub(crate) key: PathBuf,
+    pub(crate) signers: PathBuf,
 }
 
 impl Pins {
-    fn new(env: &TestEnv, server: &Server<'_>, name: &str, signers: &AllowedSigners) -> Pins {
+    pub(crate) fn new(
+        env: &TestEnv,
+        server: &Server<'_>,
+        name: &str,
+        signers: &AllowedSigners,
+    ) -> Pins {
         let out = server.tally(&["ledger", "key"]);
         assert!(out.status.success(), "tally ledger key failed");
         let key = env.write(
@@ -67,12 +74,25 @@ impl<'e> Mirror<'e> {
     /// Starts a mirror of `upstream` in `<root>/<name>` on a free port, with the webhook secret,
     /// an interval long enough that only webhooks cause cycles, and `extra` arguments.
     fn start(env: &'e TestEnv, upstream: &Path, pins: &Pins, name: &str, extra: &[&str]) -> Self {
+        Mirror::start_url(env, &upstream.display().to_string(), pins, name, extra, &[])
+    }
+
+    /// [`Mirror::start`] from any URL, with more environment for the mirror's process (its
+    /// `GIT_SSH_COMMAND`, say).
+    pub(crate) fn start_url(
+        env: &'e TestEnv,
+        upstream: &str,
+        pins: &Pins,
+        name: &str,
+        extra: &[&str],
+        vars: &[(&str, &str)],
+    ) -> Self {
         let dir = env.root().join(name);
         let secret = env.write(&format!("{name}-secret"), &format!("{SECRET}\n"));
         let mut args: Vec<String> = vec![
             "mirror".into(),
             "--upstream".into(),
-            upstream.display().to_string(),
+            upstream.to_owned(),
             "--dir".into(),
             dir.display().to_string(),
             "--ledger-key".into(),
@@ -89,12 +109,22 @@ impl<'e> Mirror<'e> {
             secret.display().to_string(),
         ];
         args.extend(extra.iter().map(|s| (*s).to_owned()));
-        Mirror::spawn(env, dir, args)
+        let vars = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Mirror::spawn(env, dir, args, vars)
     }
 
-    fn spawn(env: &'e TestEnv, dir: PathBuf, args: Vec<String>) -> Self {
+    fn spawn(
+        env: &'e TestEnv,
+        dir: PathBuf,
+        args: Vec<String>,
+        vars: Vec<(String, String)>,
+    ) -> Self {
         let mut cmd = env.tally();
         cmd.args(&args)
+            .envs(vars.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -135,6 +165,7 @@ impl<'e> Mirror<'e> {
             addr,
             dir,
             args,
+            vars,
             log,
         }
     }
@@ -143,7 +174,8 @@ impl<'e> Mirror<'e> {
     fn kill_and_restart(&mut self) {
         self.kill();
         let args = self.args.clone();
-        *self = Mirror::spawn(self.env, self.dir.clone(), args);
+        let vars = self.vars.clone();
+        *self = Mirror::spawn(self.env, self.dir.clone(), args, vars);
     }
 
     fn kill(&mut self) {
@@ -154,12 +186,12 @@ impl<'e> Mirror<'e> {
     }
 
     /// The mirror's log so far.
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 
     /// One HTTP request; the status code and the body.
-    fn request(
+    pub(crate) fn request(
         &self,
         method: &str,
         path: &str,
@@ -169,14 +201,14 @@ impl<'e> Mirror<'e> {
         http(&self.addr, method, path, headers, body)
     }
 
-    fn status(&self) -> Value {
+    pub(crate) fn status(&self) -> Value {
         let (code, body) = self.request("GET", "/status", &[], b"");
         assert_eq!(code, 200, "{body}");
         serde_json::from_str(&body).unwrap()
     }
 
     /// The status of `branch` (short name).
-    fn branch(&self, branch: &str) -> Value {
+    pub(crate) fn branch(&self, branch: &str) -> Value {
         self.status()["branches"]
             .as_array()
             .unwrap()
@@ -186,14 +218,14 @@ impl<'e> Mirror<'e> {
             .unwrap_or_else(|| panic!("no branch {branch} in /status"))
     }
 
-    fn metrics(&self) -> String {
+    pub(crate) fn metrics(&self) -> String {
         let (code, body) = self.request("GET", "/metrics", &[], b"");
         assert_eq!(code, 200);
         body
     }
 
     /// A signed webhook (GitHub's header): asks for a cycle now.
-    fn hook(&self) {
+    pub(crate) fn hook(&self) {
         let body = br#"{"ref":"refs/heads/main"}"#;
         let signature = format!("sha256={}", hmac_sha256_hex(SECRET.as_bytes(), body));
         let (code, text) = self.request(
@@ -209,13 +241,13 @@ impl<'e> Mirror<'e> {
     }
 
     /// The cycle count now.
-    fn cycles(&self) -> u64 {
+    pub(crate) fn cycles(&self) -> u64 {
         self.status()["cycles"].as_u64().unwrap()
     }
 
     /// Triggers a cycle and waits until it has run (a cycle started after the trigger has
     /// ended: the count went up by two, or by one from an idle mirror whose last cycle ended).
-    fn cycle(&self) {
+    pub(crate) fn cycle(&self) {
         let before = self.cycles();
         let attempted = |s: &Value| -> Vec<Value> {
             s["branches"]
@@ -233,7 +265,7 @@ impl<'e> Mirror<'e> {
     }
 
     /// Polls `/status` until `done` holds.
-    fn wait_for(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) fn wait_for(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         let start = Instant::now();
         loop {
             let status = self.status();
@@ -251,7 +283,7 @@ impl<'e> Mirror<'e> {
     }
 
     /// Waits until `branch` (short) is served at `commit`.
-    fn wait_served(&self, branch: &str, commit: &str) -> Value {
+    pub(crate) fn wait_served(&self, branch: &str, commit: &str) -> Value {
         self.wait_for(&format!("{branch} served at {commit}"), |s| {
             s["branches"]
                 .as_array()
@@ -262,7 +294,7 @@ impl<'e> Mirror<'e> {
     }
 
     /// The commit the served repository's branch points to, read from disk.
-    fn served_ref(&self, refname: &str) -> Option<String> {
+    pub(crate) fn served_ref(&self, refname: &str) -> Option<String> {
         let out = self
             .env
             .git(self.env.root())
@@ -277,7 +309,7 @@ impl<'e> Mirror<'e> {
     }
 
     /// Every object the served repository holds.
-    fn served_objects(&self) -> Vec<String> {
+    pub(crate) fn served_objects(&self) -> Vec<String> {
         let out = stdout_of(
             self.env
                 .git(self.env.root())
@@ -293,7 +325,7 @@ impl<'e> Mirror<'e> {
     }
 
     /// `git ls-remote` of the mirror's URL with protocol `version`.
-    fn ls_remote(&self, version: u32) -> String {
+    pub(crate) fn ls_remote(&self, version: u32) -> String {
         stdout_of(self.env.git(self.env.root()).args([
             "-c",
             &format!("protocol.version={version}"),

@@ -720,3 +720,118 @@ fn heartbeat_as_root_keeps_ownership_and_does_not_grow_the_ledger_ref() {
     assert_eq!(repo.entries().len(), entries, "a heartbeat added an entry");
     repo.assert_ledger_intact();
 }
+
+/// `tally mirror` with its upstream behind real servers: over ssh (sshd, a git-shell account,
+/// the mirror's own deploy key in `GIT_SSH_COMMAND`) and over smart HTTP with basic auth (nginx,
+/// `git http-backend`, the password in the URL). Both mirrors serve what the ledger accepted
+/// and follow a push after a webhook; the HTTP password appears nowhere the mirror reports
+/// (log, `/status`, `/metrics`), not even when the server refuses it.
+#[test]
+fn mirror_of_an_upstream_over_ssh_and_over_http_with_basic_auth() {
+    use crate::mirror::{Mirror, Pins};
+    let test = "mirror_of_an_upstream_over_ssh_and_over_http_with_basic_auth";
+    if !can_run(
+        test,
+        &[
+            (SSHD, "openssh-server"),
+            (NGINX, "nginx"),
+            (FCGIWRAP, "fcgiwrap"),
+        ],
+    ) {
+        return;
+    }
+    let env = server_env();
+    let tally = tally_for_accounts(env.root());
+    let account = Account::create(env.root(), &git_shell());
+    let repo = guarded_by_root(&env, &account, &tally);
+    let alice_login = login_key(env.root(), "alice-login");
+    let mirror_login = login_key(env.root(), "mirror-login");
+    account.authorize(&[&alice_login, &mirror_login]);
+    let sshd = Sshd::start(env.root(), &[&account]);
+    let http = GitHttp::start(
+        env.root(),
+        &account,
+        &account.home,
+        &[("mirror", "mirror-s3cret")],
+    );
+    let work = clone_over_ssh(
+        &env,
+        &sshd,
+        &account,
+        &repo.path.display().to_string(),
+        "alice",
+        &alice(),
+        &alice_login,
+    );
+    let base = work
+        .commit("base")
+        .file("app.yaml", "replicas: 1\n")
+        .create();
+    work.push(&["origin", "HEAD:refs/heads/main"])
+        .assert_accepted();
+
+    let key = repo.tally(&["ledger", "key"]);
+    assert!(key.status.success());
+    let pins = Pins {
+        key: env.write("ledger.pub", &String::from_utf8(key.stdout).unwrap()),
+        signers: env.write("mirror-allowed_signers", &alice_and_bob().text()),
+    };
+    let ssh_command = sshd.ssh_command(&mirror_login.private);
+    let over_ssh = Mirror::start_url(
+        &env,
+        &sshd.url(&account, &repo.path.display().to_string()),
+        &pins,
+        "over-ssh",
+        &[],
+        &[("GIT_SSH_COMMAND", &ssh_command)],
+    );
+    let password_url = http.url("mirror", "mirror-s3cret", "deploy.git");
+    let over_http = Mirror::start_url(&env, &password_url, &pins, "over-http", &[], &[]);
+    for mirror in [&over_ssh, &over_http] {
+        mirror.wait_served("main", &base);
+        assert!(mirror.url.ends_with("/deploy.git"), "{}", mirror.url);
+    }
+
+    let next = work
+        .commit("next")
+        .file("app.yaml", "replicas: 2\n")
+        .create();
+    work.push(&["origin", "HEAD:refs/heads/main"])
+        .assert_accepted();
+    for mirror in [&over_ssh, &over_http] {
+        mirror.hook();
+        mirror.wait_served("main", &next);
+        let clone = env.root().join(format!(
+            "clone-{}",
+            mirror.dir.file_name().unwrap().to_string_lossy()
+        ));
+        run_ok(
+            env.git(env.root())
+                .args(["clone", "-q", &mirror.url])
+                .arg(&clone),
+        );
+        assert_eq!(stdout_of(env.git(&clone).args(["rev-parse", "HEAD"])), next);
+    }
+
+    // A wrong password: the fetch fails, the last verified commit stays served, and neither
+    // password is printed anywhere.
+    let wrong_url = http.url("mirror", "wr0ng-pass", "deploy.git");
+    let wrong = Mirror::start_url(&env, &wrong_url, &pins, "wrong-http", &[], &[]);
+    let status = wrong.wait_for("the failed fetch", |s| {
+        s["branches"][0]["consecutive_failures"].as_u64() >= Some(1)
+    });
+    assert_eq!(status["branches"][0]["last_error"]["reasons"][0], "fetch");
+    for mirror in [&over_http, &wrong] {
+        let reported = format!(
+            "{}\n{}\n{}",
+            mirror.log(),
+            mirror.status(),
+            mirror.metrics()
+        );
+        for secret in ["mirror-s3cret", "wr0ng-pass"] {
+            assert!(!reported.contains(secret), "{secret} reported:\n{reported}");
+        }
+    }
+    repo.assert_ledger_intact();
+    repo.assert_owned_by_account();
+}
