@@ -31,6 +31,9 @@ pub struct Publication {
     pub checkpoint: ObjectId,
     /// The `entries` blob.
     pub entries: ObjectId,
+    /// Whether the tree holds these three blobs (regular files) and nothing else, as the
+    /// server writes it. Readers ignore other entries; a mirror copies only exact ones.
+    pub exact: bool,
 }
 
 /// Reads publication commits out of the clone's object store.
@@ -72,9 +75,11 @@ impl<'a> Reader<'a> {
         };
         let raw = self.read(tree, Kind::Tree)?;
         let (mut range, mut checkpoint, mut entries) = (None, None, None);
+        let mut exact = true;
         for entry in gix::objs::TreeRefIter::from_bytes(raw, hash) {
             let entry = entry.map_err(|e| bad(format!("has an unreadable tree: {e}")))?;
             if !entry.mode.is_blob() {
+                exact = false;
                 continue;
             }
             let name: &[u8] = entry.filename.as_ref();
@@ -82,8 +87,12 @@ impl<'a> Reader<'a> {
                 n if n == RANGE.as_bytes() => &mut range,
                 n if n == CHECKPOINT.as_bytes() => &mut checkpoint,
                 n if n == ENTRIES.as_bytes() => &mut entries,
-                _ => continue,
+                _ => {
+                    exact = false;
+                    continue;
+                }
             };
+            exact &= entry.mode.kind() == gix::objs::tree::EntryKind::Blob && slot.is_none();
             *slot = Some(entry.oid.to_owned());
         }
         let missing = |name: &str| bad(format!("has no {name} file"));
@@ -98,6 +107,7 @@ impl<'a> Reader<'a> {
             range,
             checkpoint,
             entries,
+            exact,
         })
     }
 
@@ -171,6 +181,61 @@ impl<'a> Reader<'a> {
             }
             out.push(next);
         }
+    }
+
+    /// Checks that the publications from `new` back join `old` (the tip already copied, if
+    /// any) and that every commit between them is an exact publication ([`Publication::exact`]):
+    /// what a mirror checks before it copies a ledger the agent verified, so that copying
+    /// `refs/tally/ledger` brings nothing else along. The agent itself walks only down to the
+    /// size it pinned, so a commit below that, which is not a publication at all, is never
+    /// read by it (issue 14's review: an unsigned commit slipped in as a publication's parent).
+    ///
+    /// `new` joins `old` when its oldest new publication's parent is `old`, or, where `old` is
+    /// a heartbeat that `new` replaced (publications with no entries replace each other),
+    /// `old`'s parent; with no `old`, when it reaches the first publication, which has none.
+    pub fn joins(&mut self, new: ObjectId, old: Option<ObjectId>) -> Result<(), AgentError> {
+        let old = old.map(|id| self.publication(id)).transpose()?;
+        let tip = self.publication(new)?;
+        let from = old.as_ref().map_or(0, |o| o.range.size);
+        let walked = self.since(tip, from)?;
+        if let Some(p) = walked.iter().find(|p| !p.exact) {
+            return Err(AgentError::Publication {
+                commit: p.commit,
+                problem: "holds more than its range, entries and checkpoint blobs; the server never writes that: do not copy this ledger, and ask the server's administrator to check refs/tally/ledger".into(),
+            });
+        }
+        let Some(oldest) = walked.last() else {
+            return Ok(());
+        };
+        let joined = match &old {
+            None => oldest.parent.is_none(),
+            Some(o) => {
+                oldest.parent == Some(o.commit)
+                    || (o.range.first == o.range.size
+                        && oldest.range.first == o.range.first
+                        && oldest.parent == o.parent)
+            }
+        };
+        if joined {
+            return Ok(());
+        }
+        Err(AgentError::Publication {
+            commit: oldest.commit,
+            problem: match (&old, oldest.parent) {
+                (Some(o), Some(p)) => format!(
+                    "has the parent {p}, which is not the publication {} already copied (or, for a heartbeat, its parent): refs/tally/ledger holds commits between them that are not publications; do not copy this ledger",
+                    o.commit
+                ),
+                (Some(o), None) => format!(
+                    "starts a new chain instead of following the publication {} already copied; do not copy this ledger",
+                    o.commit
+                ),
+                (None, Some(p)) => format!(
+                    "starts at entry 0 but has the parent {p}: refs/tally/ledger holds a commit before the first publication; do not copy this ledger"
+                ),
+                (None, None) => "does not join".into(),
+            },
+        })
     }
 }
 

@@ -283,19 +283,11 @@ impl Runner {
                 outcomes.push((branch.clone(), self.verify(branch)));
             }
         }
-        if let Err(message) = self.publish(&outcomes) {
-            tracing::error!(error = %message, "cannot update the served repository");
+        if let Err(failure) = self.publish(&outcomes) {
+            tracing::error!(error = %failure.message.join(" | "), "the served repository was not updated");
             for (_, outcome) in &mut outcomes {
                 if matches!(outcome, Outcome::Approved(_)) {
-                    *outcome = Outcome::Failed(Failure {
-                        at: Timestamp::now(),
-                        class: "local",
-                        reasons: vec!["serve"],
-                        message: vec![format!(
-                            "cannot update the served repository {}: {message}; the last verified commit stays served; check the disk and the directory's permissions",
-                            self.layout.served.display()
-                        )],
-                    });
+                    *outcome = Outcome::Failed(failure.clone());
                 }
             }
         }
@@ -447,7 +439,16 @@ impl Runner {
 
     /// Moves the served repository to the approved commits and the ledger they were verified
     /// with, in one atomic push; nothing if nothing changed.
-    fn publish(&self, outcomes: &[(String, Outcome)]) -> Result<(), String> {
+    fn publish(&self, outcomes: &[(String, Outcome)]) -> Result<(), Failure> {
+        let local = |message: String| Failure {
+            at: Timestamp::now(),
+            class: "local",
+            reasons: vec!["serve"],
+            message: vec![format!(
+                "cannot update the served repository {}: {message}; the last verified commit stays served; check the disk and the directory's permissions",
+                self.layout.served.display()
+            )],
+        };
         let approved: Vec<&Approval> = outcomes
             .iter()
             .filter_map(|(_, o)| match o {
@@ -468,8 +469,12 @@ impl Runner {
         // moved since (this thread is the cache's only writer).
         let ledger_ref = tally_agent::publication::LEDGER_REF;
         let cache_ledger = rev(&self.layout.cache, ledger_ref)
-            .ok_or_else(|| format!("the cache has no {ledger_ref} after verifying it"))?;
-        if rev(&self.layout.served, ledger_ref) != Some(cache_ledger) {
+            .ok_or_else(|| local(format!("the cache has no {ledger_ref} after verifying it")))?;
+        let served_ledger = rev(&self.layout.served, ledger_ref);
+        if served_ledger != Some(cache_ledger) {
+            // Only publications come along: the agent read the publications down to the size
+            // it pinned, and nothing below them may be copied unread.
+            self.ledger_joins(cache_ledger, served_ledger)?;
             // Forced: a heartbeat publication replaces the one before it (see layout.rs).
             refspecs.push(format!("+{cache_ledger}:{ledger_ref}"));
         }
@@ -489,17 +494,17 @@ impl Runner {
         let git = Git {
             dir: &self.layout.cache,
         };
-        git.output_within(PUSH_TIMEOUT, &args)?;
+        git.output_within(PUSH_TIMEOUT, &args).map_err(local)?;
         // What is served now must be what was approved.
         for a in &approved {
             let now = self.served_ref(&a.branch);
             if now != Some(a.commit) {
-                return Err(format!(
+                return Err(local(format!(
                     "after the push {} is at {}, not at the approved {}",
                     a.branch,
                     now.map_or_else(|| "nothing".to_owned(), |c| c.to_string()),
                     a.commit
-                ));
+                )));
             }
         }
         Ok(())
@@ -578,6 +583,31 @@ impl Runner {
             }
         }
         worst
+    }
+
+    /// [`tally_agent::publication::Reader::joins`] over the cache, reading the served tip from
+    /// the served repository if the cache lacks it.
+    fn ledger_joins(&self, new: ObjectId, served: Option<ObjectId>) -> Result<(), Failure> {
+        let refused = |e: AgentError| Failure {
+            at: Timestamp::now(),
+            class: if e.is_setup() { "local" } else { "refused" },
+            reasons: e.reasons(),
+            message: e.lines(),
+        };
+        let objects = tally_verify::objects::Objects::open(
+            &self.layout.cache,
+            None,
+            vec![self.layout.served.join("objects")],
+            new.kind(),
+        )
+        .map_err(|e| {
+            refused(AgentError::Clone {
+                message: e.to_string(),
+            })
+        })?;
+        tally_agent::publication::Reader::new(&objects)
+            .joins(new, served)
+            .map_err(refused)
     }
 
     fn served_ref(&self, branch: &str) -> Option<ObjectId> {

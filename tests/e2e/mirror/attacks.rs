@@ -242,3 +242,96 @@ fn a_mirror_that_never_verified_anything_is_not_ready_and_serves_nothing() {
     assert_eq!(mirror.ls_remote(0), "");
     assert!(mirror.served_objects().is_empty());
 }
+
+#[test]
+fn a_ledger_ref_with_commits_that_are_not_publications_is_never_copied() {
+    let env = TestEnv::new();
+    let (server, _work, base, _pins, mirror) = mirrored(&env, &alice_and_bob());
+    let served_ledger = mirror.served_ref("refs/tally/ledger").unwrap();
+    let git = |args: &[&str]| stdout_of(server.git().args(args));
+    let published = git(&["rev-parse", "refs/tally/ledger"]);
+    let published_tree = git(&["rev-parse", "refs/tally/ledger^{tree}"]);
+
+    // An unsigned commit carrying a manifest, slipped in below a copy of the tip publication:
+    // the agent stops reading at the tip (it starts at the size already pinned).
+    let manifest = env.write("evil.yaml", "kind: Pod\nmetadata: {name: evil}\n");
+    let blob = git(&["hash-object", "-w", manifest.to_str().unwrap()]);
+    let evil_tree = stdout_of(
+        server.git().args(["mktree"]).stdin(
+            std::fs::File::open(
+                env.write("evil-tree", &format!("100644 blob {blob}\tevil.yaml\n")),
+            )
+            .unwrap(),
+        ),
+    );
+    let evil = git(&[
+        "commit-tree",
+        &evil_tree,
+        "-p",
+        &published,
+        "-m",
+        "unsigned",
+    ]);
+
+    // (a) an exact copy of the tip publication on top of it; (b) the tip publication's tree
+    // with the manifest's tree added beside its three blobs.
+    let listing = git(&["ls-tree", &published_tree]);
+    let with_payload = stdout_of(
+        server.git().args(["mktree"]).stdin(
+            std::fs::File::open(env.write(
+                "payload-tree",
+                &format!("{listing}\n040000 tree {evil_tree}\tpayload\n"),
+            ))
+            .unwrap(),
+        ),
+    );
+    for (name, tree, parent, why) in [
+        ("copy", published_tree.as_str(), evil.as_str(), "has the parent"),
+        ("payload", with_payload.as_str(), published.as_str(), "holds more than"),
+    ] {
+        let forged = git(&[
+            "commit-tree",
+            tree,
+            "-p",
+            parent,
+            "-m",
+            "tally ledger: entries",
+        ]);
+        std::fs::write(server.path.join("refs/tally/ledger"), format!("{forged}\n")).unwrap();
+        let main = mirror_kept_ledger(&mirror, &base, &served_ledger, &evil, &evil_tree);
+        let message = main["last_error"]["message"].to_string();
+        assert!(
+            message.contains("do not copy this ledger") && message.contains(why),
+            "{name}: {message}"
+        );
+    }
+}
+
+/// One cycle; main stays served, the served ledger did not move, and neither the unsigned
+/// commit nor its tree is in the served repository.
+fn mirror_kept_ledger(
+    mirror: &Mirror<'_>,
+    base: &str,
+    served_ledger: &str,
+    evil: &str,
+    evil_tree: &str,
+) -> Value {
+    mirror.cycle();
+    let main = mirror.branch("main");
+    assert_eq!(main["served"]["commit"], base);
+    assert!(
+        main["last_error"]["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "ledger"),
+        "{main:#}"
+    );
+    assert_eq!(
+        mirror.served_ref("refs/tally/ledger").unwrap(),
+        served_ledger
+    );
+    let objects = mirror.served_objects();
+    assert!(!objects.iter().any(|o| o == evil || o == evil_tree));
+    main
+}
