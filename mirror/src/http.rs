@@ -9,7 +9,6 @@
 //! for [`WRITE_STALL`] is disconnected, which ends its upload-pack.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::Stdio;
@@ -24,7 +23,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::StreamExt;
-use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -363,7 +361,7 @@ async fn advertise(app: &App, headers: &HeaderMap) -> Response {
     let Some(slot) = slot(app).await else {
         return busy();
     };
-    let mut cmd = upload_pack_command(app, protocol.as_deref());
+    let mut cmd = upload_pack_command(protocol.as_deref());
     cmd.arg("--advertise-refs").arg(&app.inner.served);
     cmd.stdin(Stdio::null()).kill_on_drop(true);
     let output = tokio::time::timeout(BODY_TIMEOUT, cmd.output()).await;
@@ -409,15 +407,36 @@ async fn upload_pack_response(app: &App, headers: &HeaderMap, body: Body) -> Res
             "expected Content-Type: application/x-git-upload-pack-request\n".to_owned(),
         );
     }
-    let request = match read_request(headers, body).await {
-        Ok(r) => r,
-        Err(answer) => return answer,
+    let gzip = match headers
+        .get(header::CONTENT_ENCODING)
+        .map(HeaderValue::as_bytes)
+    {
+        None | Some(b"identity") => false,
+        Some(b"gzip" | b"x-gzip") => true,
+        Some(_) => {
+            return text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Content-Encoding must be gzip or none\n".to_owned(),
+            );
+        }
     };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_REQUEST as u64) {
+        return text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body over {MAX_REQUEST} bytes\n"),
+        );
+    }
     let protocol = git_protocol(headers);
+    // The slot first: the body is read only by a request that holds one, so at most
+    // MAX_UPLOAD_PACKS bodies are in flight, each through fixed-size buffers.
     let Some(slot) = slot(app).await else {
         return busy();
     };
-    let mut cmd = upload_pack_command(app, protocol.as_deref());
+    let mut cmd = upload_pack_command(protocol.as_deref());
     cmd.arg(&app.inner.served)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -427,16 +446,12 @@ async fn upload_pack_response(app: &App, headers: &HeaderMap, body: Body) -> Res
         Ok(c) => c,
         Err(e) => return git_failed(&e.to_string()),
     };
-    let (Some(mut stdin), Some(stdout), Some(stderr)) =
+    let (Some(stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
         return git_failed("upload-pack has no pipes");
     };
-    tokio::spawn(async move {
-        // upload-pack may stop reading early (an error it reports on stdout): not ours to log.
-        let _ = stdin.write_all(&request).await;
-        let _ = stdin.shutdown().await;
-    });
+    tokio::spawn(feed(body, gzip, stdin));
     tokio::spawn(async move {
         let mut text = Vec::new();
         let _ = tokio::io::AsyncReadExt::read_to_end(
@@ -482,64 +497,37 @@ impl Drop for UploadPack {
     }
 }
 
-/// Reads an upload-pack request body: within [`BODY_TIMEOUT`], at most [`MAX_REQUEST`] bytes,
-/// gunzipped if the client compressed it (git does for large negotiations).
-async fn read_request(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Response> {
-    let gzip = match headers
-        .get(header::CONTENT_ENCODING)
-        .map(HeaderValue::as_bytes)
-    {
-        None | Some(b"identity") => false,
-        Some(b"gzip" | b"x-gzip") => true,
-        Some(_) => {
-            return Err(text(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Content-Encoding must be gzip or none\n".to_owned(),
-            ));
-        }
+/// Streams a request body into upload-pack's stdin, gunzipped on the way if the client
+/// compressed it (git does for large negotiations): at most [`MAX_REQUEST`] bytes after
+/// decompression, within [`BODY_TIMEOUT`]. A body that breaks a limit, or does not
+/// decompress, is cut off: upload-pack reads a truncated request and ends the response with
+/// an error, which is all a client sending one deserves.
+async fn feed(body: Body, gzip: bool, mut stdin: tokio::process::ChildStdin) {
+    let stream = body
+        .into_data_stream()
+        .map(|chunk| chunk.map_err(std::io::Error::other));
+    let reader = tokio_util::io::StreamReader::new(stream);
+    let limit = MAX_REQUEST as u64 + 1;
+    let mut source: Pin<Box<dyn AsyncRead + Send>> = if gzip {
+        let decoder = async_compression::tokio::bufread::GzipDecoder::new(reader);
+        Box::pin(tokio::io::AsyncReadExt::take(decoder, limit))
+    } else {
+        Box::pin(tokio::io::AsyncReadExt::take(reader, limit))
     };
-    let too_large = || {
-        text(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body over {MAX_REQUEST} bytes\n"),
-        )
-    };
-    let limited = http_body_util::Limited::new(body, MAX_REQUEST);
-    let collected = match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
-        Err(_) => {
-            return Err(text(
-                StatusCode::REQUEST_TIMEOUT,
-                "request body not received in time\n".to_owned(),
-            ));
+    match tokio::time::timeout(BODY_TIMEOUT, tokio::io::copy(&mut source, &mut stdin)).await {
+        Ok(Ok(n)) if n > MAX_REQUEST as u64 => {
+            tracing::warn!("upload-pack request over {MAX_REQUEST} bytes: cut off");
         }
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-        Ok(Err(e)) => {
-            return Err(text(
-                StatusCode::BAD_REQUEST,
-                format!("cannot read the request body: {e}\n"),
-            ));
+        Ok(Ok(_)) => {
+            let _ = stdin.shutdown().await;
         }
-        Ok(Ok(c)) => c.to_bytes(),
-    };
-    if !gzip {
-        return Ok(collected.to_vec());
-    }
-    let mut out = Vec::new();
-    let decoder = flate2::read::GzDecoder::new(collected.as_ref());
-    match decoder
-        .take(u64::try_from(MAX_REQUEST).unwrap_or(u64::MAX) + 1)
-        .read_to_end(&mut out)
-    {
-        Ok(n) if n > MAX_REQUEST => Err(too_large()),
-        Ok(_) => Ok(out),
-        Err(e) => Err(text(
-            StatusCode::BAD_REQUEST,
-            format!("the gzip request body does not decompress: {e}\n"),
-        )),
+        // upload-pack may stop reading early (an error it reports on stdout).
+        Ok(Err(e)) => tracing::debug!(error = %e, "upload-pack request not read whole"),
+        Err(_) => tracing::warn!("upload-pack request body not received in time: cut off"),
     }
 }
 
-fn upload_pack_command(app: &App, protocol: Option<&str>) -> tokio::process::Command {
+fn upload_pack_command(protocol: Option<&str>) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new("git");
     cmd.args(["upload-pack", "--stateless-rpc"])
         .env_remove("GIT_DIR")
@@ -552,7 +540,6 @@ fn upload_pack_command(app: &App, protocol: Option<&str>) -> tokio::process::Com
     if let Some(p) = protocol {
         cmd.env("GIT_PROTOCOL", p);
     }
-    let _ = app;
     cmd
 }
 

@@ -31,11 +31,11 @@ const PATIENCE: Duration = Duration::from_secs(60);
 /// A running `tally mirror`, killed when dropped.
 pub(crate) struct Mirror<'e> {
     env: &'e TestEnv,
-    child: Option<Child>,
+    pub(crate) child: Option<Child>,
     /// `http://127.0.0.1:<port>/<name>`.
     pub(crate) url: String,
     /// `127.0.0.1:<port>`.
-    addr: String,
+    pub(crate) addr: String,
     /// `--dir`.
     pub(crate) dir: PathBuf,
     /// The arguments it was started with (to restart it).
@@ -396,6 +396,23 @@ fn http(
         rest.to_owned()
     };
     (code, body)
+}
+
+/// Sends `raw` bytes as they are (a request the helper above would not write) and returns the
+/// response's status code and body.
+fn http_raw(addr: &str, raw: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    stream.write_all(raw).unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let code = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {text:?}"));
+    (code, text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned())
 }
 
 fn dechunk(mut rest: &str) -> String {
