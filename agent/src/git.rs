@@ -92,21 +92,84 @@ impl Git<'_> {
     }
 }
 
-/// Waits for `child`, reading its output, and kills it once `limit` has passed.
+/// Process groups of the gits running now (each runs in a group of its own), so that a
+/// long-running caller can end them when it stops ([`kill_running`]).
+static RUNNING: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
+/// Kills every git started by [`Git::run_within`] that is still running, with its helpers
+/// (ssh, git-remote-https): what `tally mirror` does when it stops, so that no fetch outlives
+/// it unbounded.
+pub fn kill_running() {
+    let groups = match RUNNING.lock() {
+        Ok(g) => g.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    };
+    for pgid in groups {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pgid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+/// Registers a process group for [`kill_running`] while alive.
+struct Running(Option<i32>);
+
+impl Running {
+    fn new(child: &std::process::Child) -> Running {
+        let pgid = i32::try_from(child.id()).ok();
+        if let Some(p) = pgid {
+            match RUNNING.lock() {
+                Ok(mut g) => g.push(p),
+                Err(poisoned) => poisoned.into_inner().push(p),
+            }
+        }
+        Running(pgid)
+    }
+
+    fn kill(&self) {
+        if let Some(p) = self.0 {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let Some(p) = self.0 else { return };
+        let mut g = match RUNNING.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        g.retain(|x| *x != p);
+    }
+}
+
+/// Waits for `child`, reading its output, and kills it (its whole process group) once `limit`
+/// has passed. The limit covers the output too: a helper that git started and that keeps
+/// git's pipes open after git exited (an ssh left in the background) does not hold the caller.
 fn wait_within(
     mut child: std::process::Child,
     limit: std::time::Duration,
 ) -> Result<std::process::Output, String> {
     use std::io::Read;
+    let running = Running::new(&child);
+    let start = std::time::Instant::now();
+    let timed_out = || format!("timed out after {}s", limit.as_secs());
     // Drain both pipes on threads, so that a chatty git never blocks on a full pipe.
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut buf = Vec::new();
             if let Some(mut p) = pipe {
                 let _ = p.read_to_end(&mut buf);
             }
-            buf
-        })
+            let _ = tx.send(buf);
+        });
+        rx
     };
     let stdout = drain(
         child
@@ -120,28 +183,32 @@ fn wait_within(
             .take()
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     );
-    let start = std::time::Instant::now();
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) if start.elapsed() >= limit => {
-                if let Ok(pid) = i32::try_from(child.id()) {
-                    let _ = nix::sys::signal::killpg(
-                        nix::unistd::Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                }
+                running.kill();
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("timed out after {}s", limit.as_secs()));
+                return Err(timed_out());
             }
             Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
             Err(e) => return Err(e.to_string()),
         }
     };
+    let collect = |rx: std::sync::mpsc::Receiver<Vec<u8>>| {
+        let left = limit.saturating_sub(start.elapsed());
+        rx.recv_timeout(left).map_err(|_| {
+            // git has exited; what still holds its pipes is a helper it left behind.
+            running.kill();
+            timed_out()
+        })
+    };
+    let stdout = collect(stdout)?;
+    let stderr = collect(stderr)?;
     Ok(std::process::Output {
         status,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
+        stdout,
+        stderr,
     })
 }

@@ -70,19 +70,26 @@ pub fn check_inputs(config: &Config) -> Result<(), MirrorError> {
     Ok(())
 }
 
-/// Hides a URL's password or token (`https://user:token@host/...` → `https://user:***@host/...`)
-/// for logs.
+/// Hides a URL's password or token for logs and `/status`: `https://user:token@host/...` →
+/// `https://user:***@host/...`, and a bare token (`https://ghp_x@host/...`) → `https://***@host/...`.
+/// The user of an ssh URL (`ssh://git@host/...`) is not a secret and stays.
 pub fn redact(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://")
-        && let Some((userinfo, host)) = rest.split_once('@')
-        && !userinfo.contains('/')
-    {
-        let user = userinfo.split(':').next().unwrap_or("");
-        if userinfo.contains(':') {
-            return format!("{scheme}://{user}:***@{host}");
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    let (userinfo, host) = (&rest[..at], &rest[at + 1..]);
+    let hidden = match userinfo.split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None if scheme.eq_ignore_ascii_case("ssh") || scheme.eq_ignore_ascii_case("git+ssh") => {
+            userinfo.to_owned()
         }
-    }
-    url.to_owned()
+        None => "***".to_owned(),
+    };
+    format!("{scheme}://{hidden}@{host}")
 }
 
 enum Message {
@@ -690,5 +697,14 @@ mod tests {
             "ssh://git@host/deploy.git"
         );
         assert_eq!(redact("/srv/git/deploy.git"), "/srv/git/deploy.git");
+        assert_eq!(
+            redact("https://ghp_SECRET@git.example/deploy.git"),
+            "https://***@git.example/deploy.git"
+        );
+        assert_eq!(
+            redact("https://a:b@c@git.example/x@y.git"),
+            "https://a:***@git.example/x@y.git"
+        );
+        assert_eq!(redact("git@host:deploy.git"), "git@host:deploy.git");
     }
 }

@@ -402,7 +402,9 @@ fn http(
 /// response's status code and body.
 fn http_raw(addr: &str, raw: &[u8]) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
     stream.write_all(raw).unwrap();
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
@@ -412,7 +414,12 @@ fn http_raw(addr: &str, raw: &[u8]) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("not an HTTP response: {text:?}"));
-    (code, text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned())
+    (
+        code,
+        text.split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_owned(),
+    )
 }
 
 fn dechunk(mut rest: &str) -> String {

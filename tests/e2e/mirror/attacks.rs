@@ -286,8 +286,18 @@ fn a_ledger_ref_with_commits_that_are_not_publications_is_never_copied() {
         ),
     );
     for (name, tree, parent, why) in [
-        ("copy", published_tree.as_str(), evil.as_str(), "has the parent"),
-        ("payload", with_payload.as_str(), published.as_str(), "holds more than"),
+        (
+            "copy",
+            published_tree.as_str(),
+            evil.as_str(),
+            "has the parent",
+        ),
+        (
+            "payload",
+            with_payload.as_str(),
+            published.as_str(),
+            "holds more than",
+        ),
     ] {
         let forged = git(&[
             "commit-tree",

@@ -316,3 +316,86 @@ fn dulwich_a_second_client_implementation_clones_and_fetches_from_the_mirror() {
     ));
     assert_eq!(fetched, next);
 }
+
+/// The git processes (git and its helpers, such as git-remote-http) whose command line names
+/// `needle` (the mirror's fetches run with `-C <dir>/cache.git` and the upstream's URL).
+fn gits_with(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let program = cmdline.split(' ').next().unwrap_or("");
+        let name = program.rsplit('/').next().unwrap_or("");
+        if name.starts_with("git") && cmdline.contains(needle) {
+            found.push(cmdline);
+        }
+    }
+    found
+}
+
+#[test]
+fn an_upstream_that_never_answers_times_out_and_sigterm_leaves_no_git_behind() {
+    let env = TestEnv::new();
+    let (server, _work, _base) = upstream(&env);
+    let pins = Pins::new(&env, &server, "mirror", &alice_and_bob());
+    // Accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/deploy.git", silent.local_addr().unwrap());
+    let held = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for s in silent.incoming().take(8) {
+            open.push(s);
+        }
+        open
+    });
+
+    let timed = Mirror::start_url(&env, &url, &pins, "timed", &["--fetch-timeout", "2s"], &[]);
+    let status = timed.wait_for("the fetch to time out", |s| {
+        s["branches"][0]["consecutive_failures"].as_u64() >= Some(1)
+    });
+    let error = &status["branches"][0]["last_error"];
+    assert_eq!(error["reasons"][0], "fetch", "{error:#}");
+    assert!(
+        error["message"].to_string().contains("timed out after 2s"),
+        "{error:#}"
+    );
+    drop(timed);
+
+    // SIGTERM while a fetch hangs (a long --fetch-timeout): the mirror stops within seconds
+    // and kills the fetch with its helper.
+    let mut hanging = Mirror::start_url(
+        &env,
+        &url,
+        &pins,
+        "hanging",
+        &["--fetch-timeout", "10m"],
+        &[],
+    );
+    let start = Instant::now();
+    while gits_with(&url).len() < 2 {
+        assert!(start.elapsed() < PATIENCE, "no fetch started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut child = hanging.child.take().unwrap();
+    run_ok(Command::new("kill").args(["-TERM", &child.id().to_string()]));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the mirror did not stop on SIGTERM during a hanging fetch"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "{}", hanging.log());
+    let start = Instant::now();
+    while !gits_with(&url).is_empty() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(gits_with(&url), Vec::<String>::new(), "git left running");
+    drop(held);
+}

@@ -373,7 +373,10 @@ fn gzip_requests_are_served_and_oversized_or_bomb_bodies_cost_no_memory() {
     let ls_refs = b"0014command=ls-refs\n00010000";
     let (code, refs) = upload(&gzip(ls_refs), &[("Content-Encoding", "gzip")]);
     assert_eq!(code, 200);
-    assert!(refs.contains(&format!("{base} refs/heads/main")), "{refs:?}");
+    assert!(
+        refs.contains(&format!("{base} refs/heads/main")),
+        "{refs:?}"
+    );
     let (code, plain) = upload(ls_refs, &[]);
     assert_eq!((code, plain), (200, refs));
 
@@ -426,7 +429,10 @@ fn gzip_requests_are_served_and_oversized_or_bomb_bodies_cost_no_memory() {
         }
     });
     let grown = high_water().saturating_sub(before);
-    assert!(grown < 16 * 1024, "the mirror's peak memory grew by {grown} kB");
+    assert!(
+        grown < 16 * 1024,
+        "the mirror's peak memory grew by {grown} kB"
+    );
     assert_eq!(mirror.request("GET", "/healthz", &[], b"").0, 200);
     let (code, again) = upload(ls_refs, &[]);
     assert_eq!(code, 200);
