@@ -197,38 +197,49 @@ impl Runner {
     /// What the served repository and the pinned states say, so that a restarted mirror is
     /// ready at once and reports what it serves.
     fn seed(&self) {
+        let record = served_record::load(&self.layout.dir);
         let key = tally_ledger::key::load_public(&self.config.ledger_key).ok();
         for branch in &self.config.branches {
             let Some(commit) = self.served_ref(branch) else {
                 continue;
             };
-            let Some(key) = &key else { continue };
-            let path = self.state_path(branch);
-            let Ok(loaded) = tally_agent::state::load(&path, branch, key, &self.config.ledger_key)
-            else {
+            // What the mirror recorded when it last served the branch; else what the pinned
+            // state says, if it is the same commit.
+            let served = record
+                .get(branch)
+                .filter(|r| r.commit == commit)
+                .cloned()
+                .or_else(|| {
+                    let key = key.as_ref()?;
+                    let path = self.state_path(branch);
+                    let loaded =
+                        tally_agent::state::load(&path, branch, key, &self.config.ledger_key)
+                            .ok()?;
+                    let state = loaded.state.filter(|s| s.deployed_commit == commit)?;
+                    Some(Served {
+                        commit,
+                        seq: state.deployed_seq,
+                        checkpoint_size: state.checkpoint.size(),
+                        checkpoint_time: state.checkpoint.time(),
+                    })
+                });
+            let Some(served) = served else {
+                tracing::warn!(
+                    branch = short(branch),
+                    commit = %commit,
+                    "serving a commit whose record is missing; reported once the first cycle verifies it"
+                );
                 continue;
             };
-            // Served only if the pinned state says the same commit: after a kill between the
-            // pin and the push, the first cycle pushes and then reports it.
-            if let Some(state) = loaded.state
-                && state.deployed_commit == commit
-            {
-                let served = Served {
-                    commit,
-                    seq: state.deployed_seq,
-                    checkpoint_size: state.checkpoint.size(),
-                    checkpoint_time: state.checkpoint.time(),
-                };
-                self.shared
-                    .metrics
-                    .served(branch, None, &commit.to_string());
-                self.shared.update(|s| {
-                    s.ledger_entries = s.ledger_entries.max(Some(served.checkpoint_size));
-                    if let Some(b) = s.branches.iter_mut().find(|b| &b.branch == branch) {
-                        b.served = Some(served);
-                    }
-                });
-            }
+            self.shared
+                .metrics
+                .served(branch, None, &commit.to_string());
+            self.shared.update(|s| {
+                s.ledger_entries = s.ledger_entries.max(Some(served.checkpoint_size));
+                if let Some(b) = s.branches.iter_mut().find(|b| &b.branch == branch) {
+                    b.served = Some(served);
+                }
+            });
         }
         if let Some(entries) = self.shared.status().ledger_entries {
             self.shared.metrics.ledger(entries);
@@ -278,6 +289,15 @@ impl Runner {
     fn run_once(&self) -> u64 {
         self.shared.metrics.cycle();
         self.shared.update(|s| s.cycles += 1);
+        match self.layout.ensure(&self.config.branches) {
+            Ok(false) => {}
+            Ok(true) => self.shared.update(|s| {
+                for b in &mut s.branches {
+                    b.served = None;
+                }
+            }),
+            Err(e) => tracing::error!(error = %e, "cannot recreate the mirror's repositories"),
+        }
         self.layout.remove_stale_locks(STALE_LOCK_AGE);
         let attempt = Timestamp::now();
         let mut outcomes: Vec<(String, Outcome)> = Vec::new();
@@ -298,7 +318,18 @@ impl Runner {
                 }
             }
         }
-        self.record(attempt, outcomes)
+        let worst = self.record(attempt, outcomes);
+        let served: Vec<(String, Served)> = self
+            .shared
+            .status()
+            .branches
+            .into_iter()
+            .filter_map(|b| Some((b.branch, b.served?)))
+            .collect();
+        if let Err(e) = served_record::store(&self.layout.dir, &served) {
+            tracing::warn!(error = %e, "cannot record what is served; /status after a restart may lag until the first cycle");
+        }
+        worst
     }
 
     /// Fetches every branch and the ledger into the cache. `false` if nothing can be verified
@@ -706,5 +737,75 @@ mod tests {
             "https://a:***@git.example/x@y.git"
         );
         assert_eq!(redact("git@host:deploy.git"), "git@host:deploy.git");
+    }
+}
+
+/// `<DIR>/served.json`: what the mirror served last, per branch (commit, entry, checkpoint), so
+/// that a restarted mirror reports what it serves at once, even if the upstream is down and
+/// the pinned state is ahead of what was served (killed between the pin and the push).
+mod served_record {
+    use std::collections::HashMap;
+    use std::io::Write;
+    use std::path::Path;
+
+    use gix::ObjectId;
+    use serde::{Deserialize, Serialize};
+
+    use crate::status::Served;
+
+    const FILE: &str = "served.json";
+
+    #[derive(Serialize, Deserialize)]
+    struct Row {
+        branch: String,
+        commit: String,
+        seq: u64,
+        checkpoint_size: u64,
+        checkpoint_time: u64,
+    }
+
+    /// The record, empty if there is none or it does not parse (it only feeds `/status`).
+    pub fn load(dir: &Path) -> HashMap<String, Served> {
+        let Ok(bytes) = std::fs::read(dir.join(FILE)) else {
+            return HashMap::new();
+        };
+        let rows: Vec<Row> = serde_json::from_slice(&bytes).unwrap_or_default();
+        rows.into_iter()
+            .filter_map(|r| {
+                let commit = ObjectId::from_hex(r.commit.as_bytes()).ok()?;
+                Some((
+                    r.branch,
+                    Served {
+                        commit,
+                        seq: r.seq,
+                        checkpoint_size: r.checkpoint_size,
+                        checkpoint_time: r.checkpoint_time,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// Replaces the record atomically (a temporary file beside it, fsynced, renamed).
+    pub fn store(dir: &Path, served: &[(String, Served)]) -> std::io::Result<()> {
+        let rows: Vec<Row> = served
+            .iter()
+            .map(|(branch, s)| Row {
+                branch: branch.clone(),
+                commit: s.commit.to_string(),
+                seq: s.seq,
+                checkpoint_size: s.checkpoint_size,
+                checkpoint_time: s.checkpoint_time,
+            })
+            .collect();
+        let bytes = serde_json::to_vec_pretty(&rows).map_err(std::io::Error::other)?;
+        if std::fs::read(dir.join(FILE)).is_ok_and(|old| old == bytes) {
+            return Ok(());
+        }
+        let mut file = tempfile::NamedTempFile::new_in(dir)?;
+        file.write_all(&bytes)?;
+        file.as_file().sync_all()?;
+        file.persist(dir.join(FILE)).map_err(|e| e.error)?;
+        std::fs::File::open(dir)?.sync_all()
     }
 }

@@ -111,10 +111,49 @@ impl Layout {
             MirrorError::Config("no branch to mirror; pass --branch <NAME>".to_owned())
         })?;
         layout.git(&layout.served, &["symbolic-ref", "HEAD", head])?;
+        layout.drop_unmirrored(branches)?;
         // A mirror killed mid-cycle may have left locks; none can be live now that we hold
         // the directory's lock, except from a git it started that is still finishing.
         layout.remove_stale_locks(STALE_LOCK_AGE);
         Ok(layout)
+    }
+
+    /// Recreates a repository removed while the mirror runs (the cache may be deleted to
+    /// rebuild it); returns whether the served one had to be recreated, so that the caller
+    /// forgets what it served.
+    pub fn ensure(&self, branches: &[String]) -> Result<bool, MirrorError> {
+        if !self.cache.join("HEAD").exists() {
+            tracing::warn!(path = %self.cache.display(), "the fetch cache is gone: recreating it");
+            self.init(&self.cache, COMMON_CONFIG)?;
+        }
+        if self.served.join("HEAD").exists() {
+            return Ok(false);
+        }
+        tracing::warn!(path = %self.served.display(), "the served repository is gone: recreating it, empty until the next verified push");
+        let served_config: Vec<(&str, &str)> = COMMON_CONFIG
+            .iter()
+            .chain(SERVED_CONFIG)
+            .copied()
+            .collect();
+        self.init(&self.served, &served_config)?;
+        if let Some(head) = branches.first() {
+            self.git(&self.served, &["symbolic-ref", "HEAD", head])?;
+        }
+        Ok(true)
+    }
+
+    /// Deletes served branches that are no longer mirrored (dropped from `--branch`): they
+    /// would be served as they were, never updated and never reported.
+    fn drop_unmirrored(&self, branches: &[String]) -> Result<(), MirrorError> {
+        let listed = self.git(
+            &self.served,
+            &["for-each-ref", "--format=%(refname)", "refs/heads/"],
+        )?;
+        for refname in listed.lines().filter(|r| !branches.iter().any(|b| b == r)) {
+            tracing::warn!(branch = refname, "no longer mirrored (not a --branch): no longer served");
+            self.git(&self.served, &["update-ref", "-d", "--end-of-options", refname])?;
+        }
+        Ok(())
     }
 
     /// `git init --bare` unless the repository exists, then the given configuration.

@@ -39,7 +39,7 @@ pub(crate) struct Mirror<'e> {
     /// `--dir`.
     pub(crate) dir: PathBuf,
     /// The arguments it was started with (to restart it).
-    args: Vec<String>,
+    pub(crate) args: Vec<String>,
     /// The environment added to the hermetic one.
     vars: Vec<(String, String)>,
     /// What it wrote on stderr, collected by a thread.

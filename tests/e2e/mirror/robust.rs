@@ -162,6 +162,15 @@ fn a_restarted_mirror_is_ready_at_once_with_what_it_served() {
     );
     let clone = clone_mirror(&env, &mirror, "clone", 2);
     assert_eq!(stdout_of(env.git(&clone).args(["rev-parse", "HEAD"])), base);
+
+    // What was served is recorded by the mirror itself (served.json), not only in the pinned
+    // state, which can be ahead of it (a kill between the pin and the push) or gone.
+    std::fs::remove_file(mirror.dir.join("tally/agent/main.json")).unwrap();
+    mirror.kill_and_restart();
+    assert_eq!(mirror.request("GET", "/readyz", &[], b"").0, 200);
+    let main = mirror.branch("main");
+    assert_eq!(main["served"]["commit"], base);
+    assert_eq!(main["served"]["seq"], status["branches"][0]["served"]["seq"]);
 }
 
 #[test]
@@ -398,4 +407,79 @@ fn an_upstream_that_never_answers_times_out_and_sigterm_leaves_no_git_behind() {
     }
     assert_eq!(gits_with(&url), Vec::<String>::new(), "git left running");
     drop(held);
+}
+
+#[test]
+fn branches_are_judged_apart_and_a_branch_no_longer_mirrored_is_no_longer_served() {
+    let env = TestEnv::new();
+    let server = env.server(&alice_and_bob(), &["main", "stage"]);
+    let work = env.clone_as(&server, "work", &alice());
+    let base = work.commit("base").file("base.yaml", "base: 1\n").create();
+    work.push(&["origin", "HEAD:refs/heads/main"]).assert_accepted();
+    work.push(&["origin", "HEAD:refs/heads/stage"]).assert_accepted();
+    // The mirror trusts Alice only.
+    let pins = Pins::new(
+        &env,
+        &server,
+        "mirror",
+        &AllowedSigners::new().signer("alice@example.com", &keys().alice),
+    );
+    let mut mirror = Mirror::start(
+        &env,
+        &server.path,
+        &pins,
+        "mirror",
+        &["--branch", "main", "--branch", "stage"],
+    );
+    mirror.wait_served("main", &base);
+    mirror.wait_served("stage", &base);
+
+    // Bob's commit on stage is never served; Alice's on main is, in the same cycle.
+    let bobs = work.commit("bob").file("bob.yaml", "b: 1\n").by(&bob()).create();
+    work.push(&["origin", "HEAD:refs/heads/stage"]).assert_accepted();
+    work.reset_hard(&base);
+    let alices = work.commit("alice").file("alice.yaml", "a: 1\n").create();
+    work.push(&["origin", "HEAD:refs/heads/main"]).assert_accepted();
+    mirror.hook();
+    mirror.wait_served("main", &alices);
+    let status = mirror.wait_for("stage's refusal", |s| {
+        s["branches"][1]["consecutive_failures"].as_u64() >= Some(1)
+    });
+    assert_eq!(status["branches"][1]["served"]["commit"], base);
+    assert_eq!(status["branches"][1]["last_error"]["reasons"][0], "signature");
+    assert_eq!(status["branches"][0]["consecutive_failures"], 0);
+    assert_eq!(mirror.served_ref("refs/heads/stage").unwrap(), base);
+    assert!(!mirror.served_objects().contains(&bobs));
+
+    // Restarted without stage: stage is no longer served at all.
+    let args: Vec<String> = mirror
+        .args
+        .iter()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\u{0}")
+        .replace("\u{0}--branch\u{0}stage", "")
+        .split('\u{0}')
+        .map(str::to_owned)
+        .collect();
+    mirror.args = args;
+    mirror.kill_and_restart();
+    assert_eq!(mirror.request("GET", "/readyz", &[], b"").0, 200);
+    let refs = mirror.ls_remote(2);
+    assert!(!refs.contains("refs/heads/stage"), "{refs}");
+    assert!(refs.contains(&format!("{alices}\trefs/heads/main")), "{refs}");
+    assert!(mirror.log().contains("no longer mirrored"), "{}", mirror.log());
+}
+
+#[test]
+fn a_fetch_cache_deleted_while_the_mirror_runs_is_rebuilt() {
+    let env = TestEnv::new();
+    let (_server, work, _base, _pins, mirror) = mirrored(&env, &alice_and_bob());
+    std::fs::remove_dir_all(mirror.dir.join("cache.git")).unwrap();
+    let next = work.commit("next").file("next.yaml", "n: 1\n").create();
+    work.push_main_ok();
+    mirror.hook();
+    mirror.wait_served("main", &next);
+    assert_eq!(mirror.branch("main")["consecutive_failures"], 0);
+    assert!(mirror.log().contains("the fetch cache is gone"), "{}", mirror.log());
 }
