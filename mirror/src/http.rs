@@ -2,11 +2,12 @@
 //! `upload-pack --stateless-rpc` (protocol v0, v1 and v2, gzip request bodies), plus
 //! `/healthz`, `/readyz`, `/status`, `/metrics` and `POST /hook`.
 //!
-//! Limits, so that no client can exhaust the host: at most [`MAX_CONNECTIONS`] connections and
-//! [`MAX_UPLOAD_PACKS`] upload-packs at once (others wait up to [`SLOT_WAIT`], then get 503);
-//! request bodies up to [`MAX_REQUEST`] after decompression; request headers within
-//! [`HEADER_TIMEOUT`], bodies within [`BODY_TIMEOUT`]; a client that stops reading a response
-//! for [`WRITE_STALL`] is disconnected, which ends its upload-pack.
+//! Limits, so that no client can exhaust the host: at most [`MAX_CONNECTIONS`] connections
+//! ([`MAX_PER_CLIENT`] from one address) and [`MAX_UPLOAD_PACKS`] upload-packs at once (others
+//! wait up to [`SLOT_WAIT`], then get 503); request bodies, streamed into upload-pack, up to
+//! [`MAX_REQUEST`] after decompression; request headers within [`HEADER_TIMEOUT`], bodies
+//! within [`BODY_TIMEOUT`]; a client that stops reading a response for [`WRITE_STALL`] is
+//! disconnected, which ends its upload-pack.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -37,6 +38,9 @@ pub const RESERVED: &[&str] = &["healthz", "readyz", "status", "metrics", "hook"
 
 /// Connections served at once; more wait in the kernel's backlog.
 pub const MAX_CONNECTIONS: usize = 512;
+/// Connections one client address may hold at once; more are closed at once, so that one
+/// client cannot take every connection (and with them the probes' way in).
+pub const MAX_PER_CLIENT: usize = 128;
 /// `git upload-pack` processes at once (git daemon's default `--max-connections` is 32).
 pub const MAX_UPLOAD_PACKS: usize = 32;
 /// How long a request waits for an upload-pack slot before a 503.
@@ -109,6 +113,7 @@ pub async fn serve(
     use hyper_util::rt::{TokioIo, TokioTimer};
     let router = app.router();
     let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let clients: Arc<std::sync::Mutex<HashMap<std::net::IpAddr, usize>>> = Arc::default();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
@@ -132,11 +137,17 @@ pub async fn serve(
                 }
             },
         };
+        let Some(client) = PerClient::admit(&clients, peer.ip()) else {
+            tracing::warn!(peer = %peer, "connection refused: the client already holds {MAX_PER_CLIENT}");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
         let mut stop = stop_rx.clone();
         tasks.spawn(async move {
             let _permit = permit;
+            let _client = client;
             let io = TokioIo::new(Stalled::new(stream, WRITE_STALL));
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
@@ -166,6 +177,47 @@ pub async fn serve(
     })
     .await;
     Ok(())
+}
+
+/// One connection of a client address, counted while it lives.
+struct PerClient {
+    clients: Arc<std::sync::Mutex<HashMap<std::net::IpAddr, usize>>>,
+    ip: std::net::IpAddr,
+}
+
+impl PerClient {
+    fn admit(
+        clients: &Arc<std::sync::Mutex<HashMap<std::net::IpAddr, usize>>>,
+        ip: std::net::IpAddr,
+    ) -> Option<PerClient> {
+        let mut map = clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = map.entry(ip).or_insert(0);
+        if *count >= MAX_PER_CLIENT {
+            return None;
+        }
+        *count += 1;
+        Some(PerClient {
+            clients: clients.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PerClient {
+    fn drop(&mut self) {
+        let mut map = self
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = map.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
 }
 
 // ---- endpoints ------------------------------------------------------------------------------

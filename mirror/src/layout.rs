@@ -130,11 +130,8 @@ impl Layout {
             return Ok(false);
         }
         tracing::warn!(path = %self.served.display(), "the served repository is gone: recreating it, empty until the next verified push");
-        let served_config: Vec<(&str, &str)> = COMMON_CONFIG
-            .iter()
-            .chain(SERVED_CONFIG)
-            .copied()
-            .collect();
+        let served_config: Vec<(&str, &str)> =
+            COMMON_CONFIG.iter().chain(SERVED_CONFIG).copied().collect();
         self.init(&self.served, &served_config)?;
         if let Some(head) = branches.first() {
             self.git(&self.served, &["symbolic-ref", "HEAD", head])?;
@@ -150,8 +147,14 @@ impl Layout {
             &["for-each-ref", "--format=%(refname)", "refs/heads/"],
         )?;
         for refname in listed.lines().filter(|r| !branches.iter().any(|b| b == r)) {
-            tracing::warn!(branch = refname, "no longer mirrored (not a --branch): no longer served");
-            self.git(&self.served, &["update-ref", "-d", "--end-of-options", refname])?;
+            tracing::warn!(
+                branch = refname,
+                "no longer mirrored (not a --branch): no longer served"
+            );
+            self.git(
+                &self.served,
+                &["update-ref", "-d", "--end-of-options", refname],
+            )?;
         }
         Ok(())
     }

@@ -170,7 +170,10 @@ fn a_restarted_mirror_is_ready_at_once_with_what_it_served() {
     assert_eq!(mirror.request("GET", "/readyz", &[], b"").0, 200);
     let main = mirror.branch("main");
     assert_eq!(main["served"]["commit"], base);
-    assert_eq!(main["served"]["seq"], status["branches"][0]["served"]["seq"]);
+    assert_eq!(
+        main["served"]["seq"],
+        status["branches"][0]["served"]["seq"]
+    );
 }
 
 #[test]
@@ -415,8 +418,10 @@ fn branches_are_judged_apart_and_a_branch_no_longer_mirrored_is_no_longer_served
     let server = env.server(&alice_and_bob(), &["main", "stage"]);
     let work = env.clone_as(&server, "work", &alice());
     let base = work.commit("base").file("base.yaml", "base: 1\n").create();
-    work.push(&["origin", "HEAD:refs/heads/main"]).assert_accepted();
-    work.push(&["origin", "HEAD:refs/heads/stage"]).assert_accepted();
+    work.push(&["origin", "HEAD:refs/heads/main"])
+        .assert_accepted();
+    work.push(&["origin", "HEAD:refs/heads/stage"])
+        .assert_accepted();
     // The mirror trusts Alice only.
     let pins = Pins::new(
         &env,
@@ -435,40 +440,50 @@ fn branches_are_judged_apart_and_a_branch_no_longer_mirrored_is_no_longer_served
     mirror.wait_served("stage", &base);
 
     // Bob's commit on stage is never served; Alice's on main is, in the same cycle.
-    let bobs = work.commit("bob").file("bob.yaml", "b: 1\n").by(&bob()).create();
-    work.push(&["origin", "HEAD:refs/heads/stage"]).assert_accepted();
+    let bobs = work
+        .commit("bob")
+        .file("bob.yaml", "b: 1\n")
+        .by(&bob())
+        .create();
+    work.push(&["origin", "HEAD:refs/heads/stage"])
+        .assert_accepted();
     work.reset_hard(&base);
     let alices = work.commit("alice").file("alice.yaml", "a: 1\n").create();
-    work.push(&["origin", "HEAD:refs/heads/main"]).assert_accepted();
+    work.push(&["origin", "HEAD:refs/heads/main"])
+        .assert_accepted();
     mirror.hook();
     mirror.wait_served("main", &alices);
     let status = mirror.wait_for("stage's refusal", |s| {
         s["branches"][1]["consecutive_failures"].as_u64() >= Some(1)
     });
     assert_eq!(status["branches"][1]["served"]["commit"], base);
-    assert_eq!(status["branches"][1]["last_error"]["reasons"][0], "signature");
+    assert_eq!(
+        status["branches"][1]["last_error"]["reasons"][0],
+        "signature"
+    );
     assert_eq!(status["branches"][0]["consecutive_failures"], 0);
     assert_eq!(mirror.served_ref("refs/heads/stage").unwrap(), base);
     assert!(!mirror.served_objects().contains(&bobs));
 
     // Restarted without stage: stage is no longer served at all.
-    let args: Vec<String> = mirror
-        .args
-        .iter()
-        .cloned()
-        .collect::<Vec<_>>()
-        .join("\u{0}")
-        .replace("\u{0}--branch\u{0}stage", "")
-        .split('\u{0}')
-        .map(str::to_owned)
-        .collect();
+    let mut args = mirror.args.clone();
+    let at = args.iter().position(|a| a == "stage").unwrap();
+    assert_eq!(args[at - 1], "--branch");
+    args.drain(at - 1..=at);
     mirror.args = args;
     mirror.kill_and_restart();
     assert_eq!(mirror.request("GET", "/readyz", &[], b"").0, 200);
     let refs = mirror.ls_remote(2);
     assert!(!refs.contains("refs/heads/stage"), "{refs}");
-    assert!(refs.contains(&format!("{alices}\trefs/heads/main")), "{refs}");
-    assert!(mirror.log().contains("no longer mirrored"), "{}", mirror.log());
+    assert!(
+        refs.contains(&format!("{alices}\trefs/heads/main")),
+        "{refs}"
+    );
+    assert!(
+        mirror.log().contains("no longer mirrored"),
+        "{}",
+        mirror.log()
+    );
 }
 
 #[test]
@@ -481,5 +496,57 @@ fn a_fetch_cache_deleted_while_the_mirror_runs_is_rebuilt() {
     mirror.hook();
     mirror.wait_served("main", &next);
     assert_eq!(mirror.branch("main")["consecutive_failures"], 0);
-    assert!(mirror.log().contains("the fetch cache is gone"), "{}", mirror.log());
+    assert!(
+        mirror.log().contains("the fetch cache is gone"),
+        "{}",
+        mirror.log()
+    );
+}
+
+#[test]
+fn one_client_cannot_take_every_connection() {
+    let env = TestEnv::new();
+    let (_server, _work, _base, _pins, mirror) = mirrored(&env, &alice_and_bob());
+    // 200 silent connections from 127.0.0.1: the mirror keeps 128 and closes the rest.
+    let held: Vec<TcpStream> = (0..200)
+        .map(|_| TcpStream::connect(&mirror.addr).unwrap())
+        .collect();
+    // Long enough for the mirror to accept them all, far shorter than its header timeout.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let closed = |held: &[TcpStream]| {
+        held.iter()
+            .filter(|s| {
+                s.set_nonblocking(true).unwrap();
+                matches!((&**s).read(&mut [0u8; 1]), Ok(0))
+            })
+            .count()
+    };
+    while closed(&held) < 200 - 128 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let closed = closed(&held);
+    assert_eq!(closed, 200 - 128);
+    // Another client (127.0.0.2, loopback too) still gets its probe answered.
+    let (host, port) = mirror.addr.rsplit_once(':').unwrap();
+    assert_eq!(host, "127.0.0.1");
+    let probe = Command::new("python3")
+        .args([
+            "-c",
+            &format!(
+                "import socket\n\
+                 s = socket.socket(); s.settimeout(20); s.bind(('127.0.0.2', 0))\n\
+                 s.connect(('127.0.0.1', {port}))\n\
+                 s.sendall(b'GET /healthz HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n')\n\
+                 print(s.recv(64).decode().split()[1])"
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&probe.stdout).trim(),
+        "200",
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    drop(held);
 }
