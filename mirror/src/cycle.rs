@@ -291,11 +291,14 @@ impl Runner {
         self.shared.update(|s| s.cycles += 1);
         match self.layout.ensure(&self.config.branches) {
             Ok(false) => {}
-            Ok(true) => self.shared.update(|s| {
-                for b in &mut s.branches {
-                    b.served = None;
-                }
-            }),
+            Ok(true) => {
+                self.shared.metrics.forget_served();
+                self.shared.update(|s| {
+                    for b in &mut s.branches {
+                        b.served = None;
+                    }
+                });
+            }
             Err(e) => tracing::error!(error = %e, "cannot recreate the mirror's repositories"),
         }
         self.layout.remove_stale_locks(STALE_LOCK_AGE);
@@ -638,10 +641,15 @@ impl Runner {
             vec![self.layout.served.join("objects")],
             new.kind(),
         )
-        .map_err(|e| {
-            refused(AgentError::Clone {
-                message: e.to_string(),
-            })
+        .map_err(|e| Failure {
+            at: Timestamp::now(),
+            class: "local",
+            reasons: vec!["serve"],
+            message: vec![format!(
+                "cannot read the mirror's repositories to check refs/tally/ledger: {e}; check {} and {} (git fsck)",
+                self.layout.cache.display(),
+                self.layout.served.display()
+            )],
         })?;
         tally_agent::publication::Reader::new(&objects)
             .joins(new, served)

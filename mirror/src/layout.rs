@@ -6,6 +6,7 @@
 //! <DIR>/cache.git         the fetch cache: whatever the upstream served; never served
 //! <DIR>/served.git        what is served: verified commits and the verified ledger only
 //! <DIR>/tally/agent/      the agent's pinned state per branch (and fork evidence)
+//! <DIR>/served.json       what was served last, per branch, for /status after a restart
 //! ```
 //!
 //! Both repositories are created by the mirror with a configuration of its own: no background

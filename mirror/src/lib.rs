@@ -159,9 +159,9 @@ pub fn run(config: Config, started: impl FnOnce(&str)) -> Result<(), MirrorError
         let app = http::App::new(&config, &layout, shared, trigger.clone());
         let served = http::serve(listener, app, shutdown_signal()).await;
         trigger.stop();
-        // The cycle thread ends between git commands. A cycle in the middle of a fetch or a
-        // push gets a few seconds, then its git is killed with its helpers (every step is
-        // safe to interrupt), so that nothing outlives the mirror.
+        // The cycle thread stops between cycles. A cycle in the middle of a fetch or a push
+        // gets a few seconds, then its git is killed with its helpers (every step is safe to
+        // interrupt), so that nothing outlives the mirror.
         let _ = tokio::task::spawn_blocking(move || cycles.join_within(Duration::from_secs(5)))
             .await;
         tally_agent::git::kill_running();

@@ -154,6 +154,11 @@ impl Metrics {
             .set(1);
     }
 
+    /// Nothing is served any more (the served repository was recreated empty).
+    pub fn forget_served(&self) {
+        self.served_info.clear();
+    }
+
     /// A branch was verified at `unix` seconds.
     pub fn success(&self, branch: &str, unix: f64) {
         self.last_success

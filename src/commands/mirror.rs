@@ -120,7 +120,7 @@ fn config(args: &MirrorArgs) -> Result<Config, String> {
         None => tally_mirror::default_name(&args.upstream).ok_or_else(|| {
             format!(
                 "cannot name the served repository after --upstream {:?}; pass --name <NAME> (e.g. deploy.git)",
-                args.upstream
+                tally_mirror::cycle::redact(&args.upstream)
             )
         })?,
     };
