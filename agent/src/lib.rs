@@ -254,6 +254,35 @@ impl Approval {
 /// Runs the agent's checks on the clone and, if they all pass, pins the new state and returns
 /// the approved commit.
 pub fn verify(opts: &Options) -> Result<Approval, AgentError> {
+    let (approval, pin) = verify_unpinned(opts)?;
+    pin.store()?;
+    Ok(approval)
+}
+
+/// The new state of an approval, not yet written: [`verify_unpinned`] returns it so that the
+/// caller can act on the approval first and pin only after (`tally mirror` pins once the
+/// approved commit is served, so that its pinned state is never ahead of what it serves).
+#[derive(Debug)]
+#[must_use = "nothing is pinned until Pin::store"]
+pub struct Pin {
+    path: PathBuf,
+    expected: Option<Vec<u8>>,
+    bytes: Option<Vec<u8>>,
+}
+
+impl Pin {
+    /// Writes the new state (atomically); refused if another run changed the file since it was
+    /// read. Nothing to write if the state did not change.
+    pub fn store(self) -> Result<(), AgentError> {
+        match &self.bytes {
+            Some(bytes) => state::store(&self.path, self.expected.as_deref(), bytes),
+            None => Ok(()),
+        }
+    }
+}
+
+/// [`verify`] without writing the state: the approval and the [`Pin`] that records it.
+pub fn verify_unpinned(opts: &Options) -> Result<(Approval, Pin), AgentError> {
     let setup = Setup::load(opts)?;
     let pinned = setup.loaded.state.as_ref();
     let mut reader = Reader::new(&setup.objects);
@@ -270,9 +299,9 @@ pub fn verify(opts: &Options) -> Result<Approval, AgentError> {
     // 6. Every new commit, against the agent's own signers; then the whole tree deployed.
     let (base, commits) = check_new_commits(&setup, &scan, &chosen, pinned)?;
     check_whole_tree(&setup, &chosen)?;
-    // Everything holds: pin the new state.
-    pin(&setup, &mut scan, &tip, &chosen, pinned)?;
-    Ok(Approval {
+    // Everything holds: the new state, pinned by the caller.
+    let pin = new_state(&setup, &mut scan, &tip, &chosen, pinned);
+    let approval = Approval {
         branch: setup.branch,
         commit: chosen.commit,
         tree: chosen.tree,
@@ -286,7 +315,8 @@ pub fn verify(opts: &Options) -> Result<Approval, AgentError> {
         first_run: pinned.is_none(),
         pinned_size: pinned.map(|s| s.checkpoint.size()),
         ledger_key: tally_ledger::key::fingerprint(&setup.key),
-    })
+    };
+    Ok((approval, pin))
 }
 
 /// What a run of the agent reads before it checks anything: the operator's pinned inputs,
@@ -606,13 +636,13 @@ fn check_whole_tree(setup: &Setup<'_>, chosen: &Chosen) -> Result<(), AgentError
 }
 
 /// Replaces the state file (atomically) with what this run verified, unless nothing changed.
-fn pin(
+fn new_state(
     setup: &Setup<'_>,
     scan: &mut Scan<'_>,
     tip: &Tip,
     chosen: &Chosen,
     pinned: Option<&State>,
-) -> Result<(), AgentError> {
+) -> Pin {
     let repository = scan
         .repository
         .clone()
@@ -636,11 +666,11 @@ fn pin(
             && s.publication == new_state.publication
             && s.deployed_seq == new_state.deployed_seq
     });
-    if !unchanged {
-        let bytes = state::to_bytes(&new_state, &setup.key, setup.opts.now);
-        state::store(&setup.state_path, setup.loaded.raw.as_deref(), &bytes)?;
+    Pin {
+        path: setup.state_path.clone(),
+        expected: setup.loaded.raw.clone(),
+        bytes: (!unchanged).then(|| state::to_bytes(&new_state, &setup.key, setup.opts.now)),
     }
-    Ok(())
 }
 
 /// Step 2: `--max-age`, clock skew, and never older than the pinned checkpoint.

@@ -4,15 +4,19 @@
 //! The order is what makes the mirror safe to kill at any instant:
 //!
 //! 1. fetch into the cache (force: the cache holds whatever the upstream says);
-//! 2. for each branch, [`tally_agent::verify`] against the cache: it pins the branch's state
-//!    (atomically) only when everything holds;
+//! 2. for each branch, [`tally_agent::verify_unpinned`] against the cache: the agent's
+//!    checks, nothing written yet;
 //! 3. one `git push --atomic` from the cache into the served repository, of the approved
-//!    commits and the ledger they were verified with: git copies exactly the objects
-//!    reachable from them and moves the refs only after the objects are in place; branches are
-//!    pushed without force, so git itself refuses to move one backwards.
+//!    commits and the ledger they were verified with (after [`Reader::joins`] checked that
+//!    only publications come with it): git copies exactly the objects reachable from them and
+//!    moves the refs only after the objects are in place; branches are pushed without force,
+//!    so git itself refuses to move one backwards;
+//! 4. pin each served branch's new state (atomically).
 //!
-//! Killed after 2 and before 3, the state is ahead of what is served; the next cycle approves
-//! the same commit again (an agent re-approves what it deployed) and pushes it.
+//! Killed after 3 and before 4, the state is behind what is served, never ahead: the next
+//! cycle checks everything since the old pin again, the served commits among it.
+//!
+//! [`Reader::joins`]: tally_agent::publication::Reader::joins
 //!
 //! Cycles run on one thread of their own, one at a time. They are scheduled every
 //! `--interval` (±5 % jitter), retried after a failure with a backoff that doubles from 2 s up
@@ -189,7 +193,8 @@ struct Runner {
 
 /// One branch's outcome in a cycle.
 enum Outcome {
-    Approved(Box<Approval>),
+    /// Approved; the state is pinned once the commit is served.
+    Approved(Box<Approval>, Option<tally_agent::Pin>),
     Failed(Failure),
 }
 
@@ -316,9 +321,24 @@ impl Runner {
         if let Err(failure) = self.publish(&outcomes) {
             tracing::error!(error = %failure.message.join(" | "), "the served repository was not updated");
             for (_, outcome) in &mut outcomes {
-                if matches!(outcome, Outcome::Approved(_)) {
+                if matches!(outcome, Outcome::Approved(..)) {
                     *outcome = Outcome::Failed(failure.clone());
                 }
+            }
+        }
+        // Served: now pin. A kill before this leaves the state behind what is served, never
+        // ahead of it, so the next cycle's checks cover everything served since the pin.
+        for (_, outcome) in &mut outcomes {
+            if let Outcome::Approved(_, pin) = outcome
+                && let Some(pin) = pin.take()
+                && let Err(e) = pin.store()
+            {
+                *outcome = Outcome::Failed(Failure {
+                    at: Timestamp::now(),
+                    class: if e.is_setup() { "config" } else { "refused" },
+                    reasons: e.reasons(),
+                    message: e.lines(),
+                });
             }
         }
         let worst = self.record(attempt, outcomes);
@@ -464,8 +484,8 @@ impl Runner {
             policy: self.config.policy.clone(),
             now: Timestamp::now(),
         };
-        match tally_agent::verify(&opts) {
-            Ok(approval) => Outcome::Approved(Box::new(approval)),
+        match tally_agent::verify_unpinned(&opts) {
+            Ok((approval, pin)) => Outcome::Approved(Box::new(approval), Some(pin)),
             Err(e) => {
                 let class = if e.is_setup() { "config" } else { "refused" };
                 Outcome::Failed(Failure {
@@ -493,7 +513,7 @@ impl Runner {
         let approved: Vec<&Approval> = outcomes
             .iter()
             .filter_map(|(_, o)| match o {
-                Outcome::Approved(a) => Some(a.as_ref()),
+                Outcome::Approved(a, _) => Some(a.as_ref()),
                 Outcome::Failed(_) => None,
             })
             .collect();
@@ -563,7 +583,7 @@ impl Runner {
                     .and_then(|b| b.served.clone())
             });
             match outcome {
-                Outcome::Approved(a) => {
+                Outcome::Approved(a, _) => {
                     let served = Served {
                         commit: a.commit,
                         seq: a.seq,

@@ -32,14 +32,14 @@ pub struct MirrorArgs {
     /// A branch to mirror (repeat for more; default main). The first is the served HEAD.
     #[arg(long = "branch", value_name = "NAME")]
     branches: Vec<String>,
-    /// The file rules' policy (the [files] and [syntax] tables of a policy.toml); default:
+    /// The file rules' policy (the `[files]` and `[syntax]` tables of a policy.toml); default:
     /// tally's default policy.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
     /// The address to serve on (127.0.0.1:0 picks a free port).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: String,
-    /// The served repository's name in its URL, http://<ADDR>/<NAME>; default: the upstream's
+    /// The served repository's name in its URL, `http://<ADDR>/<NAME>`; default: the upstream's
     /// last path component (e.g. deploy.git).
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
