@@ -186,18 +186,27 @@ fn webhook_latency() {
 
 // ---- concurrent clones ----------------------------------------------------------------------
 
-/// A server process, stopped (SIGTERM, then SIGKILL) when dropped.
+/// A server in a process group of its own, the whole group stopped (SIGTERM, then SIGKILL)
+/// when dropped: fcgiwrap's preforked children outlive a SIGTERM to their parent, and
+/// `git daemon` is a wrapper around `git-daemon`.
 struct Daemon {
     name: &'static str,
     child: Child,
 }
 
 impl Daemon {
-    fn spawn(name: &'static str, cmd: &mut Command, port: u16) -> Daemon {
+    fn start(name: &'static str, cmd: &mut Command) -> Daemon {
+        use std::os::unix::process::CommandExt;
         let child = cmd
+            .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let daemon = Daemon { name, child };
+        Daemon { name, child }
+    }
+
+    /// Starts a server and waits until it listens on `port`.
+    fn spawn(name: &'static str, cmd: &mut Command, port: u16) -> Daemon {
+        let daemon = Daemon::start(name, cmd);
         let start = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -208,22 +217,31 @@ impl Daemon {
         }
         daemon
     }
+
+    fn signal_group(&self, signal: &str) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args([signal, "--", &group])
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
+        self.signal_group("-TERM");
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(5) {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+                break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        eprintln!("{} did not stop on SIGTERM; killing it", self.name);
-        let _ = self.child.kill();
+        if self.child.try_wait().ok().flatten().is_none() {
+            eprintln!("{} did not stop on SIGTERM; killing it", self.name);
+        }
+        // Whatever of the group is left (children that ignore SIGTERM, or the leader).
+        self.signal_group("-KILL");
         let _ = self.child.wait();
     }
 }
@@ -293,11 +311,7 @@ fn git_http_backend(env: &TestEnv, root: &Path) -> Option<(Daemon, Daemon, Strin
         .arg(format!("unix:{}", socket.display()))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("fcgiwrap.log")).unwrap());
-    let child = cmd.spawn().unwrap();
-    let fcgi = Daemon {
-        name: "fcgiwrap",
-        child,
-    };
+    let fcgi = Daemon::start("fcgiwrap", &mut cmd);
     let start = Instant::now();
     while std::os::unix::net::UnixStream::connect(&socket).is_err() {
         assert!(start.elapsed() < Duration::from_secs(10), "no fcgiwrap");
