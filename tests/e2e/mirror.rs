@@ -7,6 +7,7 @@
 //! never by sleeping a fixed time: cycles are triggered through the webhook.
 
 mod attacks;
+mod bench;
 mod examples;
 mod robust;
 mod serving;
