@@ -184,58 +184,129 @@ impl<'a> Reader<'a> {
     }
 
     /// Checks that the publications from `new` back join `old` (the tip already copied, if
-    /// any) and that every commit between them is an exact publication ([`Publication::exact`]):
-    /// what a mirror checks before it copies a ledger the agent verified, so that copying
-    /// `refs/tally/ledger` brings nothing else along. The agent itself walks only down to the
-    /// size it pinned, so a commit below that, which is not a publication at all, is never
-    /// read by it (issue 14's review: an unsigned commit slipped in as a publication's parent).
+    /// any), every commit between them an exact publication ([`Publication::exact`]) whose
+    /// entries start exactly where `old` ends: what a mirror checks before it copies a ledger
+    /// the agent verified, so that copying `refs/tally/ledger` brings along only entries at or
+    /// after `old`'s size. The agent believes (hashes) exactly those, provided it was pinned
+    /// at or below that size; the caller checks that. A commit below that size is never read
+    /// by the agent, so nothing below it may come along (issue 14's reviews: an unsigned
+    /// commit beneath a copy of the tip publication, a publication overlapping `old` with
+    /// garbage entries).
     ///
-    /// `new` joins `old` when its oldest new publication's parent is `old`, or, where `old` is
-    /// a heartbeat that `new` replaced (publications with no entries replace each other),
-    /// `old`'s parent; with no `old`, when it reaches the first publication, which has none.
-    pub fn joins(&mut self, new: ObjectId, old: Option<ObjectId>) -> Result<(), AgentError> {
+    /// `new` joins `old` when the oldest new publication's parent is `old`; or, where `old` is
+    /// a heartbeat (a publication with no entries, which the server replaces with the next
+    /// one), when it is `old`'s parent, or a heartbeat of the same size that replaced `old`
+    /// (walked through: it carries no entries). With no `old`, the walk must reach the first
+    /// publication, which has none.
+    ///
+    /// Each publication that would come along must also hold exactly its range's entries
+    /// (framing; their hashes are the agent's to check) and a checkpoint for its size signed
+    /// by `key` for `origin`, so that no publication carries bytes the server did not write.
+    pub fn joins(
+        &mut self,
+        new: ObjectId,
+        old: Option<ObjectId>,
+        key: &tally_ledger::VerifyingKey,
+        origin: &str,
+    ) -> Result<(), AgentError> {
+        /// Heartbeats in a row that a join may pass through (the server replaces them, so
+        /// there is normally at most one).
+        const MAX_HEARTBEATS: usize = 64;
         let old = old.map(|id| self.publication(id)).transpose()?;
         let tip = self.publication(new)?;
         let from = old.as_ref().map_or(0, |o| o.range.size);
-        let walked = self.since(tip, from)?;
+        let mut walked = self.since(tip, from)?;
+        let refuse = |commit: ObjectId, problem: String| AgentError::Publication {
+            commit,
+            problem: format!("{problem}; do not copy this ledger"),
+        };
+        // Heartbeats of `old`'s size that replaced `old` (a heartbeat then a push while the
+        // mirror was not looking).
+        if let Some(o) = &old
+            && o.range.first == o.range.size
+        {
+            for _ in 0..MAX_HEARTBEATS {
+                let Some(oldest) = walked.last() else { break };
+                let Some(parent) = oldest.parent else { break };
+                if parent == o.commit || Some(parent) == o.parent {
+                    break;
+                }
+                let next = self.publication(parent)?;
+                if next.range.first != o.range.size || next.range.size != o.range.size {
+                    break;
+                }
+                walked.push(next);
+            }
+        }
         if let Some(p) = walked.iter().find(|p| !p.exact) {
-            return Err(AgentError::Publication {
-                commit: p.commit,
-                problem: "holds more than its range, entries and checkpoint blobs; the server never writes that: do not copy this ledger, and ask the server's administrator to check refs/tally/ledger".into(),
-            });
+            return Err(refuse(
+                p.commit,
+                "holds more than its range, entries and checkpoint blobs, which the server never writes; ask the server's administrator to check refs/tally/ledger".into(),
+            ));
+        }
+        let vkey = tally_ledger::VerifierKey::new(origin, *key)
+            .map_err(|e| refuse(new, format!("cannot check its checkpoints: {e}")))?;
+        for p in &walked {
+            self.entries(p, |_, _| {})?;
+            let note = self.checkpoint(p)?;
+            let checkpoint = tally_ledger::checkpoint::SignedCheckpoint::parse(&note)
+                .and_then(|signed| signed.verify(&vkey))
+                .map_err(|e| {
+                    refuse(
+                        p.commit,
+                        format!("carries a checkpoint that does not verify: {e}"),
+                    )
+                })?;
+            if checkpoint.size() != p.range.size {
+                return Err(refuse(
+                    p.commit,
+                    format!(
+                        "carries a checkpoint for {} entries but its range ends at {}",
+                        checkpoint.size(),
+                        p.range.size
+                    ),
+                ));
+            }
         }
         let Some(oldest) = walked.last() else {
             return Ok(());
         };
+        if oldest.range.first != from {
+            return Err(refuse(
+                oldest.commit,
+                format!(
+                    "starts at entry {} but the ledger copied so far ends at {from}: it would bring entries that were not checked",
+                    oldest.range.first
+                ),
+            ));
+        }
         let joined = match &old {
             None => oldest.parent.is_none(),
             Some(o) => {
                 oldest.parent == Some(o.commit)
-                    || (o.range.first == o.range.size
-                        && oldest.range.first == o.range.first
-                        && oldest.parent == o.parent)
+                    || (o.range.first == o.range.size && oldest.parent == o.parent)
             }
         };
         if joined {
             return Ok(());
         }
-        Err(AgentError::Publication {
-            commit: oldest.commit,
-            problem: match (&old, oldest.parent) {
+        Err(refuse(
+            oldest.commit,
+            match (&old, oldest.parent) {
                 (Some(o), Some(p)) => format!(
-                    "has the parent {p}, which is not the publication {} already copied (or, for a heartbeat, its parent): refs/tally/ledger holds commits between them that are not publications; do not copy this ledger",
+                    "has the parent {p}, which is not the publication {} already copied (or, for a heartbeat, its parent): refs/tally/ledger holds commits between them that are not publications",
                     o.commit
                 ),
                 (Some(o), None) => format!(
-                    "starts a new chain instead of following the publication {} already copied; do not copy this ledger",
+                    "starts a new chain instead of following the publication {} already copied",
                     o.commit
                 ),
                 (None, Some(p)) => format!(
-                    "starts at entry 0 but has the parent {p}: refs/tally/ledger holds a commit before the first publication; do not copy this ledger"
+                    "starts at entry 0 but has the parent {p}: refs/tally/ledger holds a commit before the first publication"
                 ),
                 (None, None) => "does not join".into(),
             },
-        })
+        ))
     }
 }
 

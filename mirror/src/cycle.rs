@@ -535,7 +535,7 @@ impl Runner {
         if served_ledger != Some(cache_ledger) {
             // Only publications come along: the agent read the publications down to the size
             // it pinned, and nothing below them may be copied unread.
-            self.ledger_joins(cache_ledger, served_ledger)?;
+            self.ledger_joins(cache_ledger, served_ledger, &approved)?;
             // Forced: a heartbeat publication replaces the one before it (see layout.rs).
             refspecs.push(format!("+{cache_ledger}:{ledger_ref}"));
         }
@@ -646,9 +646,16 @@ impl Runner {
         worst
     }
 
-    /// [`tally_agent::publication::Reader::joins`] over the cache, reading the served tip from
-    /// the served repository if the cache lacks it.
-    fn ledger_joins(&self, new: ObjectId, served: Option<ObjectId>) -> Result<(), Failure> {
+    /// Whether the cache's ledger may be copied over the served one: every approval started
+    /// from a pin at or below the served ledger's size (so the agent hashed every entry that
+    /// would come along), and [`tally_agent::publication::Reader::joins`] over the cache (the
+    /// served tip read from the served repository if the cache lacks it).
+    fn ledger_joins(
+        &self,
+        new: ObjectId,
+        served: Option<ObjectId>,
+        approved: &[&Approval],
+    ) -> Result<(), Failure> {
         let refused = |e: AgentError| Failure {
             at: Timestamp::now(),
             class: if e.is_setup() { "local" } else { "refused" },
@@ -671,8 +678,34 @@ impl Runner {
                 self.layout.served.display()
             )],
         })?;
-        tally_agent::publication::Reader::new(&objects)
-            .joins(new, served)
+        let mut reader = tally_agent::publication::Reader::new(&objects);
+        let served_size = match served {
+            Some(id) => reader.publication(id).map_err(refused)?.range.size,
+            None => 0,
+        };
+        if let Some(a) = approved
+            .iter()
+            .find(|a| a.pinned_size.is_some_and(|p| p > served_size))
+        {
+            return Err(Failure {
+                at: Timestamp::now(),
+                class: "config",
+                reasons: vec!["state"],
+                message: vec![format!(
+                    "the pinned state of {} is at ledger size {}, but the ledger in served.git ends at {served_size} (served.git was deleted or replaced): the entries in between would be copied unchecked, so nothing is served; after checking the upstream out of band, move {} aside, and the mirror checks the whole ledger again",
+                    short(&a.branch),
+                    a.pinned_size.unwrap_or(0),
+                    self.layout.dir.join("tally").join("agent").display()
+                )],
+            });
+        }
+        let Some(first) = approved.first() else {
+            return Ok(());
+        };
+        let key = tally_ledger::key::load_public(&self.config.ledger_key)
+            .map_err(|e| refused(AgentError::LedgerKey(e)))?;
+        reader
+            .joins(new, served, &key, first.checkpoint.origin())
             .map_err(refused)
     }
 

@@ -290,7 +290,7 @@ fn a_ledger_ref_with_commits_that_are_not_publications_is_never_copied() {
             "copy",
             published_tree.as_str(),
             evil.as_str(),
-            "has the parent",
+            "would bring entries that were not checked",
         ),
         (
             "payload",
@@ -344,4 +344,263 @@ fn mirror_kept_ledger(
     let objects = mirror.served_objects();
     assert!(!objects.iter().any(|o| o == evil || o == evil_tree));
     main
+}
+
+/// A publication whose range starts below the served size (an overlap) would carry bytes for
+/// entries below the pin that no check reads: never copied (second review).
+#[test]
+fn a_publication_overlapping_the_served_ledger_is_never_copied() {
+    let env = TestEnv::new();
+    let (server, work, _base, pins, mirror) = mirrored(&env, &alice_and_bob());
+    let served_ledger = mirror.served_ref("refs/tally/ledger").unwrap();
+    let git = |args: &[&str]| stdout_of(server.git().args(args));
+    let next = work.commit("next").file("next.yaml", "n: 1\n").create();
+    work.push_main_ok();
+    let p1 = git(&["rev-parse", "refs/tally/ledger"]);
+    let p1_parent = git(&["rev-parse", "refs/tally/ledger^"]);
+    let range = git(&["cat-file", "blob", "refs/tally/ledger:range"]);
+    assert_eq!(p1_parent, served_ledger);
+    let (a, b) = range.trim().split_once(' ').unwrap();
+    let (first, size): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
+    assert!(first >= 1);
+    let entries = server
+        .git()
+        .args(["cat-file", "blob", "refs/tally/ledger:entries"])
+        .output()
+        .unwrap()
+        .stdout;
+    let evil = b"apiVersion: v1\nkind: Pod\nmetadata: {name: evil}\n";
+    let mut blob = (evil.len() as u32).to_be_bytes().to_vec();
+    blob.extend_from_slice(evil);
+    blob.extend_from_slice(&entries);
+    let entries_path = env.root().join("evil-entries");
+    std::fs::write(&entries_path, &blob).unwrap();
+    let entries_id = git(&["hash-object", "-w", entries_path.to_str().unwrap()]);
+    let range_path = env.write("evil-range", &format!("{} {size}\n", first - 1));
+    let range_id = git(&["hash-object", "-w", range_path.to_str().unwrap()]);
+    let chk = git(&["rev-parse", "refs/tally/ledger:checkpoint"]);
+    let tree = stdout_of(
+        server.git().args(["mktree"]).stdin(
+            std::fs::File::open(env.write(
+                "evil-tree2",
+                &format!("100644 blob {chk}\tcheckpoint\n100644 blob {entries_id}\tentries\n100644 blob {range_id}\trange\n"),
+            ))
+            .unwrap(),
+        ),
+    );
+    let forged = git(&[
+        "commit-tree",
+        &tree,
+        "-p",
+        &served_ledger,
+        "-m",
+        "tally ledger: entries",
+    ]);
+    std::fs::write(server.path.join("refs/tally/ledger"), format!("{forged}\n")).unwrap();
+    mirror.cycle();
+    let main = mirror.branch("main");
+    assert_ne!(main["served"]["commit"], next, "{main:#}");
+    assert!(
+        main["last_error"]["message"]
+            .to_string()
+            .contains("would bring entries that were not checked"),
+        "{main:#}"
+    );
+    assert_eq!(
+        mirror.served_ref("refs/tally/ledger").unwrap(),
+        served_ledger
+    );
+    assert!(!mirror.served_objects().contains(&entries_id));
+    // The genuine publication is copied, with the commit, once the server's ref is back.
+    std::fs::write(server.path.join("refs/tally/ledger"), format!("{p1}\n")).unwrap();
+    mirror.cycle();
+    mirror.wait_served("main", &next);
+    assert_eq!(mirror.served_ref("refs/tally/ledger").unwrap(), p1);
+    drop(pins);
+}
+
+/// A refused ledger must not move the pin ahead of what is served, or the next ledger's
+/// publications between them would be copied unread (second review).
+#[test]
+fn a_refused_ledger_leaves_no_unread_gap_for_the_next_one() {
+    let env = TestEnv::new();
+    let (server, work, _base, pins, mirror) = mirrored(&env, &alice_and_bob());
+    let served_ledger = mirror.served_ref("refs/tally/ledger").unwrap();
+    let git = |args: &[&str]| stdout_of(server.git().args(args));
+    let mktree = |name: &str, listing: &str| {
+        stdout_of(
+            server
+                .git()
+                .args(["mktree"])
+                .stdin(std::fs::File::open(env.write(name, listing)).unwrap()),
+        )
+    };
+    let c1 = work.commit("c1").file("c1.yaml", "c: 1\n").create();
+    work.push_main_ok();
+    let p1 = git(&["rev-parse", "refs/tally/ledger"]);
+    let listing = git(&["ls-tree", "refs/tally/ledger^{tree}"]);
+    let extra = git(&["hash-object", "-w", env.write("x", "x\n").to_str().unwrap()]);
+    let p1x_tree = mktree("p1x", &format!("{listing}\n100644 blob {extra}\tx\n"));
+    let p1x = git(&["commit-tree", &p1x_tree, "-p", &served_ledger, "-m", "x"]);
+    std::fs::write(server.path.join("refs/tally/ledger"), format!("{p1x}\n")).unwrap();
+    mirror.cycle();
+    assert_ne!(mirror.branch("main")["served"]["commit"], c1);
+    // the server's ledger ref back as it was; the server publishes the next push on it
+    std::fs::write(server.path.join("refs/tally/ledger"), format!("{p1}\n")).unwrap();
+    let c2 = work.commit("c2").file("c2.yaml", "c: 2\n").create();
+    work.push_main_ok();
+    let p2_tree = git(&["rev-parse", "refs/tally/ledger^{tree}"]);
+    let evil = git(&[
+        "hash-object",
+        "-w",
+        env.write(
+            "evil2.yaml",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: evil2}\n",
+        )
+        .to_str()
+        .unwrap(),
+    ]);
+    let range1 = git(&["rev-parse", &format!("{p1}:range")]);
+    let chk1 = git(&["rev-parse", &format!("{p1}:checkpoint")]);
+    let g_tree = mktree(
+        "g",
+        &format!(
+            "100644 blob {chk1}\tcheckpoint\n100644 blob {evil}\tentries\n100644 blob {range1}\trange\n"
+        ),
+    );
+    let g = git(&[
+        "commit-tree",
+        &g_tree,
+        "-p",
+        &served_ledger,
+        "-m",
+        "tally ledger: entries",
+    ]);
+    let p2f = git(&[
+        "commit-tree",
+        &p2_tree,
+        "-p",
+        &g,
+        "-m",
+        "tally ledger: entries",
+    ]);
+    std::fs::write(server.path.join("refs/tally/ledger"), format!("{p2f}\n")).unwrap();
+    mirror.cycle();
+    let main = mirror.branch("main");
+    assert_ne!(main["served"]["commit"], c2, "{main:#}");
+    assert!(
+        main["last_error"]["reasons"].to_string().contains("ledger"),
+        "{main:#}"
+    );
+    assert_eq!(
+        mirror.served_ref("refs/tally/ledger").unwrap(),
+        served_ledger
+    );
+    assert!(!mirror.served_objects().contains(&evil));
+    drop(pins);
+}
+
+/// A heartbeat the mirror never copied, then a push: the push's publication has the unseen
+/// heartbeat as its parent, which replaced the served one; it is served (second review).
+#[test]
+fn a_push_on_a_heartbeat_the_mirror_never_saw_is_served() {
+    let env = TestEnv::new();
+    let (server, work, _base, _pins, mirror) = mirrored(&env, &alice_and_bob());
+    assert!(server.tally(&["ledger", "checkpoint"]).status.success());
+    mirror.cycle();
+    let h1 = mirror.served_ref("refs/tally/ledger").unwrap();
+    assert_eq!(
+        Some(h1.clone()),
+        server.rev("refs/tally/ledger"),
+        "h1 served"
+    );
+    wait_for_the_next_second();
+    assert!(server.tally(&["ledger", "checkpoint"]).status.success());
+    let h2 = server.rev("refs/tally/ledger").unwrap();
+    assert_ne!(h1, h2);
+    let c1 = work.commit("c1").file("c1.yaml", "c: 1\n").create();
+    work.push_main_ok();
+    for _ in 0..3 {
+        mirror.cycle();
+    }
+    let main = mirror.branch("main");
+    assert_eq!(main["served"]["commit"], c1, "{main:#}");
+    assert_eq!(
+        mirror.served_ref("refs/tally/ledger"),
+        server.rev("refs/tally/ledger")
+    );
+}
+
+/// served.git recreated (deleted by the operator or the disk) while the pins stay: the whole
+/// ledger below the pins would be copied unread, so nothing is served until the operator moves
+/// the pins aside (second review).
+#[test]
+fn a_recreated_served_repository_copies_no_ledger_its_pins_did_not_cover() {
+    let env = TestEnv::new();
+    let (server, _work, base, _pins, mirror) = mirrored(&env, &alice_and_bob());
+    let git = |args: &[&str]| stdout_of(server.git().args(args));
+    let tip = git(&["rev-parse", "refs/tally/ledger"]);
+
+    let evil = git(&[
+        "hash-object",
+        "-w",
+        env.write("evil3.yaml", "kind: Pod\nmetadata: {name: evil3}\n")
+            .to_str()
+            .unwrap(),
+    ]);
+    // Rebuild the chain: every publication's tree with its entries replaced by the manifest,
+    // except the tip keeps its checkpoint and range (its entries are all below the pin).
+    let chain: Vec<String> = git(&["rev-list", "--reverse", "refs/tally/ledger"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let mut parent: Option<String> = None;
+    for (i, c) in chain.iter().enumerate() {
+        let range = git(&["rev-parse", &format!("{c}:range")]);
+        let chk = git(&["rev-parse", &format!("{c}:checkpoint")]);
+        let ent = if i + 1 == chain.len() {
+            git(&["rev-parse", &format!("{c}:entries")])
+        } else {
+            evil.clone()
+        };
+        let listing = format!(
+            "100644 blob {chk}\tcheckpoint\n100644 blob {ent}\tentries\n100644 blob {range}\trange\n"
+        );
+        let tree = stdout_of(
+            server
+                .git()
+                .args(["mktree"])
+                .stdin(std::fs::File::open(env.write(&format!("t{i}"), &listing)).unwrap()),
+        );
+        let mut args = vec![
+            "commit-tree".to_owned(),
+            tree,
+            "-m".to_owned(),
+            "tally ledger: entries".to_owned(),
+        ];
+        if let Some(p) = &parent {
+            args.push("-p".to_owned());
+            args.push(p.clone());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        parent = Some(git(&args));
+    }
+    let forged = parent.unwrap();
+    assert_ne!(tip, forged);
+    std::fs::write(server.path.join("refs/tally/ledger"), format!("{forged}\n")).unwrap();
+    let served = mirror.dir.join("served.git");
+    assert!(served.join("HEAD").exists(), "{}", served.display());
+    std::fs::remove_dir_all(&served).unwrap();
+    mirror.cycle();
+    mirror.cycle();
+    let main = mirror.branch("main");
+    assert_eq!(main["served"], Value::Null, "{main:#}");
+    assert_eq!(main["last_error"]["class"], "config", "{main:#}");
+    assert!(
+        main["last_error"]["message"].to_string().contains("move "),
+        "{main:#}"
+    );
+    assert!(!mirror.served_objects().contains(&evil));
+    assert_eq!(mirror.request("GET", "/readyz", &[], b"").0, 503);
+    drop(base);
 }

@@ -638,7 +638,7 @@ fn idle_with_ten_branches() {
         args.push("--branch".into());
         args.push(name.clone());
     }
-    let mirror = Mirror::spawn(&env, dir, args);
+    let mirror = Mirror::spawn(&env, dir, args, Vec::new());
     let t0 = Instant::now();
     mirror.wait_for("all 10 branches served", |s| {
         s["ready"] == true
