@@ -37,6 +37,9 @@ impl Git<'_> {
         args: &[&str],
     ) -> Result<String, String> {
         use std::os::unix::process::CommandExt;
+        if STOPPING.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("not started: tally is stopping".to_owned());
+        }
         let child = cmd
             // Its own process group, so that a timeout ends git's helpers (ssh,
             // git-remote-https) with it.
@@ -92,6 +95,10 @@ impl Git<'_> {
     }
 }
 
+/// Set by [`kill_running`]: no git starts after it, so that a cycle still between two git
+/// commands when its process stops cannot start one that outlives it.
+static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Process groups of the gits running now (each runs in a group of its own), so that a
 /// long-running caller can end them when it stops ([`kill_running`]).
 static RUNNING: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
@@ -100,6 +107,7 @@ static RUNNING: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
 /// (ssh, git-remote-https): what `tally mirror` does when it stops, so that no fetch outlives
 /// it unbounded.
 pub fn kill_running() {
+    STOPPING.store(true, std::sync::atomic::Ordering::SeqCst);
     let groups = match RUNNING.lock() {
         Ok(g) => g.clone(),
         Err(poisoned) => poisoned.into_inner().clone(),
@@ -157,6 +165,10 @@ fn wait_within(
 ) -> Result<std::process::Output, String> {
     use std::io::Read;
     let running = Running::new(&child);
+    if STOPPING.load(std::sync::atomic::Ordering::SeqCst) {
+        // kill_running ran between the check before the spawn and the registration.
+        running.kill();
+    }
     let start = std::time::Instant::now();
     let timed_out = || format!("timed out after {}s", limit.as_secs());
     // Drain both pipes on threads, so that a chatty git never blocks on a full pipe.

@@ -43,6 +43,12 @@ pub const MAX_CONNECTIONS: usize = 512;
 pub const MAX_PER_CLIENT: usize = 128;
 /// `git upload-pack` processes at once (git daemon's default `--max-connections` is 32).
 pub const MAX_UPLOAD_PACKS: usize = 32;
+/// Upload-packs one client address may run at once: half, so that one client holding its
+/// slots (a slow reader, say) leaves the other half to everyone else.
+pub const MAX_UPLOAD_PACKS_PER_CLIENT: usize = 16;
+/// The longest one upload-pack response may take, whatever the client's pace: a client that
+/// reads just fast enough to dodge [`WRITE_STALL`] still gives its slot back.
+pub const UPLOAD_PACK_DEADLINE: Duration = Duration::from_secs(15 * 60);
 /// How long a request waits for an upload-pack slot before a 503.
 pub const SLOT_WAIT: Duration = Duration::from_secs(60);
 /// The largest upload-pack request body, after gzip decompression.
@@ -63,6 +69,7 @@ pub struct App {
 }
 
 struct Inner {
+    clients: std::sync::Mutex<HashMap<std::net::IpAddr, Arc<Semaphore>>>,
     shared: Arc<Shared>,
     name: String,
     served: PathBuf,
@@ -76,6 +83,7 @@ impl App {
     pub fn new(config: &Config, layout: &Layout, shared: Arc<Shared>, trigger: Trigger) -> App {
         App {
             inner: Arc::new(Inner {
+                clients: std::sync::Mutex::new(HashMap::new()),
                 shared,
                 name: config.name.clone(),
                 served: layout.served.clone(),
@@ -84,6 +92,30 @@ impl App {
                 secret: config.webhook_secret.clone(),
             }),
         }
+    }
+
+    /// One of `ip`'s [`MAX_UPLOAD_PACKS_PER_CLIENT`] upload-pack slots, waiting up to
+    /// [`SLOT_WAIT`].
+    async fn client_slot(&self, ip: std::net::IpAddr) -> Option<ClientSlot> {
+        let semaphore = {
+            let mut map = self
+                .inner
+                .clients
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            map.entry(ip)
+                .or_insert_with(|| Arc::new(Semaphore::new(MAX_UPLOAD_PACKS_PER_CLIENT)))
+                .clone()
+        };
+        let permit = tokio::time::timeout(SLOT_WAIT, semaphore.acquire_owned())
+            .await
+            .ok()?
+            .ok()?;
+        Some(ClientSlot {
+            permit: Some(permit),
+            app: self.clone(),
+            ip,
+        })
     }
 
     /// The routes.
@@ -143,7 +175,15 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let ip = peer.ip();
+        let service =
+            hyper_util::service::TowerToHyperService::new(tower::ServiceExt::map_request(
+                router.clone(),
+                move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(Client(ip));
+                    request
+                },
+            ));
         let mut stop = stop_rx.clone();
         tasks.spawn(async move {
             let _permit = permit;
@@ -441,8 +481,14 @@ async fn advertise(app: &App, headers: &HeaderMap) -> Response {
 }
 
 /// `POST /<name>/git-upload-pack`.
-async fn upload_pack(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
-    let answer = upload_pack_response(&app, &headers, body).await;
+async fn upload_pack(
+    State(app): State<App>,
+    client: Option<axum::Extension<Client>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let client = client.map(|axum::Extension(c)| c);
+    let answer = upload_pack_response(&app, client, &headers, body).await;
     app.inner
         .shared
         .metrics
@@ -450,7 +496,12 @@ async fn upload_pack(State(app): State<App>, headers: HeaderMap, body: Body) -> 
     answer
 }
 
-async fn upload_pack_response(app: &App, headers: &HeaderMap, body: Body) -> Response {
+async fn upload_pack_response(
+    app: &App,
+    client: Option<Client>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
     if headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes)
         != Some(b"application/x-git-upload-pack-request")
     {
@@ -483,8 +534,16 @@ async fn upload_pack_response(app: &App, headers: &HeaderMap, body: Body) -> Res
         );
     }
     let protocol = git_protocol(headers);
-    // The slot first: the body is read only by a request that holds one, so at most
-    // MAX_UPLOAD_PACKS bodies are in flight, each through fixed-size buffers.
+    // The slots first (the client's, then the mirror's): the body is read only by a request
+    // that holds them, so at most MAX_UPLOAD_PACKS bodies are in flight, each through
+    // fixed-size buffers.
+    let client_slot = match client {
+        Some(c) => match app.client_slot(c.0).await {
+            Some(s) => Some(s),
+            None => return busy(),
+        },
+        None => None,
+    };
     let Some(slot) = slot(app).await else {
         return busy();
     };
@@ -518,15 +577,18 @@ async fn upload_pack_response(app: &App, headers: &HeaderMap, body: Body) -> Res
     app.inner.shared.metrics.upload_pack(1);
     let guard = UploadPack {
         _slot: slot,
+        _client_slot: client_slot,
         _child: child,
         shared: app.inner.shared.clone(),
     };
-    let stream = tokio_util::io::ReaderStream::with_capacity(stdout, 64 * 1024).map(move |chunk| {
-        // The guard lives as long as the response body: dropping it (the client went away,
-        // or the body ended) kills upload-pack and frees the slot.
-        let _ = &guard;
-        chunk
-    });
+    let stream = tokio_util::io::ReaderStream::with_capacity(stdout, 64 * 1024)
+        .take_until(tokio::time::sleep(UPLOAD_PACK_DEADLINE))
+        .map(move |chunk| {
+            // The guard lives as long as the response body: dropping it (the client went away,
+            // or the body ended) kills upload-pack and frees the slot.
+            let _ = &guard;
+            chunk
+        });
     let mut r = Response::new(Body::from_stream(stream));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -536,9 +598,39 @@ async fn upload_pack_response(app: &App, headers: &HeaderMap, body: Body) -> Res
     r
 }
 
+/// A client address, as the connection it came on says.
+#[derive(Debug, Clone, Copy)]
+struct Client(std::net::IpAddr);
+
+/// One of a client's upload-pack slots; the client's entry goes once it holds none.
+struct ClientSlot {
+    permit: Option<OwnedSemaphorePermit>,
+    app: App,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        let mut map = self
+            .app
+            .inner
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map
+            .get(&self.ip)
+            .is_some_and(|s| s.available_permits() == MAX_UPLOAD_PACKS_PER_CLIENT)
+        {
+            map.remove(&self.ip);
+        }
+    }
+}
+
 /// The upload-pack slot and process of one response.
 struct UploadPack {
     _slot: OwnedSemaphorePermit,
+    _client_slot: Option<ClientSlot>,
     _child: tokio::process::Child,
     shared: Arc<Shared>,
 }
