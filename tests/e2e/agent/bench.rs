@@ -191,24 +191,7 @@ fn bench_first_run_over_a_ten_thousand_commit_history() {
     let env = TestEnv::new();
     let (server, work, _base) = server_with_base(&env);
     let t0 = Instant::now();
-    let tree = work.git_ok(&["rev-parse", "HEAD^{tree}"]);
-    let mut parent = work.head();
-    for i in 0..count {
-        parent = stdout_of(
-            work.git()
-                .env("GIT_COMMITTER_DATE", date(1_700_000_000 + i as i64))
-                .env("GIT_AUTHOR_DATE", date(1_700_000_000 + i as i64))
-                .args([
-                    "commit-tree",
-                    "-S",
-                    "-p",
-                    &parent,
-                    "-m",
-                    &format!("c{i}"),
-                    &tree,
-                ]),
-        );
-    }
+    let parent = work.signed_history(count);
     println!(
         "generated {count} signed commits in {:.1} s",
         t0.elapsed().as_secs_f64()

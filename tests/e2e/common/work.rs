@@ -281,6 +281,32 @@ impl<'e> Work<'e> {
         }
     }
 
+    /// `count` SSH-signed commits on top of HEAD, each with HEAD's tree (`git commit-tree -S`,
+    /// one second apart from 2023-11-14), none checked out: a long history for benchmarks.
+    /// Returns the last.
+    pub fn signed_history(&self, count: usize) -> String {
+        let tree = self.git_ok(&["rev-parse", "HEAD^{tree}"]);
+        let mut parent = self.head();
+        for i in 0..count {
+            let date = date(1_700_000_000 + i as i64);
+            parent = stdout_of(
+                self.git()
+                    .env("GIT_COMMITTER_DATE", &date)
+                    .env("GIT_AUTHOR_DATE", &date)
+                    .args([
+                        "commit-tree",
+                        "-S",
+                        "-p",
+                        &parent,
+                        "-m",
+                        &format!("c{i}"),
+                        &tree,
+                    ]),
+            );
+        }
+        parent
+    }
+
     /// `git rev-parse HEAD`.
     pub fn head(&self) -> String {
         self.git_ok(&["rev-parse", "HEAD"])
