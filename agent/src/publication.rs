@@ -193,11 +193,11 @@ impl<'a> Reader<'a> {
     /// commit beneath a copy of the tip publication, a publication overlapping `old` with
     /// garbage entries).
     ///
-    /// `new` joins `old` when the oldest new publication's parent is `old`; or, where `old` is
+    /// `new` joins `old` when the oldest new publication's parent is `old`, or, where `old` is
     /// a heartbeat (a publication with no entries, which the server replaces with the next
-    /// one), when it is `old`'s parent, or a heartbeat of the same size that replaced `old`
-    /// (walked through: it carries no entries). With no `old`, the walk must reach the first
-    /// publication, which has none.
+    /// one), `old`'s parent. Heartbeats of `old`'s size in between (published after `old`, or
+    /// replacing it) are walked through: they carry no entries. With no `old`, the walk must
+    /// reach the first publication, which has none.
     ///
     /// Each publication that would come along must also hold exactly its range's entries
     /// (framing; their hashes are the agent's to check) and a checkpoint for its size signed
@@ -220,11 +220,10 @@ impl<'a> Reader<'a> {
             commit,
             problem: format!("{problem}; do not copy this ledger"),
         };
-        // Heartbeats of `old`'s size that replaced `old` (a heartbeat then a push while the
-        // mirror was not looking).
-        if let Some(o) = &old
-            && o.range.first == o.range.size
-        {
+        // Heartbeats of `old`'s size between `old` and the new publications: published after
+        // `old` (a heartbeat, then a push, while the mirror was not looking), or replacing it
+        // if it was a heartbeat itself. They carry no entries.
+        if let Some(o) = &old {
             for _ in 0..MAX_HEARTBEATS {
                 let Some(oldest) = walked.last() else { break };
                 let Some(parent) = oldest.parent else { break };

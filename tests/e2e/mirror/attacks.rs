@@ -506,6 +506,9 @@ fn a_refused_ledger_leaves_no_unread_gap_for_the_next_one() {
 fn a_push_on_a_heartbeat_the_mirror_never_saw_is_served() {
     let env = TestEnv::new();
     let (server, work, _base, _pins, mirror) = mirrored(&env, &alice_and_bob());
+    // A heartbeat signed in the second of the last publication is the same note and publishes
+    // nothing: let the second turn.
+    wait_for_the_next_second();
     assert!(server.tally(&["ledger", "checkpoint"]).status.success());
     mirror.cycle();
     let h1 = mirror.served_ref("refs/tally/ledger").unwrap();
@@ -525,6 +528,26 @@ fn a_push_on_a_heartbeat_the_mirror_never_saw_is_served() {
     }
     let main = mirror.branch("main");
     assert_eq!(main["served"]["commit"], c1, "{main:#}");
+    assert_eq!(
+        mirror.served_ref("refs/tally/ledger"),
+        server.rev("refs/tally/ledger")
+    );
+
+    // The mirror serves a publication with entries (c1's); the server publishes a heartbeat
+    // on it, then the next push on the heartbeat, while the mirror is not looking.
+    wait_for_the_next_second();
+    assert!(server.tally(&["ledger", "checkpoint"]).status.success());
+    let heartbeat = server.rev("refs/tally/ledger").unwrap();
+    let c2 = work.commit("c2").file("c2.yaml", "c: 2\n").create();
+    work.push_main_ok();
+    assert_eq!(
+        stdout_of(server.git().args(["rev-parse", "refs/tally/ledger^"])),
+        heartbeat,
+        "the push's publication sits on the heartbeat"
+    );
+    mirror.cycle();
+    let main = mirror.branch("main");
+    assert_eq!(main["served"]["commit"], c2, "{main:#}");
     assert_eq!(
         mirror.served_ref("refs/tally/ledger"),
         server.rev("refs/tally/ledger")
