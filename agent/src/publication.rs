@@ -227,10 +227,16 @@ impl<'a> Reader<'a> {
             for _ in 0..MAX_HEARTBEATS {
                 let Some(oldest) = walked.last() else { break };
                 let Some(parent) = oldest.parent else { break };
-                if parent == o.commit || Some(parent) == o.parent {
+                if oldest.range.first != o.range.size
+                    || parent == o.commit
+                    || Some(parent) == o.parent
+                {
                     break;
                 }
-                let next = self.publication(parent)?;
+                // Not a publication at all: the checks below refuse the chain.
+                let Ok(next) = self.publication(parent) else {
+                    break;
+                };
                 if next.range.first != o.range.size || next.range.size != o.range.size {
                     break;
                 }
