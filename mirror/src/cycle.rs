@@ -542,6 +542,30 @@ impl Runner {
         if refspecs.is_empty() {
             return Ok(());
         }
+        // What will be served, recorded before the push: killed after it, a restart finds the
+        // served commits in served.json (the pins come after the push); killed before, the
+        // record does not match served.git, and the pinned states still do.
+        let mut planned: Vec<(String, Served)> = self
+            .shared
+            .status()
+            .branches
+            .into_iter()
+            .filter_map(|b| Some((b.branch, b.served?)))
+            .collect();
+        for a in &approved {
+            let row = Served {
+                commit: a.commit,
+                seq: a.seq,
+                checkpoint_size: a.checkpoint.size(),
+                checkpoint_time: a.checkpoint.time(),
+            };
+            match planned.iter_mut().find(|(b, _)| b == &a.branch) {
+                Some((_, s)) => *s = row,
+                None => planned.push((a.branch.clone(), row)),
+            }
+        }
+        served_record::store(&self.layout.dir, &planned)
+            .map_err(|e| local(format!("cannot record what is served: {e}")))?;
         let served = self.layout.served.to_string_lossy().into_owned();
         let mut args = vec![
             "push",
