@@ -333,23 +333,11 @@ impl Runner {
                 && let Some(pin) = pin.take()
                 && let Err(e) = pin.store()
             {
-                *outcome = Outcome::Failed(Failure {
-                    at: Timestamp::now(),
-                    class: if e.is_setup() { "config" } else { "refused" },
-                    reasons: e.reasons(),
-                    message: e.lines(),
-                });
+                *outcome = Outcome::Failed(Failure::agent(&e, "config"));
             }
         }
         let worst = self.record(attempt, outcomes);
-        let served: Vec<(String, Served)> = self
-            .shared
-            .status()
-            .branches
-            .into_iter()
-            .filter_map(|b| Some((b.branch, b.served?)))
-            .collect();
-        if let Err(e) = served_record::store(&self.layout.dir, &served) {
+        if let Err(e) = served_record::store(&self.layout.dir, &self.shared.status().served()) {
             tracing::warn!(error = %e, "cannot record what is served; /status after a restart may lag until the first cycle");
         }
         worst
@@ -414,15 +402,10 @@ impl Runner {
                 for b in &wanted {
                     outcomes.push((
                         (*b).clone(),
-                        Outcome::Failed(Failure {
-                            at: Timestamp::now(),
-                            class: "retry",
-                            reasons: vec!["fetch"],
-                            message: vec![format!(
+                        Outcome::Failed(Failure::new("retry", vec!["fetch"], vec![format!(
                                 "git fetch {redacted} failed: {}; nothing was judged and the last verified commit stays served; the mirror retries; if it persists, check the URL, the network and the mirror's credentials",
                                 error.replace(&self.config.upstream, &redacted)
-                            )],
-                        }),
+                            )])),
                     ));
                 }
                 return false;
@@ -430,15 +413,10 @@ impl Runner {
             for b in &missing {
                 outcomes.push((
                     (*b).clone(),
-                    Outcome::Failed(Failure {
-                        at: Timestamp::now(),
-                        class: "refused",
-                        reasons: vec!["no_branch"],
-                        message: vec![format!(
+                    Outcome::Failed(Failure::new("refused", vec!["no_branch"], vec![format!(
                             "the upstream has no branch {}; the last verified commit stays served; check --branch, or whether the branch was deleted upstream",
                             short(b)
-                        )],
-                    }),
+                        )])),
                 ));
             }
             wanted.retain(|b| !missing.contains(b));
@@ -462,12 +440,7 @@ impl Runner {
                 "the upstream has no refs/tally/ledger: check that --upstream is the tally-guarded repository and that its server runs tally (tally init)",
             )
         };
-        Failure {
-            at: Timestamp::now(),
-            class,
-            reasons: vec!["no_ledger"],
-            message: vec![line.to_owned()],
-        }
+        Failure::new(class, vec!["no_ledger"], vec![line.to_owned()])
     }
 
     /// The agent's checks for one branch, against the cache.
@@ -486,29 +459,22 @@ impl Runner {
         };
         match tally_agent::verify_unpinned(&opts) {
             Ok((approval, pin)) => Outcome::Approved(Box::new(approval), Some(pin)),
-            Err(e) => {
-                let class = if e.is_setup() { "config" } else { "refused" };
-                Outcome::Failed(Failure {
-                    at: Timestamp::now(),
-                    class,
-                    reasons: e.reasons(),
-                    message: e.lines(),
-                })
-            }
+            Err(e) => Outcome::Failed(Failure::agent(&e, "config")),
         }
     }
 
     /// Moves the served repository to the approved commits and the ledger they were verified
     /// with, in one atomic push; nothing if nothing changed.
     fn publish(&self, outcomes: &[(String, Outcome)]) -> Result<(), Failure> {
-        let local = |message: String| Failure {
-            at: Timestamp::now(),
-            class: "local",
-            reasons: vec!["serve"],
-            message: vec![format!(
-                "cannot update the served repository {}: {message}; the last verified commit stays served; check the disk and the directory's permissions",
-                self.layout.served.display()
-            )],
+        let local = |message: String| {
+            Failure::new(
+                "local",
+                vec!["serve"],
+                vec![format!(
+                    "cannot update the served repository {}: {message}; the last verified commit stays served; check the disk and the directory's permissions",
+                    self.layout.served.display()
+                )],
+            )
         };
         let approved: Vec<&Approval> = outcomes
             .iter()
@@ -545,13 +511,7 @@ impl Runner {
         // What will be served, recorded before the push: killed after it, a restart finds the
         // served commits in served.json (the pins come after the push); killed before, the
         // record does not match served.git, and the pinned states still do.
-        let mut planned: Vec<(String, Served)> = self
-            .shared
-            .status()
-            .branches
-            .into_iter()
-            .filter_map(|b| Some((b.branch, b.served?)))
-            .collect();
+        let mut planned = self.shared.status().served();
         for a in &approved {
             let row = Served {
                 commit: a.commit,
@@ -680,28 +640,18 @@ impl Runner {
         served: Option<ObjectId>,
         approved: &[&Approval],
     ) -> Result<(), Failure> {
-        let refused = |e: AgentError| Failure {
-            at: Timestamp::now(),
-            class: if e.is_setup() { "local" } else { "refused" },
-            reasons: e.reasons(),
-            message: e.lines(),
-        };
+        let refused = |e: AgentError| Failure::agent(&e, "local");
         let objects = tally_verify::objects::Objects::open(
             &self.layout.cache,
             None,
             vec![self.layout.served.join("objects")],
             new.kind(),
         )
-        .map_err(|e| Failure {
-            at: Timestamp::now(),
-            class: "local",
-            reasons: vec!["serve"],
-            message: vec![format!(
+        .map_err(|e| Failure::new("local", vec!["serve"], vec![format!(
                 "cannot read the mirror's repositories to check refs/tally/ledger: {e}; check {} and {} (git fsck)",
                 self.layout.cache.display(),
                 self.layout.served.display()
-            )],
-        })?;
+            )]))?;
         let mut reader = tally_agent::publication::Reader::new(&objects);
         let served_size = match served {
             Some(id) => reader.publication(id).map_err(refused)?.range.size,
@@ -711,17 +661,16 @@ impl Runner {
             .iter()
             .find(|a| a.pinned_size.is_some_and(|p| p > served_size))
         {
-            return Err(Failure {
-                at: Timestamp::now(),
-                class: "config",
-                reasons: vec!["state"],
-                message: vec![format!(
+            return Err(Failure::new(
+                "config",
+                vec!["state"],
+                vec![format!(
                     "the pinned state of {} is at ledger size {}, but the ledger in served.git ends at {served_size} (served.git was deleted or replaced): the entries in between would be copied unchecked, so nothing is served; after checking the upstream out of band, move {} aside, and the mirror checks the whole ledger again",
                     short(&a.branch),
                     a.pinned_size.unwrap_or(0),
                     self.layout.dir.join("tally").join("agent").display()
                 )],
-            });
+            ));
         }
         let Some(first) = approved.first() else {
             return Ok(());

@@ -134,7 +134,7 @@ pub fn run(config: Config, started: impl FnOnce(&str)) -> Result<(), MirrorError
     }
     cycle::check_inputs(&config)?;
     let layout = layout::Layout::open(&config.dir, &config.branches)?;
-    let shared = Arc::new(status::Shared::new(&config, &layout));
+    let shared = Arc::new(status::Shared::new(&config));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -8,7 +8,6 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use crate::Config;
-use crate::layout::Layout;
 use crate::metrics::Metrics;
 
 /// The state both sides share.
@@ -80,9 +79,31 @@ pub struct Failure {
     pub message: Vec<String>,
 }
 
+impl Failure {
+    /// A failure now.
+    pub fn new(class: &'static str, reasons: Vec<&'static str>, message: Vec<String>) -> Failure {
+        Failure {
+            at: Timestamp::now(),
+            class,
+            reasons,
+            message,
+        }
+    }
+
+    /// The agent's refusal now: class `refused`, or `setup` when the mirror's own setup is at
+    /// fault ([`tally_agent::AgentError::is_setup`]).
+    pub fn agent(e: &tally_agent::AgentError, setup: &'static str) -> Failure {
+        Failure::new(
+            if e.is_setup() { setup } else { "refused" },
+            e.reasons(),
+            e.lines(),
+        )
+    }
+}
+
 impl Shared {
     /// Nothing served yet, nothing attempted.
-    pub fn new(config: &Config, _layout: &Layout) -> Shared {
+    pub fn new(config: &Config) -> Shared {
         Shared {
             status: Mutex::new(Status {
                 name: config.name.clone(),
@@ -125,6 +146,14 @@ impl Shared {
 }
 
 impl Status {
+    /// Each branch that has something served, with it.
+    pub fn served(&self) -> Vec<(String, Served)> {
+        self.branches
+            .iter()
+            .filter_map(|b| Some((b.branch.clone(), b.served.clone()?)))
+            .collect()
+    }
+
     /// Whether every branch has a verified revision served.
     pub fn ready(&self) -> bool {
         self.branches.iter().all(|b| b.served.is_some())
