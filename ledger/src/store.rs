@@ -14,9 +14,12 @@
 
 mod append;
 mod backend;
+mod migrate;
+mod pg;
 mod sql;
 mod verify;
 
+use std::cell::RefCell;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -30,9 +33,11 @@ use crate::hex::{self, Hex};
 use crate::merkle::{self, EMPTY_ROOT, Frontier, Hash, ProofError};
 use crate::{GENESIS, SigningKey};
 
+pub use migrate::Destination;
+pub use pg::{PG_SCHEMA_VERSION, PgError, STATEMENT_TIMEOUT};
 pub use verify::{VerifyError, VerifyReport};
 
-use backend::ReadTx;
+use backend::{EntryFn, ReadTx, StoredHead};
 use sql::*;
 
 /// The schema version this crate writes and reads (`PRAGMA user_version`).
@@ -119,6 +124,27 @@ pub enum StoreError {
     /// SQLite reported an error.
     #[error("ledger database error: {0}")]
     Database(#[source] rusqlite::Error),
+    /// PostgreSQL reported an error, or its database is not what tally needs.
+    #[error(transparent)]
+    Postgres(#[from] PgError),
+    /// The PostgreSQL database holds no ledger for this repository.
+    #[error(
+        "{location}: no ledger for repository {repository} in this database (run `tally init` with --ledger first)"
+    )]
+    NotInDatabase {
+        /// The database, as shown to users.
+        location: String,
+        /// The repository id.
+        repository: String,
+    },
+    /// The PostgreSQL database already holds a ledger for this repository.
+    #[error("{location}: the database already holds a ledger for repository {repository}")]
+    InDatabase {
+        /// The database, as shown to users.
+        location: String,
+        /// The repository id.
+        repository: String,
+    },
     /// Another process held the ledger's lock for longer than the busy timeout.
     #[error(
         "the ledger database is locked by another process (waited {timeout:?}); retry, or look for a stuck tally process"
@@ -355,15 +381,85 @@ pub struct Filter {
     pub limit: Option<usize>,
 }
 
-/// An open ledger.
+/// An open ledger, in SQLite or in PostgreSQL.
 #[derive(Debug)]
 pub struct Store {
-    conn: Connection,
-    path: PathBuf,
+    backend: Backend,
     origin: String,
     repository: String,
     public_key: [u8; 32],
     busy_timeout: Duration,
+}
+
+/// Where a ledger's rows live.
+#[derive(Debug)]
+enum Backend {
+    /// One SQLite file in the repository.
+    Sqlite { conn: Connection, path: PathBuf },
+    /// One ledger of a PostgreSQL database (the connection is used by `&self` readers too,
+    /// hence the cell: a `Store` is used from one thread).
+    Postgres {
+        conn: Box<RefCell<pg::Conn>>,
+        ledger: i64,
+        location: String,
+    },
+}
+
+/// A connection to a PostgreSQL database that holds (or is to hold) ledgers, set up for
+/// tally: statement and lock timeouts. Made from a connected client (see
+/// `crate::pgconnect`).
+#[derive(Debug)]
+pub struct Postgres {
+    conn: pg::Conn,
+    location: String,
+}
+
+impl Postgres {
+    /// Sets up a session on `client`; `location` is how messages name the database (never
+    /// with a password), and `options.busy_timeout` bounds the wait for another node's append.
+    pub fn new(
+        client: postgres::Client,
+        location: &str,
+        options: &Options,
+    ) -> Result<Postgres, StoreError> {
+        Ok(Postgres {
+            conn: pg::Conn::new(client, options.busy_timeout)?,
+            location: location.to_owned(),
+        })
+    }
+
+    /// Creates or upgrades tally's schema (versioned migrations, applied once under an
+    /// advisory lock); refuses a schema newer than this build. Returns the versions applied.
+    pub fn upgrade(&mut self) -> Result<Vec<i32>, StoreError> {
+        pg::migrate(&mut self.conn)
+    }
+
+    /// The schema version the database holds (0: none yet).
+    pub fn schema_version(&mut self) -> Result<i32, StoreError> {
+        pg::schema_version_of(&mut self.conn)
+    }
+
+    /// Whether the database holds a ledger for `repository`.
+    pub fn has_ledger(&mut self, repository: &str) -> Result<bool, StoreError> {
+        pg::check_schema(&mut self.conn)?;
+        Ok(pg::find(&mut self.conn, repository)?.is_some())
+    }
+
+    /// How messages name the database.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+}
+
+/// An in-flight marker kept in a shared (PostgreSQL) ledger's database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Marker {
+    /// Its key (one per ref move).
+    pub key: String,
+    /// What the hooks wrote.
+    pub text: String,
+    /// The node that wrote it.
+    pub node: String,
 }
 
 /// How many appends pass between two explicit WAL checkpoints.
@@ -431,12 +527,104 @@ impl Store {
                 }
             };
         Ok(Store {
-            conn,
-            path: path.to_owned(),
+            backend: Backend::Sqlite {
+                conn,
+                path: path.to_owned(),
+            },
             origin: origin.to_owned(),
             repository: repository.to_owned(),
             public_key: key.verifying_key().to_bytes(),
             busy_timeout: options.busy_timeout,
+        })
+    }
+
+    /// Creates a new ledger for `repository` in a PostgreSQL database, as [`Store::create`]
+    /// does in SQLite: creates or upgrades the schema first, then, in one transaction, the
+    /// ledger's row and its first checkpoint (size 0).
+    pub fn create_in(
+        mut db: Postgres,
+        origin: &str,
+        repository: &str,
+        now: jiff::Timestamp,
+        key: &SigningKey,
+    ) -> Result<Store, StoreError> {
+        db.upgrade()?;
+        unix_seconds(now)?;
+        let public_key = key.verifying_key().to_bytes();
+        let empty = Head {
+            size: 0,
+            root: EMPTY_ROOT,
+            last_leaf: GENESIS,
+        };
+        let lock_timeout = db.conn.lock_timeout();
+        let mut tx = db
+            .conn
+            .client
+            .transaction()
+            .map_err(|e| pg::error(e, lock_timeout))?;
+        let ledger = pg::insert_ledger(
+            &mut tx,
+            repository,
+            origin,
+            &public_key,
+            &empty,
+            &Frontier::new(),
+            lock_timeout,
+        )
+        .map_err(|e| match e {
+            StoreError::Postgres(p) if p.source.is_none() => StoreError::InDatabase {
+                location: db.location.clone(),
+                repository: repository.to_owned(),
+            },
+            other => other,
+        })?;
+        tx.commit().map_err(|e| pg::error(e, lock_timeout))?;
+        let mut store = Store {
+            backend: Backend::Postgres {
+                conn: Box::new(RefCell::new(db.conn)),
+                ledger,
+                location: db.location,
+            },
+            origin: origin.to_owned(),
+            repository: repository.to_owned(),
+            public_key,
+            busy_timeout: lock_timeout,
+        };
+        // The first checkpoint, as SQLite's `initialise` signs it.
+        store.checkpoint(now, key)?;
+        Ok(store)
+    }
+
+    /// Opens the ledger of `repository` in a PostgreSQL database.
+    pub fn open_in(mut db: Postgres, repository: &str) -> Result<Store, StoreError> {
+        pg::check_schema(&mut db.conn)?;
+        let Some(ledger) = pg::find(&mut db.conn, repository)? else {
+            return Err(StoreError::NotInDatabase {
+                location: db.location,
+                repository: repository.to_owned(),
+            });
+        };
+        let meta = db.conn.read(ledger).meta()?;
+        if meta.repository != repository {
+            return Err(Corruption {
+                table: "ledgers",
+                row: ledger,
+                column: "repository",
+                problem: "not the repository it was found by",
+            }
+            .into());
+        }
+        let busy_timeout = db.conn.lock_timeout();
+        Ok(Store {
+            backend: Backend::Postgres {
+                conn: Box::new(RefCell::new(db.conn)),
+                ledger,
+                location: db.location,
+            },
+            origin: meta.origin,
+            repository: meta.repository,
+            public_key: meta.public_key,
+            busy_timeout,
         })
     }
 
@@ -449,6 +637,26 @@ impl Store {
         checkpoint: &SignedCheckpoint,
         key: &SigningKey,
         options: &Options,
+    ) -> Result<Connection, StoreError> {
+        let public_key = key.verifying_key().to_bytes();
+        Store::initialise_with(path, origin, repository, &public_key, options, |tx| {
+            tx.execute(
+                "INSERT INTO checkpoints (size, root, time, note) VALUES (0, ?1, ?2, ?3)",
+                params![EMPTY_ROOT.as_slice(), to_sql(time)?, checkpoint.text()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Creates the schema, the meta row and an empty head in a new database file, then runs
+    /// `fill` in the same transaction.
+    fn initialise_with(
+        path: &Path,
+        origin: &str,
+        repository: &str,
+        public_key: &[u8; 32],
+        options: &Options,
+        fill: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(), StoreError>,
     ) -> Result<Connection, StoreError> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
@@ -473,11 +681,7 @@ impl Store {
         tx.execute_batch(SCHEMA)?;
         tx.execute(
             "INSERT INTO meta (id, origin, repository, public_key) VALUES (1, ?1, ?2, ?3)",
-            params![
-                origin,
-                repository,
-                key.verifying_key().as_bytes().as_slice()
-            ],
+            params![origin, repository, public_key.as_slice()],
         )?;
         tx.execute(
             "INSERT INTO head (id, size, root, last_leaf, frontier) VALUES (1, 0, ?1, ?2, ?3)",
@@ -487,10 +691,7 @@ impl Store {
                 Frontier::new().to_bytes()
             ],
         )?;
-        tx.execute(
-            "INSERT INTO checkpoints (size, root, time, note) VALUES (0, ?1, ?2, ?3)",
-            params![EMPTY_ROOT.as_slice(), to_sql(time)?, checkpoint.text()],
-        )?;
+        fill(&tx)?;
         tx.pragma_update(None, "application_id", APPLICATION_ID)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
@@ -531,8 +732,10 @@ impl Store {
         }
         let meta = read_meta(&conn)?;
         Ok(Store {
-            conn,
-            path: path.to_owned(),
+            backend: Backend::Sqlite {
+                conn,
+                path: path.to_owned(),
+            },
             origin: meta.origin,
             repository: meta.repository,
             public_key: meta.public_key,
@@ -540,9 +743,29 @@ impl Store {
         })
     }
 
-    /// The ledger file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The ledger file, for a ledger in SQLite.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::Sqlite { path, .. } => Some(path),
+            Backend::Postgres { .. } => None,
+        }
+    }
+
+    /// Where the ledger lives, as messages show it: the SQLite file, or the PostgreSQL
+    /// database (without a password) and the ledger's repository id.
+    pub fn location(&self) -> String {
+        match &self.backend {
+            Backend::Sqlite { path, .. } => path.display().to_string(),
+            Backend::Postgres { location, .. } => {
+                format!("{location} (ledger {})", self.repository)
+            }
+        }
+    }
+
+    /// Whether the ledger is shared by several nodes (in PostgreSQL): in-flight markers
+    /// live in the database, and a replica catching up is not an out-of-band move.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres { .. })
     }
 
     /// The checkpoint origin (and ledger key name).
@@ -603,16 +826,26 @@ impl Store {
             origin: &self.origin,
             repository: &self.repository,
         };
-        let mut tx = SqliteTx::begin(&mut self.conn, timeout)?;
-        let outcome = append::append(&mut tx, &ledger, entries, now, time, key)?;
-        tx.commit(timeout)?;
-        // Keep the WAL short (see `configure`): every few appends, fold it into the database
-        // and truncate it. The entries are committed either way; a checkpoint that cannot run
-        // now (another process reading) only leaves the WAL longer until the next one.
-        if outcome.size % WAL_TRUNCATE_EVERY == 0 {
-            let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+        match &mut self.backend {
+            Backend::Sqlite { conn, .. } => {
+                let mut tx = SqliteTx::begin(conn, timeout)?;
+                let outcome = append::append(&mut tx, &ledger, entries, now, time, key)?;
+                tx.commit(timeout)?;
+                // Keep the WAL short (see `configure`): every few appends, fold it into the
+                // database and truncate it. The entries are committed either way; a
+                // checkpoint that cannot run now (another process reading) only leaves the
+                // WAL longer until the next one.
+                if outcome.size % WAL_TRUNCATE_EVERY == 0 {
+                    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+                }
+                Ok(outcome)
+            }
+            Backend::Postgres {
+                conn, ledger: id, ..
+            } => conn.get_mut().locked(*id, |tx| {
+                append::append(tx, &ledger, entries, now, time, key)
+            }),
         }
-        Ok(outcome)
     }
 
     /// Signs a fresh checkpoint of the current head (the freshness heartbeat) and keeps it.
@@ -628,16 +861,29 @@ impl Store {
             origin: &self.origin,
             repository: &self.repository,
         };
-        let mut tx = SqliteTx::begin(&mut self.conn, timeout)?;
-        let checkpoint = append::heartbeat(&mut tx, &ledger, time, key)?;
-        tx.commit(timeout)?;
-        Ok(checkpoint)
+        match &mut self.backend {
+            Backend::Sqlite { conn, .. } => {
+                let mut tx = SqliteTx::begin(conn, timeout)?;
+                let checkpoint = append::heartbeat(&mut tx, &ledger, time, key)?;
+                tx.commit(timeout)?;
+                Ok(checkpoint)
+            }
+            Backend::Postgres {
+                conn, ledger: id, ..
+            } => conn
+                .get_mut()
+                .locked(*id, |tx| append::heartbeat(tx, &ledger, time, key)),
+        }
     }
 
     /// The read side of the backend. Outside a transaction, as here, each statement reads the
-    /// latest committed state (SQLite's WAL gives every statement a snapshot).
-    fn read(&self) -> Sql<'_> {
-        Sql(&self.conn)
+    /// latest committed state (SQLite's WAL gives every statement a snapshot; PostgreSQL's
+    /// READ COMMITTED too).
+    fn read(&self) -> Reader<'_> {
+        match &self.backend {
+            Backend::Sqlite { conn, .. } => Reader::Sqlite(Sql(conn)),
+            Backend::Postgres { conn, ledger, .. } => Reader::Postgres(conn.borrow_mut(), *ledger),
+        }
     }
 
     /// The current head.
@@ -810,8 +1056,120 @@ impl Store {
         })
     }
 
-    pub(crate) fn connection(&self) -> &Connection {
-        &self.conn
+    /// The SQLite connection (tests tamper with rows through it).
+    #[cfg(test)]
+    pub(crate) fn sqlite(&self) -> &Connection {
+        match &self.backend {
+            Backend::Sqlite { conn, .. } => conn,
+            Backend::Postgres { .. } => panic!("not a ledger in SQLite"),
+        }
+    }
+
+    /// The SQLite connection, to hold its write lock in tests.
+    #[cfg(test)]
+    pub(crate) fn sqlite_mut(&mut self) -> &mut Connection {
+        match &mut self.backend {
+            Backend::Sqlite { conn, .. } => conn,
+            Backend::Postgres { .. } => panic!("not a ledger in SQLite"),
+        }
+    }
+
+    /// Runs `f` over the backend's audit reader (see `verify.rs`), in one read transaction.
+    fn audit<T>(
+        &self,
+        f: &mut dyn FnMut(&mut dyn verify::Audit) -> Result<T, VerifyError>,
+    ) -> Result<T, VerifyError> {
+        match &self.backend {
+            Backend::Sqlite { conn, .. } => {
+                f(&mut verify::SqliteAudit::begin(conn, self.busy_timeout)?)
+            }
+            Backend::Postgres { conn, ledger, .. } => {
+                let mut conn = conn.borrow_mut();
+                f(&mut pg::PgAudit::begin(&mut conn, *ledger)?)
+            }
+        }
+    }
+
+    /// Runs `f` on the shared ledger's database; an error for a ledger in SQLite.
+    fn shared_db<T>(
+        &self,
+        f: impl FnOnce(&mut pg::Pg<'_, postgres::Client>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match &self.backend {
+            Backend::Postgres { conn, ledger, .. } => f(&mut conn.borrow_mut().read(*ledger)),
+            Backend::Sqlite { .. } => Err(StoreError::Postgres(PgError::new(
+                "in-flight markers of a ledger in SQLite live in files, not in the database",
+            ))),
+        }
+    }
+
+    /// Keeps an in-flight marker in the shared ledger's database (committed at once).
+    pub fn put_marker(&self, marker: &Marker) -> Result<(), StoreError> {
+        self.shared_db(|db| db.put_marker(&marker.key, &marker.text, &marker.node))
+    }
+
+    /// The in-flight marker of `key`, if the shared ledger's database holds one.
+    pub fn marker(&self, key: &str) -> Result<Option<Marker>, StoreError> {
+        self.shared_db(|db| db.marker(key))
+    }
+
+    /// Every in-flight marker of the shared ledger, in key order.
+    pub fn markers(&self) -> Result<Vec<Marker>, StoreError> {
+        self.shared_db(|db| db.markers())
+    }
+
+    /// Removes the in-flight marker of `key`, if there is one.
+    pub fn remove_marker(&self, key: &str) -> Result<(), StoreError> {
+        self.shared_db(|db| db.remove_marker(key))
+    }
+}
+
+/// The read side of either backend.
+enum Reader<'a> {
+    Sqlite(Sql<'a>),
+    Postgres(std::cell::RefMut<'a, pg::Conn>, i64),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $r:ident => $call:expr) => {
+        match $self {
+            Reader::Sqlite($r) => $call,
+            Reader::Postgres(conn, ledger) => {
+                let $r = &mut conn.read(*ledger);
+                $call
+            }
+        }
+    };
+}
+
+impl ReadTx for Reader<'_> {
+    fn head(&mut self) -> Result<StoredHead, StoreError> {
+        dispatch!(self, r => r.head())
+    }
+    fn refnames(&mut self) -> Result<Vec<String>, StoreError> {
+        dispatch!(self, r => r.refnames())
+    }
+    fn moves(&mut self, refname: &str, f: &mut EntryFn<'_>) -> Result<(), StoreError> {
+        dispatch!(self, r => r.moves(refname, f))
+    }
+    fn entries(&mut self, range: Range<u64>, f: &mut EntryFn<'_>) -> Result<(), StoreError> {
+        dispatch!(self, r => r.entries(range, f))
+    }
+    fn select(&mut self, filter: &Filter, f: &mut EntryFn<'_>) -> Result<(), StoreError> {
+        dispatch!(self, r => r.select(filter, f))
+    }
+    fn leaf(&mut self, seq: u64) -> Result<Hash, StoreError> {
+        dispatch!(self, r => r.leaf(seq))
+    }
+    fn nodes(&mut self, seq: u64) -> Result<Vec<u8>, StoreError> {
+        dispatch!(self, r => r.nodes(seq))
+    }
+    fn checkpoints(
+        &mut self,
+        newest_first: bool,
+        f: &mut dyn FnMut(StoredCheckpoint) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, r => r.checkpoints(newest_first, f))
     }
 }
 

@@ -88,7 +88,7 @@ fn a_new_ledger_is_empty_signed_and_verifies() {
     assert_eq!(report.checkpoints, 1);
     assert_eq!(report.latest.time(), 1_767_225_600);
     let mode: String = store
-        .conn
+        .sqlite()
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
@@ -458,7 +458,7 @@ fn a_locked_ledger_fails_with_busy_after_the_timeout() {
     )
     .unwrap();
     let tx = store
-        .conn
+        .sqlite_mut()
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .unwrap();
     let started = std::time::Instant::now();
@@ -543,12 +543,12 @@ fn reading_a_damaged_entry_fails_closed() {
         .append(vec![accepted(1), accepted(2)], t(1), &key())
         .unwrap();
     let mut bytes: Vec<u8> = store
-        .conn
+        .sqlite()
         .query_row("SELECT bytes FROM entries WHERE seq = 1", [], |r| r.get(0))
         .unwrap();
     bytes.push(0);
     store
-        .conn
+        .sqlite()
         .execute("UPDATE entries SET bytes = ?1 WHERE seq = 1", [bytes])
         .unwrap();
     assert!(matches!(
@@ -560,7 +560,7 @@ fn reading_a_damaged_entry_fails_closed() {
         Err(StoreError::DamagedEntry { seq: 1, .. })
     ));
     store
-        .conn
+        .sqlite()
         .execute(
             "UPDATE entries SET refname = 'refs/heads/x' WHERE seq = 0",
             [],
@@ -642,10 +642,10 @@ mod props {
             let mut store = new_store(dir.path());
             store.append((0..n as u8).map(accepted).collect(), t(1), &key()).unwrap();
             let seq = pick.index(n) as i64;
-            let mut bytes: Vec<u8> = store.conn.query_row("SELECT bytes FROM entries WHERE seq = ?1", [seq], |r| r.get(0)).unwrap();
+            let mut bytes: Vec<u8> = store.sqlite().query_row("SELECT bytes FROM entries WHERE seq = ?1", [seq], |r| r.get(0)).unwrap();
             let i = at.index(bytes.len());
             bytes[i] ^= xor;
-            store.conn.execute("UPDATE entries SET bytes = ?1 WHERE seq = ?2", params![bytes, seq]).unwrap();
+            store.sqlite().execute("UPDATE entries SET bytes = ?1 WHERE seq = ?2", params![bytes, seq]).unwrap();
             let err = store.verify(&vkey(), |_, _| {}).unwrap_err();
             let is_leaf_mismatch = matches!(err, VerifyError::LeafHashMismatch { seq: s, .. } if s == seq as u64);
             prop_assert!(is_leaf_mismatch, "{err}");
@@ -661,7 +661,7 @@ fn the_head_moves_only_by_compare_and_swap() {
     let head = store.head().unwrap();
     // Something moves the head behind the append's back, between its read and its update.
     store
-        .conn
+        .sqlite()
         .execute_batch(
             "CREATE TRIGGER interloper AFTER INSERT ON checkpoints
              BEGIN UPDATE head SET size = size + 1000; END;",
@@ -672,7 +672,10 @@ fn the_head_moves_only_by_compare_and_swap() {
         matches!(err, StoreError::HeadMoved { expected_size: 1 }),
         "{err}"
     );
-    store.conn.execute_batch("DROP TRIGGER interloper").unwrap();
+    store
+        .sqlite()
+        .execute_batch("DROP TRIGGER interloper")
+        .unwrap();
     // Nothing of the failed append was written.
     assert_eq!(store.head().unwrap(), head);
     assert_eq!(store.entries(0..10).unwrap().len(), 1);

@@ -29,6 +29,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 use rusqlite::types::ValueRef;
 
+use super::backend::StoredHead;
 use super::{
     Corruption, Head, StoreError, column_array, column_blob, column_i64, column_opt_u64,
     column_text, column_u64, is_busy, read_head,
@@ -274,12 +275,12 @@ pub struct VerifyReport {
 }
 
 /// A checkpoint handed to the signature thread.
-struct Job {
-    id: i64,
-    size: u64,
-    root: Hash,
-    time: u64,
-    note: String,
+pub(super) struct Job {
+    pub(super) id: i64,
+    pub(super) size: u64,
+    pub(super) root: Hash,
+    pub(super) time: u64,
+    pub(super) note: String,
 }
 
 /// What the signature stage found: every bad checkpoint by id, the count of good ones and
@@ -419,12 +420,86 @@ fn check_chunk(chunk: &[Job], key: &VerifierKey, out: &mut SignatureOutcome) {
     }
 }
 
+/// What the audit reads from a backend, all from one snapshot (one read transaction): the
+/// head with its frontier, then entries and checkpoints as rows, then the newest checkpoint's
+/// id. Each backend streams its own rows (index columns and stored nodes included, because
+/// they are what is audited) into a [`Sink`], which puts them in ledger order; the checks are
+/// the same for all.
+pub(super) trait Audit {
+    /// The head and its frontier.
+    fn head(&mut self) -> Result<StoredHead, VerifyError>;
+    /// Streams every entry (in seq order, through [`Sink::entry`]) with the checkpoints (in
+    /// size, then id order, through the `next_checkpoint` it hands the sink), until the sink
+    /// says stop.
+    fn read(&mut self, sink: &mut Sink<'_>) -> Result<(), VerifyError>;
+    /// The id of the newest checkpoint.
+    fn newest_checkpoint(&mut self) -> Result<i64, VerifyError>;
+}
+
+/// The SQLite rows of the audit, in one read transaction.
+pub(super) struct SqliteAudit<'c> {
+    tx: rusqlite::Transaction<'c>,
+    busy_timeout: Duration,
+}
+
+impl<'c> SqliteAudit<'c> {
+    pub(super) fn begin(
+        conn: &'c Connection,
+        busy_timeout: Duration,
+    ) -> Result<SqliteAudit<'c>, VerifyError> {
+        // One read transaction: every row read comes from the same snapshot.
+        let tx = conn
+            .unchecked_transaction()
+            .map_err(|e| busy(e, busy_timeout))?;
+        Ok(SqliteAudit { tx, busy_timeout })
+    }
+}
+
+impl Audit for SqliteAudit<'_> {
+    fn head(&mut self) -> Result<StoredHead, VerifyError> {
+        let timeout = self.busy_timeout;
+        read_head(&self.tx).map_err(|e| match e {
+            StoreError::Database(e) => VerifyError::Store(busy(e, timeout)),
+            other => VerifyError::Store(other),
+        })
+    }
+
+    fn read(&mut self, sink: &mut Sink<'_>) -> Result<(), VerifyError> {
+        let mut checkpoint_stmt = self
+            .tx
+            .prepare("SELECT id, size, root, time, note FROM checkpoints ORDER BY size, id")?;
+        let mut checkpoints = checkpoint_stmt.query([])?;
+        let mut next_checkpoint = || match checkpoints.next()? {
+            Some(row) => Ok(Some(read_job(row)?)),
+            None => Ok(None),
+        };
+        let mut stmt = self.tx.prepare(
+            "SELECT seq, bytes, leaf_hash, nodes, kind, refname, aborts FROM entries ORDER BY seq",
+        )?;
+        let mut rows = stmt.query([])?;
+        loop {
+            let entry = match rows.next()? {
+                Some(row) => Some(read_entry(row, sink.arena())?),
+                None => None,
+            };
+            if !sink.entry(entry, &mut next_checkpoint)? {
+                return Ok(());
+            }
+        }
+    }
+
+    fn newest_checkpoint(&mut self) -> Result<i64, VerifyError> {
+        Ok(self
+            .tx
+            .query_row("SELECT max(id) FROM checkpoints", [], |row| row.get(0))?)
+    }
+}
+
 pub(super) fn verify(
-    conn: &Connection,
+    source: &mut dyn Audit,
     origin: &str,
     repository: &str,
     key: &VerifierKey,
-    busy_timeout: Duration,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<VerifyReport, VerifyError> {
     if key.name() != origin {
@@ -433,14 +508,7 @@ pub(super) fn verify(
             key_name: key.name().to_owned(),
         });
     }
-    // One read transaction: every row below comes from the same snapshot.
-    let tx = conn
-        .unchecked_transaction()
-        .map_err(|e| busy(e, busy_timeout))?;
-    let stored = read_head(&tx).map_err(|e| match e {
-        StoreError::Database(e) => VerifyError::Store(busy(e, busy_timeout)),
-        other => VerifyError::Store(other),
-    })?;
+    let stored = source.head()?;
     let head = stored.head;
     let (jobs, queue) = mpsc::sync_channel::<Job>(256);
     let (batches, inbox) = mpsc::sync_channel::<Message>(4);
@@ -458,7 +526,7 @@ pub(super) fn verify(
                 repository, head_ref, frontier, inbox, spare_out, jobs, found,
             )
         });
-        if let Err(e) = read(&tx, head.size, &batches, &spare, progress) {
+        if let Err(e) = read(source, head.size, &batches, &spare, progress) {
             let _ = batches.send(Message::Failed(e));
         }
         drop(batches);
@@ -494,7 +562,7 @@ pub(super) fn verify(
         let (count, latest) = (signed.count, signed.latest);
         progress(size, head.size);
         let (latest_id, latest) = latest.ok_or(VerifyError::NoCheckpoint)?;
-        let newest: i64 = tx.query_row("SELECT max(id) FROM checkpoints", [], |row| row.get(0))?;
+        let newest = source.newest_checkpoint()?;
         if newest != latest_id || latest.size() != head.size || *latest.root() != head.root {
             return Err(VerifyError::HeadNotCheckpointed {
                 id: newest,
@@ -524,25 +592,25 @@ fn busy(e: rusqlite::Error, timeout: Duration) -> StoreError {
 const BATCH_ROWS: usize = 2048;
 
 /// One entry row, its variable-length columns as ranges into the batch's arena.
-struct EntryRow {
-    seq: u64,
-    bytes: Range<usize>,
-    leaf_hash: Hash,
-    nodes: Range<usize>,
-    kind: u64,
-    refname: Range<usize>,
-    aborts: Option<u64>,
+pub(super) struct EntryRow {
+    pub(super) seq: u64,
+    pub(super) bytes: Range<usize>,
+    pub(super) leaf_hash: Hash,
+    pub(super) nodes: Range<usize>,
+    pub(super) kind: u64,
+    pub(super) refname: Range<usize>,
+    pub(super) aborts: Option<u64>,
 }
 
 /// What the reading thread hands the checking thread, in ledger order: the checkpoints of
 /// size `s` come right before entry `s`, the checkpoints beyond the last entry at the end.
-enum Item {
+pub(super) enum Item {
     Entry(EntryRow),
     Checkpoint(Job),
 }
 
 #[derive(Default)]
-struct Batch {
+pub(super) struct Batch {
     arena: Vec<u8>,
     items: Vec<Item>,
 }
@@ -553,8 +621,8 @@ enum Message {
     Failed(VerifyError),
 }
 
-/// Reads one entry row into the batch.
-fn read_entry(row: &rusqlite::Row<'_>, batch: &mut Batch) -> Result<(), VerifyError> {
+/// Reads one entry row, its variable-length columns into `arena`.
+fn read_entry(row: &rusqlite::Row<'_>, arena: &mut Vec<u8>) -> Result<EntryRow, VerifyError> {
     let key = column_i64(row, 0, ("entries", 0, "seq"))?;
     let seq = u64::try_from(key).map_err(|_| Corruption {
         table: "entries",
@@ -562,7 +630,6 @@ fn read_entry(row: &rusqlite::Row<'_>, batch: &mut Batch) -> Result<(), VerifyEr
         column: "seq",
         problem: "negative",
     })?;
-    let arena = &mut batch.arena;
     let mut push = |bytes: &[u8]| {
         let start = arena.len();
         arena.extend_from_slice(bytes);
@@ -595,7 +662,7 @@ fn read_entry(row: &rusqlite::Row<'_>, batch: &mut Batch) -> Result<(), VerifyEr
         }
     };
     let aborts = column_opt_u64(row, 6, ("entries", key, "aborts"))?;
-    batch.items.push(Item::Entry(EntryRow {
+    Ok(EntryRow {
         seq,
         bytes,
         leaf_hash,
@@ -603,8 +670,7 @@ fn read_entry(row: &rusqlite::Row<'_>, batch: &mut Batch) -> Result<(), VerifyEr
         kind,
         refname,
         aborts,
-    }));
-    Ok(())
+    })
 }
 
 fn read_job(row: &rusqlite::Row<'_>) -> Result<Job, VerifyError> {
@@ -619,11 +685,11 @@ fn read_job(row: &rusqlite::Row<'_>) -> Result<Job, VerifyError> {
     })
 }
 
-/// The reading side: streams entries and checkpoints out of SQLite, in ledger order, in
+/// The reading side: streams entries and checkpoints out of the backend, in ledger order, in
 /// batches. Runs on the caller's thread, which owns the connection. On an error, what was
 /// read before it is still handed over, so that an earlier fault is reported first.
 fn read(
-    conn: &Connection,
+    source: &mut dyn Audit,
     head_size: u64,
     out: &mpsc::SyncSender<Message>,
     spare: &mpsc::Receiver<Batch>,
@@ -638,53 +704,73 @@ fn read(
         out.send(Message::Batch(std::mem::replace(batch, next)))
             .is_ok()
     };
-    let mut batch = Batch::default();
-    let result = read_into(conn, head_size, &mut batch, &send, progress);
-    send(&mut batch);
+    progress(0, head_size);
+    let mut sink = Sink {
+        batch: Batch::default(),
+        send: &send,
+        progress,
+        head_size,
+        position: 0,
+        next_checkpoint: None,
+        started: false,
+    };
+    let result = source.read(&mut sink);
+    send(&mut sink.batch);
     result
 }
 
-fn read_into(
-    conn: &Connection,
+/// Where a backend's rows go: puts the checkpoints of size `s` right before entry `s` (the
+/// ones beyond the last entry at the end) and hands full batches to the checker.
+pub(super) struct Sink<'a> {
+    batch: Batch,
+    send: &'a dyn Fn(&mut Batch) -> bool,
+    progress: &'a mut dyn FnMut(u64, u64),
     head_size: u64,
-    batch: &mut Batch,
-    send: &dyn Fn(&mut Batch) -> bool,
-    progress: &mut dyn FnMut(u64, u64),
-) -> Result<(), VerifyError> {
-    let mut checkpoint_stmt =
-        conn.prepare("SELECT id, size, root, time, note FROM checkpoints ORDER BY size, id")?;
-    let mut checkpoints = checkpoint_stmt.query([])?;
-    let mut next_checkpoint = match checkpoints.next()? {
-        Some(row) => Some(read_job(row)?),
-        None => None,
-    };
-    let mut stmt = conn.prepare(
-        "SELECT seq, bytes, leaf_hash, nodes, kind, refname, aborts FROM entries ORDER BY seq",
-    )?;
-    let mut rows = stmt.query([])?;
-    let mut position = 0u64;
-    progress(0, head_size);
-    loop {
-        let row = rows.next()?;
-        // The checkpoints of this size first; after the last entry, every one left.
-        while let Some(job) = next_checkpoint.take_if(|job| row.is_none() || job.size <= position) {
-            batch.items.push(Item::Checkpoint(job));
-            next_checkpoint = match checkpoints.next()? {
-                Some(row) => Some(read_job(row)?),
-                None => None,
-            };
+    position: u64,
+    next_checkpoint: Option<Job>,
+    started: bool,
+}
+
+impl Sink<'_> {
+    /// Where the next entry's variable-length columns go.
+    pub(super) fn arena(&mut self) -> &mut Vec<u8> {
+        &mut self.batch.arena
+    }
+
+    /// Takes the next entry row (`None` after the last) and the checkpoints that come
+    /// before it; `false` when reading is over (no more rows, or the checker stopped).
+    pub(super) fn entry(
+        &mut self,
+        entry: Option<EntryRow>,
+        next_checkpoint: &mut dyn FnMut() -> Result<Option<Job>, VerifyError>,
+    ) -> Result<bool, VerifyError> {
+        if !self.started {
+            self.started = true;
+            self.next_checkpoint = next_checkpoint()?;
         }
-        let Some(row) = row else { return Ok(()) };
-        read_entry(row, batch)?;
-        position += 1;
-        if batch.items.len() >= BATCH_ROWS {
-            if !send(batch) {
-                return Ok(());
+        let last = entry.is_none();
+        let position = self.position;
+        while let Some(job) = self
+            .next_checkpoint
+            .take_if(|job| last || job.size <= position)
+        {
+            self.batch.items.push(Item::Checkpoint(job));
+            self.next_checkpoint = next_checkpoint()?;
+        }
+        let Some(entry) = entry else {
+            return Ok(false);
+        };
+        self.batch.items.push(Item::Entry(entry));
+        self.position += 1;
+        if self.batch.items.len() >= BATCH_ROWS {
+            if !(self.send)(&mut self.batch) {
+                return Ok(false);
             }
-            if position % PROGRESS_EVERY < BATCH_ROWS as u64 {
-                progress(position.min(head_size), head_size);
+            if self.position % PROGRESS_EVERY < BATCH_ROWS as u64 {
+                (self.progress)(self.position.min(self.head_size), self.head_size);
             }
         }
+        Ok(true)
     }
 }
 
@@ -914,13 +1000,8 @@ impl super::Store {
         key: &VerifierKey,
         mut progress: impl FnMut(u64, u64),
     ) -> Result<VerifyReport, VerifyError> {
-        verify(
-            self.connection(),
-            self.origin(),
-            self.repository(),
-            key,
-            self.busy_timeout,
-            &mut progress,
-        )
+        self.audit(&mut |source| {
+            verify(source, self.origin(), self.repository(), key, &mut progress)
+        })
     }
 }
