@@ -404,9 +404,17 @@ impl Server {
             .as_server_user(&mut command)
             .output()
             .unwrap_or_else(|err| panic!("run {}: {err}", self.bin.join("initdb").display()));
+        let hint = match self.owner {
+            Owner::CurrentUser => "",
+            Owner::Dropped { .. } => {
+                "\n(under root initdb runs as `nobody`, which must be able to reach the \
+                 temporary directory: point TMPDIR at a directory such as /tmp)"
+            }
+        };
         assert!(
             output.status.success(),
-            "initdb failed ({}):\n{}{}",
+            "initdb in {} failed ({}):\n{}{}{hint}",
+            data.display(),
             output.status,
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)

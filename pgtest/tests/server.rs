@@ -52,7 +52,7 @@ fn assert_all_gone(pids: &[u32]) {
     for &pid in pids {
         let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .ok()
-            .and_then(|stat| Some(stat.rsplit_once(')')?.1.trim_start().chars().next()?));
+            .and_then(|stat| stat.rsplit_once(')')?.1.trim_start().chars().next());
         assert!(
             matches!(state, None | Some('Z' | 'X')),
             "server process {pid} still runs (state {state:?})"
@@ -196,6 +196,28 @@ fn stop_start_again_and_restart_keep_the_data_and_port() {
     assert_ne!(server.pid(), Some(first));
     let over_tcp = client_psql(&server, &url, Some(server.password()), "SELECT n FROM t");
     assert_eq!(stdout_of(over_tcp), "7");
+}
+
+#[test]
+fn start_again_on_a_port_taken_meanwhile_panics_saying_so() {
+    let mut server = Server::start();
+    server.stop();
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", server.port())).expect("bind");
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server.start_again()))
+        .expect_err("the port is taken");
+    let message = panic.downcast_ref::<String>().expect("a formatted message");
+    assert!(
+        message.contains("was taken by another process meanwhile"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Address already in use"),
+        "the log tail: {message}"
+    );
+    assert_eq!(server.pid(), None);
+    drop(squatter);
+    server.start_again();
+    assert_eq!(server.psql("postgres", "SELECT 1"), "1");
 }
 
 #[test]
@@ -362,7 +384,7 @@ fn a_panicking_test_leaves_no_server_behind() {
 }
 
 #[test]
-fn runs_as_nobody_under_root() {
+fn server_runs_as_nobody_under_root_else_as_the_current_user() {
     let server = Server::start();
     let pid = server.pid().expect("running");
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
