@@ -49,6 +49,6 @@ pub use key::KeyError;
 pub use merkle::{Frontier, Hash, ProofError};
 #[cfg(feature = "store")]
 pub use store::{
-    AppendOutcome, Filter, Head, NewEntry, Options, Record, Store, StoreError, VerifyError,
-    VerifyReport,
+    AppendOutcome, Destination, Filter, Head, Marker, NewEntry, Options, Postgres, Record, Store,
+    StoreError, VerifyError, VerifyReport,
 };

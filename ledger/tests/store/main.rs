@@ -3,4 +3,5 @@
 #![allow(clippy::unwrap_used)]
 
 mod crash;
+mod postgres;
 mod tamper;
