@@ -207,8 +207,8 @@ pub enum ConnectError {
         /// The timeout.
         seconds: u64,
     },
-    /// The server refused the credentials (SQLSTATE 28P01 or 28000).
-    #[error("password authentication failed for user {user} at {address} ({}): {detail}; set {PASSWORD_SOURCES}", match password_source { Some(source) => format!("password from {source}"), None => "no password given".to_owned() })]
+    /// The server refused the password (SQLSTATE 28P01).
+    #[error("password authentication failed for user {user} at {address} ({}); set the right password in {PASSWORD_SOURCES}", match password_source { Some(source) => format!("password from {source}"), None => "no password given".to_owned() })]
     AuthenticationFailed {
         /// The role.
         user: String,
@@ -216,6 +216,17 @@ pub enum ConnectError {
         address: String,
         /// Where the password came from, if any.
         password_source: Option<String>,
+    },
+    /// The server does not let the role in, whatever the password (SQLSTATE 28000: no
+    /// pg_hba.conf line, a missing role, ...).
+    #[error(
+        "PostgreSQL at {address} does not let user {user} in: {detail}; check that the role exists and that the server's pg_hba.conf allows this host, user, database and sslmode"
+    )]
+    NotAuthorized {
+        /// The role.
+        user: String,
+        /// Where.
+        address: String,
         /// The server's message.
         detail: String,
     },
@@ -308,10 +319,14 @@ pub(super) fn from_postgres(resolved: &Resolved, error: postgres::Error) -> Conn
     if let Some(db) = error.as_db_error() {
         let detail = db.message().to_owned();
         return match db.code().code() {
-            "28P01" | "28000" => ConnectError::AuthenticationFailed {
+            "28P01" => ConnectError::AuthenticationFailed {
                 user: resolved.user.clone(),
                 address,
                 password_source: resolved.password_source.clone(),
+            },
+            "28000" => ConnectError::NotAuthorized {
+                user: resolved.user.clone(),
+                address,
                 detail,
             },
             "3D000" => ConnectError::DatabaseMissing {

@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::env::{self, Environment, Origin, Params};
 use super::error::ConnectError;
@@ -62,13 +62,13 @@ pub(super) fn find(name: &str, environment: &Environment<'_>) -> Result<Service,
 
 /// Parses one file and returns the section `name`, if there is one. Every line is checked,
 /// not only the section's, so a broken file is reported whatever service is asked for.
-fn parse(text: &str, name: &str, path: &PathBuf) -> Result<Option<Service>, ConnectError> {
+fn parse(text: &str, name: &str, path: &Path) -> Result<Option<Service>, ConnectError> {
     let syntax = |line: usize, reason: &'static str| ConnectError::ServiceFileSyntax {
-        path: path.clone(),
+        path: path.to_path_buf(),
         line,
         reason,
     };
-    let origin = Origin::Service(path.clone());
+    let origin = Origin::Service(path.to_path_buf());
     let mut in_section = false;
     let mut found: Option<Service> = None;
     for (index, line) in text.lines().enumerate() {
@@ -84,7 +84,7 @@ fn parse(text: &str, name: &str, path: &PathBuf) -> Result<Option<Service>, Conn
             in_section = section == name;
             if in_section && found.is_none() {
                 found = Some(Service {
-                    path: path.clone(),
+                    path: path.to_path_buf(),
                     params: Params::new(),
                     password: None,
                 });
@@ -133,7 +133,6 @@ mod tests {
     use crate::pgconnect::{ConnectError, Environment, Target};
     use std::collections::HashMap;
     use std::os::unix::fs::PermissionsExt;
-    use std::path::Path;
 
     const FILE: &str = "# services\n[ledger]\nhost=svc.example.com\nport = 6543\ndbname=svcdb\nsslmode=verify-full\npassword=svcpw\n\n[other]\nhost=other\n";
 
