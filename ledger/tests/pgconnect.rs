@@ -286,6 +286,12 @@ fn pgconnect_against_a_real_postgresql() {
         matches!(error, ConnectError::PasswordMissing { .. }),
         "{error}"
     );
+    let message = error.to_string();
+    assert!(
+        message.contains("user tally") && message.contains("PGPASSWORD"),
+        "{message}"
+    );
+    println!("no password: {message}");
 
     // ~/.pgpass in the (injected) home.
     write_secret(
@@ -406,6 +412,12 @@ fn pgconnect_against_a_real_postgresql() {
         matches!(error, ConnectError::DatabaseMissing { .. }),
         "{error}"
     );
+    let message = error.to_string();
+    assert!(
+        message.contains("database nosuchdb") && message.contains("createdb"),
+        "{message}"
+    );
+    println!("no database: {message}");
 
     drop(admin);
     drop(server);

@@ -189,6 +189,10 @@ impl Resolved {
     }
 
     /// The driver's configuration (TLS mode as the wire protocol sees it).
+    ///
+    /// Beyond the connection itself, a dead peer is noticed: TCP keepalives after 30 s idle
+    /// (then 3 probes 5 s apart), and `TCP_USER_TIMEOUT` drops the connection when sent data
+    /// stays unacknowledged for the connect timeout, so a hook never waits on a vanished server.
     pub(super) fn postgres_config(&self) -> postgres::Config {
         use postgres::config::{SslMode as Wire, TargetSessionAttrs};
         let mut config = postgres::Config::new();

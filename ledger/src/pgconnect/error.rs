@@ -232,7 +232,7 @@ pub enum ConnectError {
     },
     /// The server asked for a password and none was found.
     #[error(
-        "PostgreSQL at {address} asks a password for user {user} and none was found; set {PASSWORD_SOURCES}"
+        "PostgreSQL at {address} asks for a password for user {user} and none was found; set {PASSWORD_SOURCES}"
     )]
     PasswordMissing {
         /// The role.
@@ -371,6 +371,84 @@ pub(super) fn from_postgres(resolved: &Resolved, error: postgres::Error) -> Conn
         ConnectError::Other {
             address,
             detail: text,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What an administrator reads, pinned: a change to a message is a reviewed change.
+    #[test]
+    fn messages() {
+        let cases: Vec<(ConnectError, &str)> = vec![
+            (
+                ConnectError::PasswordInUrl,
+                "the ledger URL must not contain a password (policy.toml is shared); remove it and use PGPASSWORD, ~/.pgpass, PGSERVICE or the [ledger] password_file instead",
+            ),
+            (
+                ConnectError::UnknownParameter {
+                    name: "sslmod".to_owned(),
+                    origin: "the ledger URL".to_owned(),
+                },
+                "unknown connection parameter `sslmod` in the ledger URL; known: host, hostaddr, port, dbname, user, sslmode, sslrootcert, connect_timeout, application_name, service, target_session_attrs, options",
+            ),
+            (
+                ConnectError::PasswordFilePermissions {
+                    path: PathBuf::from("/etc/tally/pg.pw"),
+                    mode: 0o644,
+                },
+                "the [ledger] password_file /etc/tally/pg.pw has mode 0644: it must be a regular file not accessible by group or others; run chmod 600 /etc/tally/pg.pw",
+            ),
+            (
+                ConnectError::PgpassPermissions {
+                    path: PathBuf::from("/home/git/.pgpass"),
+                    mode: 0o640,
+                },
+                "password file /home/git/.pgpass has mode 0640: it must be a regular file not accessible by group or others; run chmod 600 /home/git/.pgpass",
+            ),
+            (
+                ConnectError::ServiceNotFound {
+                    service: "ledger".to_owned(),
+                    searched: vec![
+                        PathBuf::from("/home/git/.pg_service.conf"),
+                        PathBuf::from("/etc/postgresql-common/pg_service.conf"),
+                    ],
+                },
+                "PostgreSQL service `ledger` is not defined in /home/git/.pg_service.conf nor /etc/postgresql-common/pg_service.conf; define [ledger] there, set PGSERVICEFILE, or fix the service name",
+            ),
+            (
+                ConnectError::RootCertMissing {
+                    sslmode: "verify-full",
+                    looked: Some(PathBuf::from("/home/git/.postgresql/root.crt")),
+                },
+                "sslmode=verify-full needs root certificates but /home/git/.postgresql/root.crt does not exist; set sslrootcert=/path/to/ca.pem (or PGSSLROOTCERT), sslrootcert=system for the OS trust store, or a weaker sslmode",
+            ),
+            (
+                ConnectError::SystemRootsNeedVerifyFull {
+                    sslmode: "verify-ca",
+                },
+                "sslmode=verify-ca with sslrootcert=system is refused: anyone can get a publicly trusted certificate for a name they control; use sslmode=verify-full",
+            ),
+            (
+                ConnectError::Timeout {
+                    address: "db.example.com:5432".to_owned(),
+                    seconds: 10,
+                },
+                "cannot reach PostgreSQL at db.example.com:5432: no answer within 10 s (connect_timeout); is the server running and reachable from this host?",
+            ),
+            (
+                ConnectError::AuthenticationFailed {
+                    user: "tally".to_owned(),
+                    address: "db.example.com:5432".to_owned(),
+                    password_source: Some("PGPASSWORD".to_owned()),
+                },
+                "password authentication failed for user tally at db.example.com:5432 (password from PGPASSWORD); set the right password in PGPASSWORD, ~/.pgpass, PGSERVICE or the [ledger] password_file",
+            ),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(error.to_string(), expected);
         }
     }
 }
