@@ -17,6 +17,8 @@
 //!   `tally ledger verify` reports, whatever it verified.
 //! - [`publication`]: the format of the ledger's publication at `refs/tally/ledger` (the
 //!   blobs of each publication commit), for the server's writer and every reader.
+//! - `pgconnect` (cargo feature `store`): how tally connects to a PostgreSQL ledger, with
+//!   libpq's conventions (environment, pgpass, service file, sslmode) and rustls.
 //! - `store` (cargo feature `store`, on by default): the SQLite store: appends in one
 //!   transaction with a compare-and-swap head, every checkpoint ever signed, and whole-ledger
 //!   verification. Agents read the published ledger and build without it (no SQLite).
@@ -32,6 +34,8 @@ pub mod export;
 pub mod key;
 pub mod log;
 pub mod merkle;
+#[cfg(feature = "store")]
+pub mod pgconnect;
 pub mod publication;
 pub mod report;
 #[cfg(feature = "store")]
