@@ -20,6 +20,8 @@
 //!   means a certificate that does not verify, which should be seen.
 //! - `connect_timeout` defaults to [`DEFAULT_CONNECT_TIMEOUT`] (libpq waits forever) and bounds
 //!   the whole connection, startup and authentication included; `0` is refused.
+//! - An `sslrootcert` named but missing is an error in every mode (libpq skips verification
+//!   under `require`).
 //! - One host per URL; client certificates (`sslcert`, `sslkey`) are not supported yet.
 //!
 //! The resolution is a pure function of an [`Environment`] (variables, home directory, OS user)

@@ -23,11 +23,23 @@ fn run(command: &mut Command) {
     );
 }
 
-/// Runs a command as `nobody` (initdb and postgres refuse root).
+/// Whether the tests run as root.
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self").is_ok_and(|proc| proc.uid() == 0)
+}
+
+/// Runs a PostgreSQL program as `nobody` when the tests run as root (initdb and postgres
+/// refuse root), else as the current user.
 fn as_nobody(program: &str) -> Command {
-    let mut command = Command::new("runuser");
-    command.args(["-u", "nobody", "--", &format!("{BIN}/{program}")]);
-    command
+    let path = format!("{BIN}/{program}");
+    if is_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "nobody", "--", &path]);
+        command
+    } else {
+        Command::new(path)
+    }
 }
 
 /// A CA and a certificate it signed, made with the openssl CLI.
@@ -115,7 +127,9 @@ impl Server {
         fs::create_dir(&socket_dir).expect("mkdir");
         let pwfile = dir.path().join("admin-pw");
         fs::write(&pwfile, "admin-pw\n").expect("write");
-        run(Command::new("chown").args(["-R", "nobody"]).arg(dir.path()));
+        if is_root() {
+            run(Command::new("chown").args(["-R", "nobody"]).arg(dir.path()));
+        }
         fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).expect("chmod");
         run(as_nobody("initdb")
             .arg("-D")

@@ -439,7 +439,7 @@ fn password(
     };
     let port = resolved.port.to_string();
     let found = pgpass::lookup(&path, host, &port, &resolved.dbname, &resolved.user)?;
-    Ok(found.map(|password| (password, format!("password file {}", path.display()))))
+    Ok(found.map(|password| (password, format!("pgpass file {}", path.display()))))
 }
 
 #[cfg(test)]

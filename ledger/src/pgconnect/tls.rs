@@ -10,6 +10,10 @@
 //!
 //! Whatever is skipped, the handshake signatures are always checked, so the peer at least
 //! holds the key of the certificate it presented (channel binding builds on that).
+//!
+//! One difference from libpq, on the strict side: an `sslrootcert` file named explicitly but
+//! missing or unreadable is an error in every mode (libpq silently skips verification under
+//! `require`); the administrator named that file for a reason.
 
 use std::sync::Arc;
 
@@ -261,7 +265,52 @@ impl ServerCertVerifier for ChainOnly {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pgconnect::{Environment, Target};
     use std::path::PathBuf;
+
+    fn connector_for(url: &str) -> Result<MakeRustlsConnect, ConnectError> {
+        let nothing = |_: &str| None;
+        let environment = Environment {
+            var: &nothing,
+            home: None,
+            os_user: Some("u".to_owned()),
+        };
+        let resolved = Target::parse(url, None)
+            .expect("parses")
+            .resolve("t", &environment)
+            .expect("resolves");
+        connector(&resolved)
+    }
+
+    #[test]
+    fn named_root_file_that_is_missing_is_an_error_even_under_require() {
+        let error = connector_for("postgres://h/d?sslmode=require&sslrootcert=/nonexistent/ca.pem")
+            .err()
+            .expect("refused");
+        assert!(error.to_string().contains("/nonexistent/ca.pem"), "{error}");
+    }
+
+    #[test]
+    fn root_file_without_certificates_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, "not a certificate\n").expect("write");
+        let error = connector_for(&format!(
+            "postgres://h/d?sslmode=verify-full&sslrootcert={}",
+            path.display()
+        ))
+        .err()
+        .expect("refused");
+        assert!(
+            error.to_string().contains("holds no PEM certificate"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn unix_sockets_need_no_roots_whatever_the_mode() {
+        assert!(connector_for("postgres:///d?host=/tmp&sslmode=verify-full").is_ok());
+    }
 
     #[test]
     fn verification_follows_libpq() {
