@@ -49,6 +49,9 @@ pub enum AdminError {
     /// The ledger store failed.
     #[error(transparent)]
     Store(#[from] tally_ledger::StoreError),
+    /// The ledger's location cannot be known or reached.
+    #[error(transparent)]
+    Location(Box<crate::ledger::LocationError>),
     /// A ledger key file is missing or unusable.
     #[error(transparent)]
     Key(#[from] tally_ledger::KeyError),
@@ -91,9 +94,18 @@ pub enum AdminError {
     /// JSON output could not be produced.
     #[error("cannot encode JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// `tally ledger migrate` cannot move the ledger.
+    #[error("{0}")]
+    Migrate(String),
     /// `tally ledger adopt` was given something it cannot adopt.
     #[error(transparent)]
     Adopt(#[from] crate::adopt::AdoptError),
+}
+
+impl From<crate::ledger::LocationError> for AdminError {
+    fn from(e: crate::ledger::LocationError) -> AdminError {
+        AdminError::Location(Box::new(e))
+    }
 }
 
 /// Maps a repository read error, naming what was read.
@@ -140,16 +152,18 @@ pub fn find_repo(arg: Option<&Path>) -> Result<PathBuf, AdminError> {
 /// Whether `git_dir` holds a ledger store: a tally-guarded repository, as opposed to a
 /// clone, which can at most hold the ledger as published at `refs/tally/ledger`.
 pub fn has_store(git_dir: &Path) -> bool {
-    std::fs::symlink_metadata(Paths::new(git_dir).ledger()).is_ok()
+    let paths = Paths::new(git_dir);
+    match crate::ledger::Location::of(&paths) {
+        Ok(crate::ledger::Location::Sqlite(path)) => std::fs::symlink_metadata(path).is_ok(),
+        // A shared ledger: the policy names it; opening it says whether it is there.
+        Ok(crate::ledger::Location::Postgres { .. }) => true,
+        // An unreadable policy in a guarded repository: opening says what is wrong.
+        Err(_) => paths.dir.join(crate::config::POLICY_FILE).exists(),
+    }
 }
 
 fn open_store(git_dir: &Path) -> Result<Store, AdminError> {
-    let path = Paths::new(git_dir).ledger();
-    let options = tally_ledger::Options {
-        read_only: true,
-        ..Default::default()
-    };
-    Ok(Store::open_with(&path, &options)?)
+    Ok(crate::ledger::open_read_only(&Paths::new(git_dir))?)
 }
 
 fn hex(bytes: &Option<Vec<u8>>) -> String {
@@ -469,4 +483,115 @@ fn check_publication(
         ));
     }
     Ok(())
+}
+
+/// Where `tally ledger migrate` moves a ledger.
+#[derive(Debug, Clone)]
+pub enum MigrateTo {
+    /// SQLite in the repository (`--to sqlite`).
+    Sqlite,
+    /// A PostgreSQL database.
+    Postgres(crate::config::LedgerSection),
+}
+
+/// Moves the repository's ledger to another backend without changing a byte of any entry
+/// or checkpoint (issue 15): copies it under its write lock (pushes wait, then are refused
+/// as busy), points `policy.toml`'s `[ledger]` table at the copy before releasing the lock,
+/// and verifies the copy. The old ledger is left where it was, unchanged, for the
+/// administrator to archive. Returns the report lines.
+pub fn migrate(git_dir: &Path, to: &MigrateTo) -> Result<Vec<String>, AdminError> {
+    use crate::ledger::Location;
+    let paths = Paths::new(git_dir);
+    let from = Location::of(&paths)?;
+    let policy_path = paths.dir.join(crate::config::POLICY_FILE);
+    let destination_text = match to {
+        MigrateTo::Sqlite => paths.ledger().display().to_string(),
+        MigrateTo::Postgres(section) => {
+            crate::ledger::target(&policy_path, &paths.dir, section)?.display()
+        }
+    };
+    match (&from, to) {
+        (Location::Sqlite(_), MigrateTo::Sqlite) => {
+            return Err(AdminError::Migrate(format!(
+                "the ledger is already in SQLite at {destination_text}"
+            )));
+        }
+        (Location::Postgres { target, .. }, MigrateTo::Postgres(section))
+            if crate::ledger::target(&policy_path, &paths.dir, section)?.display()
+                == target.display() =>
+        {
+            return Err(AdminError::Migrate(format!(
+                "the ledger is already in {destination_text}"
+            )));
+        }
+        _ => {}
+    }
+    let mut store = from.open(&tally_ledger::Options::default())?;
+    let before = store.head()?;
+    let options = tally_ledger::Options::default();
+    let sqlite_path = paths.ledger();
+    let destination = match to {
+        MigrateTo::Sqlite => {
+            let path = &sqlite_path;
+            if path.exists() {
+                return Err(AdminError::Migrate(format!(
+                    "{} exists already (an older ledger?); move it aside first",
+                    path.display()
+                )));
+            }
+            tally_ledger::Destination::Sqlite(path)
+        }
+        MigrateTo::Postgres(section) => {
+            let target = crate::ledger::target(&policy_path, &paths.dir, section)?;
+            tally_ledger::Destination::Postgres(Box::new(crate::ledger::connect(
+                &target, &options,
+            )?))
+        }
+    };
+    let section = match to {
+        MigrateTo::Sqlite => None,
+        MigrateTo::Postgres(section) => Some(section.clone()),
+    };
+    let switch = |_: &Store| -> Result<(), String> {
+        let text =
+            std::fs::read(&policy_path).map_err(|e| format!("{}: {e}", policy_path.display()))?;
+        let edited = crate::config::with_ledger_section(&policy_path, &text, section.as_ref())
+            .map_err(|e| e.to_string())?;
+        let temp = paths.dir.join(".policy.toml.migrate");
+        std::fs::write(&temp, edited.as_bytes())
+            .and_then(|()| {
+                std::fs::set_permissions(&temp, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            })
+            .and_then(|()| std::fs::File::open(&temp)?.sync_all())
+            .and_then(|()| std::fs::rename(&temp, &policy_path))
+            .and_then(|()| std::fs::File::open(&paths.dir)?.sync_all())
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&temp);
+                format!("{}: {e}", policy_path.display())
+            })
+    };
+    let copy = store.migrate(destination, &options, switch)?;
+    crate::shared::adopt_umask(git_dir);
+    let key = verifier(git_dir, &copy, None)?.map_err(|p| AdminError::Migrate(p.to_string()))?;
+    let report = copy.verify(&key, |_, _| {}).map_err(|e| {
+        AdminError::Migrate(format!(
+            "the copy at {destination_text} does not verify: {e}; policy.toml now points at it; run `tally ledger verify`"
+        ))
+    })?;
+    Ok(vec![
+        format!("ledger moved: {} to {}", from.display(), copy.location()),
+        format!(
+            "  {} and {}, not a byte changed: root {} at size {} (was {})",
+            count(report.size, "entry", "entries"),
+            count(report.checkpoints, "checkpoint", "checkpoints"),
+            tally_ledger::hex::encode(&report.root),
+            report.size,
+            before.size
+        ),
+        format!(
+            "  {} now names it; the old ledger at {} is unchanged: archive it, do not write to it",
+            policy_path.display(),
+            from.display()
+        ),
+    ])
 }

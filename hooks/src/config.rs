@@ -33,6 +33,19 @@ pub struct Signatures {
     pub revocation_file: Option<PathBuf>,
 }
 
+/// `[ledger]`: where the ledger lives, when not in SQLite in the repository (issue 15).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerSection {
+    /// The PostgreSQL database (`postgres://user@host:port/db?sslmode=verify-full`), without
+    /// a password.
+    pub url: String,
+    /// A file holding the database password (mode 0600), relative to the tally directory;
+    /// otherwise `PGPASSWORD`, `~/.pgpass` or `PGSERVICE` supply it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+}
+
 /// The whole policy file.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -47,6 +60,9 @@ pub struct PolicyFile {
     /// Bounds on syntax validation.
     #[serde(default)]
     pub syntax: Limits,
+    /// Where the ledger lives (absent: SQLite in the repository).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<LedgerSection>,
 }
 
 /// Why the policy cannot be used. The hook refuses every protected push while this is so.
@@ -245,6 +261,64 @@ impl std::ops::Deref for Config {
     fn deref(&self) -> &Policy {
         &self.policy
     }
+}
+
+/// Policy text with its `[ledger]` table set to `ledger` (removed for `None`: SQLite in the
+/// repository), everything else as it was. The result is parsed back and must say exactly
+/// that, or the edit is refused.
+pub fn with_ledger_section(
+    path: &Path,
+    text: &[u8],
+    ledger: Option<&LedgerSection>,
+) -> Result<String, ConfigError> {
+    parse_policy(path, text)?;
+    let text = String::from_utf8_lossy(text).into_owned();
+    let mut kept = String::with_capacity(text.len() + 128);
+    let mut in_ledger = false;
+    for line in text.split_inclusive('\n') {
+        let header = line.trim_start();
+        if header.starts_with('[') {
+            let name = header
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or_default()
+                .trim();
+            in_ledger = name == "ledger";
+        }
+        if !in_ledger {
+            kept.push_str(line);
+        }
+    }
+    if let Some(ledger) = ledger {
+        if !kept.ends_with('\n') {
+            kept.push('\n');
+        }
+        kept.push_str(&ledger_section_text(ledger));
+    }
+    let edited = parse_policy(path, kept.as_bytes())?;
+    if edited.ledger.as_ref() != ledger {
+        return Err(ConfigError::Parse {
+            path: path.to_owned(),
+            message: "the [ledger] table could not be rewritten; edit it by hand".into(),
+        });
+    }
+    Ok(kept)
+}
+
+/// The `[ledger]` table for `ledger`, with what it means.
+fn ledger_section_text(ledger: &LedgerSection) -> String {
+    let mut text = format!(
+        "\n[ledger]\n# The shared PostgreSQL ledger (issue 15). Credentials come from PGPASSWORD, ~/.pgpass,\n# PGSERVICE or password_file, never from this file. Move the ledger with `tally ledger migrate`.\nurl = {:?}\n",
+        ledger.url
+    );
+    if let Some(file) = &ledger.password_file {
+        text.push_str(&format!(
+            "password_file = {:?}\n",
+            file.display().to_string()
+        ));
+    }
+    text
 }
 
 /// Parses policy text, reporting TOML errors with their position.

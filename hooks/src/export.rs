@@ -8,8 +8,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
+use tally_ledger::StoreError;
 use tally_ledger::export::{BundleWriter, ExportError as BundleError, Range, Seal, Summary};
-use tally_ledger::{Store, StoreError};
 
 use crate::config::{POLICY_FILE, Policy, parse_policy};
 use crate::record::Paths;
@@ -37,6 +37,9 @@ pub enum ExportError {
     /// The ledger cannot be read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The ledger's location cannot be known or reached.
+    #[error(transparent)]
+    Location(Box<crate::ledger::LocationError>),
     /// The ledger key cannot be used.
     #[error("ledger key: {0}")]
     Key(#[from] tally_ledger::KeyError),
@@ -79,6 +82,12 @@ pub enum ExportError {
     Bundle(#[from] BundleError),
 }
 
+impl From<crate::ledger::LocationError> for ExportError {
+    fn from(e: crate::ledger::LocationError) -> ExportError {
+        ExportError::Location(Box::new(e))
+    }
+}
+
 impl ExportError {
     /// Whether the ledger itself failed verification (exit 1), rather than the export being
     /// impossible (exit 2).
@@ -111,13 +120,7 @@ pub fn export(
         )));
     }
     let paths = Paths::new(git_dir);
-    let store = Store::open_with(
-        &paths.ledger(),
-        &tally_ledger::Options {
-            read_only: true,
-            ..Default::default()
-        },
-    )?;
+    let store = crate::ledger::open_read_only(&paths)?;
     let key = paths.load_key()?;
     if key.verifying_key().to_bytes() != store.public_key() {
         return Err(ExportError::WrongKey { path: paths.key() });

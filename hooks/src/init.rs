@@ -6,7 +6,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
 use tally_verify::signers::AllowedSigners;
 
 use crate::config::{TALLY_DIR, add_protected_branches, default_policy_text, parse_policy};
@@ -56,6 +55,9 @@ pub struct InitOptions {
     /// `tally-shim`, by absolute path, if it is installed beside tally (see [`find_shim`]):
     /// the interpreter of the `reference-transaction` hook file.
     pub shim: Option<PathBuf>,
+    /// A shared PostgreSQL ledger (`--ledger`), recorded in policy.toml; `None` keeps what
+    /// the policy says (SQLite in the repository by default).
+    pub ledger: Option<crate::config::LedgerSection>,
 }
 
 /// The file name of the shim `scripts/install.sh` puts beside tally on x86_64 Linux.
@@ -374,6 +376,9 @@ struct Plan {
     sharing: crate::shared::Sharing,
     policy_path: PathBuf,
     existing_policy: Option<Vec<u8>>,
+    /// The `[ledger]` table the written policy must have (`--ledger`, or kept from the
+    /// existing policy through `--force`).
+    ledger: Option<crate::config::LedgerSection>,
     /// The existing policy with the `--branch` names it lacked added, and those names.
     extended_policy: Option<(String, Vec<String>)>,
 }
@@ -431,7 +436,40 @@ impl Plan {
                 parse_policy(&policy_path, edited.as_bytes()).map_err(InitError::BadPolicy)?;
             }
         }
+        let current = existing_policy
+            .as_ref()
+            .and_then(|t| parse_policy(&policy_path, t).ok())
+            .and_then(|f| f.ledger);
+        let ledger = match (&opts.ledger, current) {
+            (None, current) => current,
+            (Some(want), Some(current)) if *want == current => Some(current),
+            (Some(_), Some(current)) => {
+                return Err(InitError::Ledger(format!(
+                    "{} already keeps the ledger in {}; to move it, run `tally ledger migrate --repo {} --to <URL>`",
+                    policy_path.display(),
+                    current.url,
+                    git_dir.display()
+                )));
+            }
+            (Some(want), None) => {
+                let sqlite = crate::record::Paths::new(&git_dir).ledger();
+                if sqlite.exists() {
+                    return Err(InitError::Ledger(format!(
+                        "this repository's ledger is in SQLite at {}; to move it to PostgreSQL, run `tally ledger migrate --repo {} --to {}`",
+                        sqlite.display(),
+                        git_dir.display(),
+                        want.url
+                    )));
+                }
+                Some(want.clone())
+            }
+        };
+        if let Some(want) = &ledger {
+            crate::ledger::target(&policy_path, &git_dir.join(TALLY_DIR), want)
+                .map_err(|e| InitError::Ledger(e.to_string()))?;
+        }
         Ok(Plan {
+            ledger,
             repo,
             git_dir,
             signers_text,
@@ -454,16 +492,35 @@ impl Plan {
         if !opts.no_hooks {
             std::fs::create_dir_all(&self.hooks_dir).map_err(io(&self.hooks_dir))?;
         }
-        let policy = match (&self.existing_policy, opts.force, &self.extended_policy) {
-            (Some(_), false, Some((edited, _))) => {
-                write_file(&self.policy_path, edited.as_bytes(), 0o644)?
+        let text = match (&self.existing_policy, opts.force, &self.extended_policy) {
+            (Some(_), false, Some((edited, _))) => Some(edited.clone()),
+            (Some(_), false, None) => None,
+            _ => Some(default_policy_text(&self.branches)),
+        };
+        // The [ledger] table the policy must have, whatever else changed.
+        let text = match (text, &self.existing_policy) {
+            (Some(text), _) if self.ledger.is_some() => Some(
+                crate::config::with_ledger_section(
+                    &self.policy_path,
+                    text.as_bytes(),
+                    self.ledger.as_ref(),
+                )
+                .map_err(InitError::BadPolicy)?,
+            ),
+            (None, Some(existing)) if self.ledger.is_some() => {
+                let edited = crate::config::with_ledger_section(
+                    &self.policy_path,
+                    existing,
+                    self.ledger.as_ref(),
+                )
+                .map_err(InitError::BadPolicy)?;
+                (edited.as_bytes() != existing.as_slice()).then_some(edited)
             }
-            (Some(_), false, None) => Wrote::Kept,
-            _ => write_file(
-                &self.policy_path,
-                default_policy_text(&self.branches).as_bytes(),
-                0o644,
-            )?,
+            (text, _) => text,
+        };
+        let policy = match text {
+            Some(text) => write_file(&self.policy_path, text.as_bytes(), 0o644)?,
+            None => Wrote::Kept,
         };
         let signers_path = tally_dir.join("allowed_signers");
         let signers = write_file(&signers_path, &self.signers_text, 0o644)?;
@@ -887,21 +944,48 @@ fn set_up_ledger(
         ));
         key
     };
-    if let (true, None) = (paths.ledger().exists(), &reasons) {
+    let location = crate::ledger::Location::of(&paths).map_err(|e| ledger_err(&e))?;
+    let exists = match &location {
+        crate::ledger::Location::Sqlite(path) => path.exists(),
+        crate::ledger::Location::Postgres { target, repository } => {
+            let mut db = crate::ledger::connect(target, &tally_ledger::Options::default())
+                .map_err(|e| ledger_err(&e))?;
+            let applied = db.upgrade().map_err(|e| ledger_err(&e))?;
+            if let Some(version) = applied.last() {
+                lines.push(format!(
+                    "ledger database {}: tally schema {} version {version}",
+                    target.display(),
+                    if applied.len() == 1 && *version == 1 {
+                        "created at"
+                    } else {
+                        "upgraded to"
+                    }
+                ));
+            }
+            lines.push(format!(
+                "                shared: every replica of this repository needs this ledger key ({}), mode 0600, before its `tally init --ledger`",
+                tally_ledger::key::fingerprint(&key.verifying_key())
+            ));
+            db.has_ledger(repository).map_err(|e| ledger_err(&e))?
+        }
+    };
+    let shown = match &location {
+        crate::ledger::Location::Postgres { repository, .. } => {
+            format!("{} (ledger {repository})", location.display())
+        }
+        crate::ledger::Location::Sqlite(path) => path.display().to_string(),
+    };
+    if let (true, None) = (exists, &reasons) {
         // Not even opened (see `Plan::apply`). `tally ledger verify` checks it.
-        lines.push(format!(
-            "ledger          {}: unchanged",
-            paths.ledger().display()
-        ));
+        lines.push(format!("ledger          {shown}: unchanged"));
         return Ok(lines);
     }
-    if let (true, Some(reasons)) = (paths.ledger().exists(), reasons) {
+    if let (true, Some(reasons)) = (exists, reasons) {
         lines.extend(record_change(repo, git_dir, reasons)?);
         return Ok(lines);
     }
     let config = crate::config::Config::load(git_dir)?;
-    let public = key.verifying_key().to_bytes();
-    let id = tally_ledger::hex::encode(&Sha256::digest(public)[..8]);
+    let id = crate::ledger::repository_id(&key.verifying_key());
     let name: String = git_dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -917,15 +1001,26 @@ fn set_up_ledger(
         .collect();
     let origin = format!("tally/{name}/{id}");
     let now = jiff::Timestamp::now();
-    let mut store = Store::create(
-        &paths.ledger(),
-        &origin,
-        &id,
-        now,
-        &key,
-        &tally_ledger::Options::default(),
-    )
-    .map_err(|e| ledger_err(&e))?;
+    let mut store = match &location {
+        crate::ledger::Location::Sqlite(path) => Store::create(
+            path,
+            &origin,
+            &id,
+            now,
+            &key,
+            &tally_ledger::Options::default(),
+        )
+        .map_err(|e| ledger_err(&e))?,
+        crate::ledger::Location::Postgres { target, .. } => Store::create_in(
+            crate::ledger::connect(target, &tally_ledger::Options::default())
+                .map_err(|e| ledger_err(&e))?,
+            &origin,
+            &id,
+            now,
+            &key,
+        )
+        .map_err(|e| ledger_err(&e))?,
+    };
     let pusher = crate::pusher::Pusher::from_env();
     let mut entries = vec![entry_about(
         Kind::PolicyChange,
@@ -939,8 +1034,7 @@ fn set_up_ledger(
         .append(entries, now, &key)
         .map_err(|e| ledger_err(&e))?;
     lines.push(format!(
-        "ledger          {}: created, {}",
-        paths.ledger().display(),
+        "ledger          {shown}: created, {}",
         tally_ledger::log::count(outcome.size, "entry", "entries")
     ));
     lines.push(format!("                origin {origin}"));
@@ -974,12 +1068,9 @@ fn record_change(
             .map(|p| p.is_some())
             .map_err(|e| ledger_err(&e))
     })?);
-    let ledger = paths.ledger();
+    let ledger = store.location();
     let Some(first) = entries.first() else {
-        return Ok(vec![format!(
-            "ledger          {}: unchanged",
-            ledger.display()
-        )]);
+        return Ok(vec![format!("ledger          {ledger}: unchanged")]);
     };
     let what = if first.refname.is_empty() {
         "the policy change"
@@ -992,14 +1083,10 @@ fn record_change(
         .map_err(|e| ledger_err(&e))?;
     let seq = outcome.first_seq;
     let mut lines = vec![if count == 1 {
-        format!(
-            "ledger          {}: recorded {what} as entry #{seq} (policy-change)",
-            ledger.display()
-        )
+        format!("ledger          {ledger}: recorded {what} as entry #{seq} (policy-change)")
     } else {
         format!(
-            "ledger          {}: recorded {what} as entry #{seq} (policy-change), and {} baseline{} of protected branches that exist already",
-            ledger.display(),
+            "ledger          {ledger}: recorded {what} as entry #{seq} (policy-change), and {} baseline{} of protected branches that exist already",
             count - 1,
             if count == 2 { "" } else { "s" }
         )

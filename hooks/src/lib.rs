@@ -11,6 +11,7 @@ pub mod config;
 pub mod export;
 pub mod init;
 pub mod input;
+pub mod ledger;
 pub mod output;
 pub mod owner;
 pub mod pre_receive;

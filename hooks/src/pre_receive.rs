@@ -60,6 +60,15 @@ pub enum HookError {
     /// The ledger cannot be read.
     #[error(transparent)]
     Record(#[from] record::RecordError),
+    /// The ledger's location cannot be known or reached.
+    #[error("ledger: {0}")]
+    Location(Box<crate::ledger::LocationError>),
+}
+
+impl From<crate::ledger::LocationError> for HookError {
+    fn from(e: crate::ledger::LocationError) -> HookError {
+        HookError::Location(Box::new(e))
+    }
 }
 
 /// What the hook decided.
@@ -175,9 +184,16 @@ pub fn decide(
             r.peel_to_id().ok().map(|id| id.detach())
         };
         record::reconcile(&paths, config, &Pusher::from_env(), now, current)?;
-        Some(tally_ledger::Store::open(&paths.ledger())?)
+        Some(crate::ledger::open(&paths)?)
     };
     for update in protected {
+        if let Some(ledger) = &ledger
+            && record::catch_up(ledger, update)?
+        {
+            // A replica catching up to what the shared ledger records: replication, judged
+            // when the move was first pushed (see `record::catch_up`).
+            continue;
+        }
         if let Some(ledger) = &ledger
             && let Some(gap) = record::off_ledger(&paths, ledger, update)?
         {

@@ -49,6 +49,9 @@ pub enum PublishError {
     /// The store could not be read.
     #[error("cannot publish the ledger to {LEDGER_REF}: {0}")]
     Store(#[from] tally_ledger::StoreError),
+    /// The ledger's location cannot be known or reached.
+    #[error(transparent)]
+    Location(Box<crate::ledger::LocationError>),
     /// The published ledger is ahead of the store: the store was rolled back.
     #[error(
         "cannot publish the ledger to {LEDGER_REF}: the published ledger has {published} entries but the store's checkpoint only {checkpoint}; the store was rolled back"
@@ -126,8 +129,8 @@ pub fn publish_or_warn(
     now: Timestamp,
     reporter: &mut crate::output::Reporter<impl std::io::Write>,
 ) {
-    let result = Store::open(&paths.ledger())
-        .map_err(PublishError::from)
+    let result = crate::ledger::open(paths)
+        .map_err(|e| PublishError::Location(Box::new(e)))
         .and_then(|store| publish(git_dir, &store, now));
     if let Err(e) = result {
         reporter.error(&format!("warning: {e}"));

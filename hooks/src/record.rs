@@ -121,6 +121,9 @@ pub enum RecordError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The ledger's location cannot be known or reached.
+    #[error(transparent)]
+    Location(Box<crate::ledger::LocationError>),
     /// The ledger key cannot be used.
     #[error("ledger key: {0}")]
     Key(#[from] tally_ledger::KeyError),
@@ -140,6 +143,12 @@ pub enum RecordError {
         /// Why.
         message: String,
     },
+}
+
+impl From<crate::ledger::LocationError> for RecordError {
+    fn from(e: crate::ledger::LocationError) -> RecordError {
+        RecordError::Location(Box::new(e))
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RecordError + '_ {
@@ -342,7 +351,7 @@ pub fn off_ledger(
         .map(ObjectId::try_from)
         .transpose()
         .map_err(|e| RecordError::Corrupt {
-            path: store.path().display().to_string(),
+            path: store.location(),
             message: format!(
                 "the ledger records a malformed object id for {}: {e}",
                 update.refname
@@ -356,7 +365,7 @@ pub fn off_ledger(
         old: update.old,
         new: recorded,
     };
-    if marker_path(paths, &racing).exists() {
+    if has_marker(paths, store, &racing)? {
         return Ok(Some(Violation {
             refname: update.refname.clone(),
             commit: None,
@@ -379,8 +388,84 @@ pub fn off_ledger(
 /// Opens the ledger and its key for appending.
 pub fn open(paths: &Paths) -> Result<(Store, SigningKey), RecordError> {
     let key = paths.load_key()?;
-    let store = Store::open(&paths.ledger())?;
+    let store = crate::ledger::open(paths)?;
     Ok((store, key))
+}
+
+/// Whether `u` is a replica catching up (issue 15): with a shared ledger, a protected ref
+/// moving to exactly the commit the ledger's latest entry for it says (an accepted move
+/// another node recorded), from a commit an earlier, uncancelled entry set it to (or from
+/// nothing). Such a move is replication, not a move outside tally: it is let through
+/// without being recorded again. Every other move without a verdict is refused as before.
+pub fn catch_up(store: &Store, u: &Update) -> Result<bool, RecordError> {
+    if !store.is_shared() || u.new.is_none() {
+        return Ok(false);
+    }
+    let Some(at) = store.position(&u.refname)? else {
+        return Ok(false);
+    };
+    if at.commit != raw(u.new) || at.kind != Kind::Accepted {
+        return Ok(false);
+    }
+    let Some(old) = raw(u.old) else {
+        return Ok(true);
+    };
+    // Newest first: an `aborted` entry comes before the entry it cancels.
+    let mut cancelled = std::collections::HashSet::new();
+    let mut earlier = false;
+    store.log_each(
+        &tally_ledger::Filter {
+            refname: Some(u.refname.clone()),
+            before: Some(at.seq),
+            ..Default::default()
+        },
+        |record| {
+            let e = &record.entry;
+            match e.kind {
+                Kind::Aborted => {
+                    cancelled.extend(e.aborts);
+                }
+                Kind::Accepted | Kind::Adopted
+                    if !cancelled.contains(&e.seq) && e.new.as_deref() == Some(&old[..]) =>
+                {
+                    earlier = true;
+                    return false;
+                }
+                _ => {}
+            }
+            true
+        },
+    )?;
+    Ok(earlier)
+}
+
+/// The node a marker of a shared ledger belongs to: this host and this replica.
+fn node(paths: &Paths) -> String {
+    let host = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown-host".to_owned());
+    let repo = paths.dir.parent().unwrap_or(&paths.dir);
+    format!("{host}:{}", repo.display())
+}
+
+/// Whether an in-flight marker of `u` exists: a file, or a row of the shared ledger.
+fn has_marker(paths: &Paths, store: &Store, u: &Update) -> Result<bool, RecordError> {
+    if store.is_shared() {
+        return Ok(store
+            .marker(&update_key(&u.refname, u.old, u.new))?
+            .is_some());
+    }
+    Ok(marker_path(paths, u).exists())
+}
+
+/// Removes the in-flight marker of `u`, if any.
+fn remove_marker(paths: &Paths, store: &Store, u: &Update) -> Result<(), RecordError> {
+    if store.is_shared() {
+        store.remove_marker(&update_key(&u.refname, u.old, u.new))?;
+    } else {
+        let _ = std::fs::remove_file(marker_path(paths, u));
+    }
+    Ok(())
 }
 
 /// The reason a `policy-change` entry gives when nothing more precise is known: the files
@@ -620,7 +705,10 @@ pub fn update_hook(
         reasons.push(violation.to_string());
     } else if config.is_protected(&update.refname) {
         if take_verdict(paths, update, now, true)?.is_none() {
-            reasons.push(no_verdict(update));
+            let shared = crate::ledger::Location::of(paths)?.is_shared();
+            if !shared || !catch_up(&crate::ledger::open(paths)?, update)? {
+                reasons.push(no_verdict(update));
+            }
         } else {
             // What `prepared` will need, where a failure would reach the pusher only as a
             // dead connection: a key it can read, a ledger and a directory (for SQLite's
@@ -628,11 +716,13 @@ pub fn update_hook(
             // cost every push about a millisecond (pre-receive opened it, and checked the
             // ledger's position of the branch, moments ago).
             use nix::unistd::{AccessFlags, access};
-            for (path, how) in [
-                (paths.key(), AccessFlags::R_OK),
-                (paths.ledger(), AccessFlags::R_OK | AccessFlags::W_OK),
-                (paths.dir.clone(), AccessFlags::W_OK | AccessFlags::X_OK),
-            ] {
+            let mut needed = vec![(paths.key(), AccessFlags::R_OK)];
+            // A shared ledger is in the database: pre-receive reached it moments ago.
+            if !crate::ledger::Location::of(paths)?.is_shared() {
+                needed.push((paths.ledger(), AccessFlags::R_OK | AccessFlags::W_OK));
+                needed.push((paths.dir.clone(), AccessFlags::W_OK | AccessFlags::X_OK));
+            }
+            for (path, how) in needed {
                 access(&path, how).map_err(|e| RecordError::Io {
                     path: path.display().to_string(),
                     source: std::io::Error::from(e),
@@ -663,6 +753,7 @@ pub fn prepared(
 ) -> Result<Prepared, RecordError> {
     let mut accepted = Vec::new();
     let mut refused = Vec::new();
+    let mut unjudged = Vec::new();
     for u in updates {
         if let Some(problem) = crate::refs::judge(config, u) {
             let violation = Violation {
@@ -680,13 +771,26 @@ pub fn prepared(
         }
         match take_verdict(paths, u, now, true)? {
             Some(p) => accepted.push((u.clone(), p)),
-            None => refused.push((u.clone(), no_verdict(u))),
+            None => unjudged.push(u),
         }
     }
-    // One open of the ledger serves the continuity check and the append.
+    // One open of the ledger serves the catch-up and continuity checks and the append.
     let mut ledger = None;
-    if !accepted.is_empty() {
+    let mut caught_up = false;
+    if !unjudged.is_empty() {
         let (store, _) = ledger.insert(open(paths)?);
+        for u in unjudged {
+            if catch_up(store, u)? {
+                caught_up = true;
+            } else {
+                refused.push((u.clone(), no_verdict(u)));
+            }
+        }
+    }
+    if !accepted.is_empty() && ledger.is_none() {
+        ledger = Some(open(paths)?);
+    }
+    if let (false, Some((store, _))) = (accepted.is_empty(), &ledger) {
         let mut kept = Vec::with_capacity(accepted.len());
         for (u, p) in accepted {
             match off_ledger(paths, store, &u)? {
@@ -703,6 +807,11 @@ pub fn prepared(
             .collect();
         append_rejected(paths, config, pusher, &rejected, now)?;
         return Ok(Prepared::Refused(refused));
+    }
+    if accepted.is_empty() && caught_up {
+        // Nothing to record; the caller publishes, so that this replica serves the entries
+        // of the commits it now holds.
+        return Ok(Prepared::Recorded(ledger.map(|(store, _)| Box::new(store))));
     }
     let Some(opened) = ledger.filter(|_| !accepted.is_empty()) else {
         return Ok(Prepared::Recorded(None));
@@ -757,7 +866,16 @@ fn append_accepted(
     // The in-flight markers go down before the append, so that a crash at any instant after
     // it leaves a marker for `aborted` (or the next `prepared`) to act on; a marker without
     // an entry is harmless.
-    if in_flight {
+    if in_flight && store.is_shared() {
+        let node = node(paths);
+        for (u, _) in accepted {
+            store.put_marker(&tally_ledger::Marker {
+                key: update_key(&u.refname, u.old, u.new),
+                text: marker_text(u, now),
+                node: node.clone(),
+            })?;
+        }
+    } else if in_flight {
         let dir = paths.inflight();
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         for (u, _) in accepted {
@@ -845,7 +963,10 @@ pub fn post_receive(
 /// Whether the newest entry of the ref already records this exact move (appended by
 /// `reference-transaction` before post-receive ran).
 fn ledger_has_move(paths: &Paths, u: &Update) -> Result<bool, RecordError> {
-    let store = Store::open(&paths.ledger())?;
+    let store = crate::ledger::open(paths)?;
+    if catch_up(&store, u)? {
+        return Ok(true);
+    }
     let newest = store.log(&tally_ledger::Filter {
         refname: Some(u.refname.clone()),
         kind: Some(Kind::Accepted),
@@ -867,14 +988,25 @@ pub fn aborted(
     now: Timestamp,
 ) -> Result<(), RecordError> {
     let mut marked = Vec::new();
+    let shared = crate::ledger::Location::of(paths)?.is_shared();
+    let store = if shared && !updates.is_empty() {
+        Some(crate::ledger::open(paths)?)
+    } else {
+        None
+    };
     for u in updates {
         // A verdict whose update never reached `prepared` (it lost the race for the ref
         // lock) is void too.
         remove_verdict(paths, u);
-        if marker_path(paths, u).exists() {
+        let marked_here = match &store {
+            Some(store) => has_marker(paths, store, u)?,
+            None => marker_path(paths, u).exists(),
+        };
+        if marked_here {
             marked.push(u.clone());
         }
     }
+    drop(store);
     cancel(
         paths,
         config,
@@ -918,7 +1050,7 @@ fn cancel(
         store.append(entries, now, &key)?;
     }
     for u in updates {
-        let _ = std::fs::remove_file(marker_path(paths, u));
+        remove_marker(paths, &store, u)?;
     }
     Ok(())
 }
@@ -966,6 +1098,9 @@ pub fn reconcile(
     now: Timestamp,
     current: impl Fn(&str) -> Option<ObjectId>,
 ) -> Result<bool, RecordError> {
+    if crate::ledger::Location::of(paths)?.is_shared() {
+        return reconcile_shared(paths, config, pusher, now, current);
+    }
     let Ok(dir) = std::fs::read_dir(paths.inflight()) else {
         return Ok(false);
     };
@@ -985,6 +1120,52 @@ pub fn reconcile(
             dead.push(u);
         }
     }
+    let any = !dead.is_empty();
+    cancel(
+        paths,
+        config,
+        pusher,
+        &dead,
+        "the ref transaction never completed (git stopped between prepared and committed)",
+        now,
+    )?;
+    Ok(any)
+}
+
+/// Markers another node of a shared ledger left are settled by this node only after this
+/// long: until then the other node may still finish its transaction, and this replica's ref
+/// may simply not have caught up with a move that landed there.
+const STALE_FOREIGN_MARKER_SECONDS: i64 = 600;
+
+/// [`reconcile`] for a shared ledger: the markers are rows of the database. This node's
+/// markers are settled by the same rule as files; another node's only once they are older
+/// than [`STALE_FOREIGN_MARKER_SECONDS`] and this replica's ref still holds the old value.
+fn reconcile_shared(
+    paths: &Paths,
+    config: &Policy,
+    pusher: &Pusher,
+    now: Timestamp,
+    current: impl Fn(&str) -> Option<ObjectId>,
+) -> Result<bool, RecordError> {
+    let store = crate::ledger::open(paths)?;
+    let here = node(paths);
+    let mut dead = Vec::new();
+    for marker in store.markers()? {
+        let Some((u, created)) = parse_marker(&marker.text) else {
+            store.remove_marker(&marker.key)?;
+            continue;
+        };
+        let own = marker.node == here;
+        let age = now.as_second() - created;
+        if current(&u.refname) != u.old {
+            if own || age >= STALE_FOREIGN_MARKER_SECONDS {
+                store.remove_marker(&marker.key)?;
+            }
+        } else if age >= STALE_MARKER_SECONDS && (own || age >= STALE_FOREIGN_MARKER_SECONDS) {
+            dead.push(u);
+        }
+    }
+    drop(store);
     let any = !dead.is_empty();
     cancel(
         paths,

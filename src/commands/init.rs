@@ -28,13 +28,21 @@ pub struct InitArgs {
     /// says.
     #[arg(long)]
     no_hooks: bool,
+    /// Keep the ledger in a shared PostgreSQL database (postgres://user@host:port/db?sslmode=
+    /// verify-full), for git servers that run on several machines; recorded in policy.toml.
+    /// The password comes from PGPASSWORD, ~/.pgpass, PGSERVICE or --ledger-password-file.
+    #[arg(long, value_name = "URL")]
+    ledger: Option<String>,
+    /// A file holding the ledger database's password (mode 0600), for --ledger.
+    #[arg(long, value_name = "FILE", requires = "ledger")]
+    ledger_password_file: Option<PathBuf>,
     /// Print a JSON object: what was written, kept and recorded; or the error.
     #[arg(long)]
     json: bool,
     /// The same as `tally uninstall <REPO>`: remove the hooks tally wrote, keep the rest.
     #[arg(
         long,
-        conflicts_with_all = ["allowed_signers", "branches", "force", "no_hooks"]
+        conflicts_with_all = ["allowed_signers", "branches", "force", "no_hooks", "ledger"]
     )]
     remove: bool,
 }
@@ -78,7 +86,21 @@ fn set_up(args: InitArgs, out: &mut impl Write) -> Result<InitSummary, String> {
         Ok(None) => {}
         Err(e) => return Err(e.to_string()),
     }
+    let ledger = match args.ledger {
+        Some(url) => Some(tally_hooks::config::LedgerSection {
+            url,
+            password_file: args
+                .ledger_password_file
+                .map(|f| {
+                    f.canonicalize()
+                        .map_err(|e| format!("--ledger-password-file {}: {e}", f.display()))
+                })
+                .transpose()?,
+        }),
+        None => None,
+    };
     let opts = InitOptions {
+        ledger,
         repo: args.repo,
         allowed_signers,
         allowed_signers_text,

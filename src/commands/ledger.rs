@@ -70,6 +70,21 @@ enum LedgerCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Move the ledger to a shared PostgreSQL database, or back to SQLite in the repository,
+    /// without changing a byte of any entry or checkpoint; policy.toml is pointed at the copy.
+    Migrate {
+        /// The repository (default: the one the current directory is in).
+        #[arg(long, value_name = "REPO")]
+        repo: Option<PathBuf>,
+        /// Where to: a PostgreSQL URL (postgres://user@host:port/db?sslmode=verify-full), or
+        /// `sqlite` for the repository's tally/ledger.sqlite.
+        #[arg(long, value_name = "URL|sqlite")]
+        to: String,
+        /// A file holding the database's password (mode 0600); otherwise PGPASSWORD,
+        /// ~/.pgpass or PGSERVICE.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
     /// Sign a fresh checkpoint of the current head and publish it (the freshness heartbeat).
     /// Records a policy changed by hand since the last entry first. Prints nothing on
     /// success, so that cron mails nothing.
@@ -180,6 +195,11 @@ pub fn run(args: LedgerArgs, out: &mut impl Write) -> Outcome {
         LedgerCommand::Checkpoint { repo, print, json } => {
             return checkpoint(repo, print, json, out);
         }
+        LedgerCommand::Migrate {
+            repo,
+            to,
+            password_file,
+        } => return migrate(repo, &to, password_file, out),
     };
     match result {
         Ok(true) => Outcome::Success,
@@ -232,4 +252,41 @@ fn checkpoint(repo: Option<PathBuf>, print: bool, json: bool, out: &mut impl Wri
         let _ = write!(out, "{}", note.text());
     }
     Outcome::Success
+}
+
+/// `tally ledger migrate`: moves the ledger and prints what it did.
+fn migrate(
+    repo: Option<PathBuf>,
+    to: &str,
+    password_file: Option<PathBuf>,
+    out: &mut impl Write,
+) -> Outcome {
+    let to = if to == "sqlite" {
+        if password_file.is_some() {
+            return Outcome::Config("--password-file is for a PostgreSQL --to".into());
+        }
+        admin::MigrateTo::Sqlite
+    } else {
+        let password_file = match password_file.map(|f| {
+            f.canonicalize()
+                .map_err(|e| format!("--password-file {}: {e}", f.display()))
+        }) {
+            Some(Err(e)) => return Outcome::Config(e),
+            Some(Ok(f)) => Some(f),
+            None => None,
+        };
+        admin::MigrateTo::Postgres(tally_hooks::config::LedgerSection {
+            url: to.to_owned(),
+            password_file,
+        })
+    };
+    match admin::find_repo(repo.as_deref()).and_then(|repo| admin::migrate(&repo, &to)) {
+        Ok(lines) => {
+            for line in lines {
+                let _ = writeln!(out, "{line}");
+            }
+            Outcome::Success
+        }
+        Err(e) => Outcome::Config(e.to_string()),
+    }
 }

@@ -1,0 +1,161 @@
+//! Where a repository's ledger lives, and the one way every hook and command opens it.
+//!
+//! By default the ledger is SQLite in `<repo>/tally/ledger.sqlite`. With a `[ledger]` table in
+//! `policy.toml` (`url = "postgres://..."`, optionally `password_file = "..."`), it is one
+//! ledger of a shared PostgreSQL database (issue 15), found there by the repository id that the
+//! ledger key determines, so every node holding a replica of the repository, with the same
+//! ledger key, opens the same ledger. Credentials never come from `policy.toml`: the
+//! environment (`PGPASSWORD`, `~/.pgpass`, `PGSERVICE`) or the password file supply them.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use tally_ledger::pgconnect::Target;
+use tally_ledger::{Options, Postgres, Store, StoreError, VerifyingKey};
+
+use crate::config::{POLICY_FILE, parse_policy};
+use crate::record::Paths;
+
+/// Where a ledger lives.
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// An SQLite file in the repository.
+    Sqlite(PathBuf),
+    /// A ledger of a PostgreSQL database.
+    Postgres {
+        /// The database.
+        target: Target,
+        /// The ledger's repository id.
+        repository: String,
+    },
+}
+
+/// Why the ledger's location cannot be known or reached.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LocationError {
+    /// The policy file cannot be read.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// `[ledger] url` is not a usable PostgreSQL URL.
+    #[error("{path} [ledger] url: {source}", path = path.display())]
+    Url {
+        /// The policy file.
+        path: PathBuf,
+        /// Why.
+        source: tally_ledger::pgconnect::ConnectError,
+    },
+    /// The database cannot be reached.
+    #[error("{location}: {source}")]
+    Connect {
+        /// The database, without a password.
+        location: String,
+        /// Why.
+        source: tally_ledger::pgconnect::ConnectError,
+    },
+    /// The ledger's public key cannot be read (it names the ledger in the database).
+    #[error(transparent)]
+    Key(#[from] tally_ledger::KeyError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The repository id of the ledger signed by `key`: the first 8 bytes of the SHA-256 of its
+/// public key, in hex. Every replica with the same ledger key has the same id, which is how
+/// they find their shared ledger.
+pub fn repository_id(key: &VerifyingKey) -> String {
+    tally_ledger::hex::encode(&Sha256::digest(key.to_bytes())[..8])
+}
+
+impl Location {
+    /// Where the ledger of the repository whose tally directory is `paths` lives, as its
+    /// `policy.toml` says.
+    pub fn of(paths: &Paths) -> Result<Location, LocationError> {
+        let policy = paths.dir.join(POLICY_FILE);
+        let text = match std::fs::read(&policy) {
+            Ok(text) => text,
+            // No policy (init not finished): the default place, whose absence says the rest.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Location::Sqlite(paths.ledger()));
+            }
+            Err(source) => {
+                return Err(crate::config::ConfigError::Read {
+                    path: policy,
+                    source,
+                }
+                .into());
+            }
+        };
+        let file = parse_policy(&policy, &text)?;
+        let Some(ledger) = file.ledger else {
+            return Ok(Location::Sqlite(paths.ledger()));
+        };
+        let target = target(&policy, &paths.dir, &ledger)?;
+        let public = tally_ledger::key::load_public(&paths.public_key())?;
+        Ok(Location::Postgres {
+            target,
+            repository: repository_id(&public),
+        })
+    }
+
+    /// Whether the ledger is shared (in PostgreSQL).
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Location::Postgres { .. })
+    }
+
+    /// How messages name it.
+    pub fn display(&self) -> String {
+        match self {
+            Location::Sqlite(path) => path.display().to_string(),
+            Location::Postgres { target, .. } => target.display(),
+        }
+    }
+
+    /// Opens the ledger.
+    pub fn open(&self, options: &Options) -> Result<Store, LocationError> {
+        match self {
+            Location::Sqlite(path) => Ok(Store::open_with(path, options)?),
+            Location::Postgres { target, repository } => {
+                Ok(Store::open_in(connect(target, options)?, repository)?)
+            }
+        }
+    }
+}
+
+/// The `[ledger]` table's database, its password file relative to the tally directory.
+pub fn target(
+    policy: &Path,
+    tally_dir: &Path,
+    ledger: &crate::config::LedgerSection,
+) -> Result<Target, LocationError> {
+    let password_file = ledger.password_file.as_ref().map(|p| tally_dir.join(p));
+    Target::parse(&ledger.url, password_file).map_err(|source| LocationError::Url {
+        path: policy.to_owned(),
+        source,
+    })
+}
+
+/// Connects to a PostgreSQL ledger database.
+pub fn connect(target: &Target, options: &Options) -> Result<Postgres, LocationError> {
+    let client = target
+        .connect("tally")
+        .map_err(|source| LocationError::Connect {
+            location: target.display(),
+            source,
+        })?;
+    Ok(Postgres::new(client, &target.display(), options)?)
+}
+
+/// Opens the ledger of the repository at `paths` (read-write, default timeouts).
+pub fn open(paths: &Paths) -> Result<Store, LocationError> {
+    Location::of(paths)?.open(&Options::default())
+}
+
+/// Opens the ledger of the repository at `paths` to read it.
+pub fn open_read_only(paths: &Paths) -> Result<Store, LocationError> {
+    Location::of(paths)?.open(&Options {
+        read_only: true,
+        ..Options::default()
+    })
+}
