@@ -12,6 +12,7 @@ mod key;
 mod log;
 mod records;
 mod refs;
+mod replicas;
 mod tamper;
 
 use std::collections::HashSet;

@@ -11,7 +11,7 @@ use crate::common::*;
 /// Runs `tally hook <args>` in the repository as git would, with `input` on stdin, and
 /// SIGKILLs it once `delay` has passed if it is still running. Returns how it ended and how
 /// long it ran.
-fn run_hook_killed_after(
+pub(super) fn run_hook_killed_after(
     env: &TestEnv,
     server: &Server<'_>,
     args: &[&str],
@@ -50,7 +50,7 @@ fn run_hook_killed_after(
 /// The problems `tally ledger verify --json` reports, split into "the branch and the ledger
 /// disagree" (a crash between `prepared` and git's reaction to it, see the ignored tests below)
 /// and everything else (the store, its checkpoints or the publication damaged).
-fn verify_problems(server: &Server<'_>) -> (Vec<String>, Vec<String>) {
+pub(super) fn verify_problems(server: &Server<'_>) -> (Vec<String>, Vec<String>) {
     let (code, json) = verify_json(server);
     let problems: Vec<String> = json["problems"]
         .as_array()
