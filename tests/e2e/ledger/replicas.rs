@@ -197,20 +197,22 @@ fn catch_up(env: &TestEnv, from: &Server<'_>, to: &Server<'_>) -> Vec<String> {
     behind.into_iter().map(|(r, _)| r).collect()
 }
 
-/// Checks what the ledger says about the branches of `server`: each branch's landed entries
-/// are its moves in order (the first creates it, each starts where the one before ended, the
-/// last ends at the tip), and every commit on a branch is listed by exactly one landed entry,
-/// of a branch it is on. Returns the landed entries by ref.
+/// Checks what the ledger says about the protected branches of `server` (the refs it has
+/// entries for): each branch's landed entries are its moves in order (the first creates it,
+/// each starts where the one before ended, the last ends at the tip), and every commit on
+/// those branches is listed by exactly one landed entry, of a branch it is on. Returns the
+/// landed entries by ref.
 fn assert_chains(server: &Server<'_>) -> BTreeMap<String, Vec<Value>> {
     let by_ref = landed(&server.log(&[]));
-    let tips = stdout_of(server.git().args(["for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/"]));
-    let tips: BTreeMap<&str, &str> = tips.lines().map(|l| l.split_once(' ').unwrap()).collect();
-    assert_eq!(
-        tips.keys().copied().collect::<Vec<_>>(),
-        by_ref.keys().map(String::as_str).collect::<Vec<_>>(),
-        "the branches of {} are the ones the ledger records",
-        server.path.display()
-    );
+    let tips: BTreeMap<&str, String> = by_ref
+        .keys()
+        .map(|r| {
+            let tip = server
+                .rev(r)
+                .unwrap_or_else(|| panic!("{}: no {r}", server.path.display()));
+            (r.as_str(), tip)
+        })
+        .collect();
     let mut recorded: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for (refname, entries) in &by_ref {
         assert_eq!(opt(&entries[0], "old"), None, "{refname} starts from nothing");
@@ -225,7 +227,7 @@ fn assert_chains(server: &Server<'_>) -> BTreeMap<String, Vec<Value>> {
         }
         assert_eq!(
             opt(entries.last().unwrap(), "new"),
-            Some(tips[refname.as_str()]),
+            Some(tips[refname.as_str()].as_str()),
             "{refname}: the tip is where the ledger puts it"
         );
         let on_branch: BTreeSet<String> = stdout_of(server.git().args(["rev-list", refname]))
@@ -245,7 +247,7 @@ fn assert_chains(server: &Server<'_>) -> BTreeMap<String, Vec<Value>> {
     }
     let twice: Vec<_> = recorded.iter().filter(|(_, s)| s.len() > 1).collect();
     assert!(twice.is_empty(), "recorded more than once: {twice:?}");
-    let all = stdout_of(server.git().args(["rev-list", "--branches"]));
+    let all = stdout_of(server.git().arg("rev-list").args(by_ref.keys()));
     let missing: Vec<&str> = all.lines().filter(|c| !recorded.contains_key(*c)).collect();
     assert!(missing.is_empty(), "on a branch but in no landed entry: {missing:?}");
     by_ref
@@ -983,7 +985,7 @@ fn a_marker_is_settled_by_its_own_node_after_60_s_and_by_another_only_after_600_
     // The same on A again, now left for ten minutes: B settles it.
     assert_eq!(catch_up(&env, &a, &b), ["refs/heads/main"]);
     let next2 = on_a.commit("next2").file("next2.yaml", "next: 2\n").create();
-    on_a.push(&["origin", "HEAD:refs/heads/incoming"])
+    on_a.push(&["origin", "+HEAD:refs/heads/incoming"])
         .assert_accepted();
     prepared_then_git_died(&a, &y, &next2);
     db.age_markers(600);
