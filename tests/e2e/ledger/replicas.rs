@@ -757,7 +757,13 @@ fn kill_9_of_prepared_mid_append_on_a_shared_ledger_leaves_it_intact_and_records
             }
             if run % 2 == 1 {
                 // git saw the hook die: it aborts the transaction and runs `aborted`.
-                *outcomes.entry("killed, git ran aborted").or_default() += 1;
+                *outcomes
+                    .entry(if appended {
+                        "killed after the append, git ran aborted"
+                    } else {
+                        "killed before the append, git ran aborted"
+                    })
+                    .or_default() += 1;
                 let out = a.run_reference_transaction("aborted", input.as_bytes());
                 assert!(out.status.success(), "{out:?}");
                 assert!(db.markers_of(&next).is_empty(), "run {run}: marker left");
