@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
-use std::process::Output;
+use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -827,6 +827,34 @@ fn push_until(
     out
 }
 
+/// Takes the ledger's row lock, which every append takes first, in a `psql` session of its
+/// own that then sleeps, so that appends started meanwhile wait inside their transaction;
+/// returns once `waiting` of them do. The session ends when the server goes away.
+fn hold_the_append_lock(db: &Database, waiting: usize) -> std::process::Child {
+    let holder = Command::new(db.pg.bin_dir().join("psql"))
+        .args(["-X", "-q", "-h"])
+        .arg(db.pg.socket_dir())
+        .args(["-p", &db.pg.port().to_string(), "-U", "postgres", "-d", DB, "-c"])
+        .arg("BEGIN; SELECT 1 FROM tally.ledgers FOR UPDATE; SELECT pg_sleep(3600);")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(&format!("{waiting} appends wait for the ledger's lock"), || {
+        let n: usize = db
+            .pg
+            .psql(
+                DB,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock'",
+            )
+            .parse()
+            .unwrap();
+        n >= waiting
+    });
+    holder
+}
+
 #[test]
 fn a_restart_or_crash_of_the_database_mid_append_refuses_or_records_each_push() {
     const PER_REPLICA: usize = 2;
@@ -870,11 +898,18 @@ fn a_restart_or_crash_of_the_database_mid_append_refuses_or_records_each_push() 
             attempts.load(Ordering::SeqCst) >= target || threads.iter().any(|t| t.is_finished())
         });
     };
-    progress(2 * pushers.len());
+    // Pushes land on a healthy server; then every pusher's push waits inside its append
+    // while the server restarts (a fast shutdown ends their sessions); then pushes land
+    // again; then the same with a crash of the server instead.
+    progress(pushers.len());
+    let mut holder = hold_the_append_lock(&db, pushers.len());
     db.pg.restart();
+    holder.wait().unwrap();
     progress(2 * pushers.len());
+    let mut holder = hold_the_append_lock(&db, pushers.len());
     db.pg.kill9();
     db.pg.start_again();
+    holder.wait().unwrap();
     progress(2 * pushers.len());
     stop.store(true, Ordering::SeqCst);
     let all: Vec<Attempt> = threads
@@ -882,18 +917,27 @@ fn a_restart_or_crash_of_the_database_mid_append_refuses_or_records_each_push() 
         .flat_map(|t| t.join().unwrap())
         .collect();
 
-    // Each push landed, or was refused with words the pusher saw.
+    // Each push landed, or was refused with words the pusher saw; those that waited inside
+    // their append say it could not be recorded.
     let mut refusals = BTreeSet::new();
+    let mut mid_append = 0;
     for t in all.iter().filter(|t| !t.landed) {
         let said = tally_says(&t.stderr);
         assert!(!said.is_empty(), "a refused push says why: {t:?}");
+        mid_append += usize::from(said.iter().any(|l| l.contains("cannot record it in the ledger")));
         refusals.extend(said.iter().map(|l| without_ids(l)));
     }
     let landed = all.iter().filter(|t| t.landed).count();
     eprintln!("{landed} of {} pushes landed; tally said: {refusals:#?}", all.len());
+    assert!(
+        mid_append >= 2 * pushers.len(),
+        "{mid_append} pushes refused mid-append: {refusals:#?}"
+    );
 
-    // Nothing is damaged. A push whose append committed while its hook lost the connection
-    // leaves the ledger ahead of its branch, with the in-flight marker that settles it.
+    // Nothing is damaged. (A push whose append committed while its hook lost the connection
+    // would leave the ledger ahead of its branch, with the in-flight marker that settles it.)
+    catch_up(&env, &a, &b);
+    catch_up(&env, &b, &a);
     for replica in [&a, &b] {
         let (mismatch, damage) = verify_problems(replica);
         assert!(damage.is_empty(), "{}: {damage:?}", replica.path.display());
