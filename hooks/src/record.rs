@@ -338,7 +338,8 @@ fn remove_verdict(paths: &Paths, update: &Update) {
 /// A young in-flight marker for exactly the move from the ref's value to the recorded one
 /// means another push holds the ref and is moving it right now: that is a race for the ref,
 /// not a move outside tally, and the refusal says so. (Markers of transactions whose git died
-/// are settled by [`reconcile`] first.)
+/// are settled by [`reconcile`] first.) Likewise, with a shared ledger, a ref at an earlier
+/// accepted commit than the recorded one is a replica that has not caught up yet.
 pub fn off_ledger(
     paths: &Paths,
     store: &Store,
@@ -371,6 +372,22 @@ pub fn off_ledger(
             commit: None,
             path: None,
             problem: tally_verify::revision::Problem::Concurrent,
+        }));
+    }
+    // On a shared ledger, a ref at an earlier accepted commit than the recorded one is a
+    // replica that has not caught up yet (the move `catch_up` lets through), not a move
+    // outside tally: telling an administrator to re-baseline it there would record a rollback.
+    if let (Some(recorded), Some(at)) = (recorded, &at)
+        && catch_up(store, &racing)?
+    {
+        return Ok(Some(Violation {
+            refname: update.refname.clone(),
+            commit: None,
+            path: None,
+            problem: tally_verify::revision::Problem::Behind {
+                recorded,
+                seq: at.seq,
+            },
         }));
     }
     Ok(Some(Violation {

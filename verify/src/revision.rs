@@ -72,6 +72,16 @@ pub enum Problem {
     Unreadable(String),
     /// Another push is moving the ref right now.
     Concurrent,
+    /// With a ledger that several replicas of the repository share: the ref here is at an
+    /// earlier accepted commit than the one the ledger records, which a push through another
+    /// replica moved it to. This replica has not caught up yet; the ref did not move outside
+    /// tally.
+    Behind {
+        /// Where the ledger records the ref.
+        recorded: ObjectId,
+        /// The entry that recorded it.
+        seq: u64,
+    },
     /// The ref's old value is not where the ledger last recorded it: it moved outside tally,
     /// and moving on from there would leave a gap no entry covers.
     OffLedger {
@@ -138,6 +148,9 @@ impl Violation {
             Problem::Concurrent => {
                 "fetch, rebase onto the new tip if needed (git pull --rebase), and push again".into()
             }
+            Problem::Behind { .. } => {
+                "push again once this server has caught up with the other replicas (it fetches the branch from them), rebasing onto the new tip if needed; nothing needs re-baselining".into()
+            }
             Problem::OffLedger { .. } => format!(
                 "this is for an administrator: find out how the branch got there (tally ledger verify, the server's reflog), then either put it back or re-baseline it deliberately with `tally ledger adopt --repo <repository> --branch {}`, which checks its history like a push and records the adoption",
                 self.refname.strip_prefix("refs/heads/").unwrap_or(&self.refname)
@@ -190,6 +203,11 @@ impl std::fmt::Display for Violation {
             Problem::Tree(p) => write!(f, "{p}"),
             Problem::Unreadable(e) => write!(f, "cannot be checked: {e}"),
             Problem::Concurrent => write!(f, "another push is updating {} right now", self.refname),
+            Problem::Behind { recorded, seq } => write!(
+                f,
+                "{} on this server is behind the shared ledger, which records it at {recorded} (entry {seq}), pushed through another replica that this one has not caught up with yet",
+                self.refname
+            ),
             Problem::OffLedger {
                 recorded,
                 seq,

@@ -1051,3 +1051,46 @@ fn a_marker_is_settled_by_its_own_node_after_60_s_and_by_another_only_after_600_
     b.assert_ledger_intact();
     assert_eq!(assert_chains(&a), assert_chains(&b));
 }
+
+// =============================================================================================
+// Findings
+
+/// Regression (found by the racing-pushers test above): a push to a replica that has not
+/// caught up yet was refused as a move outside tally, telling an administrator to re-baseline
+/// the branch with `tally ledger adopt`, which would have recorded a rollback of the other
+/// replica's push. It is refused as a replica behind the shared ledger, and lands once the
+/// replica caught up.
+#[test]
+fn a_push_to_a_replica_that_has_not_caught_up_is_refused_as_behind_not_as_off_ledger() {
+    let env = TestEnv::new();
+    let db = Database::start(&env);
+    let (a, b) = replicas(&env, &db.url, &["main"]);
+    let on_a = env.clone_as(&a, "on-a", &alice());
+    on_a.commit("base").file("base.yaml", BASE_YAML).create();
+    on_a.push_main_ok();
+    catch_up(&env, &a, &b);
+    let on_b = env.clone_as(&b, "on-b", &bob());
+    // Two pushes through A: A's own next push drops the in-flight marker of the first, so
+    // nothing says a push is still moving main.
+    on_a.commit("y1").file("y.yaml", "y: 1\n").create();
+    on_a.push_main_ok();
+    let y2 = on_a.commit("y2").file("y.yaml", "y: 2\n").create();
+    on_a.push_main_ok();
+    let seq_y2 = seq(&latest_landed(&a, "main"));
+
+    on_b.commit("z").file("z.yaml", "z: 1\n").create();
+    let push = on_b.push(&["origin", "HEAD:refs/heads/main"]);
+    push.assert_refused();
+    let line = push.line_with(&[
+        "refs/heads/main on this server is behind the shared ledger",
+        &format!("{y2} (entry {seq_y2})"),
+    ]);
+    assert!(!line.contains("tally ledger adopt"), "{line}");
+
+    catch_up(&env, &a, &b);
+    on_b.git_ok(&["pull", "-q", "--rebase", "origin", "main"]);
+    on_b.push_main_ok();
+    catch_up(&env, &b, &a);
+    a.assert_ledger_intact();
+    b.assert_ledger_intact();
+}
