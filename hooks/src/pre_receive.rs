@@ -11,7 +11,7 @@ use gix::ObjectId;
 use jiff::Timestamp;
 use tally_verify::objects::Objects;
 use tally_verify::refusal::{self, Lineage};
-use tally_verify::revision::{Checker, Update, Verdict, Violation};
+use tally_verify::revision::{Checker, Problem, Update, Verdict, Violation};
 
 use crate::config::Config;
 use crate::output::Reporter;
@@ -174,16 +174,16 @@ pub fn decide(
     let mut violations = named;
     let mut lineage = Lineage::default();
     let paths = Paths::new(git_dir);
+    let current = |name: &str| -> Option<ObjectId> {
+        let mut r = repo.try_find_reference(name).ok()??;
+        r.peel_to_id().ok().map(|id| id.detach())
+    };
     let ledger = if protected.is_empty() {
         None
     } else {
         // Transactions whose git died between prepared and committed are settled first, as
         // `prepared` does, so that their entries do not look like moves outside tally.
-        let current = |name: &str| -> Option<ObjectId> {
-            let mut r = repo.try_find_reference(name).ok()??;
-            r.peel_to_id().ok().map(|id| id.detach())
-        };
-        record::reconcile(&paths, config, &Pusher::from_env(), now, current)?;
+        record::reconcile(&paths, config, &Pusher::from_env(), now, &current)?;
         Some(crate::ledger::open(&paths)?)
     };
     for update in protected {
@@ -198,8 +198,8 @@ pub fn decide(
             && let Some(gap) = record::off_ledger(&paths, ledger, update)?
         {
             // Judging the commits too would only add noise: nothing moves on from here until
-            // an administrator looks.
-            violations.push(gap);
+            // an administrator looks, or until the pusher fetches what another push landed.
+            violations.push(lost_race(update, gap, current(&update.refname)));
             continue;
         }
         let hidden = match (&ledger, update.old) {
@@ -218,6 +218,26 @@ pub fn decide(
     } else {
         Decision::Refuse(violations, lineage)
     })
+}
+
+/// `gap` (the update's old value is not where the ledger records the ref), unless the ref is
+/// not at that old value either but where the ledger records it: then the push lost a race
+/// for the ref to another push, which landed since the pusher fetched, and the refusal says
+/// so instead of calling for an administrator. (`prepared` needs no such care: git checks the
+/// old value under the ref's lock before it runs.)
+fn lost_race(update: &Update, gap: Violation, actual: Option<ObjectId>) -> Violation {
+    let landed = match &gap.problem {
+        Problem::OffLedger { recorded, .. } => *recorded == actual,
+        Problem::Behind { recorded, .. } => Some(*recorded) == actual,
+        _ => false,
+    };
+    if !landed || actual == update.old {
+        return gap;
+    }
+    Violation {
+        problem: Problem::Concurrent,
+        ..gap
+    }
 }
 
 /// A push to a symbolic ref moves the ref it points to: one that points (through any chain)

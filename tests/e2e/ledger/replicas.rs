@@ -1094,3 +1094,48 @@ fn a_push_to_a_replica_that_has_not_caught_up_is_refused_as_behind_not_as_off_le
     a.assert_ledger_intact();
     b.assert_ledger_intact();
 }
+
+/// Regression (found by the racing-pushers test above, and so on one server with either
+/// store): a push that lost the race for a branch to another push, which landed after the
+/// pusher fetched, was refused by pre-receive saying the branch "is at" the pusher's stale
+/// old value and "moved outside tally", with a fix for an administrator. The branch is where
+/// the ledger records it: the refusal says another push moved it, and to fetch and push again.
+///
+/// Pushes two commits to main of `server`, then runs pre-receive for a commit on the first
+/// with the first as the old value, as for a push that fetched before the second landed.
+fn assert_a_lost_race_is_told_to_fetch(env: &TestEnv, server: &Server<'_>) {
+    let work = env.clone_as(server, "work", &alice());
+    let base = work.commit("base").file("base.yaml", BASE_YAML).create();
+    work.push_main_ok();
+    work.commit("won").file("won.yaml", "won: 1\n").create();
+    work.push_main_ok();
+    work.reset_hard(&base);
+    let lost = work.commit("lost").file("lost.yaml", "lost: 1\n").create();
+    work.push(&["origin", "+HEAD:refs/heads/incoming"])
+        .assert_accepted();
+    let out = server.run_pre_receive(format!("{base} {lost} refs/heads/main\n").as_bytes());
+    let said = tally_says(&String::from_utf8_lossy(&out.stderr)).join("\n");
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("another push is updating refs/heads/main right now; fix: fetch"),
+        "{said}"
+    );
+    assert!(!said.contains("moved outside tally"), "{said}");
+    assert!(!said.contains("behind the shared ledger"), "{said}");
+    server.assert_ledger_intact();
+}
+
+#[test]
+fn a_push_that_lost_the_race_for_a_branch_is_told_to_fetch_not_to_call_an_administrator() {
+    let env = TestEnv::new();
+    let db = Database::start(&env);
+    let (a, _b) = replicas(&env, &db.url, &["main"]);
+    assert_a_lost_race_is_told_to_fetch(&env, &a);
+}
+
+#[test]
+fn with_sqlite_too_a_push_that_lost_the_race_for_a_branch_is_told_to_fetch() {
+    let env = TestEnv::new();
+    let server = env.server(&alice_and_bob(), &[]);
+    assert_a_lost_race_is_told_to_fetch(&env, &server);
+}
