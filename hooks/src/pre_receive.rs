@@ -183,7 +183,7 @@ pub fn decide(
     } else {
         // Transactions whose git died between prepared and committed are settled first, as
         // `prepared` does, so that their entries do not look like moves outside tally.
-        record::reconcile(&paths, config, &Pusher::from_env(), now, &current)?;
+        record::reconcile(&paths, config, &Pusher::from_env(), now, current)?;
         Some(crate::ledger::open(&paths)?)
     };
     for update in protected {

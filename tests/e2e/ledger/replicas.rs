@@ -5,7 +5,8 @@
 //! which the hooks let through without recording it again; every other move on a replica is
 //! refused as before. Then what must survive: racing pushers on both replicas, `kill -9` of a
 //! hook mid-append, a restart (and a crash) of the database server mid-append, and in-flight
-//! markers that one node leaves and the other must not settle too early.
+//! markers that one node leaves and the other must not settle too early. The last tests are
+//! regressions for what the first ones found.
 //!
 //! Each test starts its own PostgreSQL server ([`tally_pgtest::Server`]). The login role's
 //! password reaches every command (and the hooks git runs) through `~/.pgpass` in the test's
@@ -215,7 +216,11 @@ fn assert_chains(server: &Server<'_>) -> BTreeMap<String, Vec<Value>> {
         .collect();
     let mut recorded: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for (refname, entries) in &by_ref {
-        assert_eq!(opt(&entries[0], "old"), None, "{refname} starts from nothing");
+        assert_eq!(
+            opt(&entries[0], "old"),
+            None,
+            "{refname} starts from nothing"
+        );
         for pair in entries.windows(2) {
             assert_eq!(
                 opt(&pair[1], "old"),
@@ -249,14 +254,21 @@ fn assert_chains(server: &Server<'_>) -> BTreeMap<String, Vec<Value>> {
     assert!(twice.is_empty(), "recorded more than once: {twice:?}");
     let all = stdout_of(server.git().arg("rev-list").args(by_ref.keys()));
     let missing: Vec<&str> = all.lines().filter(|c| !recorded.contains_key(*c)).collect();
-    assert!(missing.is_empty(), "on a branch but in no landed entry: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "on a branch but in no landed entry: {missing:?}"
+    );
     by_ref
 }
 
 /// The size of the ledger `refs/tally/ledger` of `server` publishes (its `range` file is
 /// `<first> <size>`).
 fn published_size(server: &Server<'_>) -> u64 {
-    let range = stdout_of(server.git().args(["cat-file", "blob", "refs/tally/ledger:range"]));
+    let range = stdout_of(
+        server
+            .git()
+            .args(["cat-file", "blob", "refs/tally/ledger:range"]),
+    );
     let (_, size) = range.split_once(' ').unwrap();
     size.parse().unwrap()
 }
@@ -359,11 +371,16 @@ fn tally_says(stderr: &str) -> Vec<String> {
 /// line; returns that line.
 fn assert_refused_with(what: &str, out: &Output, parts: &[&str]) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{what} should be refused; stderr:\n{stderr}");
+    assert!(
+        !out.status.success(),
+        "{what} should be refused; stderr:\n{stderr}"
+    );
     tally_says(&stderr)
         .into_iter()
         .find(|l| parts.iter().all(|p| l.contains(p)))
-        .unwrap_or_else(|| panic!("{what}: no tally line holds all of {parts:?}; stderr:\n{stderr}"))
+        .unwrap_or_else(|| {
+            panic!("{what}: no tally line holds all of {parts:?}; stderr:\n{stderr}")
+        })
 }
 
 /// `line` with every run of 10 or more hex digits (object ids, short or full) written `<id>`,
@@ -436,7 +453,12 @@ fn push(h: &Hermetic, dir: &Path, refname: &str) -> Attempt {
 /// both replicas (some lose).
 fn pusher_round(h: &Hermetic, dir: &Path, own: &str, round: usize) -> Attempt {
     run_ok(h.git(dir).args(["checkout", "-q", own]));
-    commit_file(h, dir, &format!("{own}/round{round}.yaml"), &format!("round: {round}\n"));
+    commit_file(
+        h,
+        dir,
+        &format!("{own}/round{round}.yaml"),
+        &format!("round: {round}\n"),
+    );
     let mine = push(h, dir, &format!("refs/heads/{own}"));
     assert!(
         mine.landed,
@@ -444,7 +466,10 @@ fn pusher_round(h: &Hermetic, dir: &Path, own: &str, round: usize) -> Attempt {
         mine.stderr
     );
     run_ok(h.git(dir).args(["fetch", "-q", "origin", "main"]));
-    run_ok(h.git(dir).args(["checkout", "-q", "--detach", "FETCH_HEAD"]));
+    run_ok(
+        h.git(dir)
+            .args(["checkout", "-q", "--detach", "FETCH_HEAD"]),
+    );
     commit_file(
         h,
         dir,
@@ -511,8 +536,16 @@ fn two_replicas_racing_pushers_and_catch_ups_make_one_chain_recording_each_commi
             assert_eq!(a.rev(r).as_ref(), Some(commit), "round {round}: A's {r}");
             assert_eq!(b.rev(r).as_ref(), Some(commit), "round {round}: B's {r}");
         }
-        assert_eq!(agents[0].approve(&env, &branches), at, "round {round}: agent of A");
-        assert_eq!(agents[1].approve(&env, &branches), at, "round {round}: agent of B");
+        assert_eq!(
+            agents[0].approve(&env, &branches),
+            at,
+            "round {round}: agent of A"
+        );
+        assert_eq!(
+            agents[1].approve(&env, &branches),
+            at,
+            "round {round}: agent of B"
+        );
     }
 
     // One chain, intact from either replica.
@@ -599,8 +632,16 @@ fn on_a_replica_catching_up_is_let_through_and_every_other_move_is_refused() {
         let rejected = count(&b, "rejected");
         let out = update_ref(&b, refname, new);
         assert_refused_with(what, &out, &[refname, "moved outside an accepted push"]);
-        assert_eq!(b.rev(refname).as_deref(), before, "{what}: {refname} did not move");
-        assert_eq!(count(&b, "rejected"), rejected + 1, "{what}: the attempt is recorded");
+        assert_eq!(
+            b.rev(refname).as_deref(),
+            before,
+            "{what}: {refname} did not move"
+        );
+        assert_eq!(
+            count(&b, "rejected"),
+            rejected + 1,
+            "{what}: the attempt is recorded"
+        );
     };
     // A rollback to an older accepted commit.
     refused("rollback", "refs/heads/main", &c1, Some(&c3));
@@ -627,7 +668,12 @@ fn on_a_replica_catching_up_is_let_through_and_every_other_move_is_refused() {
     // A protected branch created at commits the ledger never recorded for it: main's tip
     // (recorded, but for main), and the unsigned commit.
     refused("prod at main's tip", "refs/heads/prod", &c3, None);
-    refused("prod at an unsigned commit", "refs/heads/prod", &unsigned, None);
+    refused(
+        "prod at an unsigned commit",
+        "refs/heads/prod",
+        &unsigned,
+        None,
+    );
     b.assert_ledger_intact();
     a.assert_ledger_intact();
 
@@ -734,14 +780,10 @@ fn kill_9_of_prepared_mid_append_on_a_shared_ledger_leaves_it_intact_and_records
         if status.success() {
             // git moves the ref and runs `committed`.
             *outcomes.entry("completed").or_default() += 1;
-            run_ok(a.git().args([
-                "-c",
-                NO_HOOKS,
-                "update-ref",
-                "refs/heads/main",
-                &next,
-                &old,
-            ]));
+            run_ok(
+                a.git()
+                    .args(["-c", NO_HOOKS, "update-ref", "refs/heads/main", &next, &old]),
+            );
             let out = a.run_reference_transaction("committed", input.as_bytes());
             assert!(out.status.success(), "{out:?}");
         } else {
@@ -770,20 +812,24 @@ fn kill_9_of_prepared_mid_append_on_a_shared_ledger_leaves_it_intact_and_records
             } else if appended {
                 // git died too: nothing more runs, and the ledger is ahead of the branch
                 // until the marker is stale and the next push settles it.
-                *outcomes.entry("killed after the append, git died").or_default() += 1;
+                *outcomes
+                    .entry("killed after the append, git died")
+                    .or_default() += 1;
                 let (mismatch, damage) = verify_problems(&a);
                 assert!(damage.is_empty(), "run {run}: {damage:?}");
-                assert!(!mismatch.is_empty(), "run {run}: verify should see main behind");
+                assert!(
+                    !mismatch.is_empty(),
+                    "run {run}: verify should see main behind"
+                );
                 assert_eq!(db.age_markers(120), 1);
                 work.push_main_ok();
                 let (aborted, cancelled) = last_cancellation(&a);
                 assert_eq!(opt(&cancelled, "new"), Some(next.as_str()), "{aborted}");
-                assert_eq!(
-                    opt(&latest_landed(&a, "main"), "new"),
-                    Some(next.as_str())
-                );
+                assert_eq!(opt(&latest_landed(&a, "main"), "new"), Some(next.as_str()));
             } else {
-                *outcomes.entry("killed before the append, git died").or_default() += 1;
+                *outcomes
+                    .entry("killed before the append, git died")
+                    .or_default() += 1;
             }
         }
         let (mismatch, damage) = verify_problems(&a);
@@ -791,12 +837,18 @@ fn kill_9_of_prepared_mid_append_on_a_shared_ledger_leaves_it_intact_and_records
             damage.is_empty() && mismatch.is_empty(),
             "run {run}: killed after {delay:?} (prepared takes {full:?}): {damage:?} {mismatch:?}"
         );
-        assert_eq!(a.branch("main").as_ref(), Some(&positions(&a)["refs/heads/main"]));
+        assert_eq!(
+            a.branch("main").as_ref(),
+            Some(&positions(&a)["refs/heads/main"])
+        );
     }
     eprintln!("prepared takes {full:?} uninterrupted; outcomes {outcomes:?}");
 
     // The next real push lands, and nothing is recorded twice.
-    let last = work.commit("after").file("after.yaml", "after: 1\n").create();
+    let last = work
+        .commit("after")
+        .file("after.yaml", "after: 1\n")
+        .create();
     work.push_main_ok();
     assert_eq!(a.branch("main").as_ref(), Some(&last));
     a.assert_ledger_intact();
@@ -834,24 +886,35 @@ fn hold_the_append_lock(db: &Database, waiting: usize) -> std::process::Child {
     let holder = Command::new(db.pg.bin_dir().join("psql"))
         .args(["-X", "-q", "-h"])
         .arg(db.pg.socket_dir())
-        .args(["-p", &db.pg.port().to_string(), "-U", "postgres", "-d", DB, "-c"])
+        .args([
+            "-p",
+            &db.pg.port().to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            DB,
+            "-c",
+        ])
         .arg("BEGIN; SELECT 1 FROM tally.ledgers FOR UPDATE; SELECT pg_sleep(3600);")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    wait_until(&format!("{waiting} appends wait for the ledger's lock"), || {
-        let n: usize = db
-            .pg
-            .psql(
-                DB,
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+    wait_until(
+        &format!("{waiting} appends wait for the ledger's lock"),
+        || {
+            let n: usize = db
+                .pg
+                .psql(
+                    DB,
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
                  AND wait_event_type = 'Lock'",
-            )
-            .parse()
-            .unwrap();
-        n >= waiting
-    });
+                )
+                .parse()
+                .unwrap();
+            n >= waiting
+        },
+    );
     holder
 }
 
@@ -924,11 +987,17 @@ fn a_restart_or_crash_of_the_database_mid_append_refuses_or_records_each_push() 
     for t in all.iter().filter(|t| !t.landed) {
         let said = tally_says(&t.stderr);
         assert!(!said.is_empty(), "a refused push says why: {t:?}");
-        mid_append += usize::from(said.iter().any(|l| l.contains("cannot record it in the ledger")));
+        mid_append += usize::from(
+            said.iter()
+                .any(|l| l.contains("cannot record it in the ledger")),
+        );
         refusals.extend(said.iter().map(|l| without_ids(l)));
     }
     let landed = all.iter().filter(|t| t.landed).count();
-    eprintln!("{landed} of {} pushes landed; tally said: {refusals:#?}", all.len());
+    eprintln!(
+        "{landed} of {} pushes landed; tally said: {refusals:#?}",
+        all.len()
+    );
     assert!(
         mid_append >= 2 * pushers.len(),
         "{mid_append} pushes refused mid-append: {refusals:#?}"
@@ -952,7 +1021,10 @@ fn a_restart_or_crash_of_the_database_mid_append_refuses_or_records_each_push() 
     for (dir, own) in &pushers {
         commit_file(&h, dir, &format!("{own}/after.yaml"), "after: 1\n");
         let t = push(&h, dir, &format!("refs/heads/{own}"));
-        assert!(t.landed, "{own}: the push after the storm should land: {t:?}");
+        assert!(
+            t.landed,
+            "{own}: the push after the storm should land: {t:?}"
+        );
     }
     catch_up(&env, &a, &b);
     catch_up(&env, &b, &a);
@@ -1034,7 +1106,10 @@ fn a_marker_is_settled_by_its_own_node_after_60_s_and_by_another_only_after_600_
 
     // The same on A again, now left for ten minutes: B settles it.
     assert_eq!(catch_up(&env, &a, &b), ["refs/heads/main"]);
-    let next2 = on_a.commit("next2").file("next2.yaml", "next: 2\n").create();
+    let next2 = on_a
+        .commit("next2")
+        .file("next2.yaml", "next: 2\n")
+        .create();
     on_a.push(&["origin", "+HEAD:refs/heads/incoming"])
         .assert_accepted();
     prepared_then_git_died(&a, &y, &next2);
