@@ -290,10 +290,10 @@ pub fn with_ledger_section(
             kept.push_str(line);
         }
     }
+    // One newline at the end, so that setting the same table again gives the same text.
+    kept.truncate(kept.trim_end().len());
+    kept.push('\n');
     if let Some(ledger) = ledger {
-        if !kept.ends_with('\n') {
-            kept.push('\n');
-        }
         kept.push_str(&ledger_section_text(ledger));
     }
     let edited = parse_policy(path, kept.as_bytes())?;

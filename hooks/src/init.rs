@@ -1070,7 +1070,13 @@ fn record_change(
     })?);
     let ledger = store.location();
     let Some(first) = entries.first() else {
-        return Ok(vec![format!("ledger          {ledger}: unchanged")]);
+        let mut lines = vec![format!("ledger          {ledger}: unchanged")];
+        if store.is_shared() {
+            // A replica joining a shared ledger publishes it at once, so that agents
+            // fetching from this replica find the entries of the commits it holds.
+            lines.push(publish_line(git_dir, &store, now));
+        }
+        return Ok(lines);
     };
     let what = if first.refname.is_empty() {
         "the policy change"

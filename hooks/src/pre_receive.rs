@@ -183,8 +183,16 @@ pub fn decide(
             let mut r = repo.try_find_reference(name).ok()??;
             r.peel_to_id().ok().map(|id| id.detach())
         };
-        record::reconcile(&paths, config, &Pusher::from_env(), now, current)?;
-        Some(crate::ledger::open(&paths)?)
+        let store = crate::ledger::open(&paths)?;
+        record::reconcile(
+            &paths,
+            config,
+            &Pusher::from_env(),
+            now,
+            current,
+            Some(&store),
+        )?;
+        Some(store)
     };
     for update in protected {
         if let Some(ledger) = &ledger

@@ -605,6 +605,9 @@ impl Store {
             });
         };
         let meta = db.conn.read(ledger).meta()?;
+        if let Some(to) = &meta.moved {
+            return Err(pg::moved(to));
+        }
         if meta.repository != repository {
             return Err(Corruption {
                 table: "ledgers",

@@ -51,7 +51,8 @@ CREATE TABLE tally.ledgers (
     root       bytea  NOT NULL CHECK (octet_length(root) = 32),
     last_leaf  bytea  NOT NULL CHECK (octet_length(last_leaf) = 32),
     frontier   bytea  NOT NULL,
-    created    timestamptz NOT NULL DEFAULT now()
+    created    timestamptz NOT NULL DEFAULT now(),
+    moved      text
 );
 CREATE TABLE tally.entries (
     ledger    bigint  NOT NULL REFERENCES tally.ledgers (id),
@@ -125,7 +126,7 @@ pub(crate) fn error(e: postgres::Error, lock_timeout: Duration) -> StoreError {
             STATEMENT_TIMEOUT.as_secs()
         ),
         Some(c) if c == SqlState::READ_ONLY_SQL_TRANSACTION => format!(
-            "the database server is read-only ({detail}): it is a standby, or default_transaction_read_only is on; point [ledger] url at the primary (add target_session_attrs=read-write to list several hosts); nothing was written"
+            "the database server is read-only ({detail}): it is a standby, or default_transaction_read_only is on; point [ledger] url at the primary, by a name that follows failover (a virtual IP, a DNS name or a connection pooler); nothing was written"
         ),
         Some(c)
             if c == SqlState::ADMIN_SHUTDOWN
@@ -228,18 +229,31 @@ impl Conn {
             lock_timeout,
         };
         let locked = pg.query_opt(
-            "SELECT id FROM tally.ledgers WHERE id = $1 FOR UPDATE",
+            "SELECT moved FROM tally.ledgers WHERE id = $1 FOR UPDATE",
             &[&ledger],
         )?;
-        if locked.is_none() {
+        let Some(row) = locked else {
             return Err(StoreError::Postgres(PgError::new(format!(
                 "ledger {ledger} disappeared from tally.ledgers; restore the database from a backup"
             ))));
+        };
+        if let Some(to) = row
+            .try_get::<_, Option<String>>(0)
+            .map_err(|_| corrupt(("ledgers", ledger, "moved"), "of the wrong type"))?
+        {
+            return Err(moved(&to));
         }
         let value = f(&mut pg)?;
         tx.commit().map_err(|e| error(e, lock_timeout))?;
         Ok(value)
     }
+}
+
+/// The error for a ledger `tally ledger migrate` moved away from this database.
+pub(crate) fn moved(to: &str) -> StoreError {
+    StoreError::Postgres(PgError::new(format!(
+        "this ledger was moved to {to} by `tally ledger migrate`; nothing more is written here: copy policy.toml from the node that moved it (its [ledger] table names the new place)"
+    )))
 }
 
 /// Reads and writes of one ledger through a client or a transaction.
@@ -266,6 +280,25 @@ impl<'c, C: GenericClient> Pg<'c, C> {
             ledger,
             lock_timeout,
         }
+    }
+
+    /// Marks the ledger as moved to `to` (a migrate away from this database); appends and
+    /// opens refuse from then on.
+    pub(crate) fn mark_moved(&mut self, to: &str) -> Result<(), StoreError> {
+        let ledger = self.ledger;
+        self.execute(
+            "UPDATE tally.ledgers SET moved = $2 WHERE id = $1",
+            &[&ledger, &to],
+        )?;
+        Ok(())
+    }
+
+    /// Lifts the statement timeout for the rest of the transaction (a migrate copies the
+    /// whole ledger in one statement).
+    pub(crate) fn no_statement_timeout(&mut self) -> Result<(), StoreError> {
+        self.c
+            .batch_execute("SET LOCAL statement_timeout = 0")
+            .map_err(|e| error(e, self.lock_timeout))
     }
 
     /// Keeps a checkpoint under its own id (a migrated ledger's).
@@ -352,11 +385,14 @@ impl<'c, C: GenericClient> Pg<'c, C> {
         let ledger = self.ledger;
         let row = self
             .query_opt(
-                "SELECT repository, origin, public_key FROM tally.ledgers WHERE id = $1",
+                "SELECT repository, origin, public_key, moved FROM tally.ledgers WHERE id = $1",
                 &[&ledger],
             )?
             .ok_or_else(|| corrupt(("ledgers", ledger, "*"), "missing"))?;
         Ok(Meta {
+            moved: row
+                .try_get::<_, Option<String>>(3)
+                .map_err(|_| corrupt(("ledgers", ledger, "moved"), "of the wrong type"))?,
             repository: column::<&str>(&row, 0, ("ledgers", ledger, "repository"))?.to_owned(),
             origin: column::<&str>(&row, 1, ("ledgers", ledger, "origin"))?.to_owned(),
             public_key: array(&row, 2, ("ledgers", ledger, "public_key"))?,
@@ -429,6 +465,7 @@ pub(crate) fn schema_version_of(conn: &mut Conn) -> Result<i32, StoreError> {
 
 /// The columns of `tally.ledgers` that say whose ledger it is.
 pub(crate) struct Meta {
+    pub(crate) moved: Option<String>,
     pub(crate) repository: String,
     pub(crate) origin: String,
     pub(crate) public_key: [u8; 32],
@@ -806,6 +843,39 @@ pub(crate) fn migrate(conn: &mut Conn) -> Result<Vec<i32>, StoreError> {
     }
     tx.commit().map_err(e)?;
     Ok(applied)
+}
+
+/// Deletes a ledger that was moved away from this database (before a migrate brings it
+/// back); refuses one that was not moved.
+pub(crate) fn delete_moved(
+    tx: &mut postgres::Transaction<'_>,
+    repository: &str,
+    lock_timeout: Duration,
+) -> Result<(), StoreError> {
+    let e = |e| error(e, lock_timeout);
+    let Some(row) = tx
+        .query_opt(
+            "SELECT id, moved FROM tally.ledgers WHERE repository = $1 FOR UPDATE",
+            &[&repository],
+        )
+        .map_err(e)?
+    else {
+        return Ok(());
+    };
+    let id: i64 = column(&row, 0, ("ledgers", 0, "id"))?;
+    if row.try_get::<_, Option<String>>(1).ok().flatten().is_none() {
+        return Ok(());
+    }
+    for table in ["inflight", "checkpoints", "entries"] {
+        tx.execute(
+            &format!("DELETE FROM tally.{table} WHERE ledger = $1"),
+            &[&id],
+        )
+        .map_err(e)?;
+    }
+    tx.execute("DELETE FROM tally.ledgers WHERE id = $1", &[&id])
+        .map_err(e)?;
+    Ok(())
 }
 
 /// The id of the ledger of `repository`, if the database holds one.

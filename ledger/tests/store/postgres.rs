@@ -227,15 +227,40 @@ fn postgres_stores_byte_for_byte_what_sqlite_stores_and_migrates_both_ways() {
     };
     assert_eq!(rows(&back_path), rows(&dir.path().join("a.sqlite")));
 
-    // A second migrate into the same database is refused: it already holds the ledger.
+    // The database the ledger moved away from refuses to write it, and says where it went.
+    let err = Store::open_in(db(&server, "two"), REPO).unwrap_err();
+    assert!(err.to_string().contains("was moved to"), "{err}");
+    assert!(err.to_string().contains("back.sqlite"), "{err}");
+    // A migrate into a database that holds the live ledger is refused; one back into the
+    // database it moved away from replaces the old copy.
     let err = back
         .migrate(
-            Destination::Postgres(Box::new(db(&server, "two"))),
+            Destination::Postgres(Box::new(db(&server, "one"))),
             &Options::default(),
             |_| Ok::<(), String>(()),
         )
         .unwrap_err();
     assert!(matches!(err, StoreError::InDatabase { .. }), "{err}");
+    let mut again = back
+        .migrate(
+            Destination::Postgres(Box::new(db(&server, "two"))),
+            &Options::default(),
+            |_| Ok::<(), String>(()),
+        )
+        .unwrap();
+    assert_eq!(contents(&again), want);
+    let again_path = dir.path().join("again.sqlite");
+    drop(
+        again
+            .migrate(
+                Destination::Sqlite(&again_path),
+                &Options::default(),
+                |_| Ok::<(), String>(()),
+            )
+            .unwrap(),
+    );
+    assert_eq!(rows(&again_path), rows(&dir.path().join("a.sqlite")));
+    let mut back = Store::open(&back_path).unwrap();
     // A failed switch removes the copy and leaves the source in use.
     server.create_database("three");
     let err = back
