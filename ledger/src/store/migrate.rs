@@ -302,10 +302,9 @@ fn copy_to<E: std::fmt::Display>(
                     },
                     other => other,
                 })?;
-                let mut statements = Default::default();
                 copy(
                     src,
-                    &mut pg::Pg::new(&mut tx, &mut statements, ledger, lock_timeout),
+                    &mut pg::Pg::new(&mut tx, ledger, lock_timeout),
                     &snapshot,
                 )?;
                 tx.commit().map_err(e)?;
