@@ -231,6 +231,24 @@ fn migrate(server: &Server<'_>, to: &str, extra: &[&str]) -> String {
     text(&out.stdout)
 }
 
+/// The first push after `tally ledger migrate`: policy.toml changed (its `[ledger]` table),
+/// so the ledger records a policy change, then the push. Returns the landed commit.
+fn push_after_a_move(server: &Server<'_>, work: &Work<'_>, name: &str) -> String {
+    let before = server.log(&[]).len();
+    let commit = push_one(work, name);
+    let log = server.log(&[]);
+    assert_eq!(log.len(), before + 2, "{log:?}");
+    assert_eq!(kind(&log[1]), "policy-change", "{}", log[1]);
+    assert_eq!(
+        reasons(&log[1]),
+        ["policy.toml, allowed_signers or the revocation file changed"]
+    );
+    assert_eq!(kind(&log[0]), "accepted", "{}", log[0]);
+    assert_eq!(log[0]["new"], commit.as_str());
+    assert_eq!(latest_landed(server, "refs/heads/main")["new"], commit.as_str());
+    commit
+}
+
 /// One more signed commit on main, pushed and landed; returns it.
 fn push_one(work: &Work<'_>, name: &str) -> String {
     let commit = work
@@ -352,6 +370,7 @@ fn a_database_rolled_back_by_one_entry_is_caught() {
     };
     let out = agent();
     assert_eq!(out.status.code(), Some(0), "the agent pins the state: {out:?}");
+    let published = server.rev("refs/tally/ledger").unwrap();
 
     // The rollback, consistent in itself.
     pg.psql(
@@ -366,21 +385,27 @@ fn a_database_rolled_back_by_one_entry_is_caught() {
     assert_eq!(server.log(&[]).len() as u64, saved_size);
     assert_verify_fails(&server, "database rolled back", &["refs/tally/ledger"]);
 
-    // The server carries on from the rolled-back head (a heartbeat publishes it), or refuses
-    // to; either way the agent must not accept a ledger older than the one it pinned.
+    // The server will not publish the rolled-back head over what it published before, so
+    // refs/tally/ledger keeps the lost entry and the agent stays where it was.
     wait_for_the_next_second();
     let heartbeat = server.tally(&["ledger", "checkpoint"]);
+    assert_eq!(heartbeat.status.code(), Some(2), "{heartbeat:?}");
+    let message = unwrapped(&text(&heartbeat.stderr));
+    assert!(
+        message.contains(&format!(
+            "the published ledger has {} entries but the store's checkpoint only {saved_size}; \
+             the store was rolled back",
+            saved_size + 1
+        )),
+        "{message}"
+    );
+    assert_eq!(server.rev("refs/tally/ledger"), Some(published));
     fetch();
     let out = agent();
-    assert_ne!(
-        out.status.code(),
-        Some(0),
-        "the agent accepted the rolled-back ledger (heartbeat: {heartbeat:?}): {out:?}"
-    );
-    let message = unwrapped(&text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(
-        message.contains("rollback") || message.contains("refs/tally/ledger"),
-        "heartbeat: {heartbeat:?}\nagent: {message}"
+        text(&out.stderr).contains(&format!("checkpoint of {} entries", saved_size + 1)),
+        "the agent should still hold the later state: {out:?}"
     );
 }
 
@@ -412,6 +437,7 @@ fn migrate_to_postgresql_and_back_changes_no_byte() {
     server.assert_ledger_intact();
 
     let sqlite = server.tally_dir().join("ledger.sqlite");
+    let original_policy = std::fs::read_to_string(server.policy_path()).unwrap();
     let original_rows = sqlite_rows(&env, &sqlite);
     let log = log_json(&server);
     let published = server.rev("refs/tally/ledger").unwrap();
@@ -459,16 +485,16 @@ fn migrate_to_postgresql_and_back_changes_no_byte() {
     assert!(stdout.contains("not a byte changed"), "{stdout}");
     let policy = std::fs::read_to_string(server.policy_path()).unwrap();
     assert!(!policy.contains("[ledger]"), "{policy}");
+    assert_eq!(policy, original_policy, "policy.toml is not what it was");
     same("back to SQLite");
     assert_eq!(sqlite_rows(&env, &sqlite), original_rows);
     assert_eq!(sqlite_rows(&env, &aside), original_rows);
 
     // A push lands in SQLite.
-    let before = server.log(&[]).len();
     let third = push_one(&work, "third");
-    assert_eq!(server.log(&[]).len(), before + 1);
     assert_eq!(latest_landed(&server, "refs/heads/main")["new"], third.as_str());
     server.assert_ledger_intact();
+    let before = server.log(&[]).len();
 
     // To PostgreSQL again (another database): the next push lands there, not in the file.
     pg.create_database("second");
@@ -476,12 +502,11 @@ fn migrate_to_postgresql_and_back_changes_no_byte() {
     migrate(&server, &second, &["--password-file", password]);
     server.assert_ledger_intact();
     let file_rows = sqlite_rows(&env, &sqlite);
-    let fourth = push_one(&work, "fourth");
-    assert_eq!(server.log(&[]).len(), before + 2);
-    assert_eq!(latest_landed(&server, "refs/heads/main")["new"], fourth.as_str());
+    push_after_a_move(&server, &work, "fourth");
+    let in_pg = server.log(&[]).len();
     assert_eq!(
         pg.psql("second", "SELECT count(*) FROM tally.entries"),
-        (before + 2).to_string()
+        in_pg.to_string()
     );
     assert_eq!(sqlite_rows(&env, &sqlite), file_rows, "the old file was written");
     server.assert_ledger_intact();
@@ -489,14 +514,13 @@ fn migrate_to_postgresql_and_back_changes_no_byte() {
     // And back to SQLite: the next push lands in the file.
     move_sqlite_aside(&server, &env.root().join("third"));
     migrate(&server, "sqlite", &[]);
-    let fifth = push_one(&work, "fifth");
-    assert_eq!(server.log(&[]).len(), before + 3);
-    assert_eq!(latest_landed(&server, "refs/heads/main")["new"], fifth.as_str());
+    push_after_a_move(&server, &work, "fifth");
     assert_eq!(
         pg.psql("second", "SELECT count(*) FROM tally.entries"),
-        (before + 2).to_string(),
+        in_pg.to_string(),
         "the database was written after the move"
     );
+    assert_eq!(before + 4, server.log(&[]).len());
     server.assert_ledger_intact();
 }
 
@@ -624,7 +648,14 @@ fn init_with_the_same_ledger_key_attaches_to_the_existing_ledger() {
     push_one(&work, "base");
     let db = database_of(&server);
 
-    let replica = env.bare_repo("replica");
+    // A replica: a bare clone of the repository (its branches), before tally is set up.
+    let replica = env.root().join("replica.git");
+    run_ok(
+        env.git(env.root())
+            .args(["clone", "-q", "--bare"])
+            .arg(&server.path)
+            .arg(&replica),
+    );
     std::fs::create_dir(replica.join("tally")).unwrap();
     for name in ["ledger_key", "ledger_key.pub"] {
         std::fs::copy(server.tally_dir().join(name), replica.join("tally").join(name)).unwrap();
