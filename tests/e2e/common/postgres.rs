@@ -97,7 +97,14 @@ impl LedgerPg {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(&self.socket)
-            .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", "postgres"])
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+            ])
             .args(["-c", &format!("CREATE DATABASE {name} OWNER tally")]);
         run_ok(&mut cmd);
         format!(

@@ -108,9 +108,12 @@ fn the_ledger_suite_passes_with_the_ledger_in_postgresql() {
 
     let pg = Pg::start();
     let mut child = Command::new(&exe);
-    child
-        .env(LEDGER_PG, LedgerPg::encode(&pg))
-        .args(["ledger::", "--test-threads=2", "--skip", THIS_MODULE]);
+    child.env(LEDGER_PG, LedgerPg::encode(&pg)).args([
+        "ledger::",
+        "--test-threads=2",
+        "--skip",
+        THIS_MODULE,
+    ]);
     for (name, _) in SKIPS {
         child.args(["--skip", name]);
     }
@@ -245,7 +248,10 @@ fn push_after_a_move(server: &Server<'_>, work: &Work<'_>, name: &str) -> String
     );
     assert_eq!(kind(&log[0]), "accepted", "{}", log[0]);
     assert_eq!(log[0]["new"], commit.as_str());
-    assert_eq!(latest_landed(server, "refs/heads/main")["new"], commit.as_str());
+    assert_eq!(
+        latest_landed(server, "refs/heads/main")["new"],
+        commit.as_str()
+    );
     commit
 }
 
@@ -324,10 +330,7 @@ fn a_database_rolled_back_by_one_entry_is_caught() {
         "CREATE TABLE saved_head AS SELECT size, root, last_leaf, frontier FROM tally.ledgers; \
          CREATE TABLE saved_checkpoint AS SELECT max(id) AS id FROM tally.checkpoints",
     );
-    let saved_size: u64 = pg
-        .psql(&db, "SELECT size FROM saved_head")
-        .parse()
-        .unwrap();
+    let saved_size: u64 = pg.psql(&db, "SELECT size FROM saved_head").parse().unwrap();
     // A refused push: main does not move, only the ledger knows about it.
     work.commit("unsigned")
         .unsigned()
@@ -355,7 +358,10 @@ fn a_database_rolled_back_by_one_entry_is_caught() {
         ]))
     };
     fetch();
-    let key = env.write("ledger.pub", &text(&server.tally(&["ledger", "key"]).stdout));
+    let key = env.write(
+        "ledger.pub",
+        &text(&server.tally(&["ledger", "key"]).stdout),
+    );
     let signers = env.write("agent_signers", &alice_and_bob().text());
     let agent = || {
         env.tally()
@@ -369,7 +375,11 @@ fn a_database_rolled_back_by_one_entry_is_caught() {
             .unwrap()
     };
     let out = agent();
-    assert_eq!(out.status.code(), Some(0), "the agent pins the state: {out:?}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the agent pins the state: {out:?}"
+    );
     let published = server.rev("refs/tally/ledger").unwrap();
 
     // The rollback, consistent in itself.
@@ -492,7 +502,10 @@ fn migrate_to_postgresql_and_back_changes_no_byte() {
 
     // A push lands in SQLite.
     let third = push_one(&work, "third");
-    assert_eq!(latest_landed(&server, "refs/heads/main")["new"], third.as_str());
+    assert_eq!(
+        latest_landed(&server, "refs/heads/main")["new"],
+        third.as_str()
+    );
     server.assert_ledger_intact();
     let before = server.log(&[]).len();
 
@@ -508,7 +521,11 @@ fn migrate_to_postgresql_and_back_changes_no_byte() {
         pg.psql("second", "SELECT count(*) FROM tally.entries"),
         in_pg.to_string()
     );
-    assert_eq!(sqlite_rows(&env, &sqlite), file_rows, "the old file was written");
+    assert_eq!(
+        sqlite_rows(&env, &sqlite),
+        file_rows,
+        "the old file was written"
+    );
     server.assert_ledger_intact();
 
     // And back to SQLite: the next push lands in the file.
@@ -553,14 +570,20 @@ fn init_with_a_wrong_password_says_so_and_where_passwords_come_from() {
         &out,
         "wrong password",
         &[
-            &format!("password authentication failed for user tally at 127.0.0.1:{}", pg.port()),
+            &format!(
+                "password authentication failed for user tally at 127.0.0.1:{}",
+                pg.port()
+            ),
             "(password from PGPASSWORD)",
             "PGPASSWORD, ~/.pgpass, PGSERVICE or the [ledger] password_file",
         ],
     );
     insta::assert_snapshot!(normalise(
         &stderr,
-        &[(&pg.port().to_string(), "<port>"), (&env.root().display().to_string(), "<root>")]
+        &[
+            (&pg.port().to_string(), "<port>"),
+            (&env.root().display().to_string(), "<root>")
+        ]
     ));
 }
 
@@ -570,7 +593,12 @@ fn init_with_an_unreachable_server_names_host_and_port() {
     let env = TestEnv::new();
     pg.create_database("ledger");
     pg.stop();
-    let out = init_with_ledger(&env, "server", &ledger_url(&pg, "ledger"), Some(pg.password()));
+    let out = init_with_ledger(
+        &env,
+        "server",
+        &ledger_url(&pg, "ledger"),
+        Some(pg.password()),
+    );
     assert_config_error(
         &out,
         "server stopped",
@@ -596,10 +624,16 @@ fn init_with_a_password_in_the_url_is_refused_and_says_where_it_goes() {
             "use PGPASSWORD, ~/.pgpass, PGSERVICE or the [ledger] password_file instead",
         ],
     );
-    assert!(!stderr.contains(pg.password()), "the password is shown:\n{stderr}");
+    assert!(
+        !stderr.contains(pg.password()),
+        "the password is shown:\n{stderr}"
+    );
     insta::assert_snapshot!(normalise(
         &stderr,
-        &[(&pg.port().to_string(), "<port>"), (&env.root().display().to_string(), "<root>")]
+        &[
+            (&pg.port().to_string(), "<port>"),
+            (&env.root().display().to_string(), "<root>")
+        ]
     ));
 }
 
@@ -625,7 +659,10 @@ fn init_with_a_ledger_on_a_repository_with_an_sqlite_ledger_says_to_migrate() {
         "--ledger over an SQLite ledger",
         &[
             "this repository's ledger is in SQLite at ",
-            &format!("run `tally ledger migrate --repo {} --to {url}`", server.path.display()),
+            &format!(
+                "run `tally ledger migrate --repo {} --to {url}`",
+                server.path.display()
+            ),
         ],
     );
     let policy = std::fs::read_to_string(server.policy_path()).unwrap();
@@ -633,7 +670,10 @@ fn init_with_a_ledger_on_a_repository_with_an_sqlite_ledger_says_to_migrate() {
     server.assert_ledger_intact();
     insta::assert_snapshot!(normalise(
         &stderr,
-        &[(&pg.port().to_string(), "<port>"), (&env.root().display().to_string(), "<root>")]
+        &[
+            (&pg.port().to_string(), "<port>"),
+            (&env.root().display().to_string(), "<root>")
+        ]
     ));
 }
 
@@ -658,7 +698,11 @@ fn init_with_the_same_ledger_key_attaches_to_the_existing_ledger() {
     );
     std::fs::create_dir(replica.join("tally")).unwrap();
     for name in ["ledger_key", "ledger_key.pub"] {
-        std::fs::copy(server.tally_dir().join(name), replica.join("tally").join(name)).unwrap();
+        std::fs::copy(
+            server.tally_dir().join(name),
+            replica.join("tally").join(name),
+        )
+        .unwrap();
     }
     std::fs::set_permissions(
         replica.join("tally/ledger_key"),
@@ -723,9 +767,15 @@ fn a_push_while_the_database_is_down_is_refused_and_the_chain_continues_after() 
         format!("127.0.0.1:{}", pg.port()),
         "is the server running and reachable from this host?".to_owned(),
     ] {
-        assert!(seen.contains(&part), "the pusher should see {part:?}:\n{seen}");
+        assert!(
+            seen.contains(&part),
+            "the pusher should see {part:?}:\n{seen}"
+        );
     }
-    assert!(seen.contains(&db), "the pusher should see the database {db}:\n{seen}");
+    assert!(
+        seen.contains(&db),
+        "the pusher should see the database {db}:\n{seen}"
+    );
     assert_eq!(server.branch("main"), main, "main moved without a ledger");
 
     pg.start_again();
@@ -752,9 +802,7 @@ fn a_push_to_a_read_only_database_is_refused_and_writes_nothing() {
     let counts = (rows("entries"), rows("checkpoints"), rows("inflight"));
 
     pg.set_read_only(&db, true);
-    work.commit("read-only")
-        .file("ro.yaml", "ro: 1\n")
-        .create();
+    work.commit("read-only").file("ro.yaml", "ro: 1\n").create();
     let push = work.push(&["origin", "HEAD:refs/heads/main"]);
     push.assert_refused();
     let seen = unwrapped(&push.stderr);
