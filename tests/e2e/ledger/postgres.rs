@@ -62,11 +62,11 @@ const SKIPS: &[(&str, &str)] = &[
     ),
     (
         "ledger::crash::in_flight_markers_do_not_pile_up",
-        "reads the in-flight markers as files in tally/inflight; in PostgreSQL they are rows of tally.inflight",
+        "reads the in-flight markers as files in tally/inflight (here: in_flight_marker_rows_do_not_pile_up)",
     ),
     (
         "ledger::crash::crash_between_prepared_and_committed_is_settled_by_the_next_push",
-        "ages the in-flight marker by editing its file in tally/inflight; in PostgreSQL it is a row of tally.inflight",
+        "ages the in-flight marker's file in tally/inflight (here: a_crash_between_prepared_and_committed_is_settled_by_the_next_push_in_postgresql)",
     ),
 ];
 
@@ -417,6 +417,82 @@ fn a_database_rolled_back_by_one_entry_is_caught() {
         text(&out.stderr).contains(&format!("checkpoint of {} entries", saved_size + 1)),
         "the agent should still hold the later state: {out:?}"
     );
+}
+
+// =============================================================================================
+// In-flight markers, rows of tally.inflight
+
+/// The markers of the ledger in `db`, one text per row.
+fn markers(pg: &Pg, db: &str) -> Vec<String> {
+    let out = pg.psql(
+        db,
+        "SELECT replace(marker, E'\\n', ' ') FROM tally.inflight ORDER BY key",
+    );
+    out.lines().map(str::to_owned).collect()
+}
+
+/// The PostgreSQL counterpart of `crash::in_flight_markers_do_not_pile_up`: each landed push
+/// leaves at most its own marker row.
+#[test]
+fn in_flight_marker_rows_do_not_pile_up() {
+    let pg = Pg::start();
+    let env = TestEnv::with_ledgers_in(&pg);
+    let (server, work) = pushed_once(&env);
+    let db = database_of(&server);
+    for i in 0..5 {
+        let tip = push_one(&work, &format!("change{i}"));
+        let left = markers(&pg, &db);
+        assert_eq!(left.len(), 1, "after push {i}: {left:?}");
+        assert!(left[0].contains(tip.as_str()), "{left:?}");
+    }
+    server.assert_ledger_intact();
+    assert_eq!(server.log(&["--kind", "aborted"]).len(), 0);
+}
+
+/// The PostgreSQL counterpart of
+/// `crash::crash_between_prepared_and_committed_is_settled_by_the_next_push`: git dies after
+/// `prepared` appended the accepted entry; the marker row, aged past any live transaction, is
+/// settled by the next push with an `aborted` entry.
+#[test]
+fn a_crash_between_prepared_and_committed_is_settled_by_the_next_push_in_postgresql() {
+    let pg = Pg::start();
+    let env = TestEnv::with_ledgers_in(&pg);
+    let (server, next, input) = super::crash::pending_move(&env);
+    let db = database_of(&server);
+    let out = server.run_reference_transaction("prepared", input.as_bytes());
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        markers(&pg, &db).iter().any(|m| m.contains(next.as_str())),
+        "{:?}",
+        markers(&pg, &db)
+    );
+    let verify = server.tally(&["ledger", "verify"]);
+    assert_eq!(verify.status.code(), Some(1), "{verify:?}");
+    assert!(
+        unwrapped(&text(&verify.stderr)).contains("but the ledger records it at"),
+        "{verify:?}"
+    );
+    // Age the marker (its fourth line is when it was written, in unix seconds).
+    pg.psql(
+        &db,
+        "UPDATE tally.inflight SET marker = array_to_string( \
+           (string_to_array(marker, E'\\n'))[1:3] || '1000000000'::text \
+           || (string_to_array(marker, E'\\n'))[5:], E'\\n')",
+    );
+    let work = env.clone_as(&server, "again", &alice());
+    push_one(&work, "after");
+    server.assert_ledger_intact();
+    let aborted = server.log(&["--kind", "aborted"]);
+    assert_eq!(aborted.len(), 1, "{aborted:?}");
+    let cancelled = server
+        .log(&["--kind", "accepted"])
+        .into_iter()
+        .find(|e| e["new"].as_str() == Some(next.as_str()))
+        .unwrap();
+    assert_eq!(aborted[0]["aborts"], cancelled["seq"]);
+    for marker in markers(&pg, &db) {
+        assert!(!marker.contains(next.as_str()), "{marker}");
+    }
 }
 
 // =============================================================================================
