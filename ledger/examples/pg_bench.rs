@@ -94,9 +94,21 @@ impl Target {
     /// What a hook does first: open the store (PostgreSQL: connect, set the session up,
     /// check the schema, find the ledger).
     fn open(&self) -> Store {
+        self.open_timed().0
+    }
+
+    /// Opens the store, and says how long connecting took (PostgreSQL: TCP, SCRAM-SHA-256
+    /// authentication, session start-up; zero for SQLite).
+    fn open_timed(&self) -> (Store, Duration) {
         match self {
-            Target::Sqlite(path) => Store::open(path).unwrap(),
-            Target::Pg(url) => Store::open_in(database(url), REPO).unwrap(),
+            Target::Sqlite(path) => (Store::open(path).unwrap(), Duration::ZERO),
+            Target::Pg(url) => {
+                let t = Instant::now();
+                let client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+                let connect = t.elapsed();
+                let db = Postgres::new(client, "the benchmark's database", &Options::default());
+                (Store::open_in(db.unwrap(), REPO).unwrap(), connect)
+            }
         }
     }
 
@@ -156,6 +168,7 @@ fn main() {
     let part = |name: &str| only.is_empty() || only == name;
     if part("latency") {
         append_latency(&target("latency"));
+        connect_cost(&server);
         println!("load: {}", load());
     }
     if part("throughput") {
@@ -217,12 +230,13 @@ fn append_latency([sqlite, pg]: &[Target; 2]) {
 
     // Open + append, as a hook process does it: a fresh store (and connection) each time.
     let mut open = [Vec::new(), Vec::new()];
+    let mut connect = Vec::new();
     let mut append = [Vec::new(), Vec::new()];
     let mut both = [Vec::new(), Vec::new()];
     for i in 0..opens {
         for b in [(i % 2) as usize, 1 - (i % 2) as usize] {
             let t0 = Instant::now();
-            let mut store = targets[b].open();
+            let (mut store, connected) = targets[b].open_timed();
             let t1 = Instant::now();
             store
                 .append(vec![entry(n)], jiff::Timestamp::now(), &key())
@@ -230,6 +244,9 @@ fn append_latency([sqlite, pg]: &[Target; 2]) {
             let t2 = Instant::now();
             drop(store);
             open[b].push((t1 - t0).as_secs_f64() * 1e3);
+            if b == 1 {
+                connect.push(connected.as_secs_f64() * 1e3);
+            }
             append[b].push((t2 - t1).as_secs_f64() * 1e3);
             both[b].push((t2 - t0).as_secs_f64() * 1e3);
         }
@@ -252,10 +269,39 @@ fn append_latency([sqlite, pg]: &[Target; 2]) {
             t.1
         );
     }
+    let c = stats(&mut connect);
+    println!(
+        "  of PostgreSQL's open, the connection (TCP, SCRAM-SHA-256, start-up): median {:.2} ms p90 {:.2} ms",
+        c.0, c.1
+    );
     println!(
         "open + append per push, PostgreSQL / SQLite: {:.2} (medians), {:.2} (p90)",
         percentile(&both[1], 0.5) / percentile(&both[0], 0.5),
         percentile(&both[1], 0.9) / percentile(&both[0], 0.9)
+    );
+}
+
+/// What connecting costs, the bulk of PostgreSQL's open: TCP with SCRAM-SHA-256 (what the
+/// store is measured with above) against the unix socket with `trust` (no authentication);
+/// the difference is the authentication, the rest the server starting a backend.
+fn connect_cost(server: &Server) {
+    let urls = [
+        server.url_with_password("latency"),
+        server.socket_url("latency"),
+    ];
+    let mut times = [Vec::new(), Vec::new()];
+    for i in 0..env("TALLY_BENCH_OPENS", 200) {
+        for u in [(i % 2) as usize, 1 - (i % 2) as usize] {
+            let t = Instant::now();
+            let mut client = postgres::Client::connect(&urls[u], postgres::NoTls).unwrap();
+            client.simple_query("").unwrap();
+            times[u].push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let [tcp, socket] = times.each_mut().map(|t| stats(t));
+    println!(
+        "connect + one empty query: TCP with SCRAM-SHA-256 median {:.2} ms p90 {:.2} ms; unix socket, trust, median {:.2} ms p90 {:.2} ms",
+        tcp.0, tcp.1, socket.0, socket.1
     );
 }
 
