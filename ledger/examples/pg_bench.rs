@@ -43,6 +43,9 @@ const ORIGIN: &str = "tally/bench";
 const REPO: &str = "bench";
 /// The first argument of a worker process (part 2).
 const WORKER: &str = "--worker";
+/// Where a worker process's ledger is: in the environment, not on the command line, because a
+/// PostgreSQL URL carries the password.
+const WORKER_TARGET: &str = "TALLY_BENCH_WORKER_TARGET";
 
 fn key() -> SigningKey {
     SigningKey::from_bytes(&[1; 32])
@@ -333,7 +336,7 @@ fn throughput(target: &Target, nodes: u64, threads: u64) {
         .map(|node| {
             Command::new(std::env::current_exe().unwrap())
                 .arg(WORKER)
-                .arg(target.arg())
+                .env(WORKER_TARGET, target.arg())
                 .args([node, threads, seconds, start_ms].map(|v| v.to_string()))
                 .stdout(Stdio::piped())
                 .spawn()
@@ -456,11 +459,12 @@ fn parse_thread(line: &str) -> Thread {
     }
 }
 
-/// A worker process ("replica"): `TARGET NODE THREADS SECONDS START_MS`. Prints one line
-/// per thread: node, thread, appends, failed appends, end (us after start), latencies (us).
+/// A worker process ("replica"): `NODE THREADS SECONDS START_MS`, the ledger in
+/// `WORKER_TARGET`. Prints one line per thread: node, thread, appends, failed appends, end
+/// (us after start), latencies (us).
 fn worker(args: &[String]) {
-    let target = Target::from_arg(&args[0]);
-    let [node, threads, seconds, start_ms] = [1, 2, 3, 4].map(|i| args[i].parse::<u64>().unwrap());
+    let target = Target::from_arg(&std::env::var(WORKER_TARGET).unwrap());
+    let [node, threads, seconds, start_ms] = [0, 1, 2, 3].map(|i| args[i].parse::<u64>().unwrap());
     let start = UNIX_EPOCH + Duration::from_millis(start_ms);
     let end = start + Duration::from_secs(seconds);
     let lines: Vec<String> = std::thread::scope(|scope| {
