@@ -1,7 +1,7 @@
 //! Issue 15's speed targets at the store level, the PostgreSQL store side by side with SQLite,
 //! in one run, against a PostgreSQL server of its own (tally-pgtest: same host, TCP on
-//! 127.0.0.1, SCRAM password, `fsync=on`; SQLite in a temporary directory on disk, as the hooks
-//! use it):
+//! 127.0.0.1, SCRAM password, `fsync=on`), connected to as the hooks connect (`pgconnect`, the
+//! password in a file); SQLite in a temporary directory on disk, as the hooks use it:
 //!
 //! 1. one-entry appends (what a one-commit push appends, checkpoint signing included) on a
 //!    ledger of `TALLY_BENCH_LEDGER` entries (default 10,000), SQLite and PostgreSQL in turn;
@@ -26,6 +26,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -64,18 +65,19 @@ fn load() -> String {
         .map_or_else(|_| "unknown".to_owned(), |l| l.trim().to_owned())
 }
 
-/// Where a ledger lives: a SQLite file, or a PostgreSQL database (URL with password).
+/// Where a ledger lives: a SQLite file, or a PostgreSQL database (URL without the password,
+/// and the password file, as policy.toml and the hooks have them).
 #[derive(Clone, Debug)]
 enum Target {
     Sqlite(PathBuf),
-    Pg(String),
+    Pg { url: String, password_file: PathBuf },
 }
 
 impl Target {
     fn name(&self) -> &'static str {
         match self {
             Target::Sqlite(_) => "SQLite",
-            Target::Pg(_) => "PostgreSQL",
+            Target::Pg { .. } => "PostgreSQL",
         }
     }
 
@@ -83,15 +85,41 @@ impl Target {
     fn arg(&self) -> String {
         match self {
             Target::Sqlite(path) => format!("sqlite:{}", path.display()),
-            Target::Pg(url) => url.clone(),
+            Target::Pg { url, password_file } => format!("pg:{}|{url}", password_file.display()),
         }
     }
 
     fn from_arg(arg: &str) -> Target {
         match arg.strip_prefix("sqlite:") {
             Some(path) => Target::Sqlite(PathBuf::from(path)),
-            None => Target::Pg(arg.to_owned()),
+            None => {
+                let (file, url) = arg.strip_prefix("pg:").unwrap().split_once('|').unwrap();
+                Target::Pg {
+                    url: url.to_owned(),
+                    password_file: PathBuf::from(file),
+                }
+            }
         }
+    }
+
+    /// A connection made as the hooks make it (`pgconnect`).
+    fn connect(&self) -> postgres::Client {
+        let Target::Pg { url, password_file } = self else {
+            unreachable!("only a PostgreSQL ledger is connected to")
+        };
+        tally_ledger::pgconnect::Target::parse(url, Some(password_file.clone()))
+            .unwrap()
+            .connect("tally-pg-bench")
+            .unwrap()
+    }
+
+    fn database(&self) -> Postgres {
+        Postgres::new(
+            self.connect(),
+            "the benchmark's database",
+            &Options::default(),
+        )
+        .unwrap()
     }
 
     /// What a hook does first: open the store (PostgreSQL: connect, set the session up,
@@ -105,9 +133,9 @@ impl Target {
     fn open_timed(&self) -> (Store, Duration) {
         match self {
             Target::Sqlite(path) => (Store::open(path).unwrap(), Duration::ZERO),
-            Target::Pg(url) => {
+            Target::Pg { .. } => {
                 let t = Instant::now();
-                let client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+                let client = self.connect();
                 let connect = t.elapsed();
                 let db = Postgres::new(client, "the benchmark's database", &Options::default());
                 (Store::open_in(db.unwrap(), REPO).unwrap(), connect)
@@ -121,14 +149,11 @@ impl Target {
             Target::Sqlite(path) => {
                 Store::create(path, ORIGIN, REPO, now, &key(), &Options::default()).unwrap()
             }
-            Target::Pg(url) => Store::create_in(database(url), ORIGIN, REPO, now, &key()).unwrap(),
+            Target::Pg { .. } => {
+                Store::create_in(self.database(), ORIGIN, REPO, now, &key()).unwrap()
+            }
         }
     }
-}
-
-fn database(url: &str) -> Postgres {
-    let client = postgres::Client::connect(url, postgres::NoTls).unwrap();
-    Postgres::new(client, "the benchmark's database", &Options::default()).unwrap()
 }
 
 /// Appends entries `from..to` in appends of `batch` entries (one checkpoint each).
@@ -160,11 +185,18 @@ fn main() {
     println!("load: {}", load());
     let server = Server::start();
     let dir = tempfile::tempdir().unwrap();
+    // The password in a file of mode 0600, as `tally init --ledger` keeps it.
+    let password_file = dir.path().join("pgpassword");
+    std::fs::write(&password_file, server.password()).unwrap();
+    std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let target = |name: &str| -> [Target; 2] {
         server.create_database(name);
         [
             Target::Sqlite(dir.path().join(format!("{name}.db"))),
-            Target::Pg(server.url_with_password(name)),
+            Target::Pg {
+                url: server.url(name),
+                password_file: password_file.clone(),
+            },
         ]
     };
     let only = std::env::var("TALLY_BENCH_ONLY").unwrap_or_default();
@@ -284,9 +316,10 @@ fn append_latency([sqlite, pg]: &[Target; 2]) {
     );
 }
 
-/// What connecting costs, the bulk of PostgreSQL's open: TCP with SCRAM-SHA-256 (what the
-/// store is measured with above) against the unix socket with `trust` (no authentication);
-/// the difference is the authentication, the rest the server starting a backend.
+/// What connecting costs, the bulk of PostgreSQL's open, with the driver's own `connect` (no
+/// TLS attempt, no files read): TCP with SCRAM-SHA-256 against the unix socket with `trust`
+/// (no authentication); the difference is the authentication, the rest mostly the server
+/// starting a backend.
 fn connect_cost(server: &Server) {
     let urls = [
         server.url_with_password("latency"),
@@ -538,14 +571,11 @@ fn verify_throughput(path: &Path, pg: &Target, total: u64) {
         "verify ledger: {total} entries built in SQLite in {:.1} s (appends of 10,000)",
         started.elapsed().as_secs_f64()
     );
-    let Target::Pg(url) = pg else {
-        unreachable!("verify_throughput takes a PostgreSQL target")
-    };
     let t = Instant::now();
     drop(
         store
             .migrate(
-                Destination::Postgres(Box::new(database(url))),
+                Destination::Postgres(Box::new(pg.database())),
                 &Options::default(),
                 |_| Ok::<(), String>(()),
             )
