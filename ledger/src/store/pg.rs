@@ -34,6 +34,9 @@ pub const PG_SCHEMA_VERSION: i32 = 1;
 /// How long one statement may run before the server cancels it.
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Rows of a ref's moves read at a time when looking for its position (see `moves`).
+const MOVES_PAGE: i64 = 16;
+
 /// The advisory lock that serialises schema migrations ("taly" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7461_6c79;
 
@@ -627,14 +630,40 @@ impl<C: GenericClient> ReadTx for Pg<'_, C> {
     }
 
     fn moves(&mut self, refname: &str, f: &mut EntryFn<'_>) -> Result<(), StoreError> {
+        // A page at a time, newest first: every append asks where its ref is, and the first
+        // page nearly always answers (the latest move, unless an abort cancelled it). Without
+        // a limit the server would send every move of the ref, however many, on every append
+        // (the rows `f` does not want are discarded by the client, not left unsent).
         let ledger = self.ledger;
         let [a, b, c, d] = MOVING_KINDS.map(|k| i32::from(k.code()));
-        self.each_entry(
-            "SELECT seq, bytes, leaf_hash FROM tally.entries WHERE ledger = $1 AND refname = $2
-             AND kind IN ($3, $4, $5, $6) ORDER BY seq DESC",
-            &[p(&ledger), p(&refname), p(&a), p(&b), p(&c), p(&d)],
-            f,
-        )
+        let mut before = i64::MAX;
+        loop {
+            let (mut rows, mut last, mut more) = (0, before, true);
+            self.each_entry(
+                "SELECT seq, bytes, leaf_hash FROM tally.entries WHERE ledger = $1 AND refname = $2
+                 AND kind IN ($3, $4, $5, $6) AND seq < $7 ORDER BY seq DESC LIMIT $8",
+                &[
+                    p(&ledger),
+                    p(&refname),
+                    p(&a),
+                    p(&b),
+                    p(&c),
+                    p(&d),
+                    p(&before),
+                    p(&MOVES_PAGE),
+                ],
+                &mut |seq, bytes, leaf| {
+                    rows += 1;
+                    last = i64::try_from(seq).unwrap_or(i64::MAX);
+                    more = f(seq, bytes, leaf)?;
+                    Ok(more)
+                },
+            )?;
+            if !more || rows < MOVES_PAGE {
+                return Ok(());
+            }
+            before = last;
+        }
     }
 
     fn entries(&mut self, range: Range<u64>, f: &mut EntryFn<'_>) -> Result<(), StoreError> {
@@ -1053,12 +1082,19 @@ const AUDIT_CHUNK: i32 = 8192;
 impl<'a> PgAudit<'a> {
     pub(crate) fn begin(conn: &'a mut Conn, ledger: i64) -> Result<PgAudit<'a>, StoreError> {
         let lock_timeout = conn.lock_timeout;
-        let tx = conn
+        let mut tx = conn
             .client
             .build_transaction()
             .isolation_level(postgres::IsolationLevel::RepeatableRead)
             .read_only(true)
             .start()
+            .map_err(|e| error(e, lock_timeout))?;
+        // The audit reads every row of the ledger in order, which its primary key's index
+        // (and `checkpoints_by_size`) gives as it is. Left to itself the planner reads a whole
+        // ledger with a bitmap scan and sorts it, which spills the ledger to temporary files
+        // (work_mem is megabytes, a ledger of a million entries half a gigabyte): verify was
+        // 1.5x slower for it (BENCHMARKS.md, issue 15). For this transaction only.
+        tx.batch_execute("SET LOCAL enable_sort = off")
             .map_err(|e| error(e, lock_timeout))?;
         Ok(PgAudit {
             tx: std::cell::RefCell::new(tx),
