@@ -1082,7 +1082,10 @@ fn record_change(
     let ledger = store.location();
     let Some(first) = entries.first() else {
         let location = crate::ledger::Location::of(&paths).map_err(|e| ledger_err(&e))?;
-        let mut lines = vec![format!("ledger          {ledger}: {}", unchanged(&location))];
+        let mut lines = vec![format!(
+            "ledger          {ledger}: {}",
+            unchanged(&location)
+        )];
         if store.is_shared() {
             // A replica joining a shared ledger publishes it at once, so that agents
             // fetching from this replica find the entries of the commits it holds.
