@@ -578,6 +578,8 @@ pub fn migrate(git_dir: &Path, to: &MigrateTo) -> Result<Vec<String>, AdminError
             "the copy at {destination_text} does not verify: {e}; policy.toml now points at it; run `tally ledger verify`"
         ))
     })?;
+    // The same entries, so the publication is current already; this only confirms it.
+    publish::publish(git_dir, &copy, Timestamp::now())?;
     Ok(vec![
         format!("ledger moved: {} to {}", from.display(), copy.location()),
         format!(
@@ -593,5 +595,6 @@ pub fn migrate(git_dir: &Path, to: &MigrateTo) -> Result<Vec<String>, AdminError
             policy_path.display(),
             from.display()
         ),
+        "  the next push or `tally ledger checkpoint` records the changed policy.toml (a policy-change entry); give every other node the new policy.toml".to_owned(),
     ])
 }

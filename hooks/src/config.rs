@@ -285,15 +285,21 @@ pub fn with_ledger_section(
                 .unwrap_or_default()
                 .trim();
             in_ledger = name == "ledger";
+            // The blank line that separates the table from the one before it goes with it,
+            // so that adding the table and removing it again gives back the same bytes (and
+            // the same policy digest: a round trip of `tally ledger migrate` is no change).
+            if in_ledger && kept.ends_with("\n\n") {
+                kept.pop();
+            }
         }
         if !in_ledger {
             kept.push_str(line);
         }
     }
+    // One newline at the end, so that setting the same table again gives the same text.
+    kept.truncate(kept.trim_end().len());
+    kept.push('\n');
     if let Some(ledger) = ledger {
-        if !kept.ends_with('\n') {
-            kept.push('\n');
-        }
         kept.push_str(&ledger_section_text(ledger));
     }
     let edited = parse_policy(path, kept.as_bytes())?;
@@ -554,6 +560,24 @@ mod tests {
         assert_eq!(p.files, FilePolicy::default());
         assert_eq!(p.syntax, Limits::default());
         assert_eq!(p.signatures.revocation_file, None);
+    }
+
+    /// `tally ledger migrate` to PostgreSQL and back: the policy is the same bytes again, so
+    /// its digest does not change and the next push records no policy change.
+    #[test]
+    fn adding_and_removing_the_ledger_table_gives_back_the_same_policy() {
+        let path = Path::new("policy.toml");
+        let original = default_policy_text(&["main".into()]);
+        let section = LedgerSection {
+            url: "postgres://tally@db.example.com/tally".into(),
+            password_file: Some("pgpassword".into()),
+        };
+        let added = with_ledger_section(path, original.as_bytes(), Some(&section)).unwrap();
+        assert!(added.contains("\n\n[ledger]\n"), "{added}");
+        let removed = with_ledger_section(path, added.as_bytes(), None).unwrap();
+        assert_eq!(removed, original);
+        let again = with_ledger_section(path, added.as_bytes(), Some(&section)).unwrap();
+        assert_eq!(again, added);
     }
 
     /// Writes a policy with `syntax` as its `[syntax]` table, and its signers, into a

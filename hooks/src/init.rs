@@ -906,6 +906,17 @@ fn is_ledger_file(path: &Path, paths: &crate::record::Paths) -> bool {
             .is_some_and(|r| r.starts_with('-'))
 }
 
+/// How init says it left an existing ledger as it was. A shared ledger found by this ledger key
+/// is the one another replica made (or this repository's own, on a second run): init says
+/// that this repository uses it, rather than that it made one.
+fn unchanged(location: &crate::ledger::Location) -> &'static str {
+    if location.is_shared() {
+        "exists already, attached (unchanged)"
+    } else {
+        "unchanged"
+    }
+}
+
 /// Creates the ledger key and the ledger on first run (recording the policy and the tips of
 /// protected branches that existed before tally); afterwards, given `reasons` (init changed
 /// policy.toml or allowed_signers), records the change at once (a `policy-change` entry, if
@@ -977,7 +988,7 @@ fn set_up_ledger(
     };
     if let (true, None) = (exists, &reasons) {
         // Not even opened (see `Plan::apply`). `tally ledger verify` checks it.
-        lines.push(format!("ledger          {shown}: unchanged"));
+        lines.push(format!("ledger          {shown}: {}", unchanged(&location)));
         return Ok(lines);
     }
     if let (true, Some(reasons)) = (exists, reasons) {
@@ -1070,7 +1081,17 @@ fn record_change(
     })?);
     let ledger = store.location();
     let Some(first) = entries.first() else {
-        return Ok(vec![format!("ledger          {ledger}: unchanged")]);
+        let location = crate::ledger::Location::of(&paths).map_err(|e| ledger_err(&e))?;
+        let mut lines = vec![format!(
+            "ledger          {ledger}: {}",
+            unchanged(&location)
+        )];
+        if store.is_shared() {
+            // A replica joining a shared ledger publishes it at once, so that agents
+            // fetching from this replica find the entries of the commits it holds.
+            lines.push(publish_line(git_dir, &store, now));
+        }
+        return Ok(lines);
     };
     let what = if first.refname.is_empty() {
         "the policy change"

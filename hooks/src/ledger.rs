@@ -92,10 +92,9 @@ impl Location {
             return Ok(Location::Sqlite(paths.ledger()));
         };
         let target = target(&policy, &paths.dir, &ledger)?;
-        let public = tally_ledger::key::load_public(&paths.public_key())?;
         Ok(Location::Postgres {
             target,
-            repository: repository_id(&public),
+            repository: repository_id(&identifying_key(paths)?),
         })
     }
 
@@ -120,6 +119,18 @@ impl Location {
                 Ok(Store::open_in(connect(target, options)?, repository)?)
             }
         }
+    }
+}
+
+/// The key whose repository id names the ledger in the database: the ledger key itself where
+/// this account can read it (on the server, where hooks sign), else its public half (an
+/// auditor's account). The private key comes first so that a replaced `ledger_key.pub` still
+/// finds the ledger, whose recorded key then shows the replacement, as it does in SQLite,
+/// instead of looking up another repository's ledger, or none.
+fn identifying_key(paths: &Paths) -> Result<VerifyingKey, LocationError> {
+    match paths.load_key() {
+        Ok(key) => Ok(key.verifying_key()),
+        Err(_) => Ok(tally_ledger::key::load_public(&paths.public_key())?),
     }
 }
 

@@ -183,8 +183,16 @@ pub fn decide(
     } else {
         // Transactions whose git died between prepared and committed are settled first, as
         // `prepared` does, so that their entries do not look like moves outside tally.
-        record::reconcile(&paths, config, &Pusher::from_env(), now, current)?;
-        Some(crate::ledger::open(&paths)?)
+        let store = crate::ledger::open(&paths)?;
+        record::reconcile(
+            &paths,
+            config,
+            &Pusher::from_env(),
+            now,
+            current,
+            Some(&store),
+        )?;
+        Some(store)
     };
     for update in protected {
         if let Some(ledger) = &ledger

@@ -366,7 +366,7 @@ pub fn off_ledger(
         old: update.old,
         new: recorded,
     };
-    if has_marker(paths, store, &racing)? {
+    if racing_marker(paths, store, &racing)? {
         return Ok(Some(Violation {
             refname: update.refname.clone(),
             commit: None,
@@ -377,8 +377,11 @@ pub fn off_ledger(
     // On a shared ledger, a ref at an earlier accepted commit than the recorded one is a
     // replica that has not caught up yet (the move `catch_up` lets through), not a move
     // outside tally: telling an administrator to re-baseline it there would record a rollback.
+    // Unless the recording node's marker of that move is still there: then its transaction may
+    // never have completed, and no replica may ever hold the recorded commit.
     if let (Some(recorded), Some(at)) = (recorded, &at)
         && catch_up(store, &racing)?
+        && !has_marker(paths, store, &racing)?
     {
         return Ok(Some(Violation {
             refname: update.refname.clone(),
@@ -410,10 +413,11 @@ pub fn open(paths: &Paths) -> Result<(Store, SigningKey), RecordError> {
 }
 
 /// Whether `u` is a replica catching up (issue 15): with a shared ledger, a protected ref
-/// moving to exactly the commit the ledger's latest entry for it says (an accepted move
-/// another node recorded), from a commit an earlier, uncancelled entry set it to (or from
-/// nothing). Such a move is replication, not a move outside tally: it is let through
-/// without being recorded again. Every other move without a verdict is refused as before.
+/// moving to exactly the commit the ledger's latest entry for it says (an accepted or
+/// adopted move another node recorded), from a commit an earlier, uncancelled entry set it
+/// to (an accepted or adopted move, or the baseline `tally init` recorded), or from nothing.
+/// Such a move is replication, not a move outside tally: it is let through without being
+/// recorded again. Every other move without a verdict is refused as before.
 pub fn catch_up(store: &Store, u: &Update) -> Result<bool, RecordError> {
     if !store.is_shared() || u.new.is_none() {
         return Ok(false);
@@ -421,7 +425,7 @@ pub fn catch_up(store: &Store, u: &Update) -> Result<bool, RecordError> {
     let Some(at) = store.position(&u.refname)? else {
         return Ok(false);
     };
-    if at.commit != raw(u.new) || at.kind != Kind::Accepted {
+    if at.commit != raw(u.new) || !matches!(at.kind, Kind::Accepted | Kind::Adopted) {
         return Ok(false);
     }
     let Some(old) = raw(u.old) else {
@@ -442,7 +446,7 @@ pub fn catch_up(store: &Store, u: &Update) -> Result<bool, RecordError> {
                 Kind::Aborted => {
                     cancelled.extend(e.aborts);
                 }
-                Kind::Accepted | Kind::Adopted
+                Kind::Accepted | Kind::Adopted | Kind::PolicyChange
                     if !cancelled.contains(&e.seq) && e.new.as_deref() == Some(&old[..]) =>
                 {
                     earlier = true;
@@ -473,6 +477,21 @@ fn has_marker(paths: &Paths, store: &Store, u: &Update) -> Result<bool, RecordEr
             .is_some());
     }
     Ok(marker_path(paths, u).exists())
+}
+
+/// Whether a push in progress holds `u` (see [`off_ledger`]): its marker exists and, in a
+/// shared ledger, is this node's or younger than [`FOREIGN_MARKER_SECONDS`].
+fn racing_marker(paths: &Paths, store: &Store, u: &Update) -> Result<bool, RecordError> {
+    if !store.is_shared() {
+        return Ok(marker_path(paths, u).exists());
+    }
+    let Some(marker) = store.marker(&update_key(&u.refname, u.old, u.new))? else {
+        return Ok(false);
+    };
+    let young = parse_marker(&marker.text).is_some_and(|(_, created)| {
+        Timestamp::now().as_second() - created < FOREIGN_MARKER_SECONDS
+    });
+    Ok(marker.node == node(paths) || young)
 }
 
 /// Removes the in-flight marker of `u`, if any.
@@ -761,12 +780,16 @@ pub fn update_hook(
 
 /// `reference-transaction prepared`: refuses protected ref moves without a verdict, and
 /// appends the accepted entries (plus a policy change if any) in one transaction.
+///
+/// `opened` is the ledger and key if the caller opened them already (a shared ledger, for
+/// [`reconcile`]).
 pub fn prepared(
     paths: &Paths,
     config: &Policy,
     pusher: &Pusher,
     updates: &[Update],
     now: Timestamp,
+    opened: Option<(Store, SigningKey)>,
 ) -> Result<Prepared, RecordError> {
     let mut accepted = Vec::new();
     let mut refused = Vec::new();
@@ -792,15 +815,16 @@ pub fn prepared(
         }
     }
     // One open of the ledger serves the catch-up and continuity checks and the append.
-    let mut ledger = None;
+    let mut ledger = opened;
     let mut caught_up = false;
     if !unjudged.is_empty() {
-        let (store, _) = ledger.insert(open(paths)?);
+        if ledger.is_none() {
+            ledger = Some(open(paths)?);
+        }
         for u in unjudged {
-            if catch_up(store, u)? {
-                caught_up = true;
-            } else {
-                refused.push((u.clone(), no_verdict(u)));
+            match &ledger {
+                Some((store, _)) if catch_up(store, u)? => caught_up = true,
+                _ => refused.push((u.clone(), no_verdict(u))),
             }
         }
     }
@@ -1108,15 +1132,19 @@ const STALE_MARKER_SECONDS: i64 = 60;
 /// `committed` (older than 60 s): its entry is cancelled with an `aborted` entry. So markers
 /// never pile up: `committed` does nothing, and each `prepared` clears what the ones before
 /// it left. `current` reads a ref's value. Returns whether anything was appended.
+///
+/// With a shared ledger the markers are rows of its database, read through `shared` (the
+/// caller's open store, so that a hook connects once); see [`reconcile_shared`].
 pub fn reconcile(
     paths: &Paths,
     config: &Policy,
     pusher: &Pusher,
     now: Timestamp,
     current: impl Fn(&str) -> Option<ObjectId>,
+    shared: Option<&Store>,
 ) -> Result<bool, RecordError> {
-    if crate::ledger::Location::of(paths)?.is_shared() {
-        return reconcile_shared(paths, config, pusher, now, current);
+    if let Some(store) = shared.filter(|s| s.is_shared()) {
+        return reconcile_shared(paths, config, pusher, now, current, store);
     }
     let Ok(dir) = std::fs::read_dir(paths.inflight()) else {
         return Ok(false);
@@ -1149,22 +1177,25 @@ pub fn reconcile(
     Ok(any)
 }
 
-/// Markers another node of a shared ledger left are settled by this node only after this
-/// long: until then the other node may still finish its transaction, and this replica's ref
-/// may simply not have caught up with a move that landed there.
-const STALE_FOREIGN_MARKER_SECONDS: i64 = 600;
+/// A marker another node of a shared ledger left stops counting as a push in progress (for
+/// the refusal's words) after this long.
+const FOREIGN_MARKER_SECONDS: i64 = 600;
 
 /// [`reconcile`] for a shared ledger: the markers are rows of the database. This node's
-/// markers are settled by the same rule as files; another node's only once they are older
-/// than [`STALE_FOREIGN_MARKER_SECONDS`] and this replica's ref still holds the old value.
+/// markers are settled by the same rule as files. Another node's markers are never cancelled
+/// here: only the node that wrote one can see whether its ref moved (this replica may simply
+/// not have caught up with a move that landed there). Once older than
+/// [`FOREIGN_MARKER_SECONDS`] and no longer about the ledger's latest move of its ref, such a
+/// marker is deleted; an entry whose node died for good before `committed` is settled by an
+/// administrator with `tally ledger adopt`, which the refusal names.
 fn reconcile_shared(
     paths: &Paths,
     config: &Policy,
     pusher: &Pusher,
     now: Timestamp,
     current: impl Fn(&str) -> Option<ObjectId>,
+    store: &Store,
 ) -> Result<bool, RecordError> {
-    let store = crate::ledger::open(paths)?;
     let here = node(paths);
     let mut dead = Vec::new();
     for marker in store.markers()? {
@@ -1172,17 +1203,21 @@ fn reconcile_shared(
             store.remove_marker(&marker.key)?;
             continue;
         };
-        let own = marker.node == here;
         let age = now.as_second() - created;
-        if current(&u.refname) != u.old {
-            if own || age >= STALE_FOREIGN_MARKER_SECONDS {
+        if marker.node == here {
+            if current(&u.refname) != u.old {
                 store.remove_marker(&marker.key)?;
+            } else if age >= STALE_MARKER_SECONDS {
+                dead.push(u);
             }
-        } else if age >= STALE_MARKER_SECONDS && (own || age >= STALE_FOREIGN_MARKER_SECONDS) {
-            dead.push(u);
+        } else if age >= FOREIGN_MARKER_SECONDS
+            && store
+                .position(&u.refname)?
+                .is_none_or(|p| p.commit != raw(u.new))
+        {
+            store.remove_marker(&marker.key)?;
         }
     }
-    drop(store);
     let any = !dead.is_empty();
     cancel(
         paths,

@@ -237,8 +237,30 @@ pub fn run(
                 let mut r = repo.try_find_reference(name).ok()??;
                 r.peel_to_id().ok().map(|id| id.detach())
             };
+            // A shared ledger is opened once, here: its in-flight markers are in it.
+            let shared = match crate::ledger::Location::of(&paths) {
+                Ok(location) if location.is_shared() => match record::open(&paths) {
+                    Ok(opened) => Some(opened),
+                    Err(e) => {
+                        reporter.error(&format!("ref update refused: cannot open the ledger: {e}"));
+                        return false;
+                    }
+                },
+                Ok(_) => None,
+                Err(e) => {
+                    reporter.error(&format!("ref update refused: {e}"));
+                    return false;
+                }
+            };
             // Transactions whose git died between prepared and committed are settled first.
-            if let Err(e) = record::reconcile(&paths, &config, &pusher, now, current) {
+            if let Err(e) = record::reconcile(
+                &paths,
+                &config,
+                &pusher,
+                now,
+                current,
+                shared.as_ref().map(|(store, _)| store),
+            ) {
                 reporter.error(&format!(
                     "ref update refused: cannot settle earlier transactions: {e}"
                 ));
@@ -258,7 +280,7 @@ pub fn run(
                 // rewrites every ref that way).
                 .filter(|u| u.old.is_none() || u.old != u.new)
                 .collect();
-            match record::prepared(&paths, &config, &pusher, &updates, now) {
+            match record::prepared(&paths, &config, &pusher, &updates, now, shared) {
                 Ok(Prepared::Recorded(store)) => {
                     // Published now rather than in `committed`: the entries are durable, and
                     // the hook script spares `committed` a process. An agent that fetches in

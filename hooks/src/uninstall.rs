@@ -175,7 +175,7 @@ fn record(
     now: jiff::Timestamp,
 ) -> Result<(Option<u64>, Result<(), crate::publish::PublishError>), String> {
     let paths = Paths::new(git_dir);
-    if !paths.ledger().exists() {
+    if !crate::admin::has_store(git_dir) {
         return Ok((None, Ok(())));
     }
     let policy = crate::config::Policy::load(git_dir).map_err(|e| e.to_string())?;

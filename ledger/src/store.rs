@@ -423,7 +423,7 @@ impl Postgres {
         options: &Options,
     ) -> Result<Postgres, StoreError> {
         Ok(Postgres {
-            conn: pg::Conn::new(client, options.busy_timeout)?,
+            conn: pg::Conn::new(client, options.busy_timeout),
             location: location.to_owned(),
         })
     }
@@ -597,14 +597,27 @@ impl Store {
 
     /// Opens the ledger of `repository` in a PostgreSQL database.
     pub fn open_in(mut db: Postgres, repository: &str) -> Result<Store, StoreError> {
-        pg::check_schema(&mut db.conn)?;
-        let Some(ledger) = pg::find(&mut db.conn, repository)? else {
+        // One round trip where it can (a hook opens the ledger in every run); otherwise the
+        // checks one by one, whose errors say what is wrong.
+        let found = match pg::open(&mut db.conn, repository)? {
+            Some(found) => found,
+            None => {
+                pg::check_schema(&mut db.conn)?;
+                match pg::find(&mut db.conn, repository)? {
+                    Some(ledger) => Some((ledger, db.conn.read(ledger).meta()?)),
+                    None => None,
+                }
+            }
+        };
+        let Some((ledger, meta)) = found else {
             return Err(StoreError::NotInDatabase {
                 location: db.location,
                 repository: repository.to_owned(),
             });
         };
-        let meta = db.conn.read(ledger).meta()?;
+        if let Some(to) = &meta.moved {
+            return Err(pg::moved(to));
+        }
         if meta.repository != repository {
             return Err(Corruption {
                 table: "ledgers",

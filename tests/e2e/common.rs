@@ -13,6 +13,7 @@
 
 mod environment;
 mod keys;
+mod postgres;
 mod raw;
 mod server;
 mod snapshot;
@@ -20,6 +21,7 @@ mod work;
 
 pub use environment::*;
 pub use keys::*;
+pub use postgres::*;
 pub use raw::*;
 pub use server::*;
 pub use snapshot::*;

@@ -10,6 +10,7 @@ mod concurrent;
 mod crash;
 mod key;
 mod log;
+mod postgres;
 mod records;
 mod refs;
 mod replicas;

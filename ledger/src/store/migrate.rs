@@ -214,9 +214,14 @@ impl Store {
                 drop(src);
                 Ok(copy)
             }
-            Backend::Postgres { conn, ledger, .. } => conn
-                .get_mut()
-                .locked(*ledger, |src| copy_to(src, to, options, &meta, switch)),
+            Backend::Postgres { conn, ledger, .. } => conn.get_mut().locked(*ledger, |src| {
+                src.no_statement_timeout()?;
+                let copy = copy_to(src, to, options, &meta, switch)?;
+                // Nodes that still name this database refuse from now on, rather than
+                // write a ledger no one reads.
+                src.mark_moved(&copy.location())?;
+                Ok(copy)
+            }),
         }
     }
 }
@@ -272,6 +277,10 @@ fn copy_to<E: std::fmt::Display>(
             let e = |e| pg::error(e, lock_timeout);
             let ledger = {
                 let mut tx = db.conn.client.transaction().map_err(e)?;
+                tx.batch_execute("SET LOCAL statement_timeout = 0")
+                    .map_err(e)?;
+                // A ledger migrated away from this database earlier comes back in its place.
+                pg::delete_moved(&mut tx, repository, lock_timeout)?;
                 let empty = Head {
                     size: 0,
                     root: crate::merkle::EMPTY_ROOT,
@@ -293,10 +302,9 @@ fn copy_to<E: std::fmt::Display>(
                     },
                     other => other,
                 })?;
-                let mut statements = Default::default();
                 copy(
                     src,
-                    &mut pg::Pg::new(&mut tx, &mut statements, ledger, lock_timeout),
+                    &mut pg::Pg::new(&mut tx, ledger, lock_timeout),
                     &snapshot,
                 )?;
                 tx.commit().map_err(e)?;

@@ -16,13 +16,12 @@
 //! the wrong length is a [`Corruption`], and every entry read back is checked against its leaf
 //! hash by the rules in `backend.rs`.
 
-use std::collections::HashMap;
 use std::ops::Range;
 use std::time::Duration;
 
 use postgres::error::SqlState;
-use postgres::types::{FromSql, ToSql};
-use postgres::{Client, GenericClient, Row, Statement};
+use postgres::types::{FromSql, ToSql, Type};
+use postgres::{Client, GenericClient, Row};
 
 use super::backend::{AppendTx, EntryFn, EntryRow, MOVING_KINDS, ReadTx, StoredHead};
 use super::{Corruption, Filter, Head, StoreError, StoredCheckpoint, VerifyError};
@@ -34,6 +33,9 @@ pub const PG_SCHEMA_VERSION: i32 = 1;
 
 /// How long one statement may run before the server cancels it.
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Rows of a ref's moves read at a time when looking for its position (see `moves`).
+const MOVES_PAGE: i64 = 16;
 
 /// The advisory lock that serialises schema migrations ("taly" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7461_6c79;
@@ -51,7 +53,8 @@ CREATE TABLE tally.ledgers (
     root       bytea  NOT NULL CHECK (octet_length(root) = 32),
     last_leaf  bytea  NOT NULL CHECK (octet_length(last_leaf) = 32),
     frontier   bytea  NOT NULL,
-    created    timestamptz NOT NULL DEFAULT now()
+    created    timestamptz NOT NULL DEFAULT now(),
+    moved      text
 );
 CREATE TABLE tally.entries (
     ledger    bigint  NOT NULL REFERENCES tally.ledgers (id),
@@ -125,7 +128,7 @@ pub(crate) fn error(e: postgres::Error, lock_timeout: Duration) -> StoreError {
             STATEMENT_TIMEOUT.as_secs()
         ),
         Some(c) if c == SqlState::READ_ONLY_SQL_TRANSACTION => format!(
-            "the database server is read-only ({detail}): it is a standby, or default_transaction_read_only is on; point [ledger] url at the primary (add target_session_attrs=read-write to list several hosts); nothing was written"
+            "the database server is read-only ({detail}): it is a standby, or default_transaction_read_only is on; point [ledger] url at the primary, by a name that follows failover (a virtual IP, a DNS name or a connection pooler); nothing was written"
         ),
         Some(c)
             if c == SqlState::ADMIN_SHUTDOWN
@@ -161,11 +164,12 @@ pub(crate) fn error(e: postgres::Error, lock_timeout: Duration) -> StoreError {
     })
 }
 
-/// A connection to the database of a PostgreSQL ledger, with its prepared statements.
+/// A connection to the database of a PostgreSQL ledger.
 pub(crate) struct Conn {
     pub(crate) client: Client,
-    statements: HashMap<String, Statement>,
     lock_timeout: Duration,
+    /// Whether the session's settings (timeouts) are in force yet.
+    session: bool,
 }
 
 impl std::fmt::Debug for Conn {
@@ -175,22 +179,36 @@ impl std::fmt::Debug for Conn {
 }
 
 impl Conn {
-    /// Sets up a session: the statement and lock timeouts, and a UTF-8 client encoding (the
-    /// driver's own).
-    pub(crate) fn new(mut client: Client, lock_timeout: Duration) -> Result<Conn, StoreError> {
-        let lock_ms = lock_timeout.as_millis().max(1);
-        client
-            .batch_execute(&format!(
-                "SET statement_timeout = {}; SET lock_timeout = {lock_ms}; SET idle_in_transaction_session_timeout = {};",
-                STATEMENT_TIMEOUT.as_millis(),
-                STATEMENT_TIMEOUT.as_millis() * 2,
-            ))
-            .map_err(|e| error(e, lock_timeout))?;
-        Ok(Conn {
+    /// A connection whose session settings (statement, lock and idle-transaction timeouts)
+    /// are sent with its first statement (see [`Conn::session`], [`open`]).
+    pub(crate) fn new(client: Client, lock_timeout: Duration) -> Conn {
+        Conn {
             client,
-            statements: HashMap::new(),
             lock_timeout,
-        })
+            session: false,
+        }
+    }
+
+    /// The session's settings, as SQL.
+    fn session_sql(&self) -> String {
+        format!(
+            "SET statement_timeout = {}; SET lock_timeout = {}; SET idle_in_transaction_session_timeout = {};",
+            STATEMENT_TIMEOUT.as_millis(),
+            self.lock_timeout.as_millis().max(1),
+            STATEMENT_TIMEOUT.as_millis() * 2,
+        )
+    }
+
+    /// Puts the session's settings in force, once.
+    pub(crate) fn session(&mut self) -> Result<(), StoreError> {
+        if !self.session {
+            let sql = self.session_sql();
+            self.client
+                .batch_execute(&sql)
+                .map_err(|e| error(e, self.lock_timeout))?;
+            self.session = true;
+        }
+        Ok(())
     }
 
     /// How long an append waits for another node's.
@@ -201,8 +219,8 @@ impl Conn {
     /// Reads outside a transaction: each statement sees the latest committed state.
     pub(crate) fn read(&mut self, ledger: i64) -> Pg<'_, Client> {
         Pg {
+            locked_head: None,
             c: &mut self.client,
-            statements: &mut self.statements,
             ledger,
             lock_timeout: self.lock_timeout,
         }
@@ -222,50 +240,117 @@ impl Conn {
             .map_err(|e| error(e, lock_timeout))?;
         let mut tx = tx;
         let mut pg = Pg {
+            locked_head: None,
             c: &mut tx,
-            statements: &mut self.statements,
             ledger,
             lock_timeout,
         };
+        // The lock and the head in one statement: the append reads the head first.
         let locked = pg.query_opt(
-            "SELECT id FROM tally.ledgers WHERE id = $1 FOR UPDATE",
-            &[&ledger],
+            "SELECT moved, size, root, last_leaf, frontier FROM tally.ledgers WHERE id = $1 FOR UPDATE",
+            &[p(&ledger)],
         )?;
-        if locked.is_none() {
+        let Some(row) = locked else {
             return Err(StoreError::Postgres(PgError::new(format!(
                 "ledger {ledger} disappeared from tally.ledgers; restore the database from a backup"
             ))));
+        };
+        if let Some(to) = row
+            .try_get::<_, Option<String>>(0)
+            .map_err(|_| corrupt(("ledgers", ledger, "moved"), "of the wrong type"))?
+        {
+            return Err(moved(&to));
         }
+        pg.locked_head = Some(read_head(&row, 1, ledger)?);
         let value = f(&mut pg)?;
         tx.commit().map_err(|e| error(e, lock_timeout))?;
         Ok(value)
     }
 }
 
+/// The error for a ledger `tally ledger migrate` moved away from this database.
+pub(crate) fn moved(to: &str) -> StoreError {
+    StoreError::Postgres(PgError::new(format!(
+        "this ledger was moved to {to} by `tally ledger migrate`; nothing more is written here: copy policy.toml from the node that moved it (its [ledger] table names the new place)"
+    )))
+}
+
 /// Reads and writes of one ledger through a client or a transaction.
 pub(crate) struct Pg<'c, C: GenericClient> {
     c: &'c mut C,
-    statements: &'c mut HashMap<String, Statement>,
+    /// The head read with the ledger's lock, for the first [`ReadTx::head`] of the
+    /// transaction.
+    locked_head: Option<StoredHead>,
     ledger: i64,
     lock_timeout: Duration,
 }
 
-type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
+/// A statement's parameters with their types, so that each statement is one round trip
+/// (parse, bind and execute together, `query_typed`): a hook is a short-lived process that
+/// runs most statements once, where a prepared statement would cost a second trip.
+type Params<'p> = &'p [(&'p (dyn ToSql + Sync), Type)];
+
+/// A Rust value of a known PostgreSQL type.
+pub(crate) trait Param: ToSql + Sync {
+    /// Its PostgreSQL type.
+    const TYPE: Type;
+}
+
+impl Param for i64 {
+    const TYPE: Type = Type::INT8;
+}
+impl Param for i32 {
+    const TYPE: Type = Type::INT4;
+}
+impl Param for &str {
+    const TYPE: Type = Type::TEXT;
+}
+impl Param for String {
+    const TYPE: Type = Type::TEXT;
+}
+impl Param for &[u8] {
+    const TYPE: Type = Type::BYTEA;
+}
+impl Param for Vec<u8> {
+    const TYPE: Type = Type::BYTEA;
+}
+impl<T: Param> Param for Option<T> {
+    const TYPE: Type = T::TYPE;
+}
+
+/// A parameter with its type.
+pub(crate) fn p<T: Param>(value: &T) -> (&(dyn ToSql + Sync), Type) {
+    (value, T::TYPE)
+}
 
 impl<'c, C: GenericClient> Pg<'c, C> {
     /// Reads and writes of ledger `ledger` through `c`.
-    pub(crate) fn new(
-        c: &'c mut C,
-        statements: &'c mut HashMap<String, Statement>,
-        ledger: i64,
-        lock_timeout: Duration,
-    ) -> Pg<'c, C> {
+    pub(crate) fn new(c: &'c mut C, ledger: i64, lock_timeout: Duration) -> Pg<'c, C> {
         Pg {
+            locked_head: None,
             c,
-            statements,
             ledger,
             lock_timeout,
         }
+    }
+
+    /// Marks the ledger as moved to `to` (a migrate away from this database); appends and
+    /// opens refuse from then on.
+    pub(crate) fn mark_moved(&mut self, to: &str) -> Result<(), StoreError> {
+        let ledger = self.ledger;
+        self.execute(
+            "UPDATE tally.ledgers SET moved = $2 WHERE id = $1",
+            &[p(&ledger), p(&to)],
+        )?;
+        Ok(())
+    }
+
+    /// Lifts the statement timeout for the rest of the transaction (a migrate copies the
+    /// whole ledger in one statement).
+    pub(crate) fn no_statement_timeout(&mut self) -> Result<(), StoreError> {
+        self.c
+            .batch_execute("SET LOCAL statement_timeout = 0")
+            .map_err(|e| error(e, self.lock_timeout))
     }
 
     /// Keeps a checkpoint under its own id (a migrated ledger's).
@@ -274,12 +359,12 @@ impl<'c, C: GenericClient> Pg<'c, C> {
         self.execute(
             "INSERT INTO tally.checkpoints (ledger, id, size, root, time, note) VALUES ($1, $2, $3, $4, $5, $6)",
             &[
-                &ledger,
-                &c.id,
-                &to_pg(c.size)?,
-                &c.root.as_slice(),
-                &to_pg(c.time)?,
-                &c.note.text(),
+                p(&ledger),
+                p(&c.id),
+                p(&to_pg(c.size)?),
+                p(&c.root.as_slice()),
+                p(&to_pg(c.time)?),
+                p(&c.note.text()),
             ],
         )?;
         Ok(())
@@ -289,21 +374,8 @@ impl<'c, C: GenericClient> Pg<'c, C> {
         error(e, self.lock_timeout)
     }
 
-    fn statement(&mut self, sql: &str) -> Result<Statement, StoreError> {
-        if let Some(s) = self.statements.get(sql) {
-            return Ok(s.clone());
-        }
-        let s = self
-            .c
-            .prepare(sql)
-            .map_err(|e| error(e, self.lock_timeout))?;
-        self.statements.insert(sql.to_owned(), s.clone());
-        Ok(s)
-    }
-
     pub(crate) fn query(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
-        let s = self.statement(sql)?;
-        self.c.query(&s, params).map_err(|e| self.err(e))
+        self.c.query_typed(sql, params).map_err(|e| self.err(e))
     }
 
     pub(crate) fn query_opt(
@@ -311,13 +383,19 @@ impl<'c, C: GenericClient> Pg<'c, C> {
         sql: &str,
         params: Params<'_>,
     ) -> Result<Option<Row>, StoreError> {
-        let s = self.statement(sql)?;
-        self.c.query_opt(&s, params).map_err(|e| self.err(e))
+        self.c.query_typed_opt(sql, params).map_err(|e| self.err(e))
     }
 
+    /// Runs a statement; the number of rows it touched.
     pub(crate) fn execute(&mut self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
-        let s = self.statement(sql)?;
-        self.c.execute(&s, params).map_err(|e| self.err(e))
+        use postgres::fallible_iterator::FallibleIterator;
+        let lock_timeout = self.lock_timeout;
+        let mut rows = self
+            .c
+            .query_typed_raw(sql, params.iter().map(|(v, t)| (*v, t.clone())))
+            .map_err(|e| error(e, lock_timeout))?;
+        while rows.next().map_err(|e| error(e, lock_timeout))?.is_some() {}
+        Ok(rows.rows_affected().unwrap_or(0))
     }
 
     /// Streams the rows of `sql` (`seq, bytes, leaf_hash`) to `f` until it returns `false`.
@@ -328,11 +406,10 @@ impl<'c, C: GenericClient> Pg<'c, C> {
         f: &mut EntryFn<'_>,
     ) -> Result<(), StoreError> {
         use postgres::fallible_iterator::FallibleIterator;
-        let s = self.statement(sql)?;
         let lock_timeout = self.lock_timeout;
         let mut rows = self
             .c
-            .query_raw(&s, params.iter().copied())
+            .query_typed_raw(sql, params.iter().map(|(v, t)| (*v, t.clone())))
             .map_err(|e| error(e, lock_timeout))?;
         while let Some(row) = rows.next().map_err(|e| error(e, lock_timeout))? {
             let key: i64 = column(&row, 0, ("entries", 0, "seq"))?;
@@ -352,11 +429,14 @@ impl<'c, C: GenericClient> Pg<'c, C> {
         let ledger = self.ledger;
         let row = self
             .query_opt(
-                "SELECT repository, origin, public_key FROM tally.ledgers WHERE id = $1",
-                &[&ledger],
+                "SELECT repository, origin, public_key, moved FROM tally.ledgers WHERE id = $1",
+                &[p(&ledger)],
             )?
             .ok_or_else(|| corrupt(("ledgers", ledger, "*"), "missing"))?;
         Ok(Meta {
+            moved: row
+                .try_get::<_, Option<String>>(3)
+                .map_err(|_| corrupt(("ledgers", ledger, "moved"), "of the wrong type"))?,
             repository: column::<&str>(&row, 0, ("ledgers", ledger, "repository"))?.to_owned(),
             origin: column::<&str>(&row, 1, ("ledgers", ledger, "origin"))?.to_owned(),
             public_key: array(&row, 2, ("ledgers", ledger, "public_key"))?,
@@ -374,7 +454,7 @@ impl<'c, C: GenericClient> Pg<'c, C> {
         self.execute(
             "INSERT INTO tally.inflight (ledger, key, marker, node) VALUES ($1, $2, $3, $4)
              ON CONFLICT (ledger, key) DO UPDATE SET marker = EXCLUDED.marker, node = EXCLUDED.node, created = now()",
-            &[&ledger, &key, &marker, &node],
+            &[p(&ledger), p(&key), p(&marker), p(&node)],
         )?;
         Ok(())
     }
@@ -386,7 +466,7 @@ impl Pg<'_, Client> {
         let ledger = self.ledger;
         let row = self.query_opt(
             "SELECT key, marker, node FROM tally.inflight WHERE ledger = $1 AND key = $2",
-            &[&ledger, &key],
+            &[p(&ledger), p(&key)],
         )?;
         row.map(|row| read_marker(&row, ledger)).transpose()
     }
@@ -396,7 +476,7 @@ impl Pg<'_, Client> {
         let ledger = self.ledger;
         let rows = self.query(
             "SELECT key, marker, node FROM tally.inflight WHERE ledger = $1 ORDER BY key",
-            &[&ledger],
+            &[p(&ledger)],
         )?;
         rows.iter().map(|row| read_marker(row, ledger)).collect()
     }
@@ -406,7 +486,7 @@ impl Pg<'_, Client> {
         let ledger = self.ledger;
         self.execute(
             "DELETE FROM tally.inflight WHERE ledger = $1 AND key = $2",
-            &[&ledger, &key],
+            &[p(&ledger), p(&key)],
         )?;
         Ok(())
     }
@@ -423,12 +503,14 @@ fn read_marker(row: &Row, ledger: i64) -> Result<super::Marker, StoreError> {
 
 /// The schema version of the database behind `conn`.
 pub(crate) fn schema_version_of(conn: &mut Conn) -> Result<i32, StoreError> {
+    conn.session()?;
     let lock_timeout = conn.lock_timeout;
     schema_version(&mut conn.client, lock_timeout)
 }
 
 /// The columns of `tally.ledgers` that say whose ledger it is.
 pub(crate) struct Meta {
+    pub(crate) moved: Option<String>,
     pub(crate) repository: String,
     pub(crate) origin: String,
     pub(crate) public_key: [u8; 32],
@@ -487,6 +569,21 @@ pub(crate) fn to_pg(value: u64) -> Result<i64, StoreError> {
     })
 }
 
+/// The head's columns (size, root, last_leaf, frontier) from column `first` of a row.
+fn read_head(row: &Row, first: usize, ledger: i64) -> Result<StoredHead, StoreError> {
+    let at = |column| ("ledgers", ledger, column);
+    let frontier = Frontier::from_bytes(column::<&[u8]>(row, first + 3, at("frontier"))?)
+        .map_err(|_| corrupt(at("frontier"), "malformed"))?;
+    Ok(StoredHead {
+        head: Head {
+            size: unsigned(row, first, at("size"))?,
+            root: array(row, first + 1, at("root"))?,
+            last_leaf: array(row, first + 2, at("last_leaf"))?,
+        },
+        frontier,
+    })
+}
+
 pub(crate) fn read_checkpoint(row: &Row) -> Result<StoredCheckpoint, StoreError> {
     let id: i64 = column(row, 0, ("checkpoints", 0, "id"))?;
     let at = |column| ("checkpoints", id, column);
@@ -501,24 +598,17 @@ pub(crate) fn read_checkpoint(row: &Row) -> Result<StoredCheckpoint, StoreError>
 
 impl<C: GenericClient> ReadTx for Pg<'_, C> {
     fn head(&mut self) -> Result<StoredHead, StoreError> {
+        if let Some(head) = self.locked_head.take() {
+            return Ok(head);
+        }
         let ledger = self.ledger;
         let row = self
             .query_opt(
                 "SELECT size, root, last_leaf, frontier FROM tally.ledgers WHERE id = $1",
-                &[&ledger],
+                &[p(&ledger)],
             )?
             .ok_or_else(|| corrupt(("ledgers", ledger, "*"), "missing"))?;
-        let at = |column| ("ledgers", ledger, column);
-        let frontier = Frontier::from_bytes(column::<&[u8]>(&row, 3, at("frontier"))?)
-            .map_err(|_| corrupt(at("frontier"), "malformed"))?;
-        Ok(StoredHead {
-            head: Head {
-                size: unsigned(&row, 0, at("size"))?,
-                root: array(&row, 1, at("root"))?,
-                last_leaf: array(&row, 2, at("last_leaf"))?,
-            },
-            frontier,
-        })
+        read_head(&row, 0, ledger)
     }
 
     fn refnames(&mut self) -> Result<Vec<String>, StoreError> {
@@ -532,7 +622,7 @@ impl<C: GenericClient> ReadTx for Pg<'_, C> {
                  FROM r WHERE r.name IS NOT NULL
              )
              SELECT name FROM r WHERE name IS NOT NULL AND name <> ''",
-            &[&ledger],
+            &[p(&ledger)],
         )?;
         rows.iter()
             .map(|row| Ok(column::<String>(row, 0, ("entries", 0, "refname"))?))
@@ -540,14 +630,40 @@ impl<C: GenericClient> ReadTx for Pg<'_, C> {
     }
 
     fn moves(&mut self, refname: &str, f: &mut EntryFn<'_>) -> Result<(), StoreError> {
+        // A page at a time, newest first: every append asks where its ref is, and the first
+        // page nearly always answers (the latest move, unless an abort cancelled it). Without
+        // a limit the server would send every move of the ref, however many, on every append
+        // (the rows `f` does not want are discarded by the client, not left unsent).
         let ledger = self.ledger;
         let [a, b, c, d] = MOVING_KINDS.map(|k| i32::from(k.code()));
-        self.each_entry(
-            "SELECT seq, bytes, leaf_hash FROM tally.entries WHERE ledger = $1 AND refname = $2
-             AND kind IN ($3, $4, $5, $6) ORDER BY seq DESC",
-            &[&ledger, &refname, &a, &b, &c, &d],
-            f,
-        )
+        let mut before = i64::MAX;
+        loop {
+            let (mut rows, mut last, mut more) = (0, before, true);
+            self.each_entry(
+                "SELECT seq, bytes, leaf_hash FROM tally.entries WHERE ledger = $1 AND refname = $2
+                 AND kind IN ($3, $4, $5, $6) AND seq < $7 ORDER BY seq DESC LIMIT $8",
+                &[
+                    p(&ledger),
+                    p(&refname),
+                    p(&a),
+                    p(&b),
+                    p(&c),
+                    p(&d),
+                    p(&before),
+                    p(&MOVES_PAGE),
+                ],
+                &mut |seq, bytes, leaf| {
+                    rows += 1;
+                    last = i64::try_from(seq).unwrap_or(i64::MAX);
+                    more = f(seq, bytes, leaf)?;
+                    Ok(more)
+                },
+            )?;
+            if !more || rows < MOVES_PAGE {
+                return Ok(());
+            }
+            before = last;
+        }
     }
 
     fn entries(&mut self, range: Range<u64>, f: &mut EntryFn<'_>) -> Result<(), StoreError> {
@@ -556,7 +672,7 @@ impl<C: GenericClient> ReadTx for Pg<'_, C> {
         let start = to_pg(range.start.min(i64::MAX as u64))?.min(end);
         self.each_entry(
             "SELECT seq, bytes, leaf_hash FROM tally.entries WHERE ledger = $1 AND seq >= $2 AND seq < $3 ORDER BY seq",
-            &[&ledger, &start, &end],
+            &[p(&ledger), p(&start), p(&end)],
             f,
         )
     }
@@ -574,7 +690,13 @@ impl<C: GenericClient> ReadTx for Pg<'_, C> {
             "SELECT seq, bytes, leaf_hash FROM tally.entries WHERE ledger = $1
              AND ($2::text IS NULL OR refname = $2) AND ($3::integer IS NULL OR kind = $3)
              AND ($4::bigint IS NULL OR seq < $4) ORDER BY seq DESC LIMIT $5",
-            &[&ledger, &filter.refname, &kind, &before, &limit],
+            &[
+                p(&ledger),
+                p(&filter.refname),
+                p(&kind),
+                p(&before),
+                p(&limit),
+            ],
             f,
         )
     }
@@ -584,7 +706,7 @@ impl<C: GenericClient> ReadTx for Pg<'_, C> {
         let row = self
             .query_opt(
                 "SELECT leaf_hash FROM tally.entries WHERE ledger = $1 AND seq = $2",
-                &[&ledger, &key],
+                &[p(&ledger), p(&key)],
             )?
             .ok_or_else(|| corrupt(("entries", key, "*"), "missing"))?;
         Ok(array(&row, 0, ("entries", key, "leaf_hash"))?)
@@ -595,7 +717,7 @@ impl<C: GenericClient> ReadTx for Pg<'_, C> {
         let row = self
             .query_opt(
                 "SELECT nodes FROM tally.entries WHERE ledger = $1 AND seq = $2",
-                &[&ledger, &key],
+                &[p(&ledger), p(&key)],
             )?
             .ok_or_else(|| corrupt(("entries", key, "*"), "missing"))?;
         Ok(column::<Vec<u8>>(&row, 0, ("entries", key, "nodes"))?)
@@ -608,16 +730,15 @@ impl<C: GenericClient> ReadTx for Pg<'_, C> {
     ) -> Result<(), StoreError> {
         use postgres::fallible_iterator::FallibleIterator;
         let ledger = self.ledger;
-        let s = self.statement(if newest_first {
+        let sql = if newest_first {
             "SELECT id, size, root, time, note FROM tally.checkpoints WHERE ledger = $1 ORDER BY id DESC"
         } else {
             "SELECT id, size, root, time, note FROM tally.checkpoints WHERE ledger = $1 ORDER BY id"
-        })?;
+        };
         let lock_timeout = self.lock_timeout;
-        let params: Params<'_> = &[&ledger];
         let mut rows = self
             .c
-            .query_raw(&s, params.iter().copied())
+            .query_typed_raw(sql, [(&ledger as &(dyn ToSql + Sync), Type::INT8)])
             .map_err(|e| error(e, lock_timeout))?;
         while let Some(row) = rows.next().map_err(|e| error(e, lock_timeout))? {
             if !f(read_checkpoint(&row)?)? {
@@ -633,7 +754,7 @@ impl<C: GenericClient> AppendTx for Pg<'_, C> {
         let (ledger, key) = (self.ledger, to_pg(seq)?);
         let row = self.query_opt(
             "SELECT kind FROM tally.entries WHERE ledger = $1 AND seq = $2",
-            &[&ledger, &key],
+            &[p(&ledger), p(&key)],
         )?;
         row.map(|row| Ok(i64::from(column::<i32>(&row, 0, ("entries", key, "kind"))?)))
             .transpose()
@@ -644,7 +765,7 @@ impl<C: GenericClient> AppendTx for Pg<'_, C> {
         Ok(self
             .query_opt(
                 "SELECT 1 FROM tally.entries WHERE ledger = $1 AND aborts = $2",
-                &[&ledger, &key],
+                &[p(&ledger), p(&key)],
             )?
             .is_some())
     }
@@ -661,14 +782,14 @@ impl<C: GenericClient> AppendTx for Pg<'_, C> {
             "INSERT INTO tally.entries (ledger, seq, bytes, leaf_hash, nodes, kind, refname, aborts)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
-                &ledger,
-                &to_pg(row.seq)?,
-                &row.bytes,
-                &row.leaf.as_slice(),
-                &row.nodes,
-                &kind,
-                &row.refname,
-                &aborts,
+                p(&ledger),
+                p(&to_pg(row.seq)?),
+                p(&row.bytes),
+                p(&row.leaf.as_slice()),
+                p(&row.nodes),
+                p(&kind),
+                p(&row.refname),
+                p(&aborts),
             ],
         )?;
         Ok(())
@@ -686,11 +807,11 @@ impl<C: GenericClient> AppendTx for Pg<'_, C> {
             "INSERT INTO tally.checkpoints (ledger, id, size, root, time, note)
              SELECT $1, coalesce(max(id), 0) + 1, $2, $3, $4, $5 FROM tally.checkpoints WHERE ledger = $1",
             &[
-                &ledger,
-                &to_pg(size)?,
-                &root.as_slice(),
-                &to_pg(time)?,
-                &checkpoint.text(),
+                p(&ledger),
+                p(&to_pg(size)?),
+                p(&root.as_slice()),
+                p(&to_pg(time)?),
+                p(&checkpoint.text()),
             ],
         )?;
         Ok(())
@@ -707,13 +828,13 @@ impl<C: GenericClient> AppendTx for Pg<'_, C> {
             "UPDATE tally.ledgers SET size = $2, root = $3, last_leaf = $4, frontier = $5
              WHERE id = $1 AND size = $6 AND root = $7",
             &[
-                &ledger,
-                &to_pg(to.size)?,
-                &to.root.as_slice(),
-                &to.last_leaf.as_slice(),
-                &frontier.to_bytes(),
-                &to_pg(from.size)?,
-                &from.root.as_slice(),
+                p(&ledger),
+                p(&to_pg(to.size)?),
+                p(&to.root.as_slice()),
+                p(&to.last_leaf.as_slice()),
+                p(&frontier.to_bytes()),
+                p(&to_pg(from.size)?),
+                p(&from.root.as_slice()),
             ],
         )?;
         Ok(moved == 1)
@@ -751,6 +872,7 @@ fn newer(found: i32) -> StoreError {
 
 /// Checks that the database holds the schema this build reads.
 pub(crate) fn check_schema(conn: &mut Conn) -> Result<(), StoreError> {
+    conn.session()?;
     let lock_timeout = conn.lock_timeout;
     match schema_version(&mut conn.client, lock_timeout)? {
         PG_SCHEMA_VERSION => Ok(()),
@@ -769,6 +891,7 @@ pub(crate) fn check_schema(conn: &mut Conn) -> Result<(), StoreError> {
 /// migration once. Refuses a database whose schema is newer than this build. Returns the
 /// versions applied.
 pub(crate) fn migrate(conn: &mut Conn) -> Result<Vec<i32>, StoreError> {
+    conn.session()?;
     let lock_timeout = conn.lock_timeout;
     let e = |e| error(e, lock_timeout);
     let mut tx = conn.client.transaction().map_err(e)?;
@@ -806,6 +929,95 @@ pub(crate) fn migrate(conn: &mut Conn) -> Result<Vec<i32>, StoreError> {
     }
     tx.commit().map_err(e)?;
     Ok(applied)
+}
+
+/// Deletes a ledger that was moved away from this database (before a migrate brings it
+/// back); refuses one that was not moved.
+pub(crate) fn delete_moved(
+    tx: &mut postgres::Transaction<'_>,
+    repository: &str,
+    lock_timeout: Duration,
+) -> Result<(), StoreError> {
+    let e = |e| error(e, lock_timeout);
+    let Some(row) = tx
+        .query_opt(
+            "SELECT id, moved FROM tally.ledgers WHERE repository = $1 FOR UPDATE",
+            &[&repository],
+        )
+        .map_err(e)?
+    else {
+        return Ok(());
+    };
+    let id: i64 = column(&row, 0, ("ledgers", 0, "id"))?;
+    if row.try_get::<_, Option<String>>(1).ok().flatten().is_none() {
+        return Ok(());
+    }
+    for table in ["inflight", "checkpoints", "entries"] {
+        tx.execute(
+            &format!("DELETE FROM tally.{table} WHERE ledger = $1"),
+            &[&id],
+        )
+        .map_err(e)?;
+    }
+    tx.execute("DELETE FROM tally.ledgers WHERE id = $1", &[&id])
+        .map_err(e)?;
+    Ok(())
+}
+
+/// What opening a ledger needs, in one round trip: the session's settings, the schema
+/// version, and the ledger's row. `None` when the quick way does not apply (no schema, another
+/// version, a repository id that is not plain): the caller then takes the slow way, whose
+/// errors say what is wrong.
+pub(crate) fn open(
+    conn: &mut Conn,
+    repository: &str,
+) -> Result<Option<Option<(i64, Meta)>>, StoreError> {
+    use postgres::SimpleQueryMessage;
+    if repository.is_empty()
+        || !repository
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        return Ok(None);
+    }
+    let sql = format!(
+        "{} SELECT (SELECT max(version) FROM tally.schema_migrations), l.id, l.repository, l.origin, encode(l.public_key, 'hex'), l.moved FROM (SELECT 1) AS one LEFT JOIN tally.ledgers AS l ON l.repository = '{repository}'",
+        conn.session_sql()
+    );
+    let messages = match conn.client.simple_query(&sql) {
+        Ok(messages) => messages,
+        Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => return Ok(None),
+        Err(e) => return Err(error(e, conn.lock_timeout)),
+    };
+    conn.session = true;
+    let Some(row) = messages.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) => Some(row),
+        _ => None,
+    }) else {
+        return Ok(None);
+    };
+    if row.get(0) != Some(PG_SCHEMA_VERSION.to_string().as_str()) {
+        return Ok(None);
+    }
+    let Some(id) = row.get(1) else {
+        return Ok(Some(None));
+    };
+    let id: i64 = id
+        .parse()
+        .map_err(|_| corrupt(("ledgers", 0, "id"), "not an integer"))?;
+    let at = |column| ("ledgers", id, column);
+    let text = |i: usize, column| row.get(i).ok_or_else(|| corrupt(at(column), "NULL"));
+    let public_key = crate::hex::decode_array::<32>(text(4, "public_key")?)
+        .ok_or_else(|| corrupt(at("public_key"), "blob of the wrong length"))?;
+    Ok(Some(Some((
+        id,
+        Meta {
+            moved: row.get(5).map(str::to_owned),
+            repository: text(2, "repository")?.to_owned(),
+            origin: text(3, "origin")?.to_owned(),
+            public_key,
+        },
+    ))))
 }
 
 /// The id of the ledger of `repository`, if the database holds one.
@@ -870,12 +1082,19 @@ const AUDIT_CHUNK: i32 = 8192;
 impl<'a> PgAudit<'a> {
     pub(crate) fn begin(conn: &'a mut Conn, ledger: i64) -> Result<PgAudit<'a>, StoreError> {
         let lock_timeout = conn.lock_timeout;
-        let tx = conn
+        let mut tx = conn
             .client
             .build_transaction()
             .isolation_level(postgres::IsolationLevel::RepeatableRead)
             .read_only(true)
             .start()
+            .map_err(|e| error(e, lock_timeout))?;
+        // The audit reads every row of the ledger in order, which its primary key's index
+        // (and `checkpoints_by_size`) gives as it is. Left to itself the planner reads a whole
+        // ledger with a bitmap scan and sorts it, which spills the ledger to temporary files
+        // (work_mem is megabytes, a ledger of a million entries half a gigabyte): verify was
+        // 1.5x slower for it (BENCHMARKS.md, issue 15). For this transaction only.
+        tx.batch_execute("SET LOCAL enable_sort = off")
             .map_err(|e| error(e, lock_timeout))?;
         Ok(PgAudit {
             tx: std::cell::RefCell::new(tx),
@@ -930,11 +1149,10 @@ fn audit_job(row: &Row) -> Result<super::verify::Job, VerifyError> {
 
 impl super::verify::Audit for PgAudit<'_> {
     fn head(&mut self) -> Result<StoredHead, VerifyError> {
-        let mut statements = HashMap::new();
         let mut tx = self.tx.borrow_mut();
         let mut pg = Pg {
+            locked_head: None,
             c: &mut *tx,
-            statements: &mut statements,
             ledger: self.ledger,
             lock_timeout: self.lock_timeout,
         };

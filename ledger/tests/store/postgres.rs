@@ -227,15 +227,40 @@ fn postgres_stores_byte_for_byte_what_sqlite_stores_and_migrates_both_ways() {
     };
     assert_eq!(rows(&back_path), rows(&dir.path().join("a.sqlite")));
 
-    // A second migrate into the same database is refused: it already holds the ledger.
+    // The database the ledger moved away from refuses to write it, and says where it went.
+    let err = Store::open_in(db(&server, "two"), REPO).unwrap_err();
+    assert!(err.to_string().contains("was moved to"), "{err}");
+    assert!(err.to_string().contains("back.sqlite"), "{err}");
+    // A migrate into a database that holds the live ledger is refused; one back into the
+    // database it moved away from replaces the old copy.
     let err = back
         .migrate(
-            Destination::Postgres(Box::new(db(&server, "two"))),
+            Destination::Postgres(Box::new(db(&server, "one"))),
             &Options::default(),
             |_| Ok::<(), String>(()),
         )
         .unwrap_err();
     assert!(matches!(err, StoreError::InDatabase { .. }), "{err}");
+    let mut again = back
+        .migrate(
+            Destination::Postgres(Box::new(db(&server, "two"))),
+            &Options::default(),
+            |_| Ok::<(), String>(()),
+        )
+        .unwrap();
+    assert_eq!(contents(&again), want);
+    let again_path = dir.path().join("again.sqlite");
+    drop(
+        again
+            .migrate(
+                Destination::Sqlite(&again_path),
+                &Options::default(),
+                |_| Ok::<(), String>(()),
+            )
+            .unwrap(),
+    );
+    assert_eq!(rows(&again_path), rows(&dir.path().join("a.sqlite")));
+    let mut back = Store::open(&back_path).unwrap();
     // A failed switch removes the copy and leaves the source in use.
     server.create_database("three");
     let err = back
@@ -366,4 +391,62 @@ fn verify_over_postgres_names_a_tampered_row() {
     assert!(err.to_string().contains("entry 7"), "{err}");
     let err = store.entries(7..8).unwrap_err();
     assert!(err.to_string().contains("entry 7 is damaged"), "{err}");
+}
+
+/// Issue 15: an append asks where its ref is, reading the ref's moves newest first a page at
+/// a time; aborts that cancel more moves than a page holds must still lead to the right one,
+/// as in SQLite.
+#[test]
+fn a_refs_position_is_found_past_pages_of_aborted_moves() {
+    let server = Server::start();
+    server.create_database("pages");
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::create(
+        &dir.path().join("pages.sqlite"),
+        ORIGIN,
+        REPO,
+        t(0),
+        &key(),
+        &Options::default(),
+    )
+    .unwrap();
+    let pg = Store::create_in(db(&server, "pages"), ORIGIN, REPO, t(0), &key()).unwrap();
+    for mut store in [sqlite, pg] {
+        for n in 0..40u8 {
+            let old = n.checked_sub(1).map(|o| o + 1);
+            store
+                .append(vec![accepted("main", old, n + 1)], t(1), &key())
+                .unwrap();
+        }
+        // Cancel the latest move 37 times: seqs 39 down to 3, 74 rows newest first to read
+        // past before seq 2 (commit 3), more than four pages.
+        for target in (3..40u64).rev() {
+            store
+                .append(
+                    vec![NewEntry {
+                        kind: Kind::Aborted,
+                        old: None,
+                        new: None,
+                        new_tree: None,
+                        commits: vec![],
+                        aborts: Some(target),
+                        ..accepted("main", None, 0)
+                    }],
+                    t(2),
+                    &key(),
+                )
+                .unwrap();
+        }
+        let at = store.position("refs/heads/main").unwrap().unwrap();
+        assert_eq!((at.seq, at.commit), (2, Some(vec![3; 20])));
+        // Continuity holds from there, and only from there.
+        let err = store
+            .append(vec![accepted("main", Some(40), 41)], t(3), &key())
+            .unwrap_err();
+        assert!(err.to_string().contains("refs/heads/main"), "{err}");
+        store
+            .append(vec![accepted("main", Some(3), 41)], t(3), &key())
+            .unwrap();
+        store.verify(&vkey(), |_, _| {}).unwrap();
+    }
 }

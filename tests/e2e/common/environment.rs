@@ -38,6 +38,8 @@ impl Hermetic {
 pub struct TestEnv {
     dir: tempfile::TempDir,
     tick: Cell<i64>,
+    /// Where `tally init` puts the ledgers, when in PostgreSQL.
+    postgres: Option<LedgerPg>,
 }
 
 impl Default for TestEnv {
@@ -49,6 +51,15 @@ impl Default for TestEnv {
 impl TestEnv {
     /// A fresh environment with its own `HOME` and global git configuration.
     pub fn new() -> TestEnv {
+        TestEnv::with_ledgers(LedgerPg::from_environment())
+    }
+
+    /// An environment whose `tally init`s put each ledger in a fresh database of `pg`.
+    pub fn with_ledgers_in(pg: &tally_pgtest::Server) -> TestEnv {
+        TestEnv::with_ledgers(Some(LedgerPg::of(pg)))
+    }
+
+    fn with_ledgers(postgres: Option<LedgerPg>) -> TestEnv {
         let dir = tempfile::Builder::new()
             .prefix("tally-e2e")
             .tempdir()
@@ -56,6 +67,7 @@ impl TestEnv {
         let env = TestEnv {
             dir,
             tick: Cell::new(0),
+            postgres,
         };
         std::fs::create_dir(env.home()).unwrap();
         std::fs::write(
@@ -93,7 +105,7 @@ impl TestEnv {
     /// The hermetic environment as plain data that can cross threads (a [`TestEnv`] cannot:
     /// its commit clock is a `Cell`).
     pub fn hermetic_env(&self) -> Hermetic {
-        Hermetic {
+        let mut hermetic = Hermetic {
             vars: vec![
                 ("PATH", std::env::var_os("PATH").unwrap_or_default()),
                 ("HOME", self.home().into()),
@@ -104,7 +116,12 @@ impl TestEnv {
                 ("LC_ALL", "C".into()),
                 ("TZ", "UTC".into()),
             ],
+        };
+        // The hooks git runs connect to the ledger too, so git gets the password as well.
+        if let Some(pg) = &self.postgres {
+            hermetic.vars.push(("PGPASSWORD", pg.password().into()));
         }
+        hermetic
     }
 
     /// `git` in `cwd`.
@@ -154,7 +171,19 @@ impl TestEnv {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        self.tally().arg("init").args(args).output().unwrap()
+        let mut cmd = self.tally();
+        cmd.arg("init").args(args);
+        self.ledger_in_postgres(&mut cmd);
+        cmd.output().unwrap()
+    }
+
+    /// Adds `--ledger <a fresh database>` to a `tally init` command when the ledger suite runs
+    /// against PostgreSQL ([`LEDGER_PG`], [`TestEnv::with_ledgers_in`]); does nothing
+    /// otherwise.
+    fn ledger_in_postgres(&self, init: &mut Command) {
+        if let Some(pg) = &self.postgres {
+            init.arg("--ledger").arg(pg.create_database());
+        }
     }
 
     /// A bare repository guarded by `tally init --allowed-signers <signers> [--branch b]...`.
@@ -169,6 +198,7 @@ impl TestEnv {
         for b in branches {
             cmd.args(["--branch", b]);
         }
+        self.ledger_in_postgres(&mut cmd);
         run_ok(&mut cmd);
         Server { env: self, path }
     }

@@ -225,7 +225,7 @@ fn kill_9_during_the_rejected_append_leaves_a_ledger_that_verifies() {
 
 /// Sets up main at a base commit and a verdict for `main: base -> next` left by pre-receive;
 /// returns the server, `next` and the hook input for that update.
-fn pending_move<'e>(env: &'e TestEnv) -> (Server<'e>, String, String) {
+pub(super) fn pending_move<'e>(env: &'e TestEnv) -> (Server<'e>, String, String) {
     let server = env.server(&alice_and_bob(), &[]);
     let work = env.clone_as(&server, "work", &alice());
     let base = work.commit("base").file("base.yaml", BASE_YAML).create();

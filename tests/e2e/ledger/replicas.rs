@@ -5,7 +5,7 @@
 //! which the hooks let through without recording it again; every other move on a replica is
 //! refused as before. Then what must survive: racing pushers on both replicas, `kill -9` of a
 //! hook mid-append, a restart (and a crash) of the database server mid-append, and in-flight
-//! markers that one node leaves and the other must not settle too early. The last tests are
+//! markers that one node leaves and only that node may settle. The last tests are
 //! regressions for what the first ones found.
 //!
 //! Each test starts its own PostgreSQL server ([`tally_pgtest::Server`]). The login role's
@@ -821,7 +821,7 @@ fn kill_9_of_prepared_mid_append_on_a_shared_ledger_leaves_it_intact_and_records
                     !mismatch.is_empty(),
                     "run {run}: verify should see main behind"
                 );
-                assert_eq!(db.age_markers(120), 1);
+                assert!(db.age_markers(120) >= 1);
                 work.push_main_ok();
                 let (aborted, cancelled) = last_cancellation(&a);
                 assert_eq!(opt(&cancelled, "new"), Some(next.as_str()), "{aborted}");
@@ -1056,7 +1056,7 @@ fn prepared_then_git_died(server: &Server<'_>, old: &str, next: &str) {
 }
 
 #[test]
-fn a_marker_is_settled_by_its_own_node_after_60_s_and_by_another_only_after_600_s() {
+fn a_marker_is_settled_by_its_own_node_after_60_s_and_never_by_another() {
     let env = TestEnv::new();
     let db = Database::start(&env);
     let (a, b) = replicas(&env, &db.url, &["main"]);
@@ -1078,16 +1078,21 @@ fn a_marker_is_settled_by_its_own_node_after_60_s_and_by_another_only_after_600_
         "the marker names A's node: {marker:?}"
     );
 
-    // B, whose main still holds base, leaves A's marker alone while it is young, and while
-    // it is a minute old: A may still finish its transaction.
+    // B, whose main still holds base, leaves A's marker alone however old it is: only A can
+    // see whether its ref moved. While it is younger than ten minutes, the refusal says a
+    // push is moving main.
     on_b.commit("x").file("x.yaml", "x: 1\n").create();
-    for age in [0, 120, 540] {
+    for age in [0, 120, 540, 700] {
         if age > 0 {
             db.age_markers(age);
         }
         let push = on_b.push(&["origin", "HEAD:refs/heads/main"]);
         push.assert_refused();
-        push.line_with(&["another push is updating refs/heads/main right now"]);
+        if age < 600 {
+            push.line_with(&["another push is updating refs/heads/main right now"]);
+        } else {
+            push.line_with(&["refs/heads/main"]);
+        }
         assert_eq!(db.markers_of(&next).len(), 1, "marker {age} s old");
         assert_eq!(count(&a, "aborted"), 0, "marker {age} s old");
         assert_eq!(b.branch("main").as_deref(), Some(base.as_str()));
@@ -1104,22 +1109,11 @@ fn a_marker_is_settled_by_its_own_node_after_60_s_and_by_another_only_after_600_
     assert_eq!(opt(&latest_landed(&a, "main"), "new"), Some(y.as_str()));
     a.assert_ledger_intact();
 
-    // The same on A again, now left for ten minutes: B settles it.
+    // B catches up, and its pusher's rebased commit lands.
     assert_eq!(catch_up(&env, &a, &b), ["refs/heads/main"]);
-    let next2 = on_a
-        .commit("next2")
-        .file("next2.yaml", "next: 2\n")
-        .create();
-    on_a.push(&["origin", "+HEAD:refs/heads/incoming"])
-        .assert_accepted();
-    prepared_then_git_died(&a, &y, &next2);
-    db.age_markers(600);
     on_b.git_ok(&["pull", "-q", "--rebase", "origin", "main"]);
     let z = on_b.head();
     on_b.push_main_ok();
-    let (aborted, cancelled) = last_cancellation(&b);
-    assert_eq!(opt(&cancelled, "new"), Some(next2.as_str()), "{aborted}");
-    assert!(db.markers().iter().all(|(_, m)| !m.contains(&next2)));
     assert_eq!(opt(&latest_landed(&b, "main"), "new"), Some(z.as_str()));
     catch_up(&env, &b, &a);
     a.assert_ledger_intact();
