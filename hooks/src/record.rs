@@ -317,7 +317,7 @@ fn take_verdict(
     let matches = pending.refname == update.refname
         && pending.old == update.old.map(|o| o.to_string())
         && pending.new == update.new.map(|o| o.to_string());
-    let fresh = now.as_second() - pending.created <= PENDING_TTL_SECONDS
+    let fresh = now.as_second().saturating_sub(pending.created) <= PENDING_TTL_SECONDS
         && pending.created <= now.as_second() + 60;
     let same_push = !bound || pending.receiver.is_none() || pending.receiver == Receiver::current();
     Ok((matches && fresh && same_push).then_some(pending))
@@ -449,12 +449,15 @@ fn node(paths: &Paths) -> String {
     format!("{host}:{}", repo.display())
 }
 
-/// Whether an in-flight marker of `u` exists: a file, or a row of the shared ledger.
+/// Whether this node left an in-flight marker of `u`: a file, or a row of the shared ledger
+/// that this node wrote. Another node's marker of the same move (the same commit pushed to
+/// two replicas at once) stands for that node's entry, which may well have landed there: an
+/// `aborted` here must not cancel it.
 fn has_marker(paths: &Paths, store: &Store, u: &Update) -> Result<bool, RecordError> {
     if store.is_shared() {
         return Ok(store
             .marker(&update_key(&u.refname, u.old, u.new))?
-            .is_some());
+            .is_some_and(|m| m.node == node(paths)));
     }
     Ok(marker_path(paths, u).exists())
 }
@@ -469,7 +472,7 @@ fn racing_marker(paths: &Paths, store: &Store, u: &Update) -> Result<bool, Recor
         return Ok(false);
     };
     let young = parse_marker(&marker.text).is_some_and(|(_, created)| {
-        Timestamp::now().as_second() - created < FOREIGN_MARKER_SECONDS
+        Timestamp::now().as_second().saturating_sub(created) < FOREIGN_MARKER_SECONDS
     });
     Ok(marker.node == node(paths) || young)
 }
@@ -903,7 +906,17 @@ fn append_accepted(
             write_atomic(&marker_path(paths, u), marker_text(u, now).as_bytes())?;
         }
     }
-    store.append(entries, now, &key)?;
+    if let Err(e) = store.append(entries, now, &key) {
+        // Nothing was appended (or, if the connection died after the commit, the removal
+        // fails too and the markers stay for `aborted`): a marker left behind would stand
+        // for whatever entry records the same move, another node's included.
+        if in_flight && store.is_shared() {
+            for (u, _) in accepted {
+                let _ = store.remove_marker(&update_key(&u.refname, u.old, u.new));
+            }
+        }
+        return Err(e.into());
+    }
     for (u, _) in accepted {
         remove_verdict(paths, u);
     }
@@ -1141,7 +1154,7 @@ pub fn reconcile(
         };
         if current(&u.refname) != u.old {
             let _ = std::fs::remove_file(entry.path());
-        } else if now.as_second() - created >= STALE_MARKER_SECONDS {
+        } else if now.as_second().saturating_sub(created) >= STALE_MARKER_SECONDS {
             dead.push(u);
         }
     }
@@ -1183,7 +1196,7 @@ fn reconcile_shared(
             store.remove_marker(&marker.key)?;
             continue;
         };
-        let age = now.as_second() - created;
+        let age = now.as_second().saturating_sub(created);
         if marker.node == here {
             if current(&u.refname) != u.old {
                 store.remove_marker(&marker.key)?;
