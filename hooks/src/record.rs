@@ -398,7 +398,11 @@ pub fn open(paths: &Paths) -> Result<(Store, SigningKey), RecordError> {
 /// to (an accepted or adopted move, or the baseline `tally init` recorded), or from nothing.
 /// Such a move is replication, not a move outside tally: it is let through without being
 /// recorded again. Every other move without a verdict is refused as before.
-pub fn catch_up(store: &Store, u: &Update) -> Result<bool, RecordError> {
+///
+/// The rows alone are not trusted for this: both entries must be in the ledger as this
+/// node's own ledger key signed it ([`in_signed_ledger`]), so that write access to the
+/// database is not enough to move a branch past the commit checks.
+pub fn catch_up(paths: &Paths, store: &Store, u: &Update) -> Result<bool, RecordError> {
     if !store.is_shared() || u.new.is_none() {
         return Ok(false);
     }
@@ -409,11 +413,11 @@ pub fn catch_up(store: &Store, u: &Update) -> Result<bool, RecordError> {
         return Ok(false);
     }
     let Some(old) = raw(u.old) else {
-        return Ok(true);
+        return in_signed_ledger(paths, store, &[(at.seq, at.commit.as_deref())]);
     };
     // Newest first: an `aborted` entry comes before the entry it cancels.
     let mut cancelled = std::collections::HashSet::new();
-    let mut earlier = false;
+    let mut earlier = None;
     store.log_each(
         &tally_ledger::Filter {
             refname: Some(u.refname.clone()),
@@ -429,7 +433,7 @@ pub fn catch_up(store: &Store, u: &Update) -> Result<bool, RecordError> {
                 Kind::Accepted | Kind::Adopted | Kind::PolicyChange
                     if !cancelled.contains(&e.seq) && e.new.as_deref() == Some(&old[..]) =>
                 {
-                    earlier = true;
+                    earlier = Some(e.seq);
                     return false;
                 }
                 _ => {}
@@ -437,16 +441,68 @@ pub fn catch_up(store: &Store, u: &Update) -> Result<bool, RecordError> {
             true
         },
     )?;
-    Ok(earlier)
+    let Some(earlier) = earlier else {
+        return Ok(false);
+    };
+    in_signed_ledger(
+        paths,
+        store,
+        &[(at.seq, at.commit.as_deref()), (earlier, Some(&old[..]))],
+    )
 }
 
-/// The node a marker of a shared ledger belongs to: this host and this replica.
+/// Whether each `(seq, commit)` is an entry of the ledger as this node's own ledger key
+/// signed it: the entry's stored bytes (checked against their leaf hash and seq) set the
+/// branch to `commit`, and an inclusion proof ties their leaf hash to the latest checkpoint,
+/// whose signature is checked with `tally/ledger_key.pub`, not with the key the database
+/// records. Anything that does not prove so is `false`: the move is then refused as any move
+/// without a verdict.
+fn in_signed_ledger(
+    paths: &Paths,
+    store: &Store,
+    entries: &[(u64, Option<&[u8]>)],
+) -> Result<bool, RecordError> {
+    let public = tally_ledger::key::load_public(&paths.public_key())?;
+    let Ok(key) = tally_ledger::VerifierKey::new(store.origin(), public) else {
+        return Ok(false);
+    };
+    let Ok(signed) = store.latest_checkpoint()?.note.verify(&key) else {
+        return Ok(false);
+    };
+    let (size, root) = (signed.size(), *signed.root());
+    for &(seq, commit) in entries {
+        if seq >= size {
+            return Ok(false);
+        }
+        let Some(record) = store.entry(seq)? else {
+            return Ok(false);
+        };
+        if record.entry.new.as_deref() != commit {
+            return Ok(false);
+        }
+        let proof = store.inclusion_proof(seq, size)?;
+        if tally_ledger::merkle::verify_inclusion(&record.leaf_hash, seq, size, &proof, &root)
+            .is_err()
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The node a marker of a shared ledger belongs to: this replica's random id
+/// (`tally/node-id`, made by `tally init`, never copied between nodes: Gitaly keeps replicas
+/// at the same path on hosts that may share a name), then the host and the repository path,
+/// for people reading the rows.
 fn node(paths: &Paths) -> String {
     let host = nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_else(|_| "unknown-host".to_owned());
     let repo = paths.dir.parent().unwrap_or(&paths.dir);
-    format!("{host}:{}", repo.display())
+    match crate::ledger::node_id(paths) {
+        Some(id) => format!("{id} {host}:{}", repo.display()),
+        None => format!("{host}:{}", repo.display()),
+    }
 }
 
 /// Whether this node left an in-flight marker of `u`: a file, or a row of the shared ledger
@@ -725,7 +781,7 @@ pub fn update_hook(
     } else if config.is_protected(&update.refname) {
         if take_verdict(paths, update, now, true)?.is_none() {
             let shared = crate::ledger::Location::of(paths)?.is_shared();
-            if !shared || !catch_up(&crate::ledger::open(paths)?, update)? {
+            if !shared || !catch_up(paths, &crate::ledger::open(paths)?, update)? {
                 reasons.push(no_verdict(update));
             }
         } else {
@@ -806,7 +862,7 @@ pub fn prepared(
         }
         for u in unjudged {
             match &ledger {
-                Some((store, _)) if catch_up(store, u)? => caught_up = true,
+                Some((store, _)) if catch_up(paths, store, u)? => caught_up = true,
                 _ => refused.push((u.clone(), no_verdict(u))),
             }
         }
@@ -998,7 +1054,7 @@ pub fn post_receive(
 /// `reference-transaction` before post-receive ran).
 fn ledger_has_move(paths: &Paths, u: &Update) -> Result<bool, RecordError> {
     let store = crate::ledger::open(paths)?;
-    if catch_up(&store, u)? {
+    if catch_up(paths, &store, u)? {
         return Ok(true);
     }
     let newest = store.log(&tally_ledger::Filter {
