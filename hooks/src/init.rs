@@ -977,6 +977,12 @@ fn set_up_ledger(
                 "                shared: every replica of this repository needs this ledger key ({}), mode 0600, before its `tally init --ledger`",
                 tally_ledger::key::fingerprint(&key.verifying_key())
             ));
+            if crate::ledger::ensure_node_id(&paths).map_err(|e| ledger_err(&e))? {
+                lines.push(format!(
+                    "node id         {}: created (names this replica's in-flight markers; never copy it to another node)",
+                    paths.dir.join(crate::ledger::NODE_ID).display()
+                ));
+            }
             db.has_ledger(repository).map_err(|e| ledger_err(&e))?
         }
     };

@@ -170,3 +170,32 @@ pub fn open_read_only(paths: &Paths) -> Result<Store, LocationError> {
         ..Options::default()
     })
 }
+
+/// The file that names this replica among the nodes sharing a ledger.
+pub const NODE_ID: &str = "node-id";
+
+/// This replica's node id (`tally/node-id`), if `tally init` made one and it reads back as
+/// 32 lowercase hex digits.
+pub fn node_id(paths: &Paths) -> Option<String> {
+    let text = std::fs::read_to_string(paths.dir.join(NODE_ID)).ok()?;
+    let id = text.trim_end();
+    (id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    .then(|| id.to_owned())
+}
+
+/// Makes this replica's node id if it has none: 16 random bytes in hex, mode 0644. Returns
+/// whether it made one.
+pub fn ensure_node_id(paths: &Paths) -> std::io::Result<bool> {
+    use std::io::Read;
+    if node_id(paths).is_some() {
+        return Ok(false);
+    }
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    let path = paths.dir.join(NODE_ID);
+    std::fs::write(&path, format!("{}\n", tally_ledger::hex::encode(&bytes)))?;
+    Ok(true)
+}

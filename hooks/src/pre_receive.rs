@@ -196,7 +196,7 @@ pub fn decide(
     };
     for update in protected {
         if let Some(ledger) = &ledger
-            && record::catch_up(ledger, update)?
+            && record::catch_up(&paths, ledger, update)?
         {
             // A replica catching up to what the shared ledger records: replication, judged
             // when the move was first pushed (see `record::catch_up`).

@@ -317,7 +317,7 @@ fn take_verdict(
     let matches = pending.refname == update.refname
         && pending.old == update.old.map(|o| o.to_string())
         && pending.new == update.new.map(|o| o.to_string());
-    let fresh = now.as_second() - pending.created <= PENDING_TTL_SECONDS
+    let fresh = now.as_second().saturating_sub(pending.created) <= PENDING_TTL_SECONDS
         && pending.created <= now.as_second() + 60;
     let same_push = !bound || pending.receiver.is_none() || pending.receiver == Receiver::current();
     Ok((matches && fresh && same_push).then_some(pending))
@@ -380,7 +380,7 @@ pub fn off_ledger(
     // Unless the recording node's marker of that move is still there: then its transaction may
     // never have completed, and no replica may ever hold the recorded commit.
     if let (Some(recorded), Some(at)) = (recorded, &at)
-        && catch_up(store, &racing)?
+        && catch_up(paths, store, &racing)?
         && !has_marker(paths, store, &racing)?
     {
         return Ok(Some(Violation {
@@ -418,7 +418,11 @@ pub fn open(paths: &Paths) -> Result<(Store, SigningKey), RecordError> {
 /// to (an accepted or adopted move, or the baseline `tally init` recorded), or from nothing.
 /// Such a move is replication, not a move outside tally: it is let through without being
 /// recorded again. Every other move without a verdict is refused as before.
-pub fn catch_up(store: &Store, u: &Update) -> Result<bool, RecordError> {
+///
+/// The rows alone are not trusted for this: both entries must be in the ledger as this
+/// node's own ledger key signed it ([`in_signed_ledger`]), so that write access to the
+/// database is not enough to move a branch past the commit checks.
+pub fn catch_up(paths: &Paths, store: &Store, u: &Update) -> Result<bool, RecordError> {
     if !store.is_shared() || u.new.is_none() {
         return Ok(false);
     }
@@ -429,11 +433,11 @@ pub fn catch_up(store: &Store, u: &Update) -> Result<bool, RecordError> {
         return Ok(false);
     }
     let Some(old) = raw(u.old) else {
-        return Ok(true);
+        return in_signed_ledger(paths, store, &[(at.seq, at.commit.as_deref())]);
     };
     // Newest first: an `aborted` entry comes before the entry it cancels.
     let mut cancelled = std::collections::HashSet::new();
-    let mut earlier = false;
+    let mut earlier = None;
     store.log_each(
         &tally_ledger::Filter {
             refname: Some(u.refname.clone()),
@@ -449,7 +453,7 @@ pub fn catch_up(store: &Store, u: &Update) -> Result<bool, RecordError> {
                 Kind::Accepted | Kind::Adopted | Kind::PolicyChange
                     if !cancelled.contains(&e.seq) && e.new.as_deref() == Some(&old[..]) =>
                 {
-                    earlier = true;
+                    earlier = Some(e.seq);
                     return false;
                 }
                 _ => {}
@@ -457,24 +461,79 @@ pub fn catch_up(store: &Store, u: &Update) -> Result<bool, RecordError> {
             true
         },
     )?;
-    Ok(earlier)
+    let Some(earlier) = earlier else {
+        return Ok(false);
+    };
+    in_signed_ledger(
+        paths,
+        store,
+        &[(at.seq, at.commit.as_deref()), (earlier, Some(&old[..]))],
+    )
 }
 
-/// The node a marker of a shared ledger belongs to: this host and this replica.
+/// Whether each `(seq, commit)` is an entry of the ledger as this node's own ledger key
+/// signed it: the entry's stored bytes (checked against their leaf hash and seq) set the
+/// branch to `commit`, and an inclusion proof ties their leaf hash to the latest checkpoint,
+/// whose signature is checked with `tally/ledger_key.pub`, not with the key the database
+/// records. Anything that does not prove so is `false`: the move is then refused as any move
+/// without a verdict.
+fn in_signed_ledger(
+    paths: &Paths,
+    store: &Store,
+    entries: &[(u64, Option<&[u8]>)],
+) -> Result<bool, RecordError> {
+    let public = tally_ledger::key::load_public(&paths.public_key())?;
+    let Ok(key) = tally_ledger::VerifierKey::new(store.origin(), public) else {
+        return Ok(false);
+    };
+    let Ok(signed) = store.latest_checkpoint()?.note.verify(&key) else {
+        return Ok(false);
+    };
+    let (size, root) = (signed.size(), *signed.root());
+    for &(seq, commit) in entries {
+        if seq >= size {
+            return Ok(false);
+        }
+        let Some(record) = store.entry(seq)? else {
+            return Ok(false);
+        };
+        if record.entry.new.as_deref() != commit {
+            return Ok(false);
+        }
+        let proof = store.inclusion_proof(seq, size)?;
+        if tally_ledger::merkle::verify_inclusion(&record.leaf_hash, seq, size, &proof, &root)
+            .is_err()
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The node a marker of a shared ledger belongs to: this replica's random id
+/// (`tally/node-id`, made by `tally init`, never copied between nodes: Gitaly keeps replicas
+/// at the same path on hosts that may share a name), then the host and the repository path,
+/// for people reading the rows.
 fn node(paths: &Paths) -> String {
     let host = nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_else(|_| "unknown-host".to_owned());
     let repo = paths.dir.parent().unwrap_or(&paths.dir);
-    format!("{host}:{}", repo.display())
+    match crate::ledger::node_id(paths) {
+        Some(id) => format!("{id} {host}:{}", repo.display()),
+        None => format!("{host}:{}", repo.display()),
+    }
 }
 
-/// Whether an in-flight marker of `u` exists: a file, or a row of the shared ledger.
+/// Whether this node left an in-flight marker of `u`: a file, or a row of the shared ledger
+/// that this node wrote. Another node's marker of the same move (the same commit pushed to
+/// two replicas at once) stands for that node's entry, which may well have landed there: an
+/// `aborted` here must not cancel it.
 fn has_marker(paths: &Paths, store: &Store, u: &Update) -> Result<bool, RecordError> {
     if store.is_shared() {
         return Ok(store
             .marker(&update_key(&u.refname, u.old, u.new))?
-            .is_some());
+            .is_some_and(|m| m.node == node(paths)));
     }
     Ok(marker_path(paths, u).exists())
 }
@@ -489,7 +548,7 @@ fn racing_marker(paths: &Paths, store: &Store, u: &Update) -> Result<bool, Recor
         return Ok(false);
     };
     let young = parse_marker(&marker.text).is_some_and(|(_, created)| {
-        Timestamp::now().as_second() - created < FOREIGN_MARKER_SECONDS
+        Timestamp::now().as_second().saturating_sub(created) < FOREIGN_MARKER_SECONDS
     });
     Ok(marker.node == node(paths) || young)
 }
@@ -742,7 +801,7 @@ pub fn update_hook(
     } else if config.is_protected(&update.refname) {
         if take_verdict(paths, update, now, true)?.is_none() {
             let shared = crate::ledger::Location::of(paths)?.is_shared();
-            if !shared || !catch_up(&crate::ledger::open(paths)?, update)? {
+            if !shared || !catch_up(paths, &crate::ledger::open(paths)?, update)? {
                 reasons.push(no_verdict(update));
             }
         } else {
@@ -823,7 +882,7 @@ pub fn prepared(
         }
         for u in unjudged {
             match &ledger {
-                Some((store, _)) if catch_up(store, u)? => caught_up = true,
+                Some((store, _)) if catch_up(paths, store, u)? => caught_up = true,
                 _ => refused.push((u.clone(), no_verdict(u))),
             }
         }
@@ -923,7 +982,17 @@ fn append_accepted(
             write_atomic(&marker_path(paths, u), marker_text(u, now).as_bytes())?;
         }
     }
-    store.append(entries, now, &key)?;
+    if let Err(e) = store.append(entries, now, &key) {
+        // Nothing was appended (or, if the connection died after the commit, the removal
+        // fails too and the markers stay for `aborted`): a marker left behind would stand
+        // for whatever entry records the same move, another node's included.
+        if in_flight && store.is_shared() {
+            for (u, _) in accepted {
+                let _ = store.remove_marker(&update_key(&u.refname, u.old, u.new));
+            }
+        }
+        return Err(e.into());
+    }
     for (u, _) in accepted {
         remove_verdict(paths, u);
     }
@@ -1005,7 +1074,7 @@ pub fn post_receive(
 /// `reference-transaction` before post-receive ran).
 fn ledger_has_move(paths: &Paths, u: &Update) -> Result<bool, RecordError> {
     let store = crate::ledger::open(paths)?;
-    if catch_up(&store, u)? {
+    if catch_up(paths, &store, u)? {
         return Ok(true);
     }
     let newest = store.log(&tally_ledger::Filter {
@@ -1161,7 +1230,7 @@ pub fn reconcile(
         };
         if current(&u.refname) != u.old {
             let _ = std::fs::remove_file(entry.path());
-        } else if now.as_second() - created >= STALE_MARKER_SECONDS {
+        } else if now.as_second().saturating_sub(created) >= STALE_MARKER_SECONDS {
             dead.push(u);
         }
     }
@@ -1203,7 +1272,7 @@ fn reconcile_shared(
             store.remove_marker(&marker.key)?;
             continue;
         };
-        let age = now.as_second() - created;
+        let age = now.as_second().saturating_sub(created);
         if marker.node == here {
             if current(&u.refname) != u.old {
                 store.remove_marker(&marker.key)?;

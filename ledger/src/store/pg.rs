@@ -443,7 +443,10 @@ impl<'c, C: GenericClient> Pg<'c, C> {
         })
     }
 
-    /// Keeps an in-flight marker (see the hooks' `record.rs`); replaces one of the same key.
+    /// Keeps an in-flight marker (see the hooks' `record.rs`); replaces one of the same key
+    /// that the same node left. Another node's marker of the same key (the same move of the
+    /// same ref, pushed to two replicas at once) is never taken over: the node that wrote it
+    /// is the only one that may cancel the entry it stands for, so this refuses instead.
     pub(crate) fn put_marker(
         &mut self,
         key: &str,
@@ -451,11 +454,17 @@ impl<'c, C: GenericClient> Pg<'c, C> {
         node: &str,
     ) -> Result<(), StoreError> {
         let ledger = self.ledger;
-        self.execute(
+        let written = self.execute(
             "INSERT INTO tally.inflight (ledger, key, marker, node) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (ledger, key) DO UPDATE SET marker = EXCLUDED.marker, node = EXCLUDED.node, created = now()",
+             ON CONFLICT (ledger, key) DO UPDATE SET marker = EXCLUDED.marker, node = EXCLUDED.node, created = now()
+             WHERE tally.inflight.node = EXCLUDED.node",
             &[p(&ledger), p(&key), p(&marker), p(&node)],
         )?;
+        if written != 1 {
+            return Err(StoreError::Postgres(PgError::new(
+                "another node is recording the same move of this ref right now (its in-flight marker is in the database); nothing was written; fetch and push again",
+            )));
+        }
         Ok(())
     }
 }

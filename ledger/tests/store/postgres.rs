@@ -326,6 +326,35 @@ fn appends_from_many_connections_form_one_chain() {
     }
 }
 
+/// Two replicas recording the same move at once (the same commit pushed to both): the second
+/// node must not take over the first one's in-flight marker, or its `aborted` hook would
+/// cancel the entry of a push that landed on the first node.
+#[test]
+fn a_node_never_takes_over_another_nodes_marker() {
+    let server = Server::start();
+    server.create_database("markers");
+    drop(Store::create_in(db(&server, "markers"), ORIGIN, REPO, t(0), &key()).unwrap());
+    let a = Store::open_in(db(&server, "markers"), REPO).unwrap();
+    let b = Store::open_in(db(&server, "markers"), REPO).unwrap();
+    let marker = |node: &str, text: &str| tally_ledger::Marker {
+        key: "k".to_owned(),
+        text: text.to_owned(),
+        node: node.to_owned(),
+    };
+    a.put_marker(&marker("host-a:/repo", "first")).unwrap();
+    // The same node may write its marker again (a retried push).
+    a.put_marker(&marker("host-a:/repo", "again")).unwrap();
+    let err = b.put_marker(&marker("host-b:/repo", "second")).unwrap_err();
+    assert!(err.to_string().contains("another node"), "{err}");
+    assert_eq!(
+        b.marker("k").unwrap(),
+        Some(marker("host-a:/repo", "again"))
+    );
+    a.remove_marker("k").unwrap();
+    b.put_marker(&marker("host-b:/repo", "second")).unwrap();
+    assert_eq!(a.marker("k").unwrap().unwrap().node, "host-b:/repo");
+}
+
 #[test]
 fn the_database_failing_refuses_with_a_message_and_the_chain_continues() {
     let mut server = Server::start();
