@@ -1204,3 +1204,79 @@ fn with_sqlite_too_a_push_that_lost_the_race_for_a_branch_is_told_to_fetch() {
     let server = env.server(&alice_and_bob(), &[]);
     assert_a_lost_race_is_told_to_fetch(&env, &server);
 }
+
+// =============================================================================================
+// The review's attack: database rows alone never move a branch past the commit checks
+
+/// Someone who can write to the database, but not push a commit the policy accepts, copies
+/// into A's ledger a genuine accepted entry of another ledger in the same database (one that
+/// allows her key), naming her commit on top of A's main. A push of that commit to A must not
+/// pass as a replica catching up: the copied row is not in the ledger A's own key signed, so
+/// the push is judged like any push, and refused for its signature.
+#[test]
+fn a_row_copied_into_the_database_does_not_make_a_push_a_catch_up() {
+    let env = TestEnv::new();
+    let db = Database::start(&env);
+    let (a, _b) = replicas(&env, &db.url, &["main"]);
+    let work = env.clone_as(&a, "work", &alice());
+    let c1 = work.commit("c1").file("base.yaml", BASE_YAML).create();
+    work.push_main_ok();
+
+    // Mallory's own repository, in the same database, where her key is allowed (and Alice's,
+    // whose commit hers builds on).
+    let mallory_signers = env.write(
+        "mallory_signers",
+        &AllowedSigners::new()
+            .signer("alice@example.com", &keys().alice)
+            .signer("mallory@example.com", &keys().mallory)
+            .text(),
+    );
+    let e = env.bare_repo("e");
+    init(&env, &e, &mallory_signers, &db.url, &["main"]);
+    let theirs = env.clone_as(&a, "theirs", &mallory());
+    let forged = theirs.commit("m").file("m.yaml", "m: 1\n").create();
+    theirs
+        .push(&[e.to_str().unwrap(), "HEAD:refs/heads/main"])
+        .assert_accepted();
+    // The genuine accepted entry of e.git for her commit, copied into A's ledger as its
+    // newest entry for main.
+    let copied = db.pg.psql(
+        DB,
+        &format!(
+            "WITH e AS (SELECT id FROM tally.ledgers WHERE origin LIKE 'tally/e.git/%'),
+                  a AS (SELECT id FROM tally.ledgers WHERE origin LIKE 'tally/a.git/%'),
+                  ins AS (INSERT INTO tally.entries (ledger, seq, bytes, leaf_hash, nodes, kind, refname)
+                      SELECT a.id, 1000, x.bytes, x.leaf_hash, '', x.kind, x.refname
+                      FROM tally.entries x, e, a
+                      WHERE x.ledger = e.id AND x.refname = 'refs/heads/main'
+                        AND encode(x.bytes, 'hex') LIKE '%{forged}%'
+                      ORDER BY x.seq DESC LIMIT 1
+                      RETURNING 1)
+             SELECT count(*) FROM ins"
+        ),
+    );
+    assert_eq!(copied, "1", "the row was copied into A's ledger");
+
+    let push = theirs.push(&["origin", "HEAD:refs/heads/main"]);
+    assert_ne!(push.code, 0, "the push must be refused: {}", push.stderr);
+    assert!(
+        push.stderr.contains("tally:"),
+        "tally refused it, saying why: {}",
+        push.stderr
+    );
+    assert_eq!(a.branch("main").as_deref(), Some(c1.as_str()));
+    // The same through a fetch into A (replication): refused too.
+    let out = a
+        .git()
+        .arg("fetch")
+        .arg(&e)
+        .arg("refs/heads/main:refs/heads/main")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a fetch must not land it: {out:?}");
+    assert_eq!(a.branch("main").as_deref(), Some(c1.as_str()));
+    // And the copied row is reported for what it is.
+    let verify = a.tally(&["ledger", "verify"]);
+    assert_eq!(verify.status.code(), Some(1), "{verify:?}");
+    assert_ne!(forged, c1);
+}
