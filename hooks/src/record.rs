@@ -420,7 +420,7 @@ pub fn open(paths: &Paths) -> Result<(Store, SigningKey), RecordError> {
 /// recorded again. Every other move without a verdict is refused as before.
 ///
 /// The rows alone are not trusted for this: both entries must be in the ledger as this
-/// node's own ledger key signed it ([`in_signed_ledger`]), so that write access to the
+/// node's own ledger key signed it (`in_signed_ledger`), so that write access to the
 /// database is not enough to move a branch past the commit checks.
 pub fn catch_up(paths: &Paths, store: &Store, u: &Update) -> Result<bool, RecordError> {
     if !store.is_shared() || u.new.is_none() {
@@ -1203,7 +1203,7 @@ const STALE_MARKER_SECONDS: i64 = 60;
 /// it left. `current` reads a ref's value. Returns whether anything was appended.
 ///
 /// With a shared ledger the markers are rows of its database, read through `shared` (the
-/// caller's open store, so that a hook connects once); see [`reconcile_shared`].
+/// caller's open store, so that a hook connects once); see `reconcile_shared`.
 pub fn reconcile(
     paths: &Paths,
     config: &Policy,
