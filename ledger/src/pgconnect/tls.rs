@@ -74,11 +74,12 @@ pub(super) fn connector(resolved: &Resolved) -> Result<MakeRustlsConnect, Connec
         verification(resolved.sslmode, &resolved.root_certs)?
     };
     let verifier: Arc<dyn ServerCertVerifier> = match verification {
-        Verification::None => Arc::new(NoVerification {
+        Verification::None => Arc::new(Weaker {
+            roots: None,
             provider: provider.clone(),
         }),
-        Verification::Chain => Arc::new(ChainOnly {
-            roots: Arc::new(roots(&resolved.root_certs)?),
+        Verification::Chain => Arc::new(Weaker {
+            roots: Some(Arc::new(roots(&resolved.root_certs)?)),
             provider: provider.clone(),
         }),
         Verification::Full => WebPkiServerVerifier::builder_with_provider(
@@ -146,68 +147,17 @@ fn roots(source: &RootCerts) -> Result<RootCertStore, ConnectError> {
     Ok(store)
 }
 
-/// Accepts any certificate, for `require` and weaker without roots (libpq's behaviour), but
-/// still checks the handshake signatures against the presented certificate.
+/// The verifier of the weaker modes, which rustls does not offer: with `roots`, the chain up to
+/// them but not the host name (libpq's `verify-ca`); without, any certificate (`require` and
+/// weaker without roots, libpq's behaviour). Either way the handshake signatures are checked
+/// against the presented certificate.
 #[derive(Debug)]
-struct NoVerification {
+struct Weaker {
+    roots: Option<Arc<RootCertStore>>,
     provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// Verifies the chain up to the roots but not the host name, libpq's `verify-ca`.
-#[derive(Debug)]
-struct ChainOnly {
-    roots: Arc<RootCertStore>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for Weaker {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -216,14 +166,16 @@ impl ServerCertVerifier for ChainOnly {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let cert = ParsedCertificate::try_from(end_entity)?;
-        verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            &self.roots,
-            intermediates,
-            now,
-            self.provider.signature_verification_algorithms.all,
-        )?;
+        if let Some(roots) = &self.roots {
+            let cert = ParsedCertificate::try_from(end_entity)?;
+            verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                roots,
+                intermediates,
+                now,
+                self.provider.signature_verification_algorithms.all,
+            )?;
+        }
         Ok(ServerCertVerified::assertion())
     }
 

@@ -41,20 +41,7 @@ struct SqliteImport<'t>(&'t rusqlite::Transaction<'t>);
 
 impl Import for SqliteImport<'_> {
     fn entry(&mut self, row: &EntryRow<'_>) -> Result<(), StoreError> {
-        let mut insert = self.0.prepare_cached(
-            "INSERT INTO entries (seq, bytes, leaf_hash, nodes, kind, refname, aborts)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
-        insert.execute(params![
-            to_sql(row.seq)?,
-            row.bytes,
-            row.leaf.as_slice(),
-            row.nodes,
-            row.kind,
-            row.refname,
-            row.aborts.map(to_sql).transpose()?,
-        ])?;
-        Ok(())
+        super::sql::insert_entry(self.0, row)
     }
 
     fn checkpoint(&mut self, c: &StoredCheckpoint) -> Result<(), StoreError> {

@@ -247,20 +247,7 @@ impl AppendTx for SqliteTx<'_> {
     }
 
     fn insert_entry(&mut self, row: &EntryRow<'_>) -> Result<(), StoreError> {
-        let mut insert = self.tx.prepare_cached(
-            "INSERT INTO entries (seq, bytes, leaf_hash, nodes, kind, refname, aborts)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
-        insert.execute(params![
-            to_sql(row.seq)?,
-            row.bytes,
-            row.leaf.as_slice(),
-            row.nodes,
-            row.kind,
-            row.refname,
-            row.aborts.map(to_sql).transpose()?,
-        ])?;
-        Ok(())
+        insert_entry(&self.tx, row)
     }
 
     fn insert_checkpoint(
@@ -302,6 +289,24 @@ impl AppendTx for SqliteTx<'_> {
         )?;
         Ok(moved == 1)
     }
+}
+
+/// Stores one entry row: what an append writes, and what a migrate copies.
+pub(super) fn insert_entry(conn: &Connection, row: &EntryRow<'_>) -> Result<(), StoreError> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO entries (seq, bytes, leaf_hash, nodes, kind, refname, aborts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    insert.execute(params![
+        to_sql(row.seq)?,
+        row.bytes,
+        row.leaf.as_slice(),
+        row.nodes,
+        row.kind,
+        row.refname,
+        row.aborts.map(to_sql).transpose()?,
+    ])?;
+    Ok(())
 }
 
 pub(super) fn self_busy(e: rusqlite::Error, timeout: Duration) -> StoreError {
