@@ -963,35 +963,31 @@ fn append_accepted(
             aborts: None,
         });
     }
-    // The in-flight markers go down before the append, so that a crash at any instant after
-    // it leaves a marker for `aborted` (or the next `prepared`) to act on; a marker without
-    // an entry is harmless.
     if in_flight && store.is_shared() {
+        // In a shared ledger the markers are written in the append's own transaction: a
+        // marker exists exactly when its entry does, whatever happens to the connection.
         let node = node(paths);
-        for (u, _) in accepted {
-            store.put_marker(&tally_ledger::Marker {
+        let markers: Vec<tally_ledger::Marker> = accepted
+            .iter()
+            .map(|(u, _)| tally_ledger::Marker {
                 key: update_key(&u.refname, u.old, u.new),
                 text: marker_text(u, now),
                 node: node.clone(),
-            })?;
-        }
-    } else if in_flight {
-        let dir = paths.inflight();
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        for (u, _) in accepted {
-            write_atomic(&marker_path(paths, u), marker_text(u, now).as_bytes())?;
-        }
-    }
-    if let Err(e) = store.append(entries, now, &key) {
-        // Nothing was appended (or, if the connection died after the commit, the removal
-        // fails too and the markers stay for `aborted`): a marker left behind would stand
-        // for whatever entry records the same move, another node's included.
-        if in_flight && store.is_shared() {
+            })
+            .collect();
+        store.append_marked(entries, &markers, now, &key)?;
+    } else {
+        // The in-flight marker files go down before the append, so that a crash at any
+        // instant after it leaves a marker for `aborted` (or the next `prepared`) to act
+        // on; a marker without an entry is harmless.
+        if in_flight {
+            let dir = paths.inflight();
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
             for (u, _) in accepted {
-                let _ = store.remove_marker(&update_key(&u.refname, u.old, u.new));
+                write_atomic(&marker_path(paths, u), marker_text(u, now).as_bytes())?;
             }
         }
-        return Err(e.into());
+        store.append(entries, now, &key)?;
     }
     for (u, _) in accepted {
         remove_verdict(paths, u);

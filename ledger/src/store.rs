@@ -402,6 +402,9 @@ enum Backend {
         conn: Box<RefCell<pg::Conn>>,
         ledger: i64,
         location: String,
+        /// The in-flight markers read with the ledger's row when it was opened, for the
+        /// first [`Store::markers`] (a hook's next question); later calls read them again.
+        markers: RefCell<Option<Vec<Marker>>>,
     },
 }
 
@@ -584,6 +587,7 @@ impl Store {
                 conn: Box::new(RefCell::new(db.conn)),
                 ledger,
                 location: db.location,
+                markers: RefCell::new(None),
             },
             origin: origin.to_owned(),
             repository: repository.to_owned(),
@@ -600,16 +604,16 @@ impl Store {
         // One round trip where it can (a hook opens the ledger in every run); otherwise the
         // checks one by one, whose errors say what is wrong.
         let found = match pg::open(&mut db.conn, repository)? {
-            Some(found) => found,
+            Some(found) => found.map(|(ledger, meta, markers)| (ledger, meta, Some(markers))),
             None => {
                 pg::check_schema(&mut db.conn)?;
                 match pg::find(&mut db.conn, repository)? {
-                    Some(ledger) => Some((ledger, db.conn.read(ledger).meta()?)),
+                    Some(ledger) => Some((ledger, db.conn.read(ledger).meta()?, None)),
                     None => None,
                 }
             }
         };
-        let Some((ledger, meta)) = found else {
+        let Some((ledger, meta, markers)) = found else {
             return Err(StoreError::NotInDatabase {
                 location: db.location,
                 repository: repository.to_owned(),
@@ -633,6 +637,7 @@ impl Store {
                 conn: Box::new(RefCell::new(db.conn)),
                 ledger,
                 location: db.location,
+                markers: RefCell::new(markers),
             },
             origin: meta.origin,
             repository: meta.repository,
@@ -858,6 +863,42 @@ impl Store {
             } => conn.get_mut().locked(*id, |tx| {
                 append::append(tx, &ledger, entries, now, time, key)
             }),
+        }
+    }
+
+    /// [`Store::append`], keeping `markers` (in-flight markers, see the hooks' `record.rs`)
+    /// in the same transaction, for a ledger in PostgreSQL: a marker then exists exactly when
+    /// its entry does. A marker of another node with the same key is never taken over: the
+    /// append is refused instead.
+    pub fn append_marked(
+        &mut self,
+        entries: Vec<NewEntry>,
+        markers: &[Marker],
+        now: jiff::Timestamp,
+        key: &SigningKey,
+    ) -> Result<AppendOutcome, StoreError> {
+        if entries.is_empty() {
+            return Err(StoreError::NothingToAppend);
+        }
+        self.check_key(key)?;
+        let time = unix_seconds(now)?;
+        let ledger = append::Ledger {
+            origin: &self.origin,
+            repository: &self.repository,
+        };
+        match &mut self.backend {
+            Backend::Postgres {
+                conn, ledger: id, ..
+            } => conn.get_mut().locked(*id, |tx| {
+                let outcome = append::append(tx, &ledger, entries, now, time, key)?;
+                for m in markers {
+                    tx.put_marker(&m.key, &m.text, &m.node)?;
+                }
+                Ok(outcome)
+            }),
+            Backend::Sqlite { .. } => Err(StoreError::Postgres(PgError::new(
+                "in-flight markers of a ledger in SQLite live in files, not in the database",
+            ))),
         }
     }
 
@@ -1128,6 +1169,11 @@ impl Store {
 
     /// Every in-flight marker of the shared ledger, in key order.
     pub fn markers(&self) -> Result<Vec<Marker>, StoreError> {
+        if let Backend::Postgres { markers, .. } = &self.backend
+            && let Some(read) = markers.borrow_mut().take()
+        {
+            return Ok(read);
+        }
         self.shared_db(|db| db.markers())
     }
 

@@ -973,14 +973,17 @@ pub(crate) fn delete_moved(
     Ok(())
 }
 
+/// A ledger found by [`open`]: its id, its row, its in-flight markers.
+pub(crate) type Opened = (i64, Meta, Vec<super::Marker>);
+
 /// What opening a ledger needs, in one round trip: the session's settings, the schema
-/// version, and the ledger's row. `None` when the quick way does not apply (no schema, another
+/// version, the ledger's row, and its in-flight markers (which a hook reads next). `None` when the quick way does not apply (no schema, another
 /// version, a repository id that is not plain): the caller then takes the slow way, whose
 /// errors say what is wrong.
 pub(crate) fn open(
     conn: &mut Conn,
     repository: &str,
-) -> Result<Option<Option<(i64, Meta)>>, StoreError> {
+) -> Result<Option<Option<Opened>>, StoreError> {
     use postgres::SimpleQueryMessage;
     if repository.is_empty()
         || !repository
@@ -990,7 +993,7 @@ pub(crate) fn open(
         return Ok(None);
     }
     let sql = format!(
-        "{} SELECT (SELECT max(version) FROM tally.schema_migrations), l.id, l.repository, l.origin, encode(l.public_key, 'hex'), l.moved FROM (SELECT 1) AS one LEFT JOIN tally.ledgers AS l ON l.repository = '{repository}'",
+        "{} SELECT (SELECT max(version) FROM tally.schema_migrations), l.id, l.repository, l.origin, encode(l.public_key, 'hex'), l.moved FROM (SELECT 1) AS one LEFT JOIN tally.ledgers AS l ON l.repository = '{repository}'; SELECT i.key, i.marker, i.node FROM tally.inflight AS i JOIN tally.ledgers AS l ON l.id = i.ledger WHERE l.repository = '{repository}' ORDER BY i.key",
         conn.session_sql()
     );
     let messages = match conn.client.simple_query(&sql) {
@@ -999,10 +1002,12 @@ pub(crate) fn open(
         Err(e) => return Err(error(e, conn.lock_timeout)),
     };
     conn.session = true;
-    let Some(row) = messages.iter().find_map(|m| match m {
+    // The ledger's row (exactly one, whether the ledger exists or not), then the markers.
+    let mut rows = messages.iter().filter_map(|m| match m {
         SimpleQueryMessage::Row(row) => Some(row),
         _ => None,
-    }) else {
+    });
+    let Some(row) = rows.next() else {
         return Ok(None);
     };
     if row.get(0) != Some(PG_SCHEMA_VERSION.to_string().as_str()) {
@@ -1018,6 +1023,20 @@ pub(crate) fn open(
     let text = |i: usize, column| row.get(i).ok_or_else(|| corrupt(at(column), "NULL"));
     let public_key = crate::hex::decode_array::<32>(text(4, "public_key")?)
         .ok_or_else(|| corrupt(at("public_key"), "blob of the wrong length"))?;
+    let markers = rows
+        .map(|m| {
+            let field = |i: usize, column| {
+                m.get(i)
+                    .map(str::to_owned)
+                    .ok_or_else(|| corrupt(("inflight", id, column), "NULL"))
+            };
+            Ok(super::Marker {
+                key: field(0, "key")?,
+                text: field(1, "marker")?,
+                node: field(2, "node")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
     Ok(Some(Some((
         id,
         Meta {
@@ -1026,6 +1045,7 @@ pub(crate) fn open(
             origin: text(3, "origin")?.to_owned(),
             public_key,
         },
+        markers,
     ))))
 }
 
