@@ -504,22 +504,23 @@ pub fn migrate(git_dir: &Path, to: &MigrateTo) -> Result<Vec<String>, AdminError
     let paths = Paths::new(git_dir);
     let from = Location::of(&paths)?;
     let policy_path = paths.dir.join(crate::config::POLICY_FILE);
-    let destination_text = match to {
-        MigrateTo::Sqlite => paths.ledger().display().to_string(),
+    let to_target = match to {
+        MigrateTo::Sqlite => None,
         MigrateTo::Postgres(section) => {
-            crate::ledger::target(&policy_path, &paths.dir, section)?.display()
+            Some(crate::ledger::target(&policy_path, &paths.dir, section)?)
         }
     };
-    match (&from, to) {
-        (Location::Sqlite(_), MigrateTo::Sqlite) => {
+    let destination_text = match &to_target {
+        None => paths.ledger().display().to_string(),
+        Some(target) => target.display(),
+    };
+    match (&from, &to_target) {
+        (Location::Sqlite(_), None) => {
             return Err(AdminError::Migrate(format!(
                 "the ledger is already in SQLite at {destination_text}"
             )));
         }
-        (Location::Postgres { target, .. }, MigrateTo::Postgres(section))
-            if crate::ledger::target(&policy_path, &paths.dir, section)?.display()
-                == target.display() =>
-        {
+        (Location::Postgres { target, .. }, Some(to)) if to.display() == target.display() => {
             return Err(AdminError::Migrate(format!(
                 "the ledger is already in {destination_text}"
             )));
@@ -530,8 +531,8 @@ pub fn migrate(git_dir: &Path, to: &MigrateTo) -> Result<Vec<String>, AdminError
     let before = store.head()?;
     let options = tally_ledger::Options::default();
     let sqlite_path = paths.ledger();
-    let destination = match to {
-        MigrateTo::Sqlite => {
+    let destination = match &to_target {
+        None => {
             let path = &sqlite_path;
             if path.exists() {
                 return Err(AdminError::Migrate(format!(
@@ -541,11 +542,8 @@ pub fn migrate(git_dir: &Path, to: &MigrateTo) -> Result<Vec<String>, AdminError
             }
             tally_ledger::Destination::Sqlite(path)
         }
-        MigrateTo::Postgres(section) => {
-            let target = crate::ledger::target(&policy_path, &paths.dir, section)?;
-            tally_ledger::Destination::Postgres(Box::new(crate::ledger::connect(
-                &target, &options,
-            )?))
+        Some(target) => {
+            tally_ledger::Destination::Postgres(Box::new(crate::ledger::connect(target, &options)?))
         }
     };
     let section = match to {

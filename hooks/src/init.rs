@@ -909,8 +909,8 @@ fn is_ledger_file(path: &Path, paths: &crate::record::Paths) -> bool {
 /// How init says it left an existing ledger as it was. A shared ledger found by this ledger key
 /// is the one another replica made (or this repository's own, on a second run): init says
 /// that this repository uses it, rather than that it made one.
-fn unchanged(location: &crate::ledger::Location) -> &'static str {
-    if location.is_shared() {
+fn unchanged(shared: bool) -> &'static str {
+    if shared {
         "exists already, attached (unchanged)"
     } else {
         "unchanged"
@@ -994,7 +994,10 @@ fn set_up_ledger(
     };
     if let (true, None) = (exists, &reasons) {
         // Not even opened (see `Plan::apply`). `tally ledger verify` checks it.
-        lines.push(format!("ledger          {shown}: {}", unchanged(&location)));
+        lines.push(format!(
+            "ledger          {shown}: {}",
+            unchanged(location.is_shared())
+        ));
         return Ok(lines);
     }
     if let (true, Some(reasons)) = (exists, reasons) {
@@ -1087,10 +1090,9 @@ fn record_change(
     })?);
     let ledger = store.location();
     let Some(first) = entries.first() else {
-        let location = crate::ledger::Location::of(&paths).map_err(|e| ledger_err(&e))?;
         let mut lines = vec![format!(
             "ledger          {ledger}: {}",
-            unchanged(&location)
+            unchanged(store.is_shared())
         )];
         if store.is_shared() {
             // A replica joining a shared ledger publishes it at once, so that agents

@@ -72,6 +72,16 @@ impl Location {
     /// Where the ledger of the repository whose tally directory is `paths` lives, as its
     /// `policy.toml` says.
     pub fn of(paths: &Paths) -> Result<Location, LocationError> {
+        Location::read(paths, None)
+    }
+
+    /// [`Location::of`], for a caller that loaded the ledger key already (it names the ledger
+    /// in the database; see `identifying_key`).
+    pub fn with_key(paths: &Paths, key: &VerifyingKey) -> Result<Location, LocationError> {
+        Location::read(paths, Some(key))
+    }
+
+    fn read(paths: &Paths, key: Option<&VerifyingKey>) -> Result<Location, LocationError> {
         let policy = paths.dir.join(POLICY_FILE);
         let text = match std::fs::read(&policy) {
             Ok(text) => text,
@@ -88,14 +98,33 @@ impl Location {
             }
         };
         let file = parse_policy(&policy, &text)?;
-        let Some(ledger) = file.ledger else {
+        Location::of_section(paths, file.ledger.as_ref(), key)
+    }
+
+    /// Where the ledger lives, as the policy the caller loaded already says (a hook loads it
+    /// first): no second reading of `policy.toml`. `key` as in [`Location::with_key`].
+    pub fn from_policy(
+        paths: &Paths,
+        policy: &crate::config::Policy,
+        key: Option<&VerifyingKey>,
+    ) -> Result<Location, LocationError> {
+        Location::of_section(paths, policy.file.ledger.as_ref(), key)
+    }
+
+    fn of_section(
+        paths: &Paths,
+        ledger: Option<&crate::config::LedgerSection>,
+        key: Option<&VerifyingKey>,
+    ) -> Result<Location, LocationError> {
+        let Some(ledger) = ledger else {
             return Ok(Location::Sqlite(paths.ledger()));
         };
-        let target = target(&policy, &paths.dir, &ledger)?;
-        Ok(Location::Postgres {
-            target,
-            repository: repository_id(&identifying_key(paths)?),
-        })
+        let target = target(&paths.dir.join(POLICY_FILE), &paths.dir, ledger)?;
+        let repository = match key {
+            Some(key) => repository_id(key),
+            None => repository_id(&identifying_key(paths)?),
+        };
+        Ok(Location::Postgres { target, repository })
     }
 
     /// Whether the ledger is shared (in PostgreSQL).
@@ -161,6 +190,11 @@ pub fn connect(target: &Target, options: &Options) -> Result<Postgres, LocationE
 /// Opens the ledger of the repository at `paths` (read-write, default timeouts).
 pub fn open(paths: &Paths) -> Result<Store, LocationError> {
     Location::of(paths)?.open(&Options::default())
+}
+
+/// Opens the ledger of the repository at `paths` whose policy the caller loaded already.
+pub fn open_for(paths: &Paths, policy: &crate::config::Policy) -> Result<Store, LocationError> {
+    Location::from_policy(paths, policy, None)?.open(&Options::default())
 }
 
 /// Opens the ledger of the repository at `paths` to read it.

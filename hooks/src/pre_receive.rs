@@ -183,7 +183,7 @@ pub fn decide(
     } else {
         // Transactions whose git died between prepared and committed are settled first, as
         // `prepared` does, so that their entries do not look like moves outside tally.
-        let store = crate::ledger::open(&paths)?;
+        let store = crate::ledger::open_for(&paths, config)?;
         record::reconcile(
             &paths,
             config,

@@ -408,7 +408,17 @@ pub fn off_ledger(
 /// Opens the ledger and its key for appending.
 pub fn open(paths: &Paths) -> Result<(Store, SigningKey), RecordError> {
     let key = paths.load_key()?;
-    let store = crate::ledger::open(paths)?;
+    let store = crate::ledger::Location::with_key(paths, &key.verifying_key())?
+        .open(&tally_ledger::Options::default())?;
+    Ok((store, key))
+}
+
+/// [`open`] for a caller that loaded the policy already (the hooks): `policy.toml` is not
+/// read again.
+pub fn open_for(paths: &Paths, config: &Policy) -> Result<(Store, SigningKey), RecordError> {
+    let key = paths.load_key()?;
+    let store = crate::ledger::Location::from_policy(paths, config, Some(&key.verifying_key()))?
+        .open(&tally_ledger::Options::default())?;
     Ok((store, key))
 }
 
@@ -605,7 +615,7 @@ pub fn record_policy_change(
     reasons: Vec<String>,
     now: Timestamp,
 ) -> Result<Option<u64>, RecordError> {
-    let (mut store, key) = open(paths)?;
+    let (mut store, key) = open_for(paths, config)?;
     let Some(entry) = policy_change(&store, config, pusher, reasons)? else {
         return Ok(None);
     };
@@ -654,7 +664,7 @@ pub fn append_rejected(
     refused: &[(Update, Vec<String>)],
     now: Timestamp,
 ) -> Result<u64, RecordError> {
-    let (mut store, key) = open(paths)?;
+    let (mut store, key) = open_for(paths, config)?;
     let mut entries: Vec<NewEntry> =
         policy_change(&store, config, pusher, vec![POLICY_CHANGED.into()])?
             .into_iter()
@@ -800,8 +810,8 @@ pub fn update_hook(
         reasons.push(violation.to_string());
     } else if config.is_protected(&update.refname) {
         if take_verdict(paths, update, now, true)?.is_none() {
-            let shared = crate::ledger::Location::of(paths)?.is_shared();
-            if !shared || !catch_up(paths, &crate::ledger::open(paths)?, update)? {
+            let shared = config.file.ledger.is_some();
+            if !shared || !catch_up(paths, &crate::ledger::open_for(paths, config)?, update)? {
                 reasons.push(no_verdict(update));
             }
         } else {
@@ -813,7 +823,7 @@ pub fn update_hook(
             use nix::unistd::{AccessFlags, access};
             let mut needed = vec![(paths.key(), AccessFlags::R_OK)];
             // A shared ledger is in the database: pre-receive reached it moments ago.
-            if !crate::ledger::Location::of(paths)?.is_shared() {
+            if config.file.ledger.is_none() {
                 needed.push((paths.ledger(), AccessFlags::R_OK | AccessFlags::W_OK));
                 needed.push((paths.dir.clone(), AccessFlags::W_OK | AccessFlags::X_OK));
             }
@@ -878,7 +888,7 @@ pub fn prepared(
     let mut caught_up = false;
     if !unjudged.is_empty() {
         if ledger.is_none() {
-            ledger = Some(open(paths)?);
+            ledger = Some(open_for(paths, config)?);
         }
         for u in unjudged {
             match &ledger {
@@ -888,7 +898,7 @@ pub fn prepared(
         }
     }
     if !accepted.is_empty() && ledger.is_none() {
-        ledger = Some(open(paths)?);
+        ledger = Some(open_for(paths, config)?);
     }
     if let (false, Some((store, _))) = (accepted.is_empty(), &ledger) {
         let mut kept = Vec::with_capacity(accepted.len());
@@ -1046,7 +1056,7 @@ pub fn post_receive(
         // already happened anyway.
         match take_verdict(paths, u, now, false)? {
             Some(p) => accepted.push((u.clone(), p)),
-            None if ledger_has_move(paths, u)? => {}
+            None if ledger_has_move(paths, config, u)? => {}
             None => landed_without.push((
                 u.clone(),
                 vec![format!(
@@ -1058,7 +1068,15 @@ pub fn post_receive(
         }
     }
     if !accepted.is_empty() {
-        append_accepted(paths, open(paths)?, config, pusher, &accepted, now, false)?;
+        append_accepted(
+            paths,
+            open_for(paths, config)?,
+            config,
+            pusher,
+            &accepted,
+            now,
+            false,
+        )?;
     }
     if !landed_without.is_empty() {
         append_rejected(paths, config, pusher, &landed_without, now)?;
@@ -1068,8 +1086,8 @@ pub fn post_receive(
 
 /// Whether the newest entry of the ref already records this exact move (appended by
 /// `reference-transaction` before post-receive ran).
-fn ledger_has_move(paths: &Paths, u: &Update) -> Result<bool, RecordError> {
-    let store = crate::ledger::open(paths)?;
+fn ledger_has_move(paths: &Paths, config: &Policy, u: &Update) -> Result<bool, RecordError> {
+    let store = crate::ledger::open_for(paths, config)?;
     if catch_up(paths, &store, u)? {
         return Ok(true);
     }
@@ -1094,9 +1112,9 @@ pub fn aborted(
     now: Timestamp,
 ) -> Result<(), RecordError> {
     let mut marked = Vec::new();
-    let shared = crate::ledger::Location::of(paths)?.is_shared();
+    let shared = config.file.ledger.is_some();
     let store = if shared && !updates.is_empty() {
-        Some(crate::ledger::open(paths)?)
+        Some(crate::ledger::open_for(paths, config)?)
     } else {
         None
     };
@@ -1136,7 +1154,7 @@ fn cancel(
     if updates.is_empty() {
         return Ok(());
     }
-    let (mut store, key) = open(paths)?;
+    let (mut store, key) = open_for(paths, config)?;
     let mut entries = Vec::new();
     for u in updates {
         if let Some(seq) = uncancelled_entry(&store, u)? {

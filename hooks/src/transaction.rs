@@ -238,19 +238,15 @@ pub fn run(
                 r.peel_to_id().ok().map(|id| id.detach())
             };
             // A shared ledger is opened once, here: its in-flight markers are in it.
-            let shared = match crate::ledger::Location::of(&paths) {
-                Ok(location) if location.is_shared() => match record::open(&paths) {
+            let shared = match config.file.ledger {
+                Some(_) => match record::open_for(&paths, &config) {
                     Ok(opened) => Some(opened),
                     Err(e) => {
                         reporter.error(&format!("ref update refused: cannot open the ledger: {e}"));
                         return false;
                     }
                 },
-                Ok(_) => None,
-                Err(e) => {
-                    reporter.error(&format!("ref update refused: {e}"));
-                    return false;
-                }
+                None => None,
             };
             // Transactions whose git died between prepared and committed are settled first.
             if let Err(e) = record::reconcile(

@@ -437,11 +437,6 @@ impl Postgres {
         pg::migrate(&mut self.conn)
     }
 
-    /// The schema version the database holds (0: none yet).
-    pub fn schema_version(&mut self) -> Result<i32, StoreError> {
-        pg::schema_version_of(&mut self.conn)
-    }
-
     /// Whether the database holds a ledger for `repository`.
     pub fn has_ledger(&mut self, repository: &str) -> Result<bool, StoreError> {
         pg::check_schema(&mut self.conn)?;
@@ -834,6 +829,20 @@ impl Store {
         now: jiff::Timestamp,
         key: &SigningKey,
     ) -> Result<AppendOutcome, StoreError> {
+        self.append_marked(entries, &[], now, key)
+    }
+
+    /// [`Store::append`], keeping `markers` (in-flight markers, see the hooks' `record.rs`)
+    /// in the same transaction, for a ledger in PostgreSQL: a marker then exists exactly when
+    /// its entry does. A marker of another node with the same key is never taken over: the
+    /// append is refused instead. A ledger in SQLite takes no markers (they are files there).
+    pub fn append_marked(
+        &mut self,
+        entries: Vec<NewEntry>,
+        markers: &[Marker],
+        now: jiff::Timestamp,
+        key: &SigningKey,
+    ) -> Result<AppendOutcome, StoreError> {
         if entries.is_empty() {
             return Err(StoreError::NothingToAppend);
         }
@@ -845,6 +854,11 @@ impl Store {
             repository: &self.repository,
         };
         match &mut self.backend {
+            Backend::Sqlite { .. } if !markers.is_empty() => {
+                Err(StoreError::Postgres(PgError::new(
+                    "in-flight markers of a ledger in SQLite live in files, not in the database",
+                )))
+            }
             Backend::Sqlite { conn, .. } => {
                 let mut tx = SqliteTx::begin(conn, timeout)?;
                 let outcome = append::append(&mut tx, &ledger, entries, now, time, key)?;
@@ -861,44 +875,12 @@ impl Store {
             Backend::Postgres {
                 conn, ledger: id, ..
             } => conn.get_mut().locked(*id, |tx| {
-                append::append(tx, &ledger, entries, now, time, key)
-            }),
-        }
-    }
-
-    /// [`Store::append`], keeping `markers` (in-flight markers, see the hooks' `record.rs`)
-    /// in the same transaction, for a ledger in PostgreSQL: a marker then exists exactly when
-    /// its entry does. A marker of another node with the same key is never taken over: the
-    /// append is refused instead.
-    pub fn append_marked(
-        &mut self,
-        entries: Vec<NewEntry>,
-        markers: &[Marker],
-        now: jiff::Timestamp,
-        key: &SigningKey,
-    ) -> Result<AppendOutcome, StoreError> {
-        if entries.is_empty() {
-            return Err(StoreError::NothingToAppend);
-        }
-        self.check_key(key)?;
-        let time = unix_seconds(now)?;
-        let ledger = append::Ledger {
-            origin: &self.origin,
-            repository: &self.repository,
-        };
-        match &mut self.backend {
-            Backend::Postgres {
-                conn, ledger: id, ..
-            } => conn.get_mut().locked(*id, |tx| {
                 let outcome = append::append(tx, &ledger, entries, now, time, key)?;
                 for m in markers {
                     tx.put_marker(&m.key, &m.text, &m.node)?;
                 }
                 Ok(outcome)
             }),
-            Backend::Sqlite { .. } => Err(StoreError::Postgres(PgError::new(
-                "in-flight markers of a ledger in SQLite live in files, not in the database",
-            ))),
         }
     }
 

@@ -323,15 +323,7 @@ impl Store {
         let lock_timeout = conn.lock_timeout();
         let e = |e| pg::error(e, lock_timeout);
         let mut tx = conn.client.transaction().map_err(e)?;
-        for table in ["inflight", "checkpoints", "entries"] {
-            tx.execute(
-                &format!("DELETE FROM tally.{table} WHERE ledger = $1"),
-                &[&ledger],
-            )
-            .map_err(e)?;
-        }
-        tx.execute("DELETE FROM tally.ledgers WHERE id = $1", &[&ledger])
-            .map_err(e)?;
+        pg::delete_ledger(&mut tx, ledger, lock_timeout)?;
         tx.commit().map_err(e)
     }
 }

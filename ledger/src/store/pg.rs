@@ -510,13 +510,6 @@ fn read_marker(row: &Row, ledger: i64) -> Result<super::Marker, StoreError> {
     })
 }
 
-/// The schema version of the database behind `conn`.
-pub(crate) fn schema_version_of(conn: &mut Conn) -> Result<i32, StoreError> {
-    conn.session()?;
-    let lock_timeout = conn.lock_timeout;
-    schema_version(&mut conn.client, lock_timeout)
-}
-
 /// The columns of `tally.ledgers` that say whose ledger it is.
 pub(crate) struct Meta {
     pub(crate) moved: Option<String>,
@@ -961,6 +954,16 @@ pub(crate) fn delete_moved(
     if row.try_get::<_, Option<String>>(1).ok().flatten().is_none() {
         return Ok(());
     }
+    delete_ledger(tx, id, lock_timeout)
+}
+
+/// Deletes ledger `id` and every row of it, inside `tx`.
+pub(crate) fn delete_ledger(
+    tx: &mut postgres::Transaction<'_>,
+    id: i64,
+    lock_timeout: Duration,
+) -> Result<(), StoreError> {
+    let e = |e| error(e, lock_timeout);
     for table in ["inflight", "checkpoints", "entries"] {
         tx.execute(
             &format!("DELETE FROM tally.{table} WHERE ledger = $1"),
